@@ -1,0 +1,45 @@
+"""Alloy: compute kernels in Python, compiled through an MLIR tile dialect.
+
+    import alloy as al
+
+    @al.kernel
+    def add(x, y, out: al.output, N, BLOCK: al.constexpr = 1024):
+        offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+        al.store(out + offs, al.load(x + offs, mask=offs < N) + al.load(y + offs, mask=offs < N),
+                 mask=offs < N)
+
+    z = add[al.cdiv(n, 1024)](x, y, n)
+
+Importing alloy loads neither MLIR nor torch: the compiler is imported on the
+first cache miss.
+"""
+from .language.core import *  # noqa: F401,F403  (builtins: program_id, load, store, ...)
+from .language.core import CompilationError, cdiv, constexpr, output
+from .language.dtypes import (bfloat16, bool_, dtype, float16, float32, float64, int8, int16, int32,  # noqa: F401
+                              int64, uint8, uint16, uint32, uint64)
+from .runtime.buffer import AlloyBuffer
+from .runtime.kernel import Func, Kernel
+
+__version__ = "0.1.0"
+
+
+def kernel(fn):
+    """Decorate a Python function as an Alloy kernel; launch it with `fn[grid](...)`."""
+    return Kernel(fn)
+
+
+def func(fn):
+    """Decorate a helper that kernels call; it is inlined at each call site."""
+    return Func(fn)
+
+
+def empty(shape, dtype=float32) -> AlloyBuffer:
+    """An uninitialised host buffer (pass it for an `al.output` to skip inference)."""
+    return AlloyBuffer.empty(shape, dtype.np if isinstance(dtype, type(float32)) else dtype)
+
+
+def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
+    """Print and return the IR of `kernel` at `level` for one specialisation (see alloy.inspection)."""
+    from .inspection import inspect_kernel
+
+    return inspect_kernel(kernel, args, kwargs, level, print_ir)

@@ -1,0 +1,126 @@
+"""Compile one kernel specialisation: frontend → target → cached shared object.
+
+The cache key covers the kernel's source (and its @al.func helpers), the
+specialisation (argument dtypes and ranks, constexpr values) and the target;
+shapes and scalar values are launch-time values, so they never recompile.
+MLIR is imported only on a cache miss.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .frontend.signature import Slot, Spec
+from .language import dtypes as dt
+from .runtime.cache import KernelCache, cache_key
+
+_cache: KernelCache | None = None
+
+
+def kernel_cache() -> KernelCache:
+    global _cache
+    if _cache is None:
+        _cache = KernelCache()
+    return _cache
+
+
+@dataclass
+class StoreInfo:
+    param: str
+    offset_sym: object
+    mask_sym: object
+
+
+@dataclass
+class Compiled:
+    fn_addr: int
+    slots: tuple[Slot, ...]
+    outputs: dict[str, dt.dtype]
+    stores: list[StoreInfo]
+    key: str
+
+
+def _tuplify(x):
+    return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
+
+
+def _from_metadata(fn_addr, meta, key) -> Compiled:
+    slots = tuple(Slot(s["kind"], s["param"], s["dim"], dt.BY_NAME[s["dtype"]]) for s in meta["slots"])
+    outputs = {k: dt.BY_NAME[v] for k, v in meta["outputs"].items()}
+    stores = [StoreInfo(s["param"], _tuplify(s["offset"]), _tuplify(s["mask"])) for s in meta["stores"]]
+    return Compiled(fn_addr, slots, outputs, stores, key)
+
+
+def _sym_json(s):
+    if isinstance(s, tuple):
+        return [_sym_json(v) for v in s]
+    return s
+
+
+def tile_ir(source, spec: Spec):
+    """(context, module, code generator) of the tile IR for one specialisation."""
+    from .dialects import tile
+    from .frontend import codegen
+
+    ctx = tile.new_context()
+    with ctx:
+        module, gen = codegen.generate(source, spec)
+        try:
+            module.operation.verify()
+        except Exception as e:  # an internal error: the frontend made invalid IR
+            from .language.core import CompilationError
+
+            raise CompilationError(f"internal error: invalid tile IR generated: {e}", kernel=source.name,
+                                   filename=source.filename) from None
+    return ctx, module, gen
+
+
+_fingerprint: str | None = None
+
+
+def compiler_fingerprint() -> str:
+    """Hash of the compiler's own sources, so a changed compiler never reuses stale cache entries."""
+    global _fingerprint
+    if _fingerprint is None:
+        import hashlib
+        from pathlib import Path
+
+        root = Path(__file__).parent
+        h = hashlib.sha256()
+        for sub in ("frontend", "dialects", "passes", "targets"):
+            for f in sorted((root / sub).rglob("*.py")):
+                h.update(f.read_bytes())
+        _fingerprint = h.hexdigest()[:16]
+    return _fingerprint
+
+
+def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> Compiled:
+    if target != "cpu":
+        raise NotImplementedError(f"target '{target}' is not available yet; use 'cpu'")
+    key = cache_key(source_hash, spec.key(), target, compiler_fingerprint())
+    cache = kernel_cache()
+    hit = cache.get(key)
+    if hit is not None:
+        return _from_metadata(hit.fn_addr, hit.metadata, key)
+    ctx, module, gen = tile_ir(source, spec)
+    from .targets.cpu import compile_tile_module
+
+    from .passes.errors import LoweringError
+
+    with ctx:
+        try:
+            art = compile_tile_module(module)
+        except LoweringError as e:
+            from .language.core import CompilationError
+
+            raise CompilationError(f"could not lower to the CPU: {e}", kernel=source.name,
+                                   filename=source.filename) from None
+    meta = {
+        "entry": art.entry,
+        "kernel": source.name,
+        "slots": [{"kind": s.kind, "param": s.param, "dim": s.dim, "dtype": s.dtype.name} for s in gen.slots],
+        "outputs": {k: v.name for k, v in gen.output_dtypes.items()},
+        "stores": [{"param": r.param, "offset": _sym_json(r.offset_sym), "mask": _sym_json(r.mask_sym)}
+                   for r in gen.stores],
+    }
+    entry = cache.put(key, art.shared_object, meta)
+    return _from_metadata(entry.fn_addr, meta, key)

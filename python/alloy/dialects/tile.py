@@ -1,0 +1,301 @@
+"""The `tile` dialect: Alloy's tile-level IR, defined with IRDL.
+
+Tiles are builtin ranked tensors with static shapes (`tensor<64x64xf32>`);
+pointers are `!tile.ptr<T>`, and tiles of pointers are tensors of them.
+Elementwise math on scalars and tiles is upstream `arith`/`math`; control
+flow is `scf`. The ops below are the rest (modelled on Triton's `tt`):
+
+  program_id / num_programs  {axis}            -> i32
+  arange                     {start, end}      -> tensor<Nxi32>
+  splat      (scalar)                          -> tensor (any element type)
+  broadcast  (tensor)                          -> tensor (size-1 dims widened)
+  expand_dims(tensor)        {axis}            -> tensor (a unit dim inserted)
+  reshape    (tensor)                          -> tensor (same element count)
+  trans      (tensor)                          -> tensor (2-D transpose)
+  addptr     (ptr, offset)                     -> ptr    (offset in elements; same shape)
+  load       (ptr, mask?, other?)              -> value  (masked-off lanes read `other`, else 0)
+  store      (ptr, value, mask?)
+  atomic_rmw (ptr, value, mask?) {kind}        -> old value  (kind: add|max|min|xchg)
+  atomic_cas (ptr, cmp, value)                 -> old value
+  reduce     (tile) {axis, kind}               -> tile of rank-1 or a scalar (kind: sum|max|min|argmax|argmin)
+  dot        (a: MxK, b: KxN, acc: MxN)        -> MxN   (acc + a @ b)
+
+IRDL ops carry no traits and print in generic form only. Integer attributes
+are i64; `kind` attributes are strings.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from mlir import ir
+
+TILE_IRDL = r"""
+irdl.dialect @tile {
+  irdl.type @ptr {
+    %e = irdl.any
+    irdl.parameters(elem: %e)
+  }
+  irdl.operation @program_id {
+    %i = irdl.base "#builtin.integer"
+    irdl.attributes { "axis" = %i }
+    %r = irdl.is i32
+    irdl.results(res: %r)
+  }
+  irdl.operation @num_programs {
+    %i = irdl.base "#builtin.integer"
+    irdl.attributes { "axis" = %i }
+    %r = irdl.is i32
+    irdl.results(res: %r)
+  }
+  irdl.operation @arange {
+    %s = irdl.base "#builtin.integer"
+    %e = irdl.base "#builtin.integer"
+    irdl.attributes { "start" = %s, "end" = %e }
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @splat {
+    %a = irdl.any
+    irdl.operands(src: %a)
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @broadcast {
+    %a = irdl.base "!builtin.tensor"
+    irdl.operands(src: %a)
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @expand_dims {
+    %a = irdl.base "!builtin.tensor"
+    irdl.operands(src: %a)
+    %i = irdl.base "#builtin.integer"
+    irdl.attributes { "axis" = %i }
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @reshape {
+    %a = irdl.base "!builtin.tensor"
+    irdl.operands(src: %a)
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @trans {
+    %a = irdl.base "!builtin.tensor"
+    irdl.operands(src: %a)
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @addptr {
+    %p = irdl.any
+    %o = irdl.any
+    irdl.operands(ptr: %p, offset: %o)
+    %r = irdl.any
+    irdl.results(res: %r)
+  }
+  irdl.operation @load {
+    %p = irdl.any
+    %m = irdl.any
+    %o = irdl.any
+    irdl.operands(ptr: %p, mask: optional %m, other: optional %o)
+    %r = irdl.any
+    irdl.results(res: %r)
+  }
+  irdl.operation @store {
+    %p = irdl.any
+    %v = irdl.any
+    %m = irdl.any
+    irdl.operands(ptr: %p, value: %v, mask: optional %m)
+  }
+  irdl.operation @atomic_rmw {
+    %p = irdl.any
+    %v = irdl.any
+    %m = irdl.any
+    irdl.operands(ptr: %p, value: %v, mask: optional %m)
+    %s = irdl.base "#builtin.string"
+    irdl.attributes { "kind" = %s }
+    %r = irdl.any
+    irdl.results(res: %r)
+  }
+  irdl.operation @atomic_cas {
+    %p = irdl.any
+    %c = irdl.any
+    %v = irdl.any
+    irdl.operands(ptr: %p, cmp: %c, value: %v)
+    %r = irdl.any
+    irdl.results(res: %r)
+  }
+  irdl.operation @reduce {
+    %a = irdl.base "!builtin.tensor"
+    irdl.operands(src: %a)
+    %i = irdl.base "#builtin.integer"
+    %s = irdl.base "#builtin.string"
+    irdl.attributes { "axis" = %i, "kind" = %s }
+    %r = irdl.any
+    irdl.results(res: %r)
+  }
+  irdl.operation @dot {
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %c = irdl.base "!builtin.tensor"
+    irdl.operands(a: %a, b: %b, acc: %c)
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+}
+"""
+
+REDUCE_KINDS = ("sum", "max", "min", "argmax", "argmin")
+ATOMIC_KINDS = ("add", "max", "min", "xchg")
+
+
+def load_dialect(ctx: ir.Context) -> None:
+    """Register the tile dialect in `ctx` (idempotent per context)."""
+    if getattr(ctx, "_alloy_tile_loaded", False):
+        return
+    from mlir.dialects import irdl
+
+    module = ir.Module.parse(TILE_IRDL, ctx)
+    irdl.load_dialects(module)
+    ctx._alloy_tile_loaded = True
+
+
+def new_context() -> ir.Context:
+    """A fresh MLIR context with every upstream dialect and `tile` loaded."""
+    ctx = ir.Context()
+    load_dialect(ctx)
+    return ctx
+
+
+# ----------------------------------------------------------------- types
+def ptr_type(elem: ir.Type) -> ir.Type:
+    return ir.Type.parse(f"!tile.ptr<{elem}>")
+
+
+def is_ptr(t: ir.Type) -> bool:
+    return str(t).startswith("!tile.ptr<")
+
+
+def ptr_elem(t: ir.Type) -> ir.Type:
+    s = str(t)
+    if not s.startswith("!tile.ptr<"):
+        raise TypeError(f"not a tile pointer type: {s}")
+    return ir.Type.parse(s[len("!tile.ptr<"):-1])
+
+
+def tile_type(shape, elem: ir.Type) -> ir.RankedTensorType:
+    return ir.RankedTensorType.get(list(shape), elem)
+
+
+def element_type(t: ir.Type) -> ir.Type:
+    """Element type of a tile, or the type itself for a scalar."""
+    if isinstance(t, ir.RankedTensorType):
+        return t.element_type
+    return t
+
+
+def shape_of(t: ir.Type) -> tuple[int, ...] | None:
+    """Static shape of a tile, None for a scalar."""
+    if isinstance(t, ir.RankedTensorType):
+        return tuple(t.shape)
+    return None
+
+
+# ------------------------------------------------------------- op helpers
+def _i64(v: int) -> ir.IntegerAttr:
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), int(v))
+
+
+def _op(name, results, operands, attributes=None):
+    op = ir.Operation.create(name, results=results, operands=operands, attributes=attributes or {})
+    return op.results[0] if results else op
+
+
+def program_id(axis: int) -> ir.Value:
+    return _op("tile.program_id", [ir.IntegerType.get_signless(32)], [], {"axis": _i64(axis)})
+
+
+def num_programs(axis: int) -> ir.Value:
+    return _op("tile.num_programs", [ir.IntegerType.get_signless(32)], [], {"axis": _i64(axis)})
+
+
+def arange(start: int, end: int) -> ir.Value:
+    t = tile_type([end - start], ir.IntegerType.get_signless(32))
+    return _op("tile.arange", [t], [], {"start": _i64(start), "end": _i64(end)})
+
+
+def splat(x: ir.Value, shape) -> ir.Value:
+    return _op("tile.splat", [tile_type(shape, x.type)], [x])
+
+
+def broadcast(x: ir.Value, shape) -> ir.Value:
+    return _op("tile.broadcast", [tile_type(shape, element_type(x.type))], [x])
+
+
+def expand_dims(x: ir.Value, axis: int) -> ir.Value:
+    shape = list(shape_of(x.type))
+    shape.insert(axis, 1)
+    return _op("tile.expand_dims", [tile_type(shape, element_type(x.type))], [x], {"axis": _i64(axis)})
+
+
+def reshape(x: ir.Value, shape) -> ir.Value:
+    return _op("tile.reshape", [tile_type(shape, element_type(x.type))], [x])
+
+
+def trans(x: ir.Value) -> ir.Value:
+    m, n = shape_of(x.type)
+    return _op("tile.trans", [tile_type([n, m], element_type(x.type))], [x])
+
+
+def addptr(ptr: ir.Value, offset: ir.Value) -> ir.Value:
+    return _op("tile.addptr", [ptr.type], [ptr, offset])
+
+
+def _loaded_type(ptr: ir.Value) -> ir.Type:
+    shape = shape_of(ptr.type)
+    elem = ptr_elem(element_type(ptr.type))
+    return elem if shape is None else tile_type(shape, elem)
+
+
+def load(ptr: ir.Value, mask: ir.Value | None = None, other: ir.Value | None = None) -> ir.Value:
+    operands = [ptr] + ([mask] if mask is not None else []) + ([other] if other is not None else [])
+    seg = ir.DenseI32ArrayAttr.get([1, int(mask is not None), int(other is not None)])
+    return _op("tile.load", [_loaded_type(ptr)], operands, {"operandSegmentSizes": seg})
+
+
+def store(ptr: ir.Value, value: ir.Value, mask: ir.Value | None = None):
+    operands = [ptr, value] + ([mask] if mask is not None else [])
+    return _op("tile.store", [], operands)
+
+
+def atomic_rmw(kind: str, ptr: ir.Value, value: ir.Value, mask: ir.Value | None = None) -> ir.Value:
+    assert kind in ATOMIC_KINDS, kind
+    operands = [ptr, value] + ([mask] if mask is not None else [])
+    return _op("tile.atomic_rmw", [value.type], operands, {"kind": ir.StringAttr.get(kind)})
+
+
+def atomic_cas(ptr: ir.Value, cmp: ir.Value, value: ir.Value) -> ir.Value:
+    return _op("tile.atomic_cas", [value.type], [ptr, cmp, value])
+
+
+def reduce(x: ir.Value, axis: int, kind: str) -> ir.Value:
+    assert kind in REDUCE_KINDS, kind
+    shape = list(shape_of(x.type))
+    del shape[axis]
+    elem = element_type(x.type)
+    if kind in ("argmax", "argmin"):
+        elem = ir.IntegerType.get_signless(32)
+    rtype = tile_type(shape, elem) if shape else elem
+    return _op("tile.reduce", [rtype], [x], {"axis": _i64(axis), "kind": ir.StringAttr.get(kind)})
+
+
+def dot(a: ir.Value, b: ir.Value, acc: ir.Value) -> ir.Value:
+    return _op("tile.dot", [acc.type], [a, b, acc])
+
+
+@lru_cache(maxsize=None)
+def op_names() -> tuple[str, ...]:
+    """Names of every tile op, for passes that dispatch on them."""
+    import re
+
+    return tuple("tile." + n for n in re.findall(r"irdl\.operation @(\w+)", TILE_IRDL))

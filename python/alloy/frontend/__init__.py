@@ -1,0 +1,1 @@
+"""Python AST → tile dialect. Imports MLIR: load it only when compiling."""

@@ -1,0 +1,46 @@
+"""Tile-level and lowering passes, by name (for alloy-opt and the target pipelines).
+
+`PASSES[name]` is a callable `(op, pass_) -> None` working in place on a
+`builtin.module` operation (`pass_` may be None when called directly).
+Passes raise `alloy.passes.errors.LoweringError` on input they cannot handle.
+Modules are imported lazily so that `import alloy` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+
+_REGISTRY = {
+    "tile-canonicalize": ("alloy.passes.tile_canonicalize", "tile_canonicalize"),
+    "convert-tile-to-vector": ("alloy.passes.tile_to_vector", "convert_tile_to_vector"),
+}
+
+
+def _load(name: str):
+    module, fn = _REGISTRY[name]
+    return getattr(importlib.import_module(module), fn)
+
+
+class _Passes(dict):
+    """name -> pass callable, loaded on first access."""
+
+    def __missing__(self, name):
+        if name not in _REGISTRY:
+            raise KeyError(name)
+        fn = _load(name)
+        self[name] = fn
+        return fn
+
+    def __contains__(self, name) -> bool:
+        return name in _REGISTRY
+
+    def __iter__(self):
+        return iter(_REGISTRY)
+
+    def keys(self):
+        return _REGISTRY.keys()
+
+    def __len__(self) -> int:
+        return len(_REGISTRY)
+
+
+PASSES: dict = _Passes()

@@ -1,0 +1,24 @@
+"""Errors raised by the tile passes and the CPU lowering."""
+from __future__ import annotations
+
+
+class LoweringError(Exception):
+    """A tile op the lowering cannot handle; the message names the op and its location."""
+
+    def __init__(self, message: str, op=None):
+        where = ""
+        if op is not None:
+            name = op.operation.name if hasattr(op, "operation") else str(op)
+            loc = _location(op)
+            where = f"{name}{' at ' + loc if loc else ''}: "
+        super().__init__(where + message)
+
+
+def _location(op) -> str:
+    try:
+        loc = str(op.operation.location)
+    except Exception:  # noqa: BLE001 - a location is a nicety, never a reason to fail
+        return ""
+    if loc in ("loc(unknown)", ""):
+        return ""
+    return loc[4:-1] if loc.startswith("loc(") else loc

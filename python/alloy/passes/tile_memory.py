@@ -1,0 +1,300 @@
+"""Lowering of tile.load / tile.store / tile.atomic_rmw / tile.atomic_cas (part of convert-tile-to-vector).
+
+Per tile, the contiguity analysis picks the access: one (masked) vector
+load/store when the whole tile is contiguous, one per row when the last
+dimension has stride 1, a scalar load + broadcast per row when it has stride 0
+(unmasked), else a gather/scatter. Scalar accesses with a mask run under
+scf.if. Atomics run lane by lane (an scf.for over the flattened tile) with
+memref.atomic_rmw / memref.generic_atomic_rmw and return the old values.
+i1 data lives in memory as bytes.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+from alloy.dialects import tile
+from alloy.passes.errors import LoweringError
+from alloy.passes.tile_to_vector import Lowering, Ptr, Sc, is_float, vtype, zero_text
+
+
+def _operands(op):
+    """(ptr, mask or None, other or None) of a tile.load."""
+    seg = list(op.attributes["operandSegmentSizes"]) if "operandSegmentSizes" in op.attributes else [1, 0, 0]
+    ops = list(op.operands)
+    mask = ops[1] if seg[1] else None
+    other = ops[1 + seg[1]] if seg[2] else None
+    return ops[0], mask, other
+
+
+def _to_mem(lw: Lowering, name: str, shape, elem: str) -> str:
+    """Value -> memory representation (i1 -> i8)."""
+    if elem != "i1":
+        return name
+    t = (lambda e: vtype(shape, e)) if shape else (lambda e: e)
+    return lw.op(f"arith.extui {name} : {t('i1')} to {t('i8')}")
+
+
+def _from_mem(lw: Lowering, name: str, shape, elem: str) -> str:
+    if elem != "i1":
+        return name
+    z = lw.zeros(shape, "i8")
+    t = vtype(shape, "i8") if shape else "i8"
+    return lw.op(f"arith.cmpi ne, {name}, {z} : {t}")
+
+
+def _contiguous(strides, shape) -> bool:
+    inner = 1
+    for s, n in zip(reversed(strides), reversed(shape)):
+        if n != 1 and s != inner:
+            return False
+        inner *= n
+    return True
+
+
+def _rows(shape):
+    return itertools.product(*[range(n) for n in shape[:-1]])
+
+
+# --------------------------------------------------------------------- load
+def lower_load(lw: Lowering, op) -> None:
+    pv, mv, ov = _operands(op)
+    p = lw.ptr(pv, op)
+    mem, melem = lw.memref(p)
+    r = op.results[0]
+    if p.shape is None:
+        idx = lw.offset_at(p, ())
+        if mv is None:
+            x = lw.op(f"memref.load {mem}[{idx}] : memref<?x{melem}>")
+            lw.env[r] = Sc(_from_mem(lw, x, None, p.elem), p.elem)
+            return
+        m = lw.val(mv, op)
+        other = lw.val(ov, op).name if ov is not None else lw.zeros(None, p.elem)
+        res = lw.new("r")
+        lw.emit(f'{res} = "scf.if"({m.name}) ({{')
+        lw.depth += 1
+        x = lw.op(f"memref.load {mem}[{idx}] : memref<?x{melem}>")
+        x = _from_mem(lw, x, None, p.elem)
+        lw.emit(f'"scf.yield"({x}) : ({p.elem}) -> ()')
+        lw.depth -= 1
+        lw.emit("}, {")
+        lw.emit(f'  "scf.yield"({other}) : ({p.elem}) -> ()')
+        lw.emit(f"}}) : (i1) -> ({p.elem})")
+        lw.env[r] = Sc(res, p.elem)
+        return
+    shape = p.shape
+    strides = lw.axis.strides(pv)
+    mask = lw.as_tile(lw.val(mv, op), shape, "i1") if mv is not None else None
+    other = None
+    if ov is not None:
+        other = _to_mem(lw, lw.as_tile(lw.val(ov, op), shape, p.elem), shape, p.elem)
+    out = _load_tile(lw, p, mem, melem, strides, mask, other)
+    lw.env[r] = Sc(_from_mem(lw, out, shape, p.elem), vtype(shape, p.elem))
+
+
+def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other) -> str:
+    shape = p.shape
+    n, total = shape[-1], math.prod(shape)
+    mt = f"memref<?x{melem}>"
+    if mask is not None and other is None:
+        other = lw.zeros(shape, melem)
+    if strides[-1] == 1 and _contiguous(strides, shape):
+        off = lw.offset_at(p, (0,) * len(shape))
+        flat = (total,)
+        if mask is None:
+            x = lw.op(f"vector.load {mem}[{off}] : {mt}, {vtype(flat, melem)}")
+        else:
+            m = lw.shape_cast(mask, shape, flat, "i1")
+            o = lw.shape_cast(other, shape, flat, melem)
+            x = lw.op(f"vector.maskedload {mem}[{off}], {m}, {o} : {mt}, {vtype(flat, 'i1')}, "
+                      f"{vtype(flat, melem)} into {vtype(flat, melem)}")
+        return lw.shape_cast(x, flat, shape, melem)
+    if strides[-1] in (0, 1) and (mask is None or strides[-1] == 1):
+        res = other if other is not None else lw.zeros(shape, melem)
+        row_t = vtype((n,), melem)
+        for row in _rows(shape):
+            off = lw.offset_at(p, row + (0,))
+            if strides[-1] == 0:
+                s = lw.op(f"memref.load {mem}[{off}] : {mt}")
+                x = lw.splat(s, melem, (n,))
+            elif mask is None:
+                x = lw.op(f"vector.load {mem}[{off}] : {mt}, {row_t}")
+            else:
+                m = lw.extract(mask, row, shape, "i1")
+                o = lw.extract(other, row, shape, melem)
+                x = lw.op(f"vector.maskedload {mem}[{off}], {m}, {o} : {mt}, {vtype((n,), 'i1')}, "
+                          f"{row_t} into {row_t}")
+            res = lw.insert(x, res, row, shape, melem)
+        return res
+    flat = (total,)
+    idx = lw.shape_cast(lw.voff_or_zero(p), shape, flat, "i64")
+    base = p.soff if p.soff is not None else lw.index(0)
+    m = lw.shape_cast(mask, shape, flat, "i1") if mask is not None else lw.const("dense<true>", vtype(flat, "i1"))
+    o = lw.shape_cast(other, shape, flat, melem) if other is not None else lw.zeros(flat, melem)
+    x = lw.op(f"vector.gather {mem}[{base}] [{idx}], {m}, {o} : {mt}, {vtype(flat, 'i64')}, "
+              f"{vtype(flat, 'i1')}, {vtype(flat, melem)} into {vtype(flat, melem)}")
+    return lw.shape_cast(x, flat, shape, melem)
+
+
+# -------------------------------------------------------------------- store
+def lower_store(lw: Lowering, op) -> None:
+    ops = list(op.operands)
+    p = lw.ptr(ops[0], op)
+    mem, melem = lw.memref(p)
+    mt = f"memref<?x{melem}>"
+    if p.shape is None:
+        v = lw.val(ops[1], op)
+        if v.type.startswith("vector<"):
+            raise LoweringError("storing a tile through a scalar pointer", op)
+        idx = lw.offset_at(p, ())
+        x = _to_mem(lw, v.name, None, p.elem)
+        if len(ops) > 2:
+            m = lw.val(ops[2], op)
+            lw.emit(f'"scf.if"({m.name}) ({{')
+            lw.emit(f"  memref.store {x}, {mem}[{idx}] : {mt}")
+            lw.emit('  "scf.yield"() : () -> ()')
+            lw.emit("}, {\n}) : (i1) -> ()")
+        else:
+            lw.emit(f"memref.store {x}, {mem}[{idx}] : {mt}")
+        return
+    shape = p.shape
+    n, total = shape[-1], math.prod(shape)
+    strides = lw.axis.strides(ops[0])
+    value = _to_mem(lw, lw.as_tile(lw.val(ops[1], op), shape, p.elem), shape, p.elem)
+    mask = lw.as_tile(lw.val(ops[2], op), shape, "i1") if len(ops) > 2 else None
+    if strides[-1] == 1 and _contiguous(strides, shape):
+        off = lw.offset_at(p, (0,) * len(shape))
+        flat = (total,)
+        v = lw.shape_cast(value, shape, flat, melem)
+        if mask is None:
+            lw.emit(f"vector.store {v}, {mem}[{off}] : {mt}, {vtype(flat, melem)}")
+        else:
+            m = lw.shape_cast(mask, shape, flat, "i1")
+            lw.emit(f"vector.maskedstore {mem}[{off}], {m}, {v} : {mt}, {vtype(flat, 'i1')}, {vtype(flat, melem)}")
+        return
+    if strides[-1] == 1 or (strides[-1] == 0 and mask is None):
+        for row in _rows(shape):
+            off = lw.offset_at(p, row + (0,))
+            if strides[-1] == 0:
+                x = lw.extract(value, row + (n - 1,), shape, melem)
+                lw.emit(f"memref.store {x}, {mem}[{off}] : {mt}")
+                continue
+            x = lw.extract(value, row, shape, melem)
+            if mask is None:
+                lw.emit(f"vector.store {x}, {mem}[{off}] : {mt}, {vtype((n,), melem)}")
+            else:
+                m = lw.extract(mask, row, shape, "i1")
+                lw.emit(f"vector.maskedstore {mem}[{off}], {m}, {x} : {mt}, {vtype((n,), 'i1')}, {vtype((n,), melem)}")
+        return
+    flat = (total,)
+    idx = lw.shape_cast(lw.voff_or_zero(p), shape, flat, "i64")
+    base = p.soff if p.soff is not None else lw.index(0)
+    m = lw.shape_cast(mask, shape, flat, "i1") if mask is not None else lw.const("dense<true>", vtype(flat, "i1"))
+    v = lw.shape_cast(value, shape, flat, melem)
+    lw.emit(f"vector.scatter {mem}[{base}] [{idx}], {m}, {v} : {mt}, {vtype(flat, 'i64')}, "
+            f"{vtype(flat, 'i1')}, {vtype(flat, melem)}")
+
+
+# ------------------------------------------------------------------ atomics
+_RMW = {
+    ("add", True): "addf", ("add", False): "addi",
+    ("max", True): "maxnumf", ("max", False): "maxs",
+    ("min", True): "minnumf", ("min", False): "mins",
+    ("xchg", True): "assign", ("xchg", False): "assign",
+}
+
+
+def _lanewise(lw: Lowering, p: Ptr, elem: str, operands, mask, body) -> str:
+    """Run body(lw, index, [lane values]) -> old value for each lane (under mask); the tile of results."""
+    shape = p.shape
+    if shape is None:
+        idx = lw.offset_at(p, ())
+        if mask is None:
+            return body(lw, idx, [o.name for o in operands])
+        res = lw.new("r")
+        lw.emit(f'{res} = "scf.if"({mask.name}) ({{')
+        lw.depth += 1
+        old = body(lw, idx, [o.name for o in operands])
+        lw.emit(f'"scf.yield"({old}) : ({elem}) -> ()')
+        lw.depth -= 1
+        z = zero_text(elem)
+        lw.emit("}, {")
+        lw.emit(f"  %zz{res[1:]} = arith.constant {z} : {elem}")
+        lw.emit(f'  "scf.yield"(%zz{res[1:]}) : ({elem}) -> ()')
+        lw.emit(f"}}) : (i1) -> ({elem})")
+        return res
+    total = math.prod(shape)
+    flat = (total,)
+    offs = lw.shape_cast(lw.voff_or_zero(p), shape, flat, "i64")
+    vals = [lw.shape_cast(lw.as_tile(o, shape, elem), shape, flat, elem) for o in operands]
+    m = lw.shape_cast(lw.as_tile(mask, shape, "i1"), shape, flat, "i1") if mask is not None else None
+    init = lw.zeros(flat, elem)
+    c0, cn, c1 = lw.index(0), lw.index(total), lw.index(1)
+    res, i, acc = lw.new("r"), lw.new("i"), lw.new("acc")
+    ft = vtype(flat, elem)
+    lw.emit(f'{res} = "scf.for"({c0}, {cn}, {c1}, {init}) ({{')
+    lw.emit(f"^bb0({i}: index, {acc}: {ft}):")
+    lw.depth += 1
+    o = lw.op(f"vector.extract {offs}[{i}] : i64 from {vtype(flat, 'i64')}")
+    idx = lw.op(f"arith.index_cast {o} : i64 to index")
+    if p.soff is not None:
+        idx = lw.op(f"arith.addi {idx}, {p.soff} : index")
+    lanes = [Sc(lw.op(f"vector.extract {v}[{i}] : {elem} from {ft}"), elem) for v in vals]
+    lm = Sc(lw.op(f"vector.extract {m}[{i}] : i1 from {vtype(flat, 'i1')}"), "i1") if m is not None else None
+    scalar_p = Ptr(p.base, idx, None, None, p.elem)
+    old = _lanewise(lw, scalar_p, elem, lanes, lm, body)
+    nxt = lw.op(f"vector.insert {old}, {acc}[{i}] : {elem} into {ft}")
+    lw.emit(f'"scf.yield"({nxt}) : ({ft}) -> ()')
+    lw.depth -= 1
+    lw.emit(f"}}) : (index, index, index, {ft}) -> ({ft})")
+    return lw.shape_cast(res, flat, shape, elem)
+
+
+def lower_atomic_rmw(lw: Lowering, op) -> None:
+    ops = list(op.operands)
+    p = lw.ptr(ops[0], op)
+    mem, melem = lw.memref(p)
+    kind = str(op.attributes["kind"]).strip('"')
+    elem = p.elem
+    if elem == "i1" or (kind, is_float(elem)) not in _RMW:
+        raise LoweringError(f"atomic {kind} on {elem} is not supported", op)
+    rmw = _RMW[(kind, is_float(elem))]
+    value = lw.val(ops[1], op)
+    mask = lw.val(ops[2], op) if len(ops) > 2 else None
+
+    def body(lw, idx, lanes):
+        return lw.op(f"memref.atomic_rmw {rmw} {lanes[0]}, {mem}[{idx}] : ({elem}, memref<?x{melem}>) -> {elem}")
+
+    out = _lanewise(lw, p, elem, [value], mask, body)
+    lw.env[op.results[0]] = Sc(out, value.type if p.shape is None else vtype(p.shape, elem))
+
+
+def lower_atomic_cas(lw: Lowering, op) -> None:
+    ops = list(op.operands)
+    p = lw.ptr(ops[0], op)
+    mem, melem = lw.memref(p)
+    elem = p.elem
+    if elem == "i1":
+        raise LoweringError("atomic_cas on i1 is not supported", op)
+    cmp, value = lw.val(ops[1], op), lw.val(ops[2], op)
+    ibits = {"f16": "i16", "bf16": "i16", "f32": "i32", "f64": "i64"}.get(elem)
+
+    def body(lw, idx, lanes):
+        cur = lw.new("cur")
+        res = lw.new("old")
+        lw.emit(f'{res} = "memref.generic_atomic_rmw"({mem}, {idx}) ({{')
+        lw.emit(f"^bb0({cur}: {elem}):")
+        lw.depth += 1
+        a, b = cur, lanes[0]
+        if ibits:
+            a = lw.op(f"arith.bitcast {a} : {elem} to {ibits}")
+            b = lw.op(f"arith.bitcast {b} : {elem} to {ibits}")
+        eq = lw.op(f"arith.cmpi eq, {a}, {b} : {ibits or elem}")
+        new = lw.op(f"arith.select {eq}, {lanes[1]}, {cur} : {elem}")
+        lw.emit(f'"memref.atomic_yield"({new}) : ({elem}) -> ()')
+        lw.depth -= 1
+        lw.emit(f"}}) : (memref<?x{melem}>, index) -> {elem}")
+        return res
+
+    out = _lanewise(lw, p, elem, [cmp, value], None, body)
+    lw.env[op.results[0]] = Sc(out, value.type if p.shape is None else vtype(p.shape, elem))

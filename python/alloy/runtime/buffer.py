@@ -1,0 +1,189 @@
+"""Host buffers for kernels: `AlloyBuffer`, and `as_kernel_array`, which turns
+any accepted array-like into the (address, shape, dtype) a launch binds.
+
+bf16: numpy has no bfloat16 of its own; Alloy uses ml_dtypes' (a real numpy
+dtype, 2-byte storage), exported as `bfloat16` here. torch bf16 tensors map to
+it and back without copies.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+bfloat16 = np.dtype(ml_dtypes.bfloat16)
+
+# dtypes a kernel argument may have (numpy spelling).
+KERNEL_DTYPES = frozenset(
+    np.dtype(t)
+    for t in (
+        np.bool_, np.int8, np.int16, np.int32, np.int64,
+        np.uint8, np.uint16, np.uint32, np.uint64,
+        np.float16, np.float32, np.float64, bfloat16,
+    )
+)
+_ALIGN = 64  # bytes: a cache line, and enough for any vector load
+
+
+def as_dtype(dtype: Any) -> np.dtype:
+    """numpy dtype for `dtype` (numpy, torch or al.* dtype, or a name such as
+    "bf16"); TypeError if kernels do not support it."""
+    if isinstance(dtype, str) and dtype in ("bf16", "bfloat16"):
+        return bfloat16
+    if isinstance(getattr(dtype, "np", None), np.dtype):  # al.float32, ...
+        dtype = dtype.np
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(dtype, torch.dtype):
+        dt = _torch_to_numpy(torch).get(dtype)
+        if dt is None:
+            raise TypeError(f"dtype {dtype} is not supported by Alloy kernels")
+        return dt
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"not a dtype: {dtype!r}") from None
+    if dt not in KERNEL_DTYPES:
+        raise TypeError(f"dtype {dt} is not supported by Alloy kernels")
+    return dt
+
+
+class AlloyBuffer:
+    """Host memory for kernels: owned, or a zero-copy wrap of a C-contiguous array."""
+
+    __slots__ = ("_array", "_ptr")
+
+    def __init__(self, array: np.ndarray):
+        if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
+            raise ValueError("AlloyBuffer: needs a C-contiguous numpy array (use AlloyBuffer.from_array)")
+        self._array = array
+        self._ptr = array.__array_interface__["data"][0]
+
+    @classmethod
+    def empty(cls, shape: int | tuple[int, ...], dtype: Any) -> AlloyBuffer:
+        """Uninitialized buffer, 64-byte aligned."""
+        dt = as_dtype(dtype)
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if any(not isinstance(s, (int, np.integer)) or s < 0 for s in shape):
+            raise ValueError(f"AlloyBuffer.empty: shape must be non-negative ints, got {shape}")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+        offset = -raw.__array_interface__["data"][0] % _ALIGN
+        return cls(raw[offset:offset + nbytes].view(dt).reshape(shape))
+
+    @classmethod
+    def from_array(cls, array: Any) -> AlloyBuffer:
+        """Wraps a C-contiguous numpy array or torch CPU tensor without copying
+        (keeps a reference); other array-likes are copied into a contiguous array."""
+        torch = sys.modules.get("torch")
+        if torch is not None and isinstance(array, torch.Tensor):
+            t = array.detach()
+            arr = t.view(torch.uint16).numpy().view(bfloat16) if t.dtype == torch.bfloat16 else t.numpy()
+        else:
+            arr = np.asarray(array)
+        as_dtype(arr.dtype)
+        if not arr.flags.c_contiguous:
+            arr = np.ascontiguousarray(arr)
+        return cls(arr)
+
+    @property
+    def data_ptr(self) -> int:
+        return self._ptr
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._array.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._array.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return self._array.nbytes
+
+    @property
+    def __array_interface__(self) -> dict:
+        # The interface spells bf16 as raw bytes ("|V2"): leave bf16 to __array__.
+        if self._array.dtype == bfloat16:
+            raise AttributeError("__array_interface__ (bf16 buffers convert through __array__)")
+        return self._array.__array_interface__
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        if copy:
+            return np.array(self._array, dtype=dtype, copy=True)
+        return self._array if dtype is None else self._array.astype(dtype, copy=False)
+
+    def numpy(self) -> np.ndarray:
+        """Zero-copy numpy view."""
+        return self._array
+
+    def to_torch(self):
+        """Zero-copy torch CPU tensor (bf16 buffers give torch.bfloat16)."""
+        import torch
+
+        if self._array.dtype == bfloat16:
+            return torch.from_numpy(self._array.view(np.uint16)).view(torch.bfloat16)
+        return torch.from_numpy(self._array)
+
+    def __getitem__(self, index):
+        return self._array[index]
+
+    def __setitem__(self, index, value) -> None:
+        self._array[index] = value
+
+    def __len__(self) -> int:
+        return len(self._array)
+
+    def __repr__(self) -> str:
+        return f"AlloyBuffer(shape={self.shape}, dtype={self.dtype})"
+
+
+def _torch_to_numpy(torch) -> dict:
+    return {
+        torch.bool: np.dtype(np.bool_),
+        torch.int8: np.dtype(np.int8), torch.int16: np.dtype(np.int16),
+        torch.int32: np.dtype(np.int32), torch.int64: np.dtype(np.int64),
+        torch.uint8: np.dtype(np.uint8), torch.uint16: np.dtype(np.uint16),
+        torch.uint32: np.dtype(np.uint32), torch.uint64: np.dtype(np.uint64),
+        torch.float16: np.dtype(np.float16), torch.float32: np.dtype(np.float32),
+        torch.float64: np.dtype(np.float64), torch.bfloat16: bfloat16,
+    }
+
+
+def as_kernel_array(obj: Any, where: str) -> tuple[int, tuple[int, ...], np.dtype, Any]:
+    """(address, shape, dtype, keepalive) of an array argument, without copying.
+
+    Accepts numpy arrays, torch CPU tensors, AlloyBuffers and objects with
+    `__array_interface__`; all must be C-contiguous. `where` names the argument
+    in errors. Keep `keepalive` referenced while the kernel runs.
+    """
+    if isinstance(obj, AlloyBuffer):
+        return obj.data_ptr, obj.shape, obj.dtype, obj
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(obj, torch.Tensor):
+        if obj.device.type != "cpu":
+            raise ValueError(f"{where}: tensor is on {obj.device}; the CPU target needs CPU tensors")
+        if not obj.is_contiguous():
+            raise ValueError(f"{where}: tensor is not contiguous (strides {obj.stride()}); call .contiguous()")
+        dt = _torch_to_numpy(torch).get(obj.dtype)
+        if dt is None:
+            raise TypeError(f"{where}: tensor dtype {obj.dtype} is not supported by Alloy kernels")
+        return obj.data_ptr(), tuple(obj.shape), dt, obj
+    if isinstance(obj, np.ndarray):
+        arr, keep = obj, obj
+    elif hasattr(obj, "__array_interface__"):
+        arr = np.asarray(obj)
+        keep = (obj, arr)
+    else:
+        raise TypeError(
+            f"{where}: expected a numpy array, torch CPU tensor, AlloyBuffer or an object "
+            f"with __array_interface__, got {type(obj).__name__}"
+        )
+    if not arr.flags.c_contiguous:
+        raise ValueError(f"{where}: array is not C-contiguous (strides {arr.strides}); call np.ascontiguousarray")
+    if arr.dtype not in KERNEL_DTYPES:
+        raise TypeError(f"{where}: array dtype {arr.dtype} is not supported by Alloy kernels")
+    return arr.__array_interface__["data"][0], arr.shape, arr.dtype, keep

@@ -1,0 +1,349 @@
+"""What every dialect adapter shares: the served model, field checks, prompt rendering and
+the chat post-processing pipeline (reasoning split → tool-call parsing)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Iterable, Optional
+
+from aiohttp import web
+
+from ..engine.grammar import GrammarError, GrammarFactory
+from ..engine.request import FinishEvent, Request, TokenEvent, TokenLogprob, Usage
+from ..engine.scheduler import Engine, PromptTooLong, QueueFull, Stream
+from ..reasoning import OPEN as THINK_OPEN, ReasoningSplitter
+from ..tools import ToolCall, ToolParser, calls_from_json, parser_for
+from .errors import ApiError, bad_field
+
+# -- request body checks -------------------------------------------------------------------
+
+
+async def read_json(request: web.Request) -> dict:
+    raw = await request.read()
+    try:
+        body = json.loads(raw or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError("invalid_request", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError("invalid_request", "request body must be a JSON object")
+    return body
+
+
+def check_fields(body: dict, known: Iterable[str], where: str = "") -> None:
+    """Reject fields we do not implement (a 400 naming the first one)."""
+    known = set(known)
+    for key in body:
+        if key not in known:
+            raise bad_field(where + key, "unsupported parameter")
+
+
+def get(body: dict, key: str, types, default=None, where: str = ""):
+    """``body[key]`` checked against ``types`` (None/absent → default)."""
+    value = body.get(key)
+    if value is None:
+        return default
+    if types is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, types) or (isinstance(value, bool) and types in (int, float)):
+        tname = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
+        raise bad_field(where + key, f"expected {tname}, got {type(value).__name__}")
+    return value
+
+
+def get_range(body: dict, key: str, types, lo, hi, default=None, where: str = ""):
+    value = get(body, key, types, default, where)
+    if value is not None and value is not default and not (lo <= value <= hi):
+        raise bad_field(where + key, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def stop_list(value: Any, field_name: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return list(value)
+    raise bad_field(field_name, "expected a string or a list of strings")
+
+
+# -- the served model ----------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """The one loaded model and everything adapters need to use it."""
+
+    engine: Engine
+    model: Any
+    tokenizer: Any
+    name: str
+    ctx: int
+    default_max_tokens: Optional[int]
+    grammars: GrammarFactory
+    created: int = field(default_factory=lambda: int(time.time()))
+    size_bytes: int = 0
+    quantization: str = ""
+    started: float = field(default_factory=time.time)
+
+    def check_model(self, requested: Any, field_name: str = "model") -> None:
+        if not isinstance(requested, str) or not requested:
+            raise bad_field(field_name, "required (a model name string)")
+        if requested not in self.aliases:
+            raise ApiError("not_found", f"model {requested!r} not found; this server serves "
+                                        f"{self.name!r}", param=field_name,
+                           code="model_not_found")
+
+    @property
+    def aliases(self) -> set[str]:
+        names = {self.name}
+        if ":" not in self.name:
+            names.add(self.name + ":latest")
+        return names
+
+    @property
+    def family(self) -> str:
+        return getattr(self.tokenizer, "family", "") or ""
+
+    def template_supports_tools(self) -> bool:
+        return "tools" in (getattr(self.tokenizer, "chat_template", "") or "")
+
+    def text_tokens(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=True))
+
+    def chat_prompt(self, messages: list[dict], tools: Optional[list[dict]] = None,
+                    **template_kw) -> tuple[list[int], str]:
+        """Render and tokenize a chat; returns ``(tokens, prompt_text)``."""
+        if tools and not self.template_supports_tools():
+            messages = inject_tool_instructions(messages, tools)
+            tools = None
+        try:
+            text = self.tokenizer.apply_chat_template(
+                messages, tools=tools, add_generation_prompt=True, tokenize=False, **template_kw)
+            tokens = self.tokenizer.apply_chat_template(
+                messages, tools=tools, add_generation_prompt=True, tokenize=True, **template_kw)
+        except Exception as exc:  # jinja raise_exception / TemplateError from the model's template
+            raise ApiError("invalid_request", f"messages: the chat template rejected them: "
+                                              f"{exc}", param="messages") from None
+        return list(tokens), text
+
+    def tool_parser(self) -> ToolParser:
+        if not self.template_supports_tools():
+            return parser_for("hermes")  # we taught the model this format ourselves
+        return parser_for(self.family)
+
+    def submit(self, req: Request) -> Stream:
+        from ..engine.sampling import SamplingParams
+
+        s = req.sampling
+        try:
+            SamplingParams(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p,
+                           min_p=s.min_p, repeat_penalty=s.repeat_penalty,
+                           repeat_last_n=s.repeat_last_n)
+        except ValueError as exc:
+            raise ApiError("invalid_request", str(exc)) from None
+        try:
+            return self.engine.submit(req)
+        except QueueFull as exc:
+            raise ApiError("overloaded", str(exc), retry_after=exc.retry_after) from None
+        except PromptTooLong as exc:
+            raise ApiError("invalid_request", str(exc), code="context_length_exceeded") from None
+
+    def max_tokens(self, requested: Optional[int]) -> Optional[int]:
+        return requested if requested is not None else self.default_max_tokens
+
+    def grammar(self, kind: str, *args):
+        try:
+            return getattr(self.grammars, kind)(*args)
+        except GrammarError as exc:
+            raise ApiError("invalid_request", f"could not compile the grammar: {exc}") from None
+
+
+def inject_tool_instructions(messages: list[dict], tools: list[dict]) -> list[dict]:
+    """For templates without tool support: describe the tools in the system message."""
+    specs = "\n".join(json.dumps(t["function"]) for t in tools)
+    note = ("You can call these tools:\n<tools>\n" + specs + "\n</tools>\n"
+            "To call one, reply with <tool_call>{\"name\": <tool name>, \"arguments\": "
+            "<arguments object>}</tool_call>.")
+    out = [dict(m) for m in messages]
+    if out and out[0].get("role") == "system":
+        out[0]["content"] = (out[0].get("content") or "") + "\n\n" + note
+    else:
+        out.insert(0, {"role": "system", "content": note})
+    for m in out:  # templates without tool support know no tool roles or calls either
+        if m.get("role") == "tool":
+            m["role"] = "user"
+            m["content"] = "Tool result: " + (m.get("content") or "")
+        if m.get("tool_calls"):
+            calls = "".join("<tool_call>" + json.dumps({"name": c["function"]["name"],
+                            "arguments": c["function"]["arguments"]}) + "</tool_call>"
+                            for c in m["tool_calls"])
+            m["content"] = (m.get("content") or "") + calls
+            del m["tool_calls"]
+    return out
+
+
+def normalize_tools(tools: Any, field_name: str = "tools") -> Optional[list[dict]]:
+    """OpenAI/Ollama ``[{"type": "function", "function": {...}}]`` → checked list."""
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        raise bad_field(field_name, "expected a list")
+    out = []
+    for i, t in enumerate(tools):
+        where = f"{field_name}[{i}]"
+        if not isinstance(t, dict) or t.get("type", "function") != "function":
+            raise bad_field(where, "only tools of type 'function' are supported")
+        fn = t.get("function")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise bad_field(where + ".function.name", "required string")
+        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(params, dict):
+            raise bad_field(where + ".function.parameters", "expected a JSON schema object")
+        out.append({"type": "function", "function": {
+            "name": fn["name"], "description": fn.get("description", ""), "parameters": params}})
+    return out or None
+
+
+def tool_names(tools: Optional[list[dict]]) -> set[str]:
+    return {t["function"]["name"] for t in tools or []}
+
+
+# -- chat post-processing ------------------------------------------------------------------
+
+
+@dataclass
+class ChoiceDelta:
+    index: int
+    content: str = ""
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    token_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ChoiceEnd:
+    index: int
+    reason: str  # stop | length | tool_calls | cancelled
+    usage: Usage
+    tool_calls: list[ToolCall]
+    stop_string: Optional[str] = None
+    timings: dict = field(default_factory=dict)
+
+
+class _ChoiceState:
+    def __init__(self, tools_mode: str, parser: Optional[ToolParser], reasoning_opened: bool):
+        self.mode = tools_mode
+        self.parser = parser
+        self.splitter = ReasoningSplitter(opened=reasoning_opened)
+        self.forced_buf = ""
+        self.calls: list[ToolCall] = []
+
+    def push(self, text: str, final: bool = False) -> tuple[str, str, list[ToolCall]]:
+        reasoning, content = self.splitter.feed(text)
+        if final:
+            r2, c2 = self.splitter.finish()
+            reasoning, content = reasoning + r2, content + c2
+        calls: list[ToolCall] = []
+        if self.mode == "forced":
+            self.forced_buf += content
+            content = ""
+            if final:
+                calls = calls_from_json(self.forced_buf) or []
+                if not calls:
+                    content = self.forced_buf
+        elif self.parser is not None:
+            items = self.parser.feed(content)
+            if final:
+                items += self.parser.finish()
+            content = "".join(i for i in items if isinstance(i, str))
+            calls = [i for i in items if isinstance(i, ToolCall)]
+        self.calls += calls
+        return reasoning, content, calls
+
+
+async def chat_events(served: Served, stream: Stream, *, tools_mode: str = "none",
+                      prompt_text: str = "", n: int = 1) -> AsyncIterator:
+    """Engine events → :class:`ChoiceDelta` / :class:`ChoiceEnd` with reasoning and tool calls
+    split out. ``tools_mode``: "none" (no parsing), "auto" (family parser), "forced" (the
+    grammar made the whole reply one JSON call)."""
+    opened = prompt_text.rstrip().endswith(THINK_OPEN)
+    states = [_ChoiceState(tools_mode, served.tool_parser() if tools_mode == "auto" else None,
+                           opened) for _ in range(n)]
+    async for ev in stream:
+        st = states[ev.index]
+        if isinstance(ev, TokenEvent):
+            reasoning, content, calls = st.push(ev.text)
+            if reasoning or content or calls or ev.logprobs:
+                yield ChoiceDelta(ev.index, content, reasoning, calls, ev.logprobs, ev.token_ids)
+        elif isinstance(ev, FinishEvent):
+            reasoning, content, calls = st.push("", final=True)
+            if reasoning or content or calls:
+                yield ChoiceDelta(ev.index, content, reasoning, calls)
+            reason = ev.reason
+            if st.calls and reason == "stop":
+                reason = "tool_calls"
+            yield ChoiceEnd(ev.index, reason, ev.usage, st.calls, ev.stop_string, ev.timings)
+
+
+# -- streaming helpers ---------------------------------------------------------------------
+
+
+async def start_stream(request: web.Request, content_type: str) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": content_type,
+                                       "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    return resp
+
+
+async def send_sse(resp: web.StreamResponse, data: Any, event: Optional[str] = None) -> None:
+    head = f"event: {event}\n" if event else ""
+    payload = data if isinstance(data, str) else json.dumps(data)
+    await resp.write((head + "data: " + payload + "\n\n").encode())
+
+
+async def send_ndjson(resp: web.StreamResponse, data: dict) -> None:
+    await resp.write((json.dumps(data) + "\n").encode())
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=json.dumps(data), content_type="application/json")
+
+
+def sampling_from(body: dict, *, temperature: float, where: str = "", **defaults):
+    """Common sampling fields (OpenAI names + llama.cpp extensions) → :class:`Sampling`."""
+    from ..engine.request import Sampling
+
+    return Sampling(
+        temperature=get_range(body, "temperature", float, 0.0, 2.0, temperature, where),
+        top_p=get_range(body, "top_p", float, 0.0, 1.0, defaults.get("top_p", 1.0), where),
+        top_k=get_range(body, "top_k", int, 0, 1 << 30, defaults.get("top_k", 0), where),
+        min_p=get_range(body, "min_p", float, 0.0, 1.0, defaults.get("min_p", 0.0), where),
+        seed=get(body, "seed", int, None, where),
+        repeat_penalty=get_range(body, "repetition_penalty", float, 0.01, 10.0,
+                                 defaults.get("repeat_penalty", 1.0), where),
+        presence_penalty=get_range(body, "presence_penalty", float, -2.0, 2.0, 0.0, where),
+        frequency_penalty=get_range(body, "frequency_penalty", float, -2.0, 2.0, 0.0, where),
+    )
+
+
+def logit_bias_from(value: Any, n_vocab: int, field_name: str = "logit_bias") -> dict[int, float]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_field(field_name, "expected an object of token id -> bias")
+    out = {}
+    for k, v in value.items():
+        try:
+            tid = int(k)
+        except ValueError:
+            raise bad_field(f"{field_name}.{k}", "keys must be token ids") from None
+        if not 0 <= tid < n_vocab:
+            raise bad_field(f"{field_name}.{k}", f"token id outside the vocabulary of {n_vocab}")
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not -100 <= v <= 100:
+            raise bad_field(f"{field_name}.{k}", "bias must be a number in [-100, 100]")
+        out[tid] = float(v)
+    return out

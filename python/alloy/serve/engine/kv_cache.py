@@ -1,0 +1,31 @@
+"""The key/value cache of one sequence."""
+from __future__ import annotations
+
+from ..ops.base import KVBuffer, Ops
+
+
+class KVCache:
+    """Per-layer key/value buffers and the number of positions they hold.
+
+    ``Model.forward`` writes new tokens at ``length`` and advances it;
+    :meth:`truncate` rewinds, so a shared prompt prefix can be reused.
+    """
+
+    def __init__(self, ops: Ops, max_tokens: int, layer_shapes: list[tuple[int, int, int]]):
+        """``layer_shapes``: ``(n_head_kv, head_dim_k, head_dim_v)`` per layer."""
+        if max_tokens <= 0:
+            raise ValueError(f"KV cache size must be positive, got {max_tokens}")
+        self.max_tokens = max_tokens
+        self.length = 0
+        self.layers: list[KVBuffer] = [ops.kv_buffer(max_tokens, *s) for s in layer_shapes]
+
+    @property
+    def free(self) -> int:
+        """Positions still available."""
+        return self.max_tokens - self.length
+
+    def truncate(self, n: int) -> None:
+        """Keep only the first ``n`` positions."""
+        if not 0 <= n <= self.length:
+            raise ValueError(f"cannot truncate a KV cache of {self.length} tokens to {n}")
+        self.length = n

@@ -1,0 +1,146 @@
+"""Token sampling: logit bias, penalties, grammar mask, top-k / top-p / min-p, temperature.
+
+The order follows llama.cpp's default sampler chain: biases and penalties
+rewrite the logits, the mask removes disallowed tokens, top-k, top-p and min-p
+filter (on the untempered distribution), then the temperature scales what is
+left and one token is drawn. ``temperature <= 0`` picks the argmax.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+TOP_LOGPROBS = 20
+
+
+@dataclass
+class SamplingParams:
+    temperature: float = 0.8
+    top_k: int = 0                  # 0: off
+    top_p: float = 1.0              # 1.0: off
+    min_p: float = 0.0              # 0.0: off
+    seed: int | None = None
+    repeat_penalty: float = 1.0     # 1.0: off
+    repeat_last_n: int = 64         # 0: off, -1: whole history
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        checks = [
+            ("temperature", self.temperature >= 0),
+            ("top_k", self.top_k >= 0),
+            ("top_p", 0.0 < self.top_p <= 1.0),
+            ("min_p", 0.0 <= self.min_p <= 1.0),
+            ("repeat_penalty", self.repeat_penalty > 0),
+            ("repeat_last_n", self.repeat_last_n >= -1),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise ValueError(f"sampling parameter {name} = {getattr(self, name)!r} is out of range")
+
+
+@dataclass
+class SampledToken:
+    id: int
+    logprob: float
+    top_logprobs: list[tuple[int, float]]   # the most likely tokens of the final distribution
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    m = np.max(x)
+    shifted = x - m
+    return shifted - np.log(np.sum(np.exp(shifted)))
+
+
+def _top_p_prefix(ids: np.ndarray, probs: np.ndarray, top_p: float) -> np.ndarray:
+    """The most likely ``ids`` whose probabilities first sum to ``top_p`` or more.
+
+    Sorts a growing head of the candidates (found by partition) rather than all of them.
+    """
+    m = min(ids.size, 256)
+    while True:
+        head = np.argpartition(-probs, m - 1)[:m] if m < ids.size else np.arange(ids.size)
+        head = head[np.argsort(-probs[head], kind="stable")]
+        mass = np.cumsum(probs[head])
+        if mass[-1] >= top_p or m == ids.size:
+            cut = min(m, int(np.searchsorted(mass, top_p)) + 1)
+            return ids[head[:cut]]
+        m = min(ids.size, m * 8)
+
+
+class Sampler:
+    """Draws tokens from logits under one :class:`SamplingParams`; seeded per instance."""
+
+    def __init__(self, params: SamplingParams | None = None):
+        self.params = params or SamplingParams()
+        self.rng = np.random.default_rng(self.params.seed)
+
+    def process(self, logits: np.ndarray, history: Sequence[int], mask: np.ndarray | None = None) -> np.ndarray:
+        """The logits after bias, penalties and mask (float64, a copy)."""
+        p = self.params
+        x = np.array(logits, dtype=np.float64).reshape(-1)
+        n = x.size
+        for tok, bias in p.logit_bias.items():
+            if not 0 <= int(tok) < n:
+                raise ValueError(f"logit_bias names token {tok}, outside the vocabulary [0, {n})")
+            x[int(tok)] += bias
+        history = list(history)
+        window = history if p.repeat_last_n == -1 else history[max(0, len(history) - p.repeat_last_n):] \
+            if p.repeat_last_n > 0 else []
+        if window and (p.repeat_penalty != 1.0 or p.presence_penalty or p.frequency_penalty):
+            counts = Counter(t for t in window if 0 <= t < n)
+            ids = np.fromiter(counts.keys(), np.int64, len(counts))
+            cnt = np.fromiter(counts.values(), np.float64, len(counts))
+            v = x[ids]
+            v = np.where(v > 0, v / p.repeat_penalty, v * p.repeat_penalty)
+            x[ids] = v - cnt * p.frequency_penalty - p.presence_penalty
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool).reshape(-1)
+            if mask.size != n:
+                raise ValueError(f"token mask has {mask.size} entries for {n} logits")
+            if not mask.any():
+                raise ValueError("token mask allows no token")
+            x[~mask] = -np.inf
+        return x
+
+    def _filter(self, x: np.ndarray) -> np.ndarray:
+        """``x`` with every token outside top-k, then top-p, then min-p set to -inf.
+
+        Top-p and min-p both keep a prefix of the tokens sorted by probability,
+        so the result is the shorter prefix; only the candidates get sorted.
+        """
+        p = self.params
+        keep = np.flatnonzero(np.isfinite(x))
+        if 0 < p.top_k < keep.size:
+            keep = keep[np.argpartition(-x[keep], p.top_k - 1)[: p.top_k]]
+        if p.top_p < 1.0 or p.min_p > 0.0:
+            w = np.exp(x[keep] - np.max(x[keep]))
+            probs = w / w.sum()
+            if p.min_p > 0.0:
+                sel = probs >= p.min_p * probs.max()
+                keep, probs = keep[sel], probs[sel]
+            if p.top_p < 1.0:
+                keep = _top_p_prefix(keep, probs, p.top_p)
+        out = np.full(x.size, -np.inf)
+        out[keep] = x[keep]
+        return out
+
+    def sample(self, logits: np.ndarray, history: Sequence[int] = (), mask: np.ndarray | None = None) -> SampledToken:
+        """One token from ``logits [n_vocab]`` given the sequence so far and an optional allow-mask."""
+        p = self.params
+        x = self.process(logits, history, mask)
+        if p.temperature <= 0:
+            logp = _log_softmax(x)
+            tok = int(np.argmax(x))
+        else:
+            logp = _log_softmax(self._filter(x) / p.temperature)
+            probs = np.exp(logp)
+            tok = int(self.rng.choice(probs.size, p=probs / probs.sum()))
+        k = min(TOP_LOGPROBS, int(np.count_nonzero(np.isfinite(logp))))
+        top = np.argpartition(-logp, k - 1)[:k]
+        top = top[np.argsort(-logp[top], kind="stable")]
+        return SampledToken(tok, float(logp[tok]), [(int(t), float(logp[t])) for t in top])

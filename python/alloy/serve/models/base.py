@@ -1,0 +1,136 @@
+"""The shared skeleton of a decoder-only model: weights, cache, chunked forward."""
+from __future__ import annotations
+
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from ..engine.kv_cache import KVCache
+from ..gguf.errors import GGUFError
+from ..gguf.reader import GGUFFile
+from ..ops.base import Array, Ops
+from .config import ModelConfig
+
+PREFILL_CHUNK = 256
+"""Prompt tokens pushed through the layers at once (bounds attention-score memory)."""
+
+
+class Model:
+    """A decoder-only transformer written against :class:`~alloy.serve.ops.Ops`.
+
+    Subclasses load their layer weights in :meth:`_load` and define one block in
+    :meth:`_block`; everything else (embedding, chunking, the cache, the output
+    head) is shared.
+    """
+
+    arch: ClassVar[str]
+
+    def __init__(self, config: ModelConfig, file: GGUFFile, ops: Ops | None = None):
+        if ops is None:
+            from ..ops.reference import ReferenceOps
+
+            ops = ReferenceOps()
+        self.config = config
+        self.ops = ops
+        self.name = config.name  # ``load`` replaces it with the reference the model was loaded by
+        self._file = file
+        self.tok_embd = self._weight("token_embd.weight", (config.n_vocab, config.n_embd))
+        self.output_norm = self._vector("output_norm.weight", (config.n_embd,))
+        if "output.weight" in file.tensors:
+            self.output = self._weight("output.weight", (config.n_vocab, config.n_embd))
+        else:
+            self.output = self.tok_embd  # tied embeddings
+        self.layers = [self._load(i) for i in range(config.n_layer)]
+        self._file = None  # weights are loaded; do not keep the mapping alive through the model
+
+    @classmethod
+    def config_from_gguf(cls, file: GGUFFile) -> ModelConfig:
+        """The model's configuration; architectures override to add their own rules."""
+        return ModelConfig.from_gguf(file)
+
+    @classmethod
+    def from_gguf(cls, file: GGUFFile, ops: Ops | None = None) -> "Model":
+        return cls(cls.config_from_gguf(file), file, ops)
+
+    # --- weights ------------------------------------------------------------
+    def _tensor(self, name: str, shape: tuple[int, ...]):
+        info = self._file.tensors.get(name)
+        if info is None:
+            raise GGUFError(f"{self.arch} model needs tensor {name!r}, which the file lacks", path=self._file.path)
+        if tuple(info.shape) != tuple(shape):
+            raise GGUFError(f"tensor {name!r} has shape {tuple(info.shape)}, expected {tuple(shape)}",
+                            path=self._file.path, offset=info.offset)
+        return info
+
+    def _weight(self, name: str, shape: tuple[int, int]) -> Array:
+        return self.ops.weight(self._tensor(name, shape))
+
+    def _vector(self, name: str, shape: tuple[int, ...]) -> Array:
+        return self.ops.vector(self._tensor(name, shape))
+
+    def _optional_vector(self, name: str, shape: tuple[int, ...]) -> Array | None:
+        return self._vector(name, shape) if name in self._file.tensors else None
+
+    def _load(self, il: int) -> Any:
+        """Weights of block ``il``."""
+        raise NotImplementedError
+
+    # --- forward ------------------------------------------------------------
+    def _embed(self, tokens: Sequence[int]) -> Array:
+        return self.ops.embedding(self.tok_embd, tokens)
+
+    def _block(self, il: int, x: Array, positions: np.ndarray, cache: KVCache) -> Array:
+        """Block ``il`` on ``x [n, n_embd]`` at ``positions`` (starting at ``cache.length``)."""
+        raise NotImplementedError
+
+    def _logits(self, h: Array) -> Array:
+        logits = self.ops.matmul(h, self.output)
+        if self.config.final_softcap > 0:
+            logits = self.ops.softcap(logits, self.config.final_softcap)
+        return logits
+
+    def new_cache(self, max_tokens: int | None = None) -> KVCache:
+        """An empty cache for up to ``max_tokens`` positions (default: the training context)."""
+        c = self.config
+        shapes = [(c.n_head_kv, c.head_dim, c.head_dim_v)] * c.n_layer
+        return KVCache(self.ops, max_tokens or c.n_ctx_train, shapes)
+
+    def _check_tokens(self, tokens: Sequence[int], cache: KVCache) -> list[int]:
+        ids = [int(t) for t in tokens]
+        if not ids:
+            raise ValueError("forward needs at least one token")
+        bad = [t for t in ids if not 0 <= t < self.config.n_vocab]
+        if bad:
+            raise ValueError(f"token id {bad[0]} is outside the vocabulary [0, {self.config.n_vocab})")
+        if len(ids) > cache.free:
+            raise ValueError(f"{len(ids)} tokens do not fit the KV cache ({cache.length} of "
+                             f"{cache.max_tokens} positions used)")
+        return ids
+
+    def _run(self, tokens: Sequence[int], cache: KVCache, want: str) -> np.ndarray:
+        """Push ``tokens`` through; ``want``: 'logits', 'last' (last row's logits) or 'hidden'."""
+        ids = self._check_tokens(tokens, cache)
+        ops, out = self.ops, []
+        for lo in range(0, len(ids), PREFILL_CHUNK):
+            chunk = ids[lo:lo + PREFILL_CHUNK]
+            positions = np.arange(cache.length, cache.length + len(chunk))
+            x = self._embed(chunk)
+            for il in range(self.config.n_layer):
+                x = self._block(il, x, positions, cache)
+            cache.length += len(chunk)
+            if want == "last" and lo + PREFILL_CHUNK < len(ids):
+                continue
+            if want == "last":
+                x = ops.take_rows(x, slice(len(chunk) - 1, len(chunk)))
+            h = ops.rms_norm(x, self.output_norm, self.config.rms_eps)
+            out.append(ops.to_numpy(h if want == "hidden" else self._logits(h)))
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def forward(self, tokens: Sequence[int], cache: KVCache, *, last_only: bool = False) -> np.ndarray:
+        """Logits float32 ``[len(tokens), n_vocab]`` (``[1, n_vocab]`` for the last token when
+        ``last_only``); the tokens are appended to ``cache``."""
+        return self._run(tokens, cache, "last" if last_only else "logits")
+
+    def hidden_states(self, tokens: Sequence[int]) -> np.ndarray:
+        """Final-normed hidden states ``[len(tokens), n_embd]`` computed with a fresh cache."""
+        return self._run(tokens, self.new_cache(len(tokens)), "hidden")

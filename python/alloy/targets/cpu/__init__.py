@@ -1,0 +1,25 @@
+"""The CPU target: tile IR -> vector/scf/memref -> LLVM -> a shared library.
+
+Public API (the runtime's contract):
+
+    from alloy.targets.cpu import compile_tile_module, STAGES
+    art = compile_tile_module(module, keep_stages=False)
+    art.entry            # symbol of the entry point (the kernel func's name), C ABI of docs/cpu-abi.md:
+                         # void entry(const int64_t *args, int64_t begin, int64_t end, int64_t g0, int64_t g1, int64_t g2)
+    art.shared_object    # bytes of the linked .so (write it out, dlopen it)
+    art.stages           # with keep_stages: {stage name: text} for every name in STAGES
+                         # ("tile-ir", ..., "llvm-dialect", "llvm" = optimized LLVM IR, "asm")
+
+`module` is an ir.Module holding one tile kernel func; it is not mutated.
+Lowering failures raise alloy.passes.errors.LoweringError naming the op.
+"""
+from __future__ import annotations
+
+STAGES: tuple[str, ...] = ("tile-ir", "tile-opt", "vector", "scf", "llvm-dialect", "llvm", "asm")
+
+
+def compile_tile_module(module, *, keep_stages: bool = False):
+    """Compile a tile-IR module to a CompiledObject (entry, shared_object, stages)."""
+    from alloy.targets.cpu.link import compile_module
+
+    return compile_module(module, keep_stages=keep_stages)

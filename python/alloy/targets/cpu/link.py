@@ -1,0 +1,60 @@
+"""Link an object file into a shared library with the system C compiler."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+import shutil
+import subprocess
+import tempfile
+
+from alloy.passes.errors import LoweringError
+
+
+def link_shared(obj: bytes, name: str = "kernel") -> bytes:
+    """The bytes of a shared library made of `obj` (libm symbols resolve at load time)."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        raise LoweringError("no C compiler (cc) found to link the kernel's shared library")
+    with tempfile.TemporaryDirectory(prefix="alloy-link-") as tmp:
+        o, so = os.path.join(tmp, f"{name}.o"), os.path.join(tmp, f"{name}.so")
+        with open(o, "wb") as f:
+            f.write(obj)
+        proc = subprocess.run([cc, "-shared", "-o", so, o, "-lm"], capture_output=True, text=True)
+        if proc.returncode:
+            raise LoweringError(f"linking {name}.so failed: {proc.stderr.strip()}")
+        with open(so, "rb") as f:
+            return f.read()
+
+
+@dataclass
+class CompiledObject:
+    """A compiled kernel: the linked shared library and, on request, every stage's text."""
+
+    entry: str
+    shared_object: bytes
+    stages: dict = field(default_factory=dict)
+
+
+def compile_module(module, name: str | None = None, *, keep_stages: bool = False) -> CompiledObject:
+    """Tile-IR module (not mutated) -> CompiledObject with the .so bytes exporting the entry point."""
+    from alloy.passes.tile_to_vector import kernel_funcs
+    from alloy.targets.cpu.llvm_codegen import compile_llvm_dialect
+    from alloy.targets.cpu.pipeline import lower_to_llvm_dialect
+
+    src = module.operation if hasattr(module, "operation") else module
+    funcs = kernel_funcs(src)
+    if len(funcs) != 1:
+        raise LoweringError(f"expected one tile kernel function in the module, found {len(funcs)}")
+    entry = funcs[0].sym_name.value
+    op = src.clone()
+    stages: dict = {}
+    if keep_stages:
+        stages["tile-ir"] = str(src)
+    try:
+        lower_to_llvm_dialect(op, stages if keep_stages else None)
+        mc = compile_llvm_dialect(op, keep_ir=keep_stages, keep_asm=keep_stages)
+    finally:
+        op.erase()
+    if keep_stages:
+        stages["llvm"], stages["asm"] = mc.llvm_ir, mc.asm
+    return CompiledObject(entry, link_shared(mc.object, name or entry), stages)

@@ -1,0 +1,188 @@
+"""Unsupported or ill-typed kernel code raises CompilationError naming kernel, file, line and construct."""
+import inspect
+
+import numpy as np
+import pytest
+
+import alloy as al
+
+X = np.zeros(16, np.float32)
+
+
+def _line_of(fn, needle):
+    lines, first = inspect.getsourcelines(fn.fn)
+    for i, text in enumerate(lines):
+        if needle in text:
+            return first + i
+    raise AssertionError(needle)
+
+
+def _compile(kernel, *args, **kw):
+    return al.inspect(kernel, *args, level="tile-ir", print_ir=False, **kw)
+
+
+def _expect(kernel, needle, message, *args, **kw):
+    with pytest.raises(al.CompilationError) as e:
+        _compile(kernel, *args, **kw)
+    text = str(e.value)
+    assert f"in kernel '{kernel.__name__}'" in text
+    assert __file__ in text
+    assert f":{_line_of(kernel, needle)}:" in text, text
+    assert message in text, text
+    return text
+
+
+@al.kernel
+def k_try(x):
+    try:
+        al.store(x, 1.0)
+    except Exception:
+        pass
+
+
+@al.kernel
+def k_lambda(x):
+    f = lambda v: v + 1  # noqa: E731
+    al.store(x, f(1.0))
+
+
+@al.kernel
+def k_class(x):
+    class A:
+        pass
+    al.store(x, 1.0)
+
+
+@al.kernel
+def k_print(x):
+    print(x)
+
+
+@al.kernel
+def k_undefined(x):
+    al.store(x, y_not_defined)  # noqa: F821
+
+
+@al.kernel
+def k_dynamic_tile(x, n):
+    offs = al.arange(0, n)
+    al.store(x + offs, 1.0)
+
+
+@al.kernel
+def k_tile_if(x):
+    offs = al.arange(0, 16)
+    v = al.load(x + offs)
+    if v > 0:
+        al.store(x + offs, v)
+
+
+@al.kernel
+def k_bad_shapes(x):
+    a = al.arange(0, 16)
+    b = al.arange(0, 8)
+    al.store(x + a, a + b)
+
+
+@al.kernel
+def k_float_ptr(x):
+    al.store(x + 1.5, 1.0)
+
+
+@al.kernel
+def k_with(x):
+    with open("f") as f:
+        al.store(x, 1.0)
+
+
+@al.kernel
+def k_return_in_loop(x, n):
+    for i in range(n):
+        return
+
+
+@al.kernel
+def k_one_branch(x, n):
+    if n > 0:
+        fresh = 1.0
+    al.store(x, fresh)
+
+
+@al.kernel
+def k_index(x):
+    offs = al.arange(0, 16)
+    al.store(x + offs, offs[3])
+
+
+def test_try_rejected():
+    _expect(k_try, "try:", "unsupported statement 'Try'")
+
+
+def test_lambda_rejected():
+    _expect(k_lambda, "= lambda", "unsupported expression 'Lambda'")
+
+
+def test_class_rejected():
+    _expect(k_class, "class A", "unsupported statement 'ClassDef'")
+
+
+def test_print_rejected():
+    _expect(k_print, "    print(x)", "'print' is not supported")
+
+
+def test_undefined_name():
+    _expect(k_undefined, "y_not_defined", "name 'y_not_defined' is not defined")
+
+
+def test_dynamic_tile_shape():
+    _expect(k_dynamic_tile, "al.arange(0, n)", "compile-time integer", X, 16)
+
+
+def test_if_on_tile():
+    _expect(k_tile_if, "if v > 0", "must be a scalar")
+
+
+def test_incompatible_shapes():
+    _expect(k_bad_shapes, "a + b", "incompatible tile shapes")
+
+
+def test_pointer_plus_float():
+    _expect(k_float_ptr, "x + 1.5", "integer offset")
+
+
+def test_with_rejected():
+    _expect(k_with, "with open", "unsupported statement 'With'")
+
+
+def test_return_in_loop():
+    with pytest.raises(al.CompilationError, match="'return' inside a loop"):
+        _compile(k_return_in_loop, X, 3)
+
+
+def test_variable_on_one_path():
+    _expect(k_one_branch, "al.store(x, fresh)", "name 'fresh' is not defined", X, 3)
+
+
+def test_integer_indexing():
+    _expect(k_index, "offs[3]", "supports only ':' and None")
+
+
+def test_missing_argument_is_type_error():
+    with pytest.raises(TypeError, match="missing argument 'n'"):
+        k_dynamic_tile[1](X)
+
+
+def test_wrong_argument_type():
+    with pytest.raises(TypeError, match="argument 'n'"):
+        k_dynamic_tile[1](X, "three")
+
+
+def test_non_contiguous_array_rejected():
+    a = np.zeros((8, 8), np.float32)[:, ::2]
+    with pytest.raises((TypeError, ValueError), match="x"):
+        k_try[1](a)
+
+
+def test_call_without_grid():
+    with pytest.raises(TypeError, match=r"k_try\[grid\]"):
+        k_try(X)

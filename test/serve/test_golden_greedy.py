@@ -1,0 +1,51 @@
+"""Greedy decoding of the packaged models against llama.cpp's own (llama-server
+/completion at temperature 0, recorded in fixtures/greedy_*.json).
+
+llama.cpp quantizes activations for its quantized matmuls and keeps the KV cache
+in float16, so its logits differ slightly from our float32 ones; near-ties late
+in a generation may then break differently. The first ``MATCH`` tokens of every
+case must agree exactly.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from alloy.serve.gguf.reader import GGUFFile
+from alloy.serve.gguf.resolve import resolve_model
+from alloy.serve.models import model_from_gguf
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+MATCH = 16
+CASES = {"gemma3:270m": "greedy_gemma3_270m.json", "smollm2:135m": "greedy_smollm2_135m.json"}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def golden(request):
+    fixture = json.loads((FIXTURES / CASES[request.param]).read_text())
+    assert fixture["model"] == request.param
+    model = model_from_gguf(GGUFFile(resolve_model(request.param).path))
+    return model, fixture["cases"]
+
+
+def _greedy(model, prompt_ids: list[int], n: int) -> list[int]:
+    cache = model.new_cache(len(prompt_ids) + n)
+    logits = model.forward(prompt_ids, cache, last_only=True)[-1]
+    out: list[int] = []
+    while True:
+        out.append(int(np.argmax(logits)))
+        if len(out) == n:
+            return out
+        logits = model.forward(out[-1:], cache)[-1]
+
+
+@pytest.mark.slow
+def test_greedy_tokens_match_llama_cpp(golden):
+    model, cases = golden
+    for case in cases:
+        expected = case["ids"][:MATCH]
+        got = _greedy(model, case["prompt_ids"], len(expected))
+        assert got == expected, f"prompt {case['prompt']!r}: ours {got}, llama.cpp {expected}"
