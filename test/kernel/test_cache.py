@@ -58,7 +58,8 @@ def test_put_get_and_disk_round_trip(tmp_path, so_bytes):
     cache = KernelCache(tmp_path)
     assert cache.get(key) is None
     meta = {"entry": "fill", "args": ["ptr<i64>", "i64"]}
-    k = cache.put(key, so_bytes, meta)
+    k = cache.put(key, so_bytes, {"entry": "fill", "args": ("ptr<i64>", "i64")})
+    assert k.metadata == meta  # as get() reads it back from JSON
     np.testing.assert_array_equal(run_fill(k), 3 * np.arange(1, 11))
     assert cache.get(key) is k
     assert k.path == tmp_path / "kernels" / key[:2] / f"{key}.so"
@@ -110,7 +111,21 @@ def test_damaged_entry_is_a_miss_then_repaired(tmp_path, so_bytes, damage):
     assert cache.get(key) is None
     repaired = cache.put(key, so_bytes, {"entry": "fill"})
     np.testing.assert_array_equal(run_fill(repaired), 3 * np.arange(1, 11))
-    assert KernelCache(tmp_path).get(key).fn_addr == repaired.fn_addr
+    np.testing.assert_array_equal(run_fill(KernelCache(tmp_path).get(key), value=2), 2 * np.arange(1, 11))
+
+
+def test_stale_library_without_the_entry_is_a_miss_then_repaired(tmp_path, so_bytes):
+    key = cache_key("fill", "stale")
+    folder = tmp_path / "kernels" / key[:2]
+    folder.mkdir(parents=True)
+    (folder / "old.c").write_text("void other(void) {}\n")
+    subprocess.run(["cc", "-shared", "-fPIC", str(folder / "old.c"), "-o", str(folder / f"{key}.so")], check=True)
+    (folder / f"{key}.json").write_text('{"entry": "fill"}')
+    cache = KernelCache(tmp_path)
+    assert cache.get(key) is None  # loads, but has no "fill"
+    repaired = cache.put(key, so_bytes, {"entry": "fill"})
+    np.testing.assert_array_equal(run_fill(repaired), 3 * np.arange(1, 11))
+    assert (folder / f"{key}.so").read_bytes() == so_bytes
 
 
 def test_intact_hand_written_entry_loads(tmp_path, so_bytes):

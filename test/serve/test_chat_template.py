@@ -139,6 +139,7 @@ def test_unknown_fallback_family():
 
 @pytest.mark.parametrize("arch,vocab,family", [
     ("gemma3", set(), "gemma"),
+    ("gemma3", {"<|im_start|>", "<|im_end|>"}, "chatml"),  # the vocabulary decides first
     ("llama", {"<start_of_turn>", "<end_of_turn>"}, "gemma"),
     ("llama", {"<|start_header_id|>", "<|eot_id|>"}, "llama3"),
     ("qwen3", {"<|im_start|>", "<|im_end|>"}, "chatml"),
@@ -175,7 +176,8 @@ def test_trim_and_lstrip_blocks():
 
 def test_raise_exception_is_a_clear_error():
     t = ChatTemplate("{{ raise_exception('roles must alternate') }}", origin="some.gguf (tokenizer.chat_template)")
-    with pytest.raises(ChatTemplateError, match=r"template \(some\.gguf \(tokenizer\.chat_template\)\): roles must alternate"):
+    expected = r"template \(some\.gguf \(tokenizer\.chat_template\)\): roles must alternate"
+    with pytest.raises(ChatTemplateError, match=expected):
         t.render([{"role": "user", "content": "x"}])
 
 

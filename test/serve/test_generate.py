@@ -117,3 +117,18 @@ def test_bad_arguments(loaded):
         next(stream_generate(model, tokenizer, [1] * model.config.n_ctx_train))
     with pytest.raises(LookupError):
         load("no-such-model:1b")
+
+
+def test_text_prompt_gets_one_bos(tmp_path):
+    from alloy.serve.generate import encode_prompt
+    from alloy.serve.gguf.reader import GGUFFile
+    from alloy.serve.gguf.tokenizer import Tokenizer
+
+    path = tmp_path / "bos.gguf"
+    write_synthetic_model(path, "llama", SyntheticConfig(seed=12),
+                          metadata={"tokenizer.ggml.add_bos_token": True})
+    tok = Tokenizer.from_gguf(GGUFFile(path))
+    bos_text = tok.decode([tok.bos_token_id])
+    plain = encode_prompt(tok, "hello world")
+    assert plain[0] == tok.bos_token_id and plain[1] != tok.bos_token_id
+    assert encode_prompt(tok, bos_text + "hello world") == plain

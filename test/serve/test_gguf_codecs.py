@@ -68,12 +68,13 @@ def test_dequantize_shapes_and_chunks(qtype, monkeypatch):
     n_blocks = int(np.prod(shape)) // block
     raw = random_blocks(qtype, n_blocks, seed=7)
     expected = bits(reference(raw, qtype)).reshape(shape)
-    np.testing.assert_array_equal(bits(codecs.dequantize(raw.reshape(-1), qtype, shape)), expected)
+    whole = codecs.dequantize(raw.reshape(-1), qtype, shape)
+    np.testing.assert_array_equal(bits(whole), expected)
+    whole[...] = 0                                                   # a fresh, writable array
     monkeypatch.setattr(codecs, "_CHUNK_ELEMENTS", 3 * block)       # several chunks, a ragged last one
     out = codecs.dequantize(raw, qtype, shape)
     assert out.shape == shape
     np.testing.assert_array_equal(bits(out), expected)
-    out[...] = 0                                                     # a fresh, writable array
 
 
 def test_dequantize_errors():

@@ -65,7 +65,7 @@ def test_valid_file_reads():
     assert set(g.tensors) == {"norm", "w16", "q8", "q4k"} and g.metadata["flags"] == [True, False]
 
 
-_FUZZ = settings(max_examples=300, deadline=None, derandomize=True,
+_FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow])
 
 

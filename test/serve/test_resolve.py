@@ -46,7 +46,8 @@ def make_ollama(root: pathlib.Path, name: str, tag: str, *, host="registry.ollam
     return blob
 
 
-def make_hf(root: pathlib.Path, repo: str, files: list[str], rev: str = "abc123", main: bool = True) -> list[pathlib.Path]:
+def make_hf(root: pathlib.Path, repo: str, files: list[str], rev: str = "abc123",
+            main: bool = True) -> list[pathlib.Path]:
     org, name = repo.split("/")
     repo_dir = root / f"models--{org}--{name}"
     snap = repo_dir / "snapshots" / rev

@@ -16,9 +16,11 @@ def _softmax(x):
 
 
 def _support(params: SamplingParams, logits=LOGITS) -> set[int]:
-    """Tokens whose final log-probability is finite, read from the sampler's own filter."""
+    """The tokens the sampler may draw."""
     s = Sampler(params)
-    return set(np.flatnonzero(np.isfinite(s._filter(s.process(logits, ())))).tolist())
+    ids = s.candidates(s.process(logits, ()))
+    assert len(set(ids.tolist())) == ids.size
+    return set(ids.tolist())
 
 
 def test_greedy_is_argmax_with_log_softmax_logprob():
@@ -135,3 +137,29 @@ def test_mask_restricts_every_mode():
 def test_out_of_range_parameters_are_rejected(field, value):
     with pytest.raises(ValueError, match=field):
         SamplingParams(**{field: value})
+
+
+def test_top_p_and_min_p_keep_the_shorter_prefix():
+    order = np.argsort(-LOGITS.astype(np.float64), kind="stable")
+    p = _softmax(LOGITS.astype(np.float64))[order]
+    by_top_p = int(np.argmax(np.cumsum(p) >= 0.95)) + 1
+    by_min_p = int(np.count_nonzero(p >= 0.02 * p[0]))
+    n = min(by_top_p, by_min_p)
+    assert by_top_p != by_min_p
+    assert _support(SamplingParams(top_p=0.95, min_p=0.02)) == set(order[:n].tolist())
+    assert _support(SamplingParams(top_p=0.3, min_p=0.02)) == set(
+        order[: int(np.argmax(np.cumsum(p) >= 0.3)) + 1].tolist())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_top_indices_is_an_exact_partial_sort(seed):
+    from alloy.serve.engine.sampling import _top_indices
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(50_000)
+    x[rng.integers(0, x.size, 1000)] = -np.inf
+    x[rng.integers(0, x.size, 50)] = 2.5          # ties
+    for k in (1, 20, 300):
+        got = _top_indices(x, k)
+        assert np.array_equal(np.sort(x[got])[::-1], np.sort(x)[::-1][:k])
+        assert np.all(np.diff(x[got]) <= 0)

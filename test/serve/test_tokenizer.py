@@ -44,7 +44,8 @@ def golden(request, cache_dir):
 def test_encode_matches_llama_cpp(golden):
     tok, data = golden
     assert data["add_special"] is True
-    mismatches = [(c["text"], tok.encode(c["text"]), c["ids"]) for c in data["cases"] if tok.encode(c["text"]) != c["ids"]]
+    mismatches = [(c["text"], tok.encode(c["text"]), c["ids"]) for c in data["cases"]
+                  if tok.encode(c["text"]) != c["ids"]]
     assert not mismatches
 
 
@@ -107,6 +108,11 @@ def test_tiny_bpe_encode_decode(tmp_path, cache_dir):
         tok.decode([9999])
 
 
+def test_eot_id_from_metadata_ends_generation(tmp_path, cache_dir):
+    path = tiny.write_tiny_gguf(tmp_path / "t.gguf", extra={"tokenizer.ggml.eot_token_id": 5})
+    assert Tokenizer.from_gguf(GGUFFile(path), cache_dir=cache_dir).eos_token_ids == {0, 2, 5}
+
+
 def test_add_bos_flag_and_template(tmp_path, cache_dir):
     template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     path = tiny.write_tiny_gguf(tmp_path / "t.gguf", add_bos=True, chat_template=template)
@@ -151,6 +157,16 @@ def test_converted_tokenizer_is_cached(tmp_path, monkeypatch):
         Tokenizer.from_gguf(GGUFFile(other), cache_dir=tmp_path / "cache")
 
 
+def test_damaged_cache_entry_is_rebuilt(tmp_path):
+    path = tiny.write_tiny_gguf(tmp_path / "t.gguf")
+    Tokenizer.from_gguf(GGUFFile(path), cache_dir=tmp_path / "cache")
+    [cached] = (tmp_path / "cache").glob("*/tokenizer.json")
+    cached.write_text('{"truncated": ')
+    tok = Tokenizer.from_gguf(GGUFFile(path), cache_dir=tmp_path / "cache")
+    assert [tiny.vocab()[i] for i in tok.encode("hello")] == ["hello"]
+    assert cached.read_text().startswith("{") and len(cached.read_text()) > 1000
+
+
 def test_missing_tokenizer_is_a_clear_error(tmp_path):
     import gguf
     import numpy as np
@@ -160,6 +176,13 @@ def test_missing_tokenizer_is_a_clear_error(tmp_path):
     w.add_tensor("x", np.zeros(4, np.float32))
     w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
     with pytest.raises(GGUFError, match=r"notok\.gguf.*tokenizer\.ggml\.tokens"):
+        Tokenizer.from_gguf(GGUFFile(path), cache_dir=tmp_path)
+
+
+def test_bad_special_token_id_is_a_clear_error(tmp_path):
+    path = tiny.write_tiny_gguf(tmp_path / "t.gguf", bos_token_id=4000)
+    with pytest.raises(GGUFError, match=r"t\.gguf: tokenizer\.ggml\.bos_token_id = 4000 is not a token id of the "
+                                        r"vocabulary of 266 tokens"):
         Tokenizer.from_gguf(GGUFFile(path), cache_dir=tmp_path)
 
 

@@ -148,11 +148,15 @@ class ExpressionMixin:
             if name is None:
                 if isinstance(op, (ast.Is, ast.IsNot)) and _is_const(left) and _is_const(right):
                     r = (left is right) if isinstance(op, ast.Is) else (left is not right)
+                elif isinstance(op, (ast.In, ast.NotIn)) and _is_const(left) and isinstance(right, (tuple, list)):
+                    r = (left in right) if isinstance(op, ast.In) else (left not in right)
                 else:
                     raise self.error(f"unsupported comparison {type(op).__name__}", n)
             else:
-                a, b = self.operand(left, n), self.operand(right, n)
-                r = _PY_CMP[name](a, b) if _is_const(a) and _is_const(b) else V.binary(name, a, b)
+                if _is_const(left) and _is_const(right):
+                    r = _PY_CMP[name](left, right)
+                else:
+                    r = V.binary(name, self.operand(left, n), self.operand(right, n))
             if result is None:
                 result = r
             elif _is_const(result) and _is_const(r):

@@ -5,7 +5,7 @@ load/store when the whole tile is contiguous, one per row when the last
 dimension has stride 1, a scalar load + broadcast per row when it has stride 0
 (unmasked), else a gather/scatter. Scalar accesses with a mask run under
 scf.if. Atomics run lane by lane (an scf.for over the flattened tile) with
-memref.atomic_rmw / memref.generic_atomic_rmw and return the old values.
+memref.atomic_rmw / llvm.cmpxchg and return the old values.
 i1 data lives in memory as bytes.
 """
 from __future__ import annotations
@@ -279,22 +279,22 @@ def lower_atomic_cas(lw: Lowering, op) -> None:
     cmp, value = lw.val(ops[1], op), lw.val(ops[2], op)
     ibits = {"f16": "i16", "bf16": "i16", "f32": "i32", "f64": "i64"}.get(elem)
 
+    ibits = ibits or elem
+    raw = lw.raw[p.base]
+
     def body(lw, idx, lanes):
-        cur = lw.new("cur")
-        res = lw.new("old")
-        lw.emit(f'{res} = "memref.generic_atomic_rmw"({mem}, {idx}) ({{')
-        lw.emit(f"^bb0({cur}: {elem}):")
-        lw.depth += 1
-        a, b = cur, lanes[0]
-        if ibits:
-            a = lw.op(f"arith.bitcast {a} : {elem} to {ibits}")
-            b = lw.op(f"arith.bitcast {b} : {elem} to {ibits}")
-        eq = lw.op(f"arith.cmpi eq, {a}, {b} : {ibits or elem}")
-        new = lw.op(f"arith.select {eq}, {lanes[1]}, {cur} : {elem}")
-        lw.emit(f'"memref.atomic_yield"({new}) : ({elem}) -> ()')
-        lw.depth -= 1
-        lw.emit(f"}}) : (memref<?x{melem}>, index) -> {elem}")
-        return res
+        # llvm.cmpxchg on the integer bits of the element (memref has no CAS op that lowers here)
+        off = lw.op(f"arith.index_cast {idx} : index to i64")
+        addr = lw.op(f"llvm.getelementptr {raw}[{off}] : (!llvm.ptr, i64) -> !llvm.ptr, {ibits}")
+        c, v = lanes
+        if ibits != elem:
+            c = lw.op(f"arith.bitcast {c} : {elem} to {ibits}")
+            v = lw.op(f"arith.bitcast {v} : {elem} to {ibits}")
+        pair = lw.op(f"llvm.cmpxchg {addr}, {c}, {v} acq_rel monotonic : !llvm.ptr, {ibits}")
+        old = lw.op(f"llvm.extractvalue {pair}[0] : !llvm.struct<({ibits}, i1)>")
+        if ibits != elem:
+            old = lw.op(f"arith.bitcast {old} : {ibits} to {elem}")
+        return old
 
     out = _lanewise(lw, p, elem, [cmp, value], None, body)
     lw.env[op.results[0]] = Sc(out, value.type if p.shape is None else vtype(p.shape, elem))

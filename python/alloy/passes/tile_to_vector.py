@@ -74,6 +74,7 @@ class Lowering:
         self.env: dict = {}
         self.axis = AxisInfo()
         self.mems: dict[int, tuple[str, str]] = {}  # arg index -> (memref name, memory elem type)
+        self.raw: dict[int, str] = {}  # arg index -> its !llvm.ptr
         self.pids: list[str] = []
         self.grid: list[str] = []
 
@@ -264,6 +265,7 @@ class Lowering:
                 d = self.op(f"llvm.insertvalue {one}, {d}[4, 0] : {desc}")
                 m = self.op(f"builtin.unrealized_conversion_cast {d} : {desc} to memref<?x{mem_elem}>", "mem")
                 self.mems[i] = (m, mem_elem)
+                self.raw[i] = raw
                 self.env[arg] = Ptr(i, None, None, None, elem)
             else:
                 st = str(t)

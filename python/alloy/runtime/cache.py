@@ -120,6 +120,7 @@ class KernelCache:
 
     def put(self, key: str, shared_object: bytes, metadata: dict) -> CachedKernel:
         """Stores a compiled .so and its metadata (needs "entry"), then loads it.
+        The returned metadata is the JSON round trip of `metadata`.
 
         If the cache directory cannot be written, the kernel still loads from a
         private temporary directory (with a warning).
@@ -140,7 +141,13 @@ class KernelCache:
             warnings.warn(f"alloy kernel cache: cannot write {so_path.parent} ({exc}); not caching on disk")
             so_path = _private_dir() / so_path.name
             _write_atomic(so_path, shared_object)
-        kernel = _load(so_path, metadata)
+        if str(so_path) in _handles:
+            # An older file at this path is loaded (it failed to give a kernel):
+            # dlopen would hand that one back, so load a private copy.
+            so_path = _private_dir() / so_path.name
+            _write_atomic(so_path, shared_object)
+        # the metadata as a later get() reads it back (tuples become lists)
+        kernel = _load(so_path, json.loads(meta_bytes))
         self._memory[key] = kernel
         return kernel
 
@@ -193,7 +200,10 @@ def _write_atomic(path: Path, data: bytes) -> None:
 def _private_dir() -> Path:
     global _fallback_dir
     if _fallback_dir is None:
+        import atexit
+        import shutil
         import tempfile
 
         _fallback_dir = Path(tempfile.mkdtemp(prefix="alloy-kernels-"))
+        atexit.register(shutil.rmtree, _fallback_dir, ignore_errors=True)
     return _fallback_dir

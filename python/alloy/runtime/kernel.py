@@ -184,7 +184,7 @@ class Kernel:
                 slots[i] = h[1][s.dim]
             else:
                 slots[i] = _encode(h, s.dtype)
-        outs = []
+        outs = {p.name: bound[p.name] for p in self.params if p.kind == "output"}
         for i in pending:
             name = c.slots[i].param
             skey = (c.key, name, g, tuple(slots))
@@ -198,12 +198,12 @@ class Kernel:
                 self._shapes[skey] = shape
             buf = AlloyBuffer.from_array(np.zeros(shape, dtype=c.outputs[name].np))
             slots[i] = buf.data_ptr
-            outs.append(buf)
+            outs[name] = buf
         if g[0] * g[1] * g[2]:
             native.launch(c.fn_addr, array("q", slots), g[0], g[1], g[2])
         if not outs:
             return None
-        return outs[0] if len(outs) == 1 else tuple(outs)
+        return next(iter(outs.values())) if len(outs) == 1 else tuple(outs.values())
 
 
 class Func:

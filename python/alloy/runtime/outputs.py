@@ -86,11 +86,17 @@ def _raw_interval(s, env, ub, lb):
 
 
 def _terms(s):
-    if s is not None and s[0] == "add":
-        return _terms(s[1]) + _terms(s[2])
-    if s == ("const", 0):
-        return []
-    return [s]
+    """The operands of a pointer's chain of additions (`C + a + b` → [a, b])."""
+    out = []
+    while s is not None and s[0] == "add":
+        out.append(s[2])
+        s = s[1]
+    if s is not None and s != ("const", 0):
+        out.append(s)
+    out = [t for t in reversed(out) if t != ("const", 0)]
+    if len(out) == 1 and out[0] is not None and out[0][0] == "add":
+        out = [out[0][1], out[0][2]]
+    return out
 
 
 def _shape_of(rec, env):

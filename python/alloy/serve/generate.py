@@ -76,6 +76,15 @@ class StreamingDetokenizer:
         return piece
 
 
+def encode_prompt(tokenizer, text: str) -> list[int]:
+    """Token ids of a text prompt, with the tokenizer's BOS unless the text already
+    starts with it (as chat templates that write ``<bos>`` themselves do)."""
+    bos = tokenizer.bos_token_id
+    if tokenizer.add_bos and bos is not None and text.startswith(tokenizer.decode([bos])):
+        return tokenizer.encode(text, add_special_tokens=False)
+    return tokenizer.encode(text)
+
+
 def stream_generate(model: Model, tokenizer, prompt: str | Sequence[int], max_tokens: int = 256,
                     sampling: SamplingParams | None = None, *,
                     mask_fn: Callable[[list[int]], np.ndarray | None] | None = None,
@@ -92,7 +101,7 @@ def stream_generate(model: Model, tokenizer, prompt: str | Sequence[int], max_to
     params = sampling or SamplingParams(**sampling_kwargs)
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    ids = tokenizer.encode(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
+    ids = encode_prompt(tokenizer, prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
     if not ids:
         raise ValueError("the prompt is empty")
     n_ctx = model.config.n_ctx_train

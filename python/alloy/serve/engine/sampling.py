@@ -50,26 +50,42 @@ class SampledToken:
     top_logprobs: list[tuple[int, float]]   # the most likely tokens of the final distribution
 
 
+def _top_indices(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest entries of ``x`` (``k <= x.size``), largest first.
+
+    The smallest of the maxima of ``k`` disjoint blocks is at most the k-th
+    largest value, so only entries at or above it need a partial sort; for a
+    large vocabulary that is far cheaper than partitioning everything.
+    """
+    n = x.size
+    if n > 64 * k:
+        width = n // k
+        thr = np.min(np.max(x[: width * k].reshape(k, width), axis=1))
+        cand = np.flatnonzero(x >= thr)
+    else:
+        cand = np.arange(n)
+    if cand.size > k:
+        cand = cand[np.argpartition(-x[cand], k - 1)[:k]]
+    return cand[np.argsort(-x[cand], kind="stable")]
+
+
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     m = np.max(x)
-    shifted = x - m
-    return shifted - np.log(np.sum(np.exp(shifted)))
+    return x - (m + np.log(np.sum(np.exp(x - m))))
 
 
-def _top_p_prefix(ids: np.ndarray, probs: np.ndarray, top_p: float) -> np.ndarray:
-    """The most likely ``ids`` whose probabilities first sum to ``top_p`` or more.
+def _top_p_prefix(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """Positions of the most likely ``probs`` whose sum first reaches ``top_p``.
 
-    Sorts a growing head of the candidates (found by partition) rather than all of them.
+    Sorts a growing head of the candidates rather than all of them.
     """
-    m = min(ids.size, 256)
+    m = min(probs.size, 256)
     while True:
-        head = np.argpartition(-probs, m - 1)[:m] if m < ids.size else np.arange(ids.size)
-        head = head[np.argsort(-probs[head], kind="stable")]
+        head = _top_indices(probs, m)
         mass = np.cumsum(probs[head])
-        if mass[-1] >= top_p or m == ids.size:
-            cut = min(m, int(np.searchsorted(mass, top_p)) + 1)
-            return ids[head[:cut]]
-        m = min(ids.size, m * 8)
+        if mass[-1] >= top_p or m == probs.size:
+            return head[: min(m, int(np.searchsorted(mass, top_p)) + 1)]
+        m = min(probs.size, m * 8)
 
 
 class Sampler:
@@ -107,40 +123,38 @@ class Sampler:
             x[~mask] = -np.inf
         return x
 
-    def _filter(self, x: np.ndarray) -> np.ndarray:
-        """``x`` with every token outside top-k, then top-p, then min-p set to -inf.
+    def candidates(self, x: np.ndarray) -> np.ndarray:
+        """Token ids that survive top-k, then top-p, then min-p (of processed logits ``x``).
 
-        Top-p and min-p both keep a prefix of the tokens sorted by probability,
-        so the result is the shorter prefix; only the candidates get sorted.
+        Top-p and min-p are computed on the untempered distribution over the
+        tokens top-k left, as llama.cpp does.
         """
         p = self.params
-        keep = np.flatnonzero(np.isfinite(x))
-        if 0 < p.top_k < keep.size:
-            keep = keep[np.argpartition(-x[keep], p.top_k - 1)[: p.top_k]]
+        ids = np.arange(x.size) if np.isfinite(x).all() else np.flatnonzero(np.isfinite(x))
+        if 0 < p.top_k < ids.size:
+            ids = ids[_top_indices(x[ids], p.top_k)]
         if p.top_p < 1.0 or p.min_p > 0.0:
-            w = np.exp(x[keep] - np.max(x[keep]))
+            w = np.exp(x[ids] - np.max(x[ids]))
             probs = w / w.sum()
             if p.min_p > 0.0:
-                sel = probs >= p.min_p * probs.max()
-                keep, probs = keep[sel], probs[sel]
+                sel = np.flatnonzero(w >= p.min_p)  # w is probs / probs.max()
+                ids, probs = ids[sel], probs[sel]
             if p.top_p < 1.0:
-                keep = _top_p_prefix(keep, probs, p.top_p)
-        out = np.full(x.size, -np.inf)
-        out[keep] = x[keep]
-        return out
+                ids = ids[_top_p_prefix(probs, p.top_p)]
+        return ids
 
     def sample(self, logits: np.ndarray, history: Sequence[int] = (), mask: np.ndarray | None = None) -> SampledToken:
         """One token from ``logits [n_vocab]`` given the sequence so far and an optional allow-mask."""
         p = self.params
         x = self.process(logits, history, mask)
         if p.temperature <= 0:
-            logp = _log_softmax(x)
-            tok = int(np.argmax(x))
+            ids, logp = np.arange(x.size), _log_softmax(x)
+            pick = int(np.argmax(x))
         else:
-            logp = _log_softmax(self._filter(x) / p.temperature)
-            probs = np.exp(logp)
-            tok = int(self.rng.choice(probs.size, p=probs / probs.sum()))
-        k = min(TOP_LOGPROBS, int(np.count_nonzero(np.isfinite(logp))))
-        top = np.argpartition(-logp, k - 1)[:k]
-        top = top[np.argsort(-logp[top], kind="stable")]
-        return SampledToken(tok, float(logp[tok]), [(int(t), float(logp[t])) for t in top])
+            ids = self.candidates(x)
+            logp = _log_softmax((x if ids.size == x.size else x[ids]) / p.temperature)
+            cdf = np.cumsum(np.exp(logp))
+            pick = min(int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right")), ids.size - 1)
+        top = _top_indices(logp, min(TOP_LOGPROBS, ids.size))
+        top = top[np.isfinite(logp[top])]
+        return SampledToken(int(ids[pick]), float(logp[pick]), [(int(ids[i]), float(logp[i])) for i in top])

@@ -12,10 +12,11 @@ Fallbacks (``templates/<family>.jinja``) are used when a file carries no
 template (Gemma 3 270M ships none). The family is picked from the
 architecture and the vocabulary (:func:`detect_family`):
 
-* ``gemma``  -- architecture ``gemma*`` or a ``<start_of_turn>`` token: Gemma 3
-  turns, the system prompt folded into the first user turn;
+* ``gemma``  -- a ``<start_of_turn>`` token: Gemma 3 turns, the system prompt
+  folded into the first user turn;
 * ``llama3`` -- ``<|start_header_id|>`` and ``<|eot_id|>`` tokens;
-* ``chatml`` -- ``<|im_start|>`` token, and the default for anything else.
+* ``chatml`` -- an ``<|im_start|>`` token, and the default for anything else
+  (except architecture ``gemma*`` with none of these tokens: ``gemma``).
 
 Tools: when the template uses the ``tools`` variable it gets the tool list and
 the messages as given. When it does not (fallbacks, SmolLM2's template), the
@@ -58,10 +59,12 @@ class ChatTemplateError(GGUFError):
 
 def detect_family(arch: str, vocab: Container[str]) -> str:
     """The turn format of a model, from its architecture and vocabulary (see the module doc)."""
-    if arch.startswith("gemma") or "<start_of_turn>" in vocab:
+    if "<start_of_turn>" in vocab:
         return "gemma"
     if "<|start_header_id|>" in vocab and "<|eot_id|>" in vocab:
         return "llama3"
+    if "<|im_start|>" not in vocab and arch.startswith("gemma"):
+        return "gemma"
     return "chatml"
 
 
@@ -160,7 +163,8 @@ def _tool_call_text(call: dict) -> str:
             args = json.loads(args)
         except json.JSONDecodeError:
             pass
-    return "<tool_call>\n" + json.dumps({"name": fn.get("name"), "arguments": args}, ensure_ascii=False) + "\n</tool_call>"
+    call_json = json.dumps({"name": fn.get("name"), "arguments": args}, ensure_ascii=False)
+    return f"<tool_call>\n{call_json}\n</tool_call>"
 
 
 def _tools_as_text(messages: list[dict], tools: list[dict] | None) -> list[dict]:

@@ -179,9 +179,11 @@ class GGUFFile:
 
     # -- metadata ---------------------------------------------------------------
     def get(self, key: str, default=None):
+        """A metadata value, or ``default`` when the file lacks ``key``."""
         return self.metadata.get(key, default)
 
     def require(self, key: str):
+        """A metadata value; a ``GGUFError`` naming the file and key when it is missing."""
         if key not in self.metadata:
             raise GGUFError(f"missing required metadata key {key!r}", path=self.path)
         return self.metadata[key]
@@ -191,9 +193,11 @@ class GGUFFile:
         return self.metadata.get(f"{self.arch}.{suffix}", default)
 
     def arch_require(self, suffix: str):
+        """``require(f"{arch}.{suffix}")``."""
         return self.require(f"{self.arch}.{suffix}")
 
     def check_arch(self) -> str:
+        """The architecture, or a ``GGUFError`` when it is not one of ``SUPPORTED_ARCHS``."""
         if self.arch not in SUPPORTED_ARCHS:
             raise GGUFError(f"architecture {self.arch!r} is not supported "
                             f"(supported: {', '.join(sorted(SUPPORTED_ARCHS))})", path=self.path)
@@ -214,6 +218,24 @@ class GGUFFile:
             return codecs.dequantize(info.data, info.qtype, info.shape)
         except GGUFError as e:
             raise GGUFError(f"tensor {name!r}: {e.detail}", path=self.path, offset=info.offset) from e
+
+    def dequantize_rows(self, name: str, rows) -> np.ndarray:
+        """Rows of a tensor (indices along its first axis) decoded to float32, e.g. embedding lookups.
+
+        The result has shape ``(*np.shape(rows), *TensorInfo.shape[1:])``; only those rows are read.
+        """
+        info = self.tensor(name)
+        rows = np.asarray(rows)
+        if rows.size == 0:
+            rows = rows.astype(np.intp)
+        n = info.shape[0]
+        if len(info.shape) < 2:
+            raise GGUFError(f"tensor {name!r} of shape {info.shape} has no rows", path=self.path)
+        if rows.dtype.kind not in "iu" or (rows.size and (rows.min() < 0 or rows.max() >= n)):
+            raise GGUFError(f"tensor {name!r}: row indices must be integers in [0, {n})", path=self.path)
+        picked = info.data.reshape(n, -1)[rows.reshape(-1)]
+        out = codecs.dequantize(picked, info.qtype, (rows.size, *info.shape[1:]))
+        return out.reshape(*rows.shape, *info.shape[1:])
 
     def __repr__(self) -> str:
         return f"GGUFFile({str(self.path)!r}, arch={self.arch!r}, tensors={len(self.tensors)})"

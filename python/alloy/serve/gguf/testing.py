@@ -163,7 +163,8 @@ def _put(w: GGUFWriter, key: str, value) -> None:
     elif isinstance(value, str):
         w.add_key_value(key, value, GGUFValueType.STRING)
     elif isinstance(value, (list, np.ndarray)):
-        w.add_key_value(key, list(value), GGUFValueType.ARRAY)
+        w.add_key_value(key, np.asarray(value).tolist() if isinstance(value, np.ndarray) else list(value),
+                        GGUFValueType.ARRAY)
     else:
         raise TypeError(f"cannot write metadata {key!r} of type {type(value).__name__}")
 

@@ -92,9 +92,9 @@ class Tokenizer:
             raise GGUFError("no tokenizer: metadata key 'tokenizer.ggml.model' is missing", path=path)
         n = len(tokens)
         for key in ("bos_token_id", "eos_token_id", "unk_token_id", "pad_token_id"):
-            if key in meta and not 0 <= meta[key] < n:
+            if key in meta and not (isinstance(meta[key], int) and 0 <= meta[key] < n):
                 raise GGUFError(f"tokenizer.ggml.{key.replace('unk_', 'unknown_').replace('pad_', 'padding_')} = "
-                                f"{meta[key]} is outside the vocabulary of {n} tokens", path=path)
+                                f"{meta[key]!r} is not a token id of the vocabulary of {n} tokens", path=path)
 
         self = cls.__new__(cls)
         self.vocab_size = n
@@ -114,8 +114,14 @@ class Tokenizer:
         eog.update(i for i, t in enumerate(tokens) if t in EOG_TOKEN_NAMES)
         self.eos_token_ids = frozenset(eog)
 
-        json_path = _converted(gguf_file.arch, meta, self, path, cache_dir or default_cache_dir())
-        self.hf = _wrap(json_path, tokens, meta, self)
+        cache_dir = pathlib.Path(cache_dir or default_cache_dir()).expanduser()
+        json_path = _converted(gguf_file.arch, meta, self, path, cache_dir)
+        try:
+            self.hf = _wrap(json_path, tokens, meta)
+        except Exception as e:  # tokenizers raises a bare Exception on a damaged file
+            log.warning("damaged cached tokenizer %s (%s); converting again", json_path, e)
+            json_path.unlink(missing_ok=True)
+            self.hf = _wrap(_converted(gguf_file.arch, meta, self, path, cache_dir), tokens, meta)
         self._backend = self.hf.backend_tokenizer
 
         vocab = frozenset(t for t in tokens if t.startswith("<"))
@@ -191,7 +197,6 @@ def _cache_key(arch: str, meta: dict, tok: Tokenizer) -> str:
 
 def _converted(arch: str, meta: dict, tok: Tokenizer, path, cache_dir: pathlib.Path) -> pathlib.Path:
     """The cached ``tokenizer.json`` for this metadata, converting and storing it on a miss."""
-    cache_dir = pathlib.Path(cache_dir).expanduser()
     target = cache_dir / _cache_key(arch, meta, tok) / "tokenizer.json"
     if target.is_file():
         return target
@@ -231,7 +236,7 @@ def _convert(arch: str, meta: dict, tok: Tokenizer, path):
     return backend
 
 
-def _wrap(json_path: pathlib.Path, tokens: list[str], meta: dict, tok: Tokenizer):
+def _wrap(json_path: pathlib.Path, tokens: list[str], meta: dict):
     from transformers import PreTrainedTokenizerFast
 
     specials = {name: tokens[meta[f"{name}_id"]] for name in ("bos_token", "eos_token", "unk_token", "pad_token")

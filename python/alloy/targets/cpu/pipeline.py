@@ -14,8 +14,8 @@ MLIR_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tile-opt", ("tile-canonicalize",)),
     ("vector", ("convert-tile-to-vector", "canonicalize", "cse")),
     ("scf", ("convert-vector-to-scf", "lower-affine", "convert-scf-to-cf", "expand-strided-metadata")),
-    ("llvm-dialect", (VECTOR_TO_LLVM, "finalize-memref-to-llvm", "convert-math-to-llvm", "convert-math-to-libm",
-                      "convert-arith-to-llvm", "convert-func-to-llvm", "convert-cf-to-llvm",
+    ("llvm-dialect", ("convert-math-to-llvm", "convert-math-to-libm", VECTOR_TO_LLVM, "finalize-memref-to-llvm",
+                      "convert-ub-to-llvm", "convert-arith-to-llvm", "convert-func-to-llvm", "convert-cf-to-llvm",
                       "reconcile-unrealized-casts", "canonicalize", "cse")),
 )
 
@@ -55,5 +55,27 @@ def lower_to_llvm_dialect(module_op, stages: dict | None = None, until: str | No
         run_passes(module_op, passes)
         if stages is not None:
             stages[name] = str(module_op)
+        if name == "llvm-dialect":
+            check_llvm_dialect(module_op)
         if name == until:
             return
+
+
+def check_llvm_dialect(module_op) -> None:
+    """Raise naming the first op that did not reach the LLVM dialect (a lowering gap)."""
+    from mlir import ir
+
+    bad = []
+
+    def visit(op):
+        name = op.name
+        if not (name.startswith("llvm.") or name == "builtin.module"):
+            bad.append(op)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module_op.walk(visit)
+    if bad:
+        op = bad[0]
+        text = str(op)
+        raise LoweringError(f"{op.name} left after lowering to the LLVM dialect: {text[:300]}")
