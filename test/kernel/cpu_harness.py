@@ -75,11 +75,11 @@ def compile_so(module: ir.Module):
     from alloy.targets.cpu import compile_tile_module
 
     art = compile_tile_module(module)
-    d = tempfile.mkdtemp(prefix="alloy-test-")
-    path = os.path.join(d, art.entry + ".so")
-    with open(path, "wb") as f:
-        f.write(art.shared_object)
-    lib = ctypes.CDLL(path)
+    with tempfile.TemporaryDirectory(prefix="alloy-test-") as d:
+        path = os.path.join(d, art.entry + ".so")
+        with open(path, "wb") as f:
+            f.write(art.shared_object)
+        lib = ctypes.CDLL(path)  # stays mapped after the file is gone
     _KEEP.append(lib)
     fn = getattr(lib, art.entry)
     fn.argtypes = [ctypes.c_void_p] + [ctypes.c_int64] * 5

@@ -17,7 +17,11 @@ def loaded(tmp_path_factory):
     return load(str(path))
 
 
-def test_lazy_exports():
+def test_exports_are_the_functions():
+    import importlib
+
+    module = importlib.import_module("alloy.serve.generate")  # the submodule must not shadow the function
+    assert alloy.serve.generate is module.generate is generate
     assert alloy.serve.load is load and alloy.serve.stream_generate is stream_generate
 
 

@@ -1,28 +1,205 @@
-"""Lowering of tile.dot (part of convert-tile-to-vector): a vector.fma micro-kernel.
+"""Lowering of tile.dot (part of convert-tile-to-vector): a register-blocked vector.fma micro-kernel.
 
-acc[i, :] += a[i, k] * b[k, :] for each row i and each k: a broadcast of one
-element of `a` times a row of `b`, accumulated with vector.fma (f16/bf16
-inputs are extended to the f32 accumulator; integers use muli/addi). Rows are
-processed in blocks of MR so that MR accumulator rows stay in registers while
-the rows of b stream through.
+acc (M x N) += a (M x K) @ b (K x N) runs on scratch buffers on the stack:
+a and b are stored row by row, and for each block of MR rows x NR columns the
+accumulator rows are loaded into registers, updated with
+`vector.fma(broadcast(a[i, k]), b[k, j0:j0+NR], acc)` for every k (unrolled),
+and stored back. f16/bf16 inputs are extended to the f32 accumulator;
+integer dots use muli/addi.
+
+When the accumulator is carried by an scf.for (acc = dot(a, b, acc) yielded
+straight back), it lives in its scratch buffer for the whole loop instead of
+being copied in and out on every iteration (see `memory_accumulators`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlir import ir
 
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
 from alloy.passes.tile_to_vector import Lowering, Sc, is_float, vtype
 
-MR = 4  # accumulator rows per register block
+VEC_BYTES = 64  # AVX-512 register
+ACC_REGS = 16  # accumulator registers per micro-tile
+MAX_UNROLL_K = 64
 
 
-def _extend(lw: Lowering, x: str, shape, src: str, dst: str) -> str:
+@dataclass
+class MemTile:
+    """A tile kept in a stack buffer (memref<M*N x T>, row-major) instead of SSA registers."""
+
+    buf: str
+    shape: tuple
+    elem: str
+
+
+def scratch(lw: Lowering, shape, elem: str) -> str:
+    """A row-major stack buffer allocated once at function entry."""
+    n = 1
+    for d in shape:
+        n *= d
+    name = lw.new("buf")
+    lw.entry_lines.append(f"  {name} = memref.alloca() {{alignment = 64 : i64}} : memref<{n}x{elem}>")
+    return name
+
+
+def store_rows(lw: Lowering, x: str, buf: str, shape, elem: str) -> None:
+    m, n = shape
+    for i in range(m):
+        r = lw.extract(x, (i,), shape, elem)
+        lw.emit(f"vector.store {r}, {buf}[{lw.index(i * n)}] : memref<{m * n}x{elem}>, {vtype((n,), elem)}")
+
+
+def load_rows(lw: Lowering, buf: str, shape, elem: str) -> str:
+    m, n = shape
+    out = lw.op(f"ub.poison : {vtype(shape, elem)}")
+    for i in range(m):
+        r = lw.op(f"vector.load {buf}[{lw.index(i * n)}] : memref<{m * n}x{elem}>, {vtype((n,), elem)}")
+        out = lw.insert(r, out, (i,), shape, elem)
+    return out
+
+
+@dataclass
+class DotOperand:
+    """A dot input already staged (extended, transposed if needed) in its row-major scratch buffer."""
+
+    buf: str
+    shape: tuple  # as the dot sees it: (M, K) for a, (K, N) for b
+    elem: str
+
+
+def _single_use(v: ir.Value):
+    uses = list(v.uses)
+    return uses[0] if len(uses) == 1 else None
+
+
+def dot_operand_use(v: ir.Value):
+    """("a" | "b" | "bt", dot op) when the 2-D tile v only feeds a dot (bt: through a tile.trans)."""
+    u = _single_use(v)
+    if u is None or len(tile.shape_of(v.type) or ()) != 2:
+        return None
+    owner = u.owner
+    if owner.name == "tile.dot" and u.operand_number in (0, 1):
+        return ("a" if u.operand_number == 0 else "b"), owner
+    if owner.name == "tile.trans":
+        u2 = _single_use(owner.results[0])
+        if u2 is not None and u2.owner.name == "tile.dot" and u2.operand_number == 1:
+            return "bt", u2.owner
+    return None
+
+
+class OperandStager:
+    """Receives the rows of a loaded tile and writes them into a dot's scratch buffer."""
+
+    def __init__(self, lw: Lowering, role: str, dot, shape, src_elem: str) -> None:
+        self.lw, self.role, self.src_elem = lw, role, src_elem
+        self.elem = str(tile.element_type(dot.operands[2].type))
+        rows, cols = shape
+        self.cols = cols
+        self.dot_shape = (cols, rows) if role == "bt" else (rows, cols)
+        self.buf = scratch(lw, self.dot_shape, self.elem)
+        self.pending: list[tuple[int, str]] = []
+
+    def row(self, i: int, x: str) -> None:
+        lw, n = self.lw, self.cols
+        if self.src_elem != self.elem:
+            x = _extend(lw, x, (n,), self.src_elem, self.elem, None)
+        if self.role != "bt":
+            lw.emit(f"vector.store {x}, {self.buf}[{lw.index(i * n)}] : {self._mt()}, {vtype((n,), self.elem)}")
+            return
+        self.pending.append((i, x))
+        if len(self.pending) == 16:
+            self._flush()
+
+    def _mt(self) -> str:
+        return f"memref<{self.dot_shape[0] * self.dot_shape[1]}x{self.elem}>"
+
+    def _flush(self) -> None:
+        """Transpose the pending rows of b^T (r rows x K) in 16-wide column chunks into rows of b."""
+        lw, rows, e = self.lw, self.pending, self.elem
+        if not rows:
+            return
+        r, kdim, ndim = len(rows), self.cols, self.dot_shape[1]
+        j0 = rows[0][0]
+        step = 16 if kdim % 16 == 0 else kdim
+        for k0 in range(0, kdim, step):
+            parts = [x if step == kdim else lw.op(
+                f"vector.extract_strided_slice {x} {{offsets = [{k0}], sizes = [{step}], strides = [1]}} : "
+                f"{vtype((kdim,), e)} to {vtype((step,), e)}") for _, x in rows]
+            if r == step and r & (r - 1) == 0:
+                cols = transpose_square(lw, parts, e)
+            else:
+                blk = lw.op(f"ub.poison : {vtype((r, step), e)}")
+                for t, part in enumerate(parts):
+                    blk = lw.insert(part, blk, (t,), (r, step), e)
+                tr = lw.op(f"vector.transpose {blk}, [1, 0] : {vtype((r, step), e)} to {vtype((step, r), e)}")
+                cols = [lw.extract(tr, (kk,), (step, r), e) for kk in range(step)]
+            for kk, col in enumerate(cols):
+                lw.emit(f"vector.store {col}, {self.buf}[{lw.index((k0 + kk) * ndim + j0)}] : {self._mt()}, "
+                        f"{vtype((r,), e)}")
+        self.pending = []
+
+    def finish(self) -> DotOperand:
+        self._flush()
+        return DotOperand(self.buf, self.dot_shape, self.elem)
+
+
+def transpose_square(lw: Lowering, rows: list[str], elem: str) -> list[str]:
+    """Transpose n rows of n elements (n a power of two) with n*log2(n) two-input shuffles.
+
+    Stage d swaps bit d of the row index with bit d of the column index: (i, j) and
+    (i^d, j^d) trade places where those bits differ.
+    """
+    n = len(rows)
+    vt = vtype((n,), elem)
+    rows = list(rows)
+    d = 1
+    while d < n:
+        lo = [j if not j & d else n + (j ^ d) for j in range(n)]
+        hi = [j ^ d if not j & d else n + j for j in range(n)]
+        nxt = list(rows)
+        for i in range(n):
+            if i & d:
+                continue
+            a, b = rows[i], rows[i ^ d]
+            nxt[i] = lw.op(f"vector.shuffle {a}, {b} [{', '.join(map(str, lo))}] : {vt}, {vt}")
+            nxt[i ^ d] = lw.op(f"vector.shuffle {a}, {b} [{', '.join(map(str, hi))}] : {vt}, {vt}")
+        rows = nxt
+        d *= 2
+    return rows
+
+
+def memory_accumulators(for_op) -> dict[int, ir.Value]:
+    """iter_arg positions of an scf.for whose value only feeds a tile.dot accumulator that is yielded back."""
+    block = for_op.regions[0].blocks[0]
+    ops = list(block.operations)
+    yield_op = ops[-1]
+    out = {}
+    for i, arg in enumerate(list(block.arguments)[1:]):
+        if not isinstance(arg.type, ir.RankedTensorType) or len(arg.type.shape) != 2:
+            continue
+        uses = list(arg.uses)
+        if len(uses) != 1 or uses[0].operand_number != 2:
+            continue
+        dot = uses[0].owner
+        if dot.name != "tile.dot" or dot.parent.name != "scf.for" or dot.operation.block != block:
+            continue
+        r_uses = list(dot.results[0].uses)
+        if len(r_uses) == 1 and r_uses[0].owner == yield_op.operation and r_uses[0].operand_number == i:
+            out[i] = arg
+    return out
+
+
+def _extend(lw: Lowering, x: str, shape, src: str, dst: str, op) -> str:
     if src == dst:
         return x
     if is_float(src) and is_float(dst):
         return lw.op(f"arith.extf {x} : {vtype(shape, src)} to {vtype(shape, dst)}")
     if not is_float(src) and not is_float(dst):
         return lw.op(f"arith.extsi {x} : {vtype(shape, src)} to {vtype(shape, dst)}")
-    raise LoweringError(f"dot of {src} inputs into a {dst} accumulator is not supported", None)
+    raise LoweringError(f"dot of {src} inputs into a {dst} accumulator is not supported", op)
 
 
 def lower_dot(lw: Lowering, op) -> None:
@@ -31,28 +208,98 @@ def lower_dot(lw: Lowering, op) -> None:
     if k != k2 or tuple(cshape) != (m, n):
         raise LoweringError(f"dot shapes do not match: {m}x{k} @ {k2}x{n} + {cshape}", op)
     ea, eb, ec = (str(tile.element_type(v.type)) for v in (a_v, b_v, c_v))
-    try:
-        a = _extend(lw, lw.val(a_v, op).name, (m, k), ea, ec)
-        b = _extend(lw, lw.val(b_v, op).name, (k, n), eb, ec)
-    except LoweringError as e:
-        raise LoweringError(str(e), op) from None
-    acc = lw.val(c_v, op).name
-    f = is_float(ec)
-    rt = vtype((n,), ec)
-    brows = [lw.extract(b, (kk,), (k, n), ec) for kk in range(k)]
-    res = acc
-    for i0 in range(0, m, MR):
-        rows = list(range(i0, min(m, i0 + MR)))
-        cs = {i: lw.extract(acc, (i,), (m, n), ec) for i in rows}
-        for kk in range(k):
-            for i in rows:
-                s = lw.extract(a, (i, kk), (m, k), ec)
-                sb = lw.splat(s, ec, (n,))
-                if f:
-                    cs[i] = lw.op(f"vector.fma {sb}, {brows[kk]}, {cs[i]} : {rt}")
-                else:
-                    p = lw.op(f"arith.muli {sb}, {brows[kk]} : {rt}")
-                    cs[i] = lw.op(f"arith.addi {cs[i]}, {p} : {rt}")
-        for i in rows:
-            res = lw.insert(cs[i], res, (i,), (m, n), ec)
-    lw.env[op.results[0]] = Sc(res, vtype((m, n), ec))
+    acc = lw.env.get(c_v)
+    if isinstance(acc, MemTile):
+        cbuf = acc.buf
+    else:
+        cbuf = scratch(lw, (m, n), ec)
+        store_rows(lw, lw.val(c_v, op).name, cbuf, (m, n), ec)
+    staged = []
+    for v, shape, e in ((a_v, (m, k), ea), (b_v, (k, n), eb)):
+        x = lw.env.get(v)
+        if isinstance(x, DotOperand):
+            staged.append(x.buf)
+            continue
+        buf = scratch(lw, shape, ec)
+        store_rows(lw, _extend(lw, lw.val(v, op).name, shape, e, ec, op), buf, shape, ec)
+        staged.append(buf)
+    abuf, bbuf = staged
+    _micro_kernel(lw, abuf, bbuf, cbuf, m, n, k, ec)
+    if isinstance(acc, MemTile):
+        lw.env[op.results[0]] = acc
+    else:
+        lw.env[op.results[0]] = Sc(load_rows(lw, cbuf, (m, n), ec), vtype((m, n), ec))
+
+
+def _blocking(m: int, n: int, elem: str) -> tuple[int, int]:
+    lanes = max(1, VEC_BYTES // (int(elem[1:]) // 8 if elem[1:].isdigit() else 4))
+    nr = n if n <= 4 * lanes else next(d for d in range(4 * lanes, 0, -1) if n % d == 0)
+    vecs = max(1, -(-nr // lanes))
+    mr = max(1, min(m, ACC_REGS // vecs))
+    return mr, nr
+
+
+def _micro_kernel(lw: Lowering, abuf, bbuf, cbuf, m, n, k, elem) -> None:
+    mr, nr = _blocking(m, n, elem)
+    full = m - m % mr
+    if full:
+        _row_blocks(lw, abuf, bbuf, cbuf, m, n, k, elem, mr, nr, 0, full)
+    if m % mr:
+        _row_blocks(lw, abuf, bbuf, cbuf, m, n, k, elem, m % mr, nr, full, m)
+
+
+def _for(lw: Lowering, lb: str, ub: str, step: str, iter_inits=(), iter_type: str = ""):
+    """Open an index scf.for; returns (iv, iter arg names, result names); close with _end_for."""
+    prefix, names = lw.results(len(iter_inits))
+    iv = lw.new("i")
+    args = [lw.new("it") for _ in iter_inits]
+    lw.emit(f'{prefix}"scf.for"({", ".join([lb, ub, step] + list(iter_inits))}) ({{')
+    lw.emit(f'^bb0({", ".join([f"{iv}: index"] + [f"{a}: {iter_type}" for a in args])}):')
+    lw.depth += 1
+    return iv, args, names
+
+
+def _end_for(lw: Lowering, yields=(), iter_type: str = "") -> None:
+    n = len(yields)
+    lw.emit(f'"scf.yield"({", ".join(yields)}) : ({", ".join([iter_type] * n)}) -> ()')
+    lw.depth -= 1
+    lw.emit(f'}}) : ({", ".join(["index"] * 3 + [iter_type] * n)}) -> ({", ".join([iter_type] * n)})')
+
+
+def _row_blocks(lw, abuf, bbuf, cbuf, m, n, k, elem, mr, nr, lo, hi) -> None:
+    f = is_float(elem)
+    vt = vtype((nr,), elem)
+    at, bt, ct = (f"memref<{s}x{elem}>" for s in (m * k, k * n, m * n))
+    i0, _, _ = _for(lw, lw.index(lo), lw.index(hi), lw.index(mr))
+    if nr == n:
+        j0 = lw.index(0)
+    else:
+        j0, _, _ = _for(lw, lw.index(0), lw.index(n), lw.index(nr))
+    rows = [lw.op(f"arith.addi {i0}, {lw.index(r)} : index") for r in range(mr)]
+    c_off = [lw.op(f"arith.addi {lw.op(f'arith.muli {r}, {lw.index(n)} : index')}, {j0} : index") for r in rows]
+    a_off = [lw.op(f"arith.muli {r}, {lw.index(k)} : index") for r in rows]
+    accs = [lw.op(f"vector.load {cbuf}[{o}] : {ct}, {vt}") for o in c_off]
+    ku = next(d for d in range(min(k, MAX_UNROLL_K), 0, -1) if k % d == 0)
+    looped = ku != k
+    if looped:
+        k0, args, res = _for(lw, lw.index(0), lw.index(k), lw.index(ku), accs, vt)
+        accs = args
+    for kk in range(ku):
+        kidx = lw.index(kk) if not looped else lw.op(f"arith.addi {k0}, {lw.index(kk)} : index")
+        boff = lw.op(f"arith.addi {lw.op(f'arith.muli {kidx}, {lw.index(n)} : index')}, {j0} : index")
+        brow = lw.op(f"vector.load {bbuf}[{boff}] : {bt}, {vt}")
+        for r in range(mr):
+            s = lw.op(f"memref.load {abuf}[{lw.op(f'arith.addi {a_off[r]}, {kidx} : index')}] : {at}")
+            sb = lw.splat(s, elem, (nr,))
+            if f:
+                accs[r] = lw.op(f"vector.fma {sb}, {brow}, {accs[r]} : {vt}")
+            else:
+                accs[r] = lw.op(f"arith.addi {accs[r]}, {lw.op(f'arith.muli {sb}, {brow} : {vt}')} : {vt}")
+    if looped:
+        _end_for(lw, accs, vt)
+        accs = res
+    for o, acc in zip(c_off, accs):
+        lw.emit(f"vector.store {acc}, {cbuf}[{o}] : {ct}, {vt}")
+    if nr != n:
+        _end_for(lw)
+    _end_for(lw)

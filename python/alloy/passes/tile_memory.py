@@ -1,8 +1,8 @@
 """Lowering of tile.load / tile.store / tile.atomic_rmw / tile.atomic_cas (part of convert-tile-to-vector).
 
 Per tile, the contiguity analysis picks the access: one (masked) vector
-load/store when the whole tile is contiguous, one per row when the last
-dimension has stride 1, a scalar load + broadcast per row when it has stride 0
+load/store per row when the last dimension has stride 1 (rows stay separate
+1-D vectors, which is what n-D vectors lower to), a scalar load + broadcast per row when it has stride 0
 (unmasked), else a gather/scatter. Scalar accesses with a mask run under
 scf.if. Atomics run lane by lane (an scf.for over the flattened tile) with
 memref.atomic_rmw / llvm.cmpxchg and return the old values.
@@ -14,6 +14,7 @@ import itertools
 import math
 
 from alloy.dialects import tile
+from alloy.passes.dot_to_fma import OperandStager, dot_operand_use
 from alloy.passes.errors import LoweringError
 from alloy.passes.tile_to_vector import Lowering, Ptr, Sc, is_float, vtype, zero_text
 
@@ -41,15 +42,6 @@ def _from_mem(lw: Lowering, name: str, shape, elem: str) -> str:
     z = lw.zeros(shape, "i8")
     t = vtype(shape, "i8") if shape else "i8"
     return lw.op(f"arith.cmpi ne, {name}, {z} : {t}")
-
-
-def _contiguous(strides, shape) -> bool:
-    inner = 1
-    for s, n in zip(reversed(strides), reversed(shape)):
-        if n != 1 and s != inner:
-            return False
-        inner *= n
-    return True
 
 
 def _rows(shape):
@@ -88,17 +80,24 @@ def lower_load(lw: Lowering, op) -> None:
     other = None
     if ov is not None:
         other = _to_mem(lw, lw.as_tile(lw.val(ov, op), shape, p.elem), shape, p.elem)
-    out = _load_tile(lw, p, mem, melem, strides, mask, other)
+    stager = None
+    use = dot_operand_use(r) if p.elem != "i1" else None
+    if use is not None:  # rows go straight into the dot's scratch buffer
+        stager = OperandStager(lw, use[0], use[1], shape, p.elem)
+    out = _load_tile(lw, p, mem, melem, strides, mask, other, stager)
+    if stager is not None:
+        lw.env[r] = stager.finish()
+        return
     lw.env[r] = Sc(_from_mem(lw, out, shape, p.elem), vtype(shape, p.elem))
 
 
-def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other) -> str:
+def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other, stager=None) -> str | None:
     shape = p.shape
     n, total = shape[-1], math.prod(shape)
     mt = f"memref<?x{melem}>"
     if mask is not None and other is None:
         other = lw.zeros(shape, melem)
-    if strides[-1] == 1 and _contiguous(strides, shape):
+    if strides[-1] == 1 and len(shape) == 1:
         off = lw.offset_at(p, (0,) * len(shape))
         flat = (total,)
         if mask is None:
@@ -108,7 +107,12 @@ def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other)
             o = lw.shape_cast(other, shape, flat, melem)
             x = lw.op(f"vector.maskedload {mem}[{off}], {m}, {o} : {mt}, {vtype(flat, 'i1')}, "
                       f"{vtype(flat, melem)} into {vtype(flat, melem)}")
-        return lw.shape_cast(x, flat, shape, melem)
+        x = lw.shape_cast(x, flat, shape, melem)
+        if stager is not None:
+            for i in range(shape[0]):
+                stager.row(i, lw.extract(x, (i,), shape, melem))
+            return None
+        return x
     if strides[-1] in (0, 1) and (mask is None or strides[-1] == 1):
         res = other if other is not None else lw.zeros(shape, melem)
         row_t = vtype((n,), melem)
@@ -124,8 +128,11 @@ def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other)
                 o = lw.extract(other, row, shape, melem)
                 x = lw.op(f"vector.maskedload {mem}[{off}], {m}, {o} : {mt}, {vtype((n,), 'i1')}, "
                           f"{row_t} into {row_t}")
-            res = lw.insert(x, res, row, shape, melem)
-        return res
+            if stager is not None:
+                stager.row(row[0], x)
+            else:
+                res = lw.insert(x, res, row, shape, melem)
+        return None if stager is not None else res
     flat = (total,)
     idx = lw.shape_cast(lw.voff_or_zero(p), shape, flat, "i64")
     base = p.soff if p.soff is not None else lw.index(0)
@@ -133,7 +140,12 @@ def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other)
     o = lw.shape_cast(other, shape, flat, melem) if other is not None else lw.zeros(flat, melem)
     x = lw.op(f"vector.gather {mem}[{base}] [{idx}], {m}, {o} : {mt}, {vtype(flat, 'i64')}, "
               f"{vtype(flat, 'i1')}, {vtype(flat, melem)} into {vtype(flat, melem)}")
-    return lw.shape_cast(x, flat, shape, melem)
+    x = lw.shape_cast(x, flat, shape, melem)
+    if stager is not None:
+        for i in range(shape[0]):
+            stager.row(i, lw.extract(x, (i,), shape, melem))
+        return None
+    return x
 
 
 # -------------------------------------------------------------------- store
@@ -162,7 +174,7 @@ def lower_store(lw: Lowering, op) -> None:
     strides = lw.axis.strides(ops[0])
     value = _to_mem(lw, lw.as_tile(lw.val(ops[1], op), shape, p.elem), shape, p.elem)
     mask = lw.as_tile(lw.val(ops[2], op), shape, "i1") if len(ops) > 2 else None
-    if strides[-1] == 1 and _contiguous(strides, shape):
+    if strides[-1] == 1 and len(shape) == 1:
         off = lw.offset_at(p, (0,) * len(shape))
         flat = (total,)
         v = lw.shape_cast(value, shape, flat, melem)

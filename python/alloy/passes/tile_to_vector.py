@@ -75,6 +75,7 @@ class Lowering:
         self.axis = AxisInfo()
         self.mems: dict[int, tuple[str, str]] = {}  # arg index -> (memref name, memory elem type)
         self.raw: dict[int, str] = {}  # arg index -> its !llvm.ptr
+        self.entry_lines: list[str] = []  # stack buffers, allocated once at function entry
         self.pids: list[str] = []
         self.grid: list[str] = []
 
@@ -243,7 +244,7 @@ class Lowering:
         self.emit("return")
         head = (f"func.func @{name}(%args: !llvm.ptr, %begin: i64, %end: i64, "
                 f"%g0: i64, %g1: i64, %g2: i64) {{")
-        return "\n".join([head] + self.lines + ["}"])
+        return "\n".join([head] + self.entry_lines + self.lines + ["}"])
 
     def emit_prologue(self, f) -> None:
         size = self.op(f"llvm.mlir.constant({_MEM_SIZE} : i64) : i64")
@@ -363,6 +364,9 @@ def _reshape_like(lw: Lowering, op) -> None:
     src_v, r = op.operands[0], op.results[0]
     src_shape, shape = tile.shape_of(src_v.type), tile.shape_of(r.type)
     x = lw.env[src_v]
+    if name == "tile.trans" and type(x).__name__ == "DotOperand":  # staged transposed for its dot
+        lw.env[r] = x
+        return
     if isinstance(x, Ptr):
         if x.voff is None:
             lw.env[r] = Ptr(x.base, x.soff, None, shape, x.elem)
@@ -419,29 +423,45 @@ def _addptr(lw: Lowering, op) -> None:
 
 # -------------------------------------------------------------- control flow
 def _scf_for(lw: Lowering, op) -> None:
+    from alloy.passes.dot_to_fma import MemTile, load_rows, memory_accumulators, scratch, store_rows
+
     lb, ub, st = (lw.val(v, op) for v in list(op.operands)[:3])
-    inits = list(op.operands)[3:]
+    all_inits = list(op.operands)[3:]
+    block = op.regions[0].blocks[0]
+    all_args = list(block.arguments)[1:]
+    mem = {}
+    for i in memory_accumulators(op):  # dot accumulators kept in a stack buffer across iterations
+        shape, elem = tuple(all_args[i].type.shape), str(all_args[i].type.element_type)
+        buf = scratch(lw, shape, elem)
+        store_rows(lw, lw.val(all_inits[i], op).name, buf, shape, elem)
+        mem[i] = MemTile(buf, shape, elem)
+        lw.env[all_args[i]] = mem[i]
+    kept = [i for i in range(len(all_inits)) if i not in mem]
+    inits = [all_inits[i] for i in kept]
+    args = [all_args[i] for i in kept]
+    results = [op.results[i] for i in kept]
     init_flat = [n for v in inits for n in lw.flatten(v)]
     likes = [lw.env[v] for v in inits]
     types = [t for v in inits for t in lw.flat_types(v.type)]
     prefix, names = lw.results(len(types))
-    block = op.regions[0].blocks[0]
-    args = list(block.arguments)
     iv = lw.new("iv")
     arg_names = [lw.new("a") for _ in types]
     lw.emit(f'{prefix}"scf.for"({", ".join([lb.name, ub.name, st.name] + init_flat)}) ({{')
     sig = ", ".join([f"{iv}: {lb.type}"] + [f"{a}: {t}" for a, t in zip(arg_names, types)])
     lw.emit(f"^bb0({sig}):")
     lw.depth += 1
-    lw.env[args[0]] = Sc(iv, lb.type)
-    lw.bind_all(args[1:], [v.type for v in inits], arg_names, likes)
+    lw.env[block.arguments[0]] = Sc(iv, lb.type)
+    lw.bind_all(args, [v.type for v in inits], arg_names, likes)
     term = lw.body(block)
-    for v, like in zip(term.operands, likes):
+    yields = [term.operands[i] for i in kept]
+    for v, like in zip(yields, likes):
         lw.check_same_base(lw.env[v], like, op)
-    _yield(lw, term.operands, "scf.yield")
+    _yield(lw, yields, "scf.yield")
     lw.depth -= 1
     lw.emit(f'}}) : ({", ".join([lb.type] * 3 + types)}) -> ({", ".join(types)})')
-    lw.bind_all(op.results, [v.type for v in inits], names, likes)
+    lw.bind_all(results, [v.type for v in inits], names, likes)
+    for i, mt in mem.items():
+        lw.env[op.results[i]] = Sc(load_rows(lw, mt.buf, mt.shape, mt.elem), vtype(mt.shape, mt.elem))
 
 
 def _yield(lw: Lowering, values, name: str, prefix_operands=()) -> None:

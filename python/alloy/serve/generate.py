@@ -4,13 +4,15 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .engine.sampling import Sampler, SamplingParams
-from .models.base import Model
-from .ops.base import Ops
+
+if TYPE_CHECKING:  # model code (and gguf-py) load on first use, keeping ``import alloy.serve`` light
+    from .models.base import Model
+    from .ops.base import Ops
 
 
 @dataclass

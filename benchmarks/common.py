@@ -1,0 +1,220 @@
+"""Shared pieces of the benchmarks: timing, the machine's description, result rows and tables.
+
+Timing is the median of N runs after warm-up, measured with `time.perf_counter`.
+`compare()` runs Alloy and its peer round-robin, so that load from other
+processes on a shared machine falls on both sides alike.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "kernel"
+
+# Set on some processors by the environment for old OpenBLAS builds; they slow a current numpy.
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def import_example(name: str):
+    """Import `examples/kernel/<name>.py` as a module (the kernels the benchmarks launch)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    return __import__(name)
+
+
+# ------------------------------------------------------------------ timing
+def median_time(fn: Callable[[], object], *, warmup: int = 2, repeat: int = 10) -> float:
+    """Median wall time of `fn()` in seconds over `repeat` runs, after `warmup` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def compare(fns: dict[str, Callable[[], object]], *, warmup: int = 2, repeat: int = 10) -> dict[str, float]:
+    """Median seconds of each function, the functions run interleaved (round-robin) after warm-up."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def per_call_time(fn: Callable[[], object], *, iters: int, repeat: int = 5) -> float:
+    """Median over `repeat` batches of the mean seconds per call of `fn()` in a batch of `iters` calls."""
+    fn()
+    means = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        means.append((time.perf_counter() - t0) / iters)
+    return statistics.median(means)
+
+
+# ------------------------------------------------------------------ results
+@dataclass
+class Row:
+    """One benchmark line. `kind` says how the goal reads:
+
+    "speed":  goal on the speed ratio peer_s / alloy_s (Alloy as fast as the peer = 1.0), ratio >= goal
+    "max":    goal on Alloy's own value (seconds), alloy_s <= goal
+    """
+
+    name: str
+    alloy_s: float
+    peer: str | None
+    peer_s: float | None
+    kind: str
+    goal: float | None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        """Alloy's speed relative to the peer (peer time / Alloy time); > 1 means Alloy is faster."""
+        if self.peer_s is None:
+            return None
+        return self.peer_s / self.alloy_s
+
+    @property
+    def met(self) -> bool | None:
+        if self.goal is None:
+            return None
+        if self.kind == "speed":
+            return self.ratio is not None and self.ratio >= self.goal
+        return self.alloy_s <= self.goal
+
+    def goal_text(self) -> str:
+        if self.goal is None:
+            return "-"
+        if self.kind == "speed":
+            return f">= {self.goal:.2f}x"
+        return f"<= {fmt_time(self.goal)}"
+
+
+def fmt_time(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s >= 1.0:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.2f} ms"
+    return f"{s * 1e6:.2f} us"
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A Markdown table (pastes into docs/benchmarks.md as it is)."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
+    print(line(headers))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(line(r))
+
+
+def print_rows(rows: list[Row]) -> None:
+    headers = ["benchmark", "Alloy", "peer", "peer time", "speed Alloy/peer", "goal", "status"]
+    body = []
+    for r in rows:
+        status = {None: "-", True: "met", False: "not met"}[r.met]
+        body.append([r.name, fmt_time(r.alloy_s), r.peer or "-", fmt_time(r.peer_s),
+                     "-" if r.ratio is None else f"{r.ratio:.2f}x", r.goal_text(), status])
+    print_table(headers, body)
+    for r in rows:
+        if r.note:
+            print(f"  {r.name}: {r.note}")
+
+
+# ------------------------------------------------------------------ machine
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def gpu_description() -> str:
+    if Path("/proc/driver/nvidia/gpus").is_dir():
+        return "NVIDIA GPU present (not used by these CPU benchmarks)"
+    return "no GPU"
+
+
+def blas_info() -> list[dict]:
+    """threadpoolctl's view of the loaded BLAS / OpenMP pools, or [] without threadpoolctl."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return []
+    return threadpoolctl.threadpool_info()
+
+
+def describe_blas(info: list[dict]) -> str:
+    parts = []
+    for p in info:
+        arch = f" kernel {p['architecture']}" if p.get("architecture") else ""
+        parts.append(f"{p.get('internal_api')} {p.get('version')}{arch}, {p.get('num_threads')} threads")
+    return "; ".join(parts) if parts else "unknown (threadpoolctl not installed)"
+
+
+def machine_lines() -> list[str]:
+    """A few lines describing the machine, numpy, torch and their thread pools."""
+    import numpy as np
+
+    from alloy import config
+
+    flags = cpu_flags()
+    isa = ", ".join(f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags)
+    try:
+        load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        load = "?"
+    lines = [
+        f"CPU: {cpu_model()} ({isa}); {usable_cores()} usable cores; {gpu_description()}",
+        f"load average at start (1, 5, 15 min): {load}",
+        f"Python {platform.python_version()}, numpy {np.__version__}; Alloy CPU pool {config.get().num_threads} threads",
+        f"numpy BLAS (this process): {describe_blas(blas_info())}",
+    ]
+    overrides = {k: os.environ[k] for k in OPENBLAS_OVERRIDES if k in os.environ}
+    lines.append(f"OpenBLAS overrides in this environment: {overrides or 'none'} "
+                 "(the matmul peer runs numpy in a subprocess with both unset)")
+    try:
+        import torch
+
+        blas = "MKL" if torch.backends.mkl.is_available() else "no MKL"
+        lines.append(f"torch {torch.__version__} (CPU), {torch.get_num_threads()} intra-op threads, {blas}")
+    except ImportError:
+        lines.append("torch: not installed")
+    return lines
