@@ -11,6 +11,7 @@ import importlib
 
 _REGISTRY = {
     "tile-canonicalize": ("alloy.passes.tile_canonicalize", "tile_canonicalize"),
+    "tile-fold-dot-acc": ("alloy.passes.tile_fold_dot_acc", "tile_fold_dot_acc"),
     "convert-tile-to-vector": ("alloy.passes.tile_to_vector", "convert_tile_to_vector"),
 }
 

@@ -1,6 +1,8 @@
 """Errors raised by the tile passes and the CPU lowering."""
 from __future__ import annotations
 
+import re
+
 
 class LoweringError(Exception):
     """A tile op the lowering cannot handle; the message names the op and its location."""
@@ -21,4 +23,7 @@ def _location(op) -> str:
         return ""
     if loc in ("loc(unknown)", ""):
         return ""
+    m = re.match(r'loc\("([^"]*)":(\d+):(\d+)\)', loc)
+    if m:
+        return f"{m.group(1)}:{m.group(2)}:{m.group(3)}"
     return loc[4:-1] if loc.startswith("loc(") else loc

@@ -11,7 +11,7 @@ from alloy.passes.errors import LoweringError
 VECTOR_TO_LLVM = "convert-vector-to-llvm{reassociate-fp-reductions=1 vector-transpose-lowering=shuffle16x16}"
 
 MLIR_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tile-opt", ("tile-canonicalize",)),
+    ("tile-opt", ("tile-canonicalize", "tile-fold-dot-acc")),
     ("vector", ("convert-tile-to-vector", "canonicalize", "cse")),
     ("scf", ("convert-vector-to-scf", "lower-affine", "convert-scf-to-cf", "expand-strided-metadata")),
     ("llvm-dialect", ("convert-math-to-llvm", "convert-math-to-libm", VECTOR_TO_LLVM, "finalize-memref-to-llvm",
