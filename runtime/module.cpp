@@ -8,6 +8,7 @@
 #include <nanobind/stl/string.h>
 
 #include "cpu/launch.h"
+#include "cuda/driver.h"
 
 namespace nb = nanobind;
 
@@ -109,4 +110,5 @@ NB_MODULE(_runtime, m) {
   m.def("set_num_threads", &set_num_threads, nb::arg("n"),
         "Pool size for later launches, counting the calling thread.");
   m.def("get_num_threads", [] { return alloy::cpu::get_num_threads(); });
+  alloy::cuda::register_functions(m);
 }

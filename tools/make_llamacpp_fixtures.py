@@ -47,6 +47,7 @@ TOKEN_CASES = [
     "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n",
     "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n",
     "3.14159 1234567890 -42 1e-5 0x1F 100,000",
+    "Total:  1234\r\n  42 items'll  99\t\t7",
     "don't I'll we're THEY'RE",
     "https://example.com/path?q=1&x=ü — «quotes» … ‘single’",
 ]

@@ -37,6 +37,8 @@ class Compiled:
     outputs: dict[str, dt.dtype]
     stores: list[StoreInfo]
     key: str
+    target: str = "cpu"
+    launch: dict | None = None  # cuda: the metadata + {"ptx", "num_threads", "shared_bytes", "params", "arch", "atomics"}
 
 
 def _tuplify(x):
@@ -93,9 +95,93 @@ def compiler_fingerprint() -> str:
     return _fingerprint
 
 
+def _metadata(source, gen, entry: str) -> dict:
+    return {
+        "entry": entry,
+        "kernel": source.name,
+        "slots": [{"kind": s.kind, "param": s.param, "dim": s.dim, "dtype": s.dtype.name} for s in gen.slots],
+        "outputs": {k: v.name for k, v in gen.output_dtypes.items()},
+        "stores": [{"param": r.param, "offset": _sym_json(r.offset_sym), "mask": _sym_json(r.mask_sym)}
+                   for r in gen.stores],
+    }
+
+
+CUDA_ARCH = "sm_90"
+_CUDA_SOURCES = ("frontend/*.py", "dialects/*.py", "passes/simt_*.py", "passes/contiguity.py",
+                 "passes/tile_canonicalize.py", "passes/errors.py", "targets/cuda/*.py")
+_cuda_fingerprint: str | None = None
+
+
+def cuda_fingerprint() -> str:
+    """Hash of the sources the CUDA path compiles with (a narrower key than compiler_fingerprint,
+    so a PTX cache made on one machine stays valid while unrelated compiler files change)."""
+    global _cuda_fingerprint
+    if _cuda_fingerprint is None:
+        import hashlib
+        from pathlib import Path
+
+        root = Path(__file__).parent
+        h = hashlib.sha256()
+        for pattern in _CUDA_SOURCES:
+            for f in sorted(root.glob(pattern)):
+                h.update(f.name.encode() + b"\0" + f.read_bytes())
+        _cuda_fingerprint = h.hexdigest()[:16]
+    return _cuda_fingerprint
+
+
+def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
+    """PTX for one specialisation, from the PTX cache or compiled (MLIR is imported only on a miss)."""
+    import importlib.util
+
+    from .runtime import cuda
+
+    key = cache_key(source_hash, spec.key(), "cuda", CUDA_ARCH, cuda_fingerprint())
+    hit = cuda.cache_get(key)
+    if hit is None:
+        if importlib.util.find_spec("mlir") is None:
+            raise RuntimeError(f"kernel '{source.name}': no PTX for this specialisation in the kernel cache "
+                               f"({_config().cache_dir}, key {key}) and MLIR is not installed to compile it")
+        ctx, module, gen = tile_ir(source, spec)
+        from .passes.errors import LoweringError
+        from .targets.cuda import compile_tile_module
+
+        with ctx:
+            try:
+                art = compile_tile_module(module, arch=CUDA_ARCH)
+            except LoweringError as e:
+                from .language.core import CompilationError
+
+                raise CompilationError(f"could not lower to CUDA: {e}", kernel=source.name,
+                                       filename=source.filename) from None
+        meta = _metadata(source, gen, art.entry)
+        meta.update(num_threads=art.num_threads, shared_bytes=art.shared_bytes, params=art.params, arch=art.arch,
+                    atomics="tile.atomic_" in str(module))
+        cuda.cache_put(key, art.ptx, meta)
+        hit = (art.ptx, _json_roundtrip(meta))
+    ptx, meta = hit
+    c = _from_metadata(0, meta, key)
+    c.target = "cuda"
+    c.launch = dict(meta, ptx=ptx)
+    return c
+
+
+def _config():
+    from . import config
+
+    return config.get()
+
+
+def _json_roundtrip(meta: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(meta))
+
+
 def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> Compiled:
+    if target == "cuda":
+        return _compile_cuda(source, source_hash, spec)
     if target != "cpu":
-        raise NotImplementedError(f"target '{target}' is not available yet; use 'cpu'")
+        raise NotImplementedError(f"target '{target}' is not available yet; use 'cpu' or 'cuda'")
     key = cache_key(source_hash, spec.key(), target, compiler_fingerprint())
     cache = kernel_cache()
     hit = cache.get(key)
@@ -114,13 +200,6 @@ def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> C
 
             raise CompilationError(f"could not lower to the CPU: {e}", kernel=source.name,
                                    filename=source.filename) from None
-    meta = {
-        "entry": art.entry,
-        "kernel": source.name,
-        "slots": [{"kind": s.kind, "param": s.param, "dim": s.dim, "dtype": s.dtype.name} for s in gen.slots],
-        "outputs": {k: v.name for k, v in gen.output_dtypes.items()},
-        "stores": [{"param": r.param, "offset": _sym_json(r.offset_sym), "mask": _sym_json(r.mask_sym)}
-                   for r in gen.stores],
-    }
+    meta = _metadata(source, gen, art.entry)
     entry = cache.put(key, art.shared_object, meta)
     return _from_metadata(entry.fn_addr, meta, key)

@@ -3,8 +3,9 @@
     al.inspect(kernel, *example_args, level="tile-ir", **constexprs_and_args)
 
 Array parameters without an example argument are taken as 1-D float32
-arrays; pass example arrays for other dtypes or ranks. Levels: "tile-ir" and
-the CPU target's stages (`alloy.targets.cpu.STAGES`, ending in "llvm").
+arrays; pass example arrays for other dtypes or ranks. Levels: "tile-ir",
+the CPU target's stages (`alloy.targets.cpu.STAGES`, ending in "llvm") and "msl" (the
+Metal target's MSL source, `alloy.targets.metal`).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .runtime.kernel import Kernel
 def levels() -> tuple[str, ...]:
     from .targets.cpu import STAGES
 
-    return ("tile-ir",) + tuple(s for s in STAGES if s != "tile-ir")
+    return ("tile-ir",) + tuple(s for s in STAGES if s != "tile-ir") + ("msl",)
 
 
 def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = False) -> str:
@@ -45,6 +46,11 @@ def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = Fa
     ctx, module, _gen = tile_ir(kernel.source, spec)
     if level == "tile-ir":
         text = str(module)
+    elif level == "msl":
+        from .targets.metal import compile_tile_module as compile_metal
+
+        with ctx:
+            text = compile_metal(module).msl
     else:
         from .targets.cpu import compile_tile_module
 

@@ -375,6 +375,18 @@ def control(x, y: al.output, N, MODE: al.constexpr):
             acc = acc + j
     elif MODE == "func":
         acc = clamp(v, -1.0, 1.0)
+    elif MODE == "nested":
+        for a in range(6):
+            if a == 1:
+                continue
+            b = 0
+            while True:
+                b += 1
+                if b > a:
+                    break
+                acc = acc + v
+            if a == 4:
+                break
     else:
         if i % 2 == 0:
             acc = v
@@ -385,7 +397,7 @@ def control(x, y: al.output, N, MODE: al.constexpr):
     al.store(y + i, acc)
 
 
-@pytest.mark.parametrize("mode", ["loop", "while", "count_down", "func", "branches"])
+@pytest.mark.parametrize("mode", ["loop", "while", "count_down", "func", "nested", "branches"])
 def test_control_flow(mode):
     n = 50
     x = _rand(n, "float32")
@@ -396,6 +408,7 @@ def test_control_flow(mode):
         "while": x * 5,
         "count_down": np.full(n, 10 + 8 + 6 + 4 + 2, np.float32),
         "func": np.clip(x, -1, 1),
+        "nested": x * (0 + 2 + 3 + 4),
         "branches": np.where(i % 2 == 0, x, np.where(i % 3 == 0, -x, x * 10)),
     }[mode]
     np.testing.assert_allclose(y, ref, rtol=1e-6)

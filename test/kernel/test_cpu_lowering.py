@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import math
+import sys
 
+import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from cpu_harness import T, bcast, build, col, compile_so, const, full, launch, lt, offsets, ptrs, row, run
 from mlir.dialects import arith, scf
 from mlir.dialects import math as mmath
@@ -17,7 +21,7 @@ RNG = np.random.default_rng(0)
 
 
 def _data(np_t, n):
-    if np.issubdtype(np_t, np.floating):
+    if np_t == ml_dtypes.bfloat16 or np.issubdtype(np_t, np.floating):
         return RNG.standard_normal(n).astype(np_t)
     return RNG.integers(-50, 50, n).astype(np_t)
 
@@ -27,7 +31,7 @@ def _is_float(t: str) -> bool:
 
 
 # ----------------------------------------------------------------- elementwise
-@pytest.mark.parametrize("t", list(FLOATS) + list(INTS))
+@pytest.mark.parametrize("t", list(FLOATS) + list(INTS) + ["bf16"])
 @pytest.mark.parametrize("n", [1000, 128])
 def test_vector_add_masked(t, n):
     B = 128
@@ -41,7 +45,7 @@ def test_vector_add_masked(t, n):
         tile.store(ptrs(z, offs), s, mask)
 
     m = build("vadd", [f"!tile.ptr<{t}>"] * 3 + ["i32"], body)
-    np_t = {**FLOATS, **INTS}[t]
+    np_t = {**FLOATS, **INTS, "bf16": ml_dtypes.bfloat16}[t]
     x, y = _data(np_t, n), _data(np_t, n)
     z = np.full(n + 7, 99, np_t)  # the tail beyond n must stay untouched
     run(m, [x, y, z, n], [(n + B - 1) // B])
@@ -218,6 +222,20 @@ def test_matmul_64x64x16(t, shape):
     run(_matmul_kernel(t), [a, bt, c, M, N, K], [(M + 63) // 64, (N + 63) // 64])
     ref = a.astype(np.float64) @ bt.astype(np.float64).T
     np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("t,blocks", [("bf16", (16, 128, 64)), ("f32", (8, 24, 128)), ("f32", (32, 32, 8))])
+def test_matmul_other_blockings(t, blocks):
+    """Other block shapes: a K loop inside the micro-kernel, N not a multiple of 16, bf16 inputs."""
+    M, N, K = 40, 50, 200
+    np_t = {"bf16": ml_dtypes.bfloat16, "f32": np.float32}[t]
+    a = _data(np_t, M * K).reshape(M, K)
+    bt = _data(np_t, N * K).reshape(N, K)
+    c = np.zeros((M, N), np.float32)
+    BM, BN, BK = blocks
+    run(_matmul_kernel(t, BM, BN, BK), [a, bt, c, M, N, K], [(M + BM - 1) // BM, (N + BN - 1) // BN])
+    ref = a.astype(np.float64) @ bt.astype(np.float64).T
+    np.testing.assert_allclose(c, ref, rtol=1e-4, atol=1e-3)
 
 
 # ----------------------------------------------------------- scalar control flow
@@ -431,6 +449,8 @@ def test_math_unary(name, t):
         x = np.abs(x) + np_t(0.01)
     if name == "exp":
         x = np.linspace(-80, 80, B).astype(np_t)
+    if name in ("erf", "tanh"):
+        x[:8] = [0.0, 1e-6, -3e-4, 0.02, 3.9, 4.2, -9.0, 1e-30]  # tiny, near the clamp, beyond it
     y = np.zeros(B, np_t)
     run(m, [x, y], [1])
     ref = UNARY[name](x.astype(np.float64))
@@ -453,3 +473,278 @@ def test_math_fma_and_scalar_math():
     s = np.array([4.0], np.float32)
     run(m, [x, y, s], [1])
     np.testing.assert_allclose(y, x * x + 2, rtol=1e-6)
+
+
+# ------------------------------------------------------- strip-mined 1-D code
+@pytest.mark.parametrize("t", ["f32", "f64", "i32"])
+@pytest.mark.parametrize("n_cols", [512, 300])
+def test_row_softmax_like(t, n_cols):
+    """Per row: m = max(x), s = sum(x - m), out = (x - m) * s, plus min; x, the mask and the
+    pointers cross between strip-mined loops (reductions end a loop)."""
+    C = 512
+
+    def body(x, out, mins, n, stride):
+        row = tile.program_id(0)
+        offs = tile.arange(0, C)
+        mask = lt(offs, tile.splat(n, [C]))
+        base = arith.muli(row, stride)
+        lowest = float("-inf") if _is_float(t) else -(2 ** 31)
+        v = tile.load(ptrs(tile.addptr(x, base), offs), mask, full(lowest, [C], t))
+        m = tile.reduce(v, 0, "max")
+        d = arith.subf(v, tile.splat(m, [C])) if _is_float(t) else arith.subi(v, tile.splat(m, [C]))
+        zero = full(0.0 if _is_float(t) else 0, [C], t)
+        d = arith.select(mask, d, zero)
+        s = tile.reduce(d, 0, "sum")
+        mn = tile.reduce(arith.select(mask, v, tile.splat(m, [C])), 0, "min")
+        r = arith.mulf(d, tile.splat(s, [C])) if _is_float(t) else arith.muli(d, tile.splat(s, [C]))
+        tile.store(ptrs(tile.addptr(out, base), offs), r, mask)
+        tile.store(tile.addptr(mins, row), mn)
+
+    m = build("rowsoft", [f"!tile.ptr<{t}>"] * 3 + ["i32", "i32"], body)
+    np_t = {"f32": np.float32, "f64": np.float64, "i32": np.int32}[t]
+    R = 6
+    x = _data(np_t, R * C).reshape(R, C)
+    out = np.full((R, C), 7, np_t)
+    mins = np.zeros(R, np_t)
+    run(m, [x, out, mins, n_cols, C], [R])
+    xv = x[:, :n_cols].astype(np.float64)
+    d = xv - xv.max(axis=1, keepdims=True)
+    ref = d * d.sum(axis=1, keepdims=True)
+    if _is_float(t):
+        np.testing.assert_allclose(out[:, :n_cols], ref, rtol=1e-5, atol=1e-3)
+    else:
+        np.testing.assert_array_equal(out[:, :n_cols], ref.astype(np_t))
+    assert (out[:, n_cols:] == 7).all()
+    np.testing.assert_array_equal(mins, x[:, :n_cols].min(axis=1))
+
+
+def test_strip_mined_order_in_place_and_store_then_load():
+    """x[i] = x[i] * 2 in place, then y[i] = x[i + 1] (a load of the stored argument through other
+    pointers must see every store of the previous whole-tile op)."""
+    N = 256
+
+    def body(x, y):
+        offs = tile.arange(0, N)
+        px = ptrs(x, offs)
+        tile.store(px, arith.mulf(tile.load(px), full(2.0, [N], "f32")))
+        shifted = ptrs(x, arith.addi(offs, full(1, [N], "i32")))
+        tile.store(ptrs(y, offs), tile.load(shifted))
+
+    m = build("inplace", ["!tile.ptr<f32>"] * 2, body)
+    x = _data(np.float32, N + 1)
+    y = np.zeros(N, np.float32)
+    ref = x.copy()
+    ref[:N] *= 2
+    run(m, [x, y], [1])
+    np.testing.assert_array_equal(x, ref)
+    np.testing.assert_array_equal(y, ref[1:])
+
+
+def test_exp_tanh_special_values():
+    """The inline f32 exp/tanh: saturation, infinities, NaN, tiny and large arguments."""
+    N = 64
+
+    def body(x, e, th):
+        offs = tile.arange(0, N)
+        v = tile.load(ptrs(x, offs))
+        tile.store(ptrs(e, offs), mmath.exp(v))
+        tile.store(ptrs(th, offs), mmath.tanh(v))
+
+    m = build("special", ["!tile.ptr<f32>"] * 3, body)
+    vals = [0.0, -0.0, 1e-30, -1e-7, 0.5, -0.7, 1.0, 10.0, -10.0, 88.0, 88.8, 100.0, -87.0, -88.0, -100.0,
+            np.inf, -np.inf, np.nan, 20.0, -20.0]
+    x = np.zeros(N, np.float32)
+    x[:len(vals)] = vals
+    x[len(vals):] = np.linspace(-30, 30, N - len(vals))
+    e, th = np.zeros(N, np.float32), np.zeros(N, np.float32)
+    with np.errstate(over="ignore"):
+        run(m, [x, e, th], [1])
+        ref_e = np.exp(x.astype(np.float64)).astype(np.float32)
+    ref_t = np.tanh(x.astype(np.float64)).astype(np.float32)
+    tiny = np.abs(ref_e) < np.finfo(np.float32).tiny
+    np.testing.assert_allclose(e[~tiny], ref_e[~tiny], rtol=3e-7)
+    assert (e[tiny] <= np.finfo(np.float32).tiny).all()  # denormal results may flush to 0
+    np.testing.assert_allclose(th, ref_t, rtol=3e-7, atol=1e-30)
+    assert np.isnan(e[17]) and np.isnan(th[17])
+
+
+def test_log_special_values():
+    N = 32
+
+    def body(x, y):
+        offs = tile.arange(0, N)
+        tile.store(ptrs(y, offs), mmath.log(tile.load(ptrs(x, offs))))
+
+    m = build("logs", ["!tile.ptr<f32>"] * 2, body)
+    vals = [0.0, -0.0, -1.0, np.inf, -np.inf, np.nan, 1e-40, 1e-45, 1.0, 2.0, 0.5, 3e38, 1.17549435e-38]
+    x = np.ones(N, np.float32)
+    x[:len(vals)] = vals
+    x[len(vals):] = np.geomspace(1e-20, 1e20, N - len(vals))
+    y = np.zeros(N, np.float32)
+    run(m, [x, y], [1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref = np.log(x.astype(np.float64)).astype(np.float32)
+    np.testing.assert_allclose(y, ref, rtol=3e-7)
+
+
+def test_bool_arrays_and_mixed_ranks():
+    """i1 tiles live in memory as bytes; a strip-mined 1-D result feeds 2-D ops and a 2-D reduction
+    feeds strip-mined 1-D ops."""
+    N, R = 128, 4
+
+    def body(x, flags, out2d, colsum):
+        offs = tile.arange(0, N)
+        v = arith.mulf(tile.load(ptrs(x, offs)), full(2.0, [N], "f32"))
+        pos = arith.cmpf(arith.CmpFPredicate.OGT, v, full(0.0, [N], "f32"))
+        tile.store(ptrs(flags, offs), pos)
+        back = tile.load(ptrs(flags, offs))
+        v = arith.select(back, v, full(0.0, [N], "f32"))
+        t = bcast(row(v), [R, N])
+        scale = arith.sitofp(T(f"tensor<{R}x{N}xf32>"), bcast(col(tile.arange(0, R)), [R, N]))
+        t = arith.mulf(t, scale)
+        o2 = arith.addi(bcast(col(arith.muli(tile.arange(0, R), full(N, [R], "i32"))), [R, N]), bcast(row(offs), [R, N]))
+        tile.store(tile.addptr(tile.splat(out2d, [R, N]), o2), t)
+        cs = tile.reduce(t, 0, "sum")
+        tile.store(ptrs(colsum, offs), arith.addf(cs, full(1.0, [N], "f32")))
+
+    m = build("mixed", ["!tile.ptr<f32>", "!tile.ptr<i1>", "!tile.ptr<f32>", "!tile.ptr<f32>"], body)
+    x = _data(np.float32, N)
+    flags = np.zeros(N, np.bool_)
+    out2d = np.zeros((R, N), np.float32)
+    colsum = np.zeros(N, np.float32)
+    run(m, [x, flags, out2d, colsum], [1])
+    v = np.where(x > 0, 2 * x, 0).astype(np.float32)
+    np.testing.assert_array_equal(flags, x > 0)
+    assert flags.view(np.uint8).max() == 1  # bytes hold 0/1
+    np.testing.assert_allclose(out2d, v[None, :] * np.arange(R, dtype=np.float32)[:, None])
+    np.testing.assert_allclose(colsum, v * np.arange(R).sum() + 1, rtol=1e-6)
+
+
+@pytest.mark.parametrize("t", ["f32", "f64"])
+def test_row_strip_mined_2d(t):
+    """nbody-like 2-D code run row by row: broadcasts of [1, C] and [R, 1], reductions along both axes,
+    a 2-D value used after the loop (by a transpose) and a masked 2-D store."""
+    R, C = 32, 48
+
+    def body(x, y, out, rs, cs, n):
+        xi, yj = tile.arange(0, R), tile.arange(0, C)
+        xv = tile.load(ptrs(x, xi))
+        ym = lt(yj, tile.splat(n, [C]))
+        yv = tile.load(ptrs(y, yj), ym)
+        d = arith.subf(bcast(row(yv), [R, C]), bcast(col(xv), [R, C]))
+        w = arith.mulf(mmath.exp(arith.negf(arith.mulf(d, d))), d)
+        mask2 = bcast(row(ym), [R, C])
+        off = arith.addi(bcast(col(arith.muli(xi, full(C, [R], "i32"))), [R, C]), bcast(row(yj), [R, C]))
+        tile.store(tile.addptr(tile.splat(out, [R, C]), off), w, mask2)
+        zero = full(0.0, [R, C], t)
+        wm = arith.select(mask2, w, zero)
+        tile.store(ptrs(rs, xi), tile.reduce(wm, 1, "sum"))
+        tile.store(ptrs(cs, yj), tile.reduce(tile.trans(wm), 1, "max"), ym)
+
+    m = build("rows2d", [f"!tile.ptr<{t}>"] * 5 + ["i32"], body)
+    np_t = FLOATS[t]
+    n = 40
+    x, y = _data(np_t, R), _data(np_t, C)
+    out = np.full((R, C), 5, np_t)
+    rs, cs = np.zeros(R, np_t), np.zeros(C, np_t)
+    run(m, [x, y, out, rs, cs, n], [1])
+    d = y[None, :n].astype(np.float64) - x[:, None]
+    w = np.exp(-d * d) * d
+    tol = 2e-6 if t == "f32" else 1e-12
+    np.testing.assert_allclose(out[:, :n], w, rtol=tol, atol=tol)
+    assert (out[:, n:] == 5).all()
+    np.testing.assert_allclose(rs, w.sum(axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(cs[:n], w.max(axis=0), rtol=tol, atol=tol)
+
+
+# ------------------------------------------------- random elementwise programs
+_BIN = {"add": (arith.addf, np.add), "sub": (arith.subf, np.subtract), "mul": (arith.mulf, np.multiply),
+        "max": (arith.maximumf, np.maximum), "min": (arith.minimumf, np.minimum)}
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(shape=st.sampled_from([(256,), (48,), (8, 64), (16, 24)]),
+       steps=st.lists(st.tuples(st.sampled_from(["add", "sub", "mul", "max", "min", "abs", "tanh", "where", "sum"]),
+                                st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=8),
+       n_frac=st.floats(0.3, 1.0))
+def test_random_elementwise_programs(shape, steps, n_frac):
+    """Random chains of elementwise ops (with a masked tail and reductions) on 1-D and 2-D tiles,
+    strip-mined or not, against numpy."""
+    total = int(np.prod(shape))
+    n = max(1, int(total * n_frac))
+
+    def body(x, y, out, red, n_):
+        offs = tile.arange(0, total)
+        mask = lt(offs, tile.splat(n_, [total]))
+        vals = [tile.load(ptrs(x, offs), mask), tile.load(ptrs(y, offs), mask)]
+        if len(shape) == 2:
+            vals = [tile.reshape(v, shape) for v in vals]
+        sums = []
+        for name, i, j in steps:
+            a, b = vals[i % len(vals)], vals[j % len(vals)]
+            if name in _BIN:
+                vals.append(_BIN[name][0](a, b))
+            elif name == "abs":
+                vals.append(mmath.absf(a))
+            elif name == "tanh":
+                vals.append(mmath.tanh(a))
+            elif name == "where":
+                vals.append(arith.select(arith.cmpf(arith.CmpFPredicate.OLT, a, b), a, arith.negf(b)))
+            else:
+                sums.append(tile.reduce(a, len(shape) - 1, "sum"))
+        res = vals[-1] if len(shape) == 1 else tile.reshape(vals[-1], [total])
+        tile.store(ptrs(out, offs), res, mask)
+        if sums and len(shape) == 1:
+            tile.store(red, sums[0])
+        elif sums:
+            tile.store(ptrs(red, tile.arange(0, shape[0])), sums[0])
+
+    m = build("rand", ["!tile.ptr<f32>"] * 4 + ["i32"], body)
+    x, y = _data(np.float32, total), _data(np.float32, total)
+    out = np.full(total, 9, np.float32)
+    red = np.zeros(shape[0] if len(shape) == 2 else 1, np.float32)
+    run(m, [x, y, out, red, n], [1])
+    xm, ym = np.where(np.arange(total) < n, x, 0).astype(np.float64), np.where(np.arange(total) < n, y, 0)
+    vals = [xm.reshape(shape), ym.astype(np.float64).reshape(shape)]
+    sums = []
+    for name, i, j in steps:
+        a, b = vals[i % len(vals)], vals[j % len(vals)]
+        if name in _BIN:
+            vals.append(_BIN[name][1](a, b))
+        elif name == "abs":
+            vals.append(np.abs(a))
+        elif name == "tanh":
+            vals.append(np.tanh(a))
+        elif name == "where":
+            vals.append(np.where(a < b, a, -b))
+        else:
+            sums.append(a.sum(axis=-1))
+    ref = vals[-1].reshape(-1)
+    np.testing.assert_allclose(out[:n], ref[:n], rtol=1e-5, atol=1e-5)
+    assert (out[n:] == 9).all()
+    if sums:
+        np.testing.assert_allclose(red, np.atleast_1d(sums[0]), rtol=1e-4, atol=1e-4)
+
+
+def test_compile_api_stages_and_errors():
+    """compile_tile_module keeps every stage on request, leaves its input alone, and names the op it
+    cannot lower."""
+    from alloy.passes.errors import LoweringError
+    from alloy.targets.cpu import STAGES, compile_tile_module
+
+    def body(x, y):
+        offs = tile.arange(0, 64)
+        tile.store(ptrs(y, offs), mmath.exp(tile.load(ptrs(x, offs))))
+
+    m = build("stages", ["!tile.ptr<f32>"] * 2, body)
+    before = str(m)
+    art = compile_tile_module(m, keep_stages=True)
+    assert str(m) == before
+    assert set(art.stages) == set(STAGES) and art.entry == "stages"
+    assert "tile.load" in art.stages["tile-ir"] and "llvm.func" in art.stages["llvm-dialect"]
+    assert "define void @stages(" in art.stages["llvm"] and "stages:" in art.stages["asm"]
+    assert art.shared_object[:4] == (b"\x7fELF" if sys.platform.startswith("linux") else art.shared_object[:4])
+
+    def bad(x, y):  # an i1 atomic add has no lowering
+        tile.atomic_rmw("add", tile.addptr(x, const(0, "i32")), const(1, "i1"))
+
+    with pytest.raises(LoweringError, match="tile.atomic_rmw.*atomic add on i1"):
+        compile_tile_module(build("bad", ["!tile.ptr<i1>", "!tile.ptr<f32>"], bad))

@@ -1,18 +1,24 @@
 // RUN: alloy-opt %s --pass-pipeline='builtin.module(tile-canonicalize,convert-tile-to-vector,canonicalize,cse)' | FileCheck %s
 
-// The entry point of docs/cpu-abi.md: (args, begin, end, g0, g1, g2), a loop over linear ids.
+// The entry point of docs/cpu-abi.md: (args, begin, end, g0, g1, g2). It reads each
+// argument from its 8-byte slot and calls the program body for each linear id.
 // CHECK-LABEL: func.func @vadd(%{{.*}}: !llvm.ptr, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64, %{{.*}}: i64)
-// Each pointer argument becomes a memref view of its raw address; the i32 is read from its slot.
-// CHECK-COUNT-3: unrealized_conversion_cast {{.*}} to memref<?xf32>
+// CHECK-COUNT-3: llvm.load {{.*}} : !llvm.ptr -> !llvm.ptr
 // CHECK: llvm.load {{.*}} : !llvm.ptr -> i32
 // CHECK: scf.for %[[LIN:.*]] = %{{.*}} to %{{.*}} step %{{.*}} : i64
 // CHECK: arith.remui %[[LIN]]
-// Contiguous masked accesses become masked vector loads/stores (masked-off lanes read 0).
-// CHECK: arith.cmpi slt, {{.*}} : vector<128xi32>
-// CHECK: vector.maskedload {{.*}} : memref<?xf32>, vector<128xi1>, vector<128xf32> into vector<128xf32>
+// CHECK: func.call @vadd.program
+// The body: pointer arguments are noalias and viewed as memrefs of their raw address.
+// CHECK-LABEL: func.func private @vadd.program(%{{.*}}: !llvm.ptr {llvm.noalias}
+// CHECK-COUNT-3: unrealized_conversion_cast {{.*}} to memref<?xf32>
+// 128-lane tiles run as a loop over 16-lane chunks (see stripmine.mlir); contiguous
+// masked accesses become masked vector loads/stores (masked-off lanes read 0).
+// CHECK: scf.for
+// CHECK: arith.cmpi slt, {{.*}} : vector<16xi32>
+// CHECK: vector.maskedload {{.*}} : memref<?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
 // CHECK: vector.maskedload
-// CHECK: arith.addf {{.*}} fastmath<contract> : vector<128xf32>
-// CHECK: vector.maskedstore {{.*}} : memref<?xf32>, vector<128xi1>, vector<128xf32>
+// CHECK: arith.addf {{.*}} fastmath<contract> : vector<16xf32>
+// CHECK: vector.maskedstore {{.*}} : memref<?xf32>, vector<16xi1>, vector<16xf32>
 // CHECK-NOT: vector.gather
 module {
   func.func @vadd(%arg0: !tile.ptr<f32>, %arg1: !tile.ptr<f32>, %arg2: !tile.ptr<f32>, %arg3: i32) attributes {tile.kernel} {

@@ -136,3 +136,21 @@ def test_text_prompt_gets_one_bos(tmp_path):
     plain = encode_prompt(tok, "hello world")
     assert plain[0] == tok.bos_token_id and plain[1] != tok.bos_token_id
     assert encode_prompt(tok, bos_text + "hello world") == plain
+
+
+def test_a_kept_cache_reuses_the_prompt_prefix(loaded):
+    model, tokenizer = loaded
+    first = tokenizer.encode("The quick brown fox jumps")
+    fresh = [r.token for r in stream_generate(model, tokenizer, first, max_tokens=4, temperature=0)]
+    cache = model.new_cache(64)
+    run1 = list(stream_generate(model, tokenizer, first, max_tokens=4, temperature=0, cache=cache))
+    assert [r.token for r in run1] == fresh and run1[-1].cached_tokens == 0
+    # the next turn extends the conversation: everything already in the cache is reused
+    second = first + [r.token for r in run1] + tokenizer.encode(" over the lazy dog")
+    expected = [r.token for r in stream_generate(model, tokenizer, second, max_tokens=4, temperature=0)]
+    run2 = list(stream_generate(model, tokenizer, second, max_tokens=4, temperature=0, cache=cache))
+    assert [r.token for r in run2] == expected
+    assert run2[-1].cached_tokens == len(first) + 3   # the last generated token was never fed back
+    # the same prompt again: all but its last token come from the cache
+    run3 = list(stream_generate(model, tokenizer, second, max_tokens=4, temperature=0, cache=cache))
+    assert [r.token for r in run3] == expected and run3[-1].cached_tokens == len(second) - 1

@@ -26,15 +26,22 @@ from alloy.serve.models import model_from_gguf
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 MATCH = {"gemma3:270m": 15, "smollm2:135m": 4}
 NEAR_TIE = 0.5
-CASES = {"gemma3:270m": "greedy_gemma3_270m.json", "smollm2:135m": "greedy_smollm2_135m.json"}
+CASES = {
+    "gemma3:270m": ["greedy_gemma3_270m.json",
+                    "greedy_gemma3_270m_long.json"],   # 864-token prompt: crosses the 512-token sliding window
+    "smollm2:135m": ["greedy_smollm2_135m.json"],
+}
 
 
 @pytest.fixture(scope="module", params=sorted(CASES))
 def golden(request):
-    fixture = json.loads((FIXTURES / CASES[request.param]).read_text())
-    assert fixture["model"] == request.param
+    cases = []
+    for name in CASES[request.param]:
+        fixture = json.loads((FIXTURES / name).read_text())
+        assert fixture["model"] == request.param
+        cases += fixture["cases"]
     model = model_from_gguf(GGUFFile(resolve_model(request.param).path))
-    return request.param, model, fixture["cases"]
+    return request.param, model, cases
 
 
 def _greedy(model, prompt_ids: list[int], n: int) -> list[int]:

@@ -67,7 +67,8 @@ def _attend(q, k, v, scale, window):
     return torch.einsum("hij,jhd->ihd", scores.softmax(-1), v).reshape(t, -1)
 
 
-def torch_forward(arch: str, weights: dict, c: SyntheticConfig, ids: list[int], hidden: bool = False):
+def torch_forward(arch: str, weights: dict, c: SyntheticConfig, ids: list[int], hidden: bool = False,
+                  n_rot: int | None = None):
     W = {k: torch.tensor(v, dtype=torch.float64) for k, v in weights.items()}
     eps, t = c.rms_eps, len(ids)
     pos = torch.arange(t)
@@ -93,7 +94,9 @@ def torch_forward(arch: str, weights: dict, c: SyntheticConfig, ids: list[int], 
         if arch == "gemma3" and (i + 1) % 6 != 0:      # local layer
             window, base = c.sliding_window, 10000.0
         rope = _rope_normal if arch == "llama" else _rope_neox
-        q, k = rope(q, pos, base), rope(k, pos, base)
+        r = n_rot or c.head_dim  # only the first r features of each head rotate
+        q = torch.cat([rope(q[..., :r], pos, base), q[..., r:]], -1)
+        k = torch.cat([rope(k[..., :r], pos, base), k[..., r:]], -1)
         a = _attend(q, k, v, 1.0 / math.sqrt(c.head_dim), window) @ w["attn_output.weight"].T
         if arch == "gemma3":
             x = x + _rms(a, w["post_attention_norm.weight"], eps)
@@ -173,7 +176,9 @@ def test_truncate_reuses_a_prefix(synthetic):
     sm, model = synthetic
     cache = model.new_cache(64)
     model.forward(TOKENS, cache)
+    assert cache.tokens == TOKENS and cache.common_prefix(TOKENS[:7] + [1, 2]) == 7
     cache.truncate(7)
+    assert cache.tokens == TOKENS[:7]
     other = [11, 12, 13, 14]
     resumed = model.forward(other, cache)
     fresh = model.forward(TOKENS[:7] + other, model.new_cache(64))[7:]
@@ -204,10 +209,9 @@ def test_bad_inputs_are_rejected(synthetic):
         cache.truncate(3)
 
 
-def test_gemma3_layer_pattern_and_scale(synthetic):
-    sm, model = synthetic
-    if sm.arch != "gemma3":
-        pytest.skip("gemma3 only")
+def test_gemma3_layer_pattern_and_scale(tmp_path):
+    sm = write_synthetic_model(tmp_path / "g.gguf", "gemma3", CONFIGS["gemma3"])
+    model = model_from_gguf(GGUFFile(sm.path))
     assert model.config.swa_layers == (True, True, True, True, True, False)
     assert model.config.attention_scale == pytest.approx(1 / math.sqrt(sm.config.head_dim))
     assert model.config.rope_base == pytest.approx(1e6) and model.config.rope_base_swa == 10000.0
@@ -233,3 +237,37 @@ def test_unsupported_rope_scaling_is_rejected(tmp_path):
     write_synthetic_model(path, "llama", metadata={"llama.rope.scaling.type": "yarn"})
     with pytest.raises(GGUFError, match="rope.scaling.type"):
         model_from_gguf(GGUFFile(path))
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    (3, (True, True, False, True, True, False)),
+    ([False, True, True, False, True, True], (False, True, True, False, True, True)),
+])
+def test_gemma3_sliding_window_pattern_metadata(tmp_path, pattern, expected):
+    sm = write_synthetic_model(tmp_path / "g.gguf", "gemma3", CONFIGS["gemma3"],
+                               metadata={"gemma3.attention.sliding_window_pattern": pattern})
+    assert model_from_gguf(GGUFFile(sm.path)).config.swa_layers == expected
+
+
+def test_gemma3_bad_sliding_window_pattern(tmp_path):
+    sm = write_synthetic_model(tmp_path / "g.gguf", "gemma3", CONFIGS["gemma3"],
+                               metadata={"gemma3.attention.sliding_window_pattern": [True, False]})
+    with pytest.raises(GGUFError, match="sliding_window_pattern"):
+        model_from_gguf(GGUFFile(sm.path))
+
+
+def test_final_logit_softcapping(tmp_path):
+    sm = write_synthetic_model(tmp_path / "g.gguf", "gemma3", CONFIGS["gemma3"],
+                               metadata={"gemma3.final_logit_softcapping": np.float32(3.0)})
+    model = model_from_gguf(GGUFFile(sm.path))
+    expected = 3.0 * np.tanh(torch_forward("gemma3", sm.weights, sm.config, TOKENS) / 3.0)
+    assert_close(model.forward(TOKENS, model.new_cache(32)), expected)
+
+
+def test_partial_rotary_llama(tmp_path):
+    sm = write_synthetic_model(tmp_path / "l.gguf", "llama", CONFIGS["llama"],
+                               metadata={"llama.rope.dimension_count": 8})
+    model = model_from_gguf(GGUFFile(sm.path))
+    assert model.config.rope_dim == 8
+    assert_close(model.forward(TOKENS, model.new_cache(32)),
+                 torch_forward("llama", sm.weights, sm.config, TOKENS, n_rot=8))

@@ -154,7 +154,8 @@ def test_missing_path_is_an_error(tmp_path, search):
         resolve_model(str(tmp_path / "nope.gguf"), search)
 
 
-def test_packaged_models_resolve():
+@pytest.mark.slow
+def test_packaged_smollm2_resolves():
     none = SearchPaths(ollama=None, huggingface=None)
     smol = resolve_model("smollm2:135m", none)
     assert smol.source == "package" and smol.path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and smol.path.is_file()

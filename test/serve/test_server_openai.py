@@ -115,7 +115,7 @@ SCHEMA = {"type": "object", "properties": {
 
 
 def test_json_schema_response_format(client):
-    r = chat(client, max_tokens=40, temperature=0.7, seed=3, response_format={
+    r = chat(client, max_tokens=60, temperature=0.7, seed=3, response_format={
         "type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}})
     assert r.choices[0].finish_reason == "stop"
     jsonschema.validate(json.loads(r.choices[0].message.content), SCHEMA)
@@ -221,8 +221,14 @@ def test_errors_in_openai_shape(client, server):
     with pytest.raises(openai.BadRequestError) as e:
         chat(client, messages=[{"role": "user", "content": "word " * 600}])
     assert e.value.body["code"] == "context_length_exceeded"
+    with pytest.raises(openai.BadRequestError) as e:
+        chat(client, response_format={"type": "json_schema", "json_schema": {
+            "name": "x", "schema": SCHEMA, "examples": []}})
+    assert e.value.body["param"] == "response_format.json_schema.examples"
     r = httpx.get(server.url + "/v1/nothing-here")
     assert r.status_code == 404 and "error" in r.json()
+    r = raw(server, "/v1/chat/completions", b'{"model": "' + b"x" * (33 << 20) + b'"}')
+    assert r.status_code == 413 and r.json()["error"]["message"].startswith("request body too large")
 
 
 def test_concurrent_streams_complete_and_unmixed(client):

@@ -1,8 +1,6 @@
 """Server pieces that need no model: stop matching, tool-call parsers, reasoning split,
 error bodies, field checks, config."""
 
-import json
-
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -46,11 +44,15 @@ def test_stop_matches_whole_text_search(text, stops, cuts):
     bounds = sorted(set([0, len(text)] + [c for c in cuts if c <= len(text)]))
     chunks = [text[a:b] for a, b in zip(bounds, bounds[1:])]
     out, matched = _run_stops(chunks, stops)
-    hits = [(text.find(s), s) for s in stops if s in text]
-    if hits:
-        first = min(i for i, _ in hits)
-        assert out == text[:first]
-        assert matched is not None and text[first:].startswith(matched)
+    # Generation stops at the first chunk (token) that completes any stop; within the text
+    # seen so far, the earliest-starting stop wins.
+    for b in bounds[1:]:
+        seen = text[:b]
+        hits = [seen.find(s) for s in stops if s in seen]
+        if hits:
+            assert out == text[:min(hits)]
+            assert matched is not None and text[min(hits):].startswith(matched)
+            break
     else:
         assert out == text and matched is None
 
@@ -157,3 +159,42 @@ def test_config_port(monkeypatch):
         default_port()
     with pytest.raises(ValueError, match="max_queue"):
         ServeConfig(max_queue=-1)
+
+
+class _FakeServed:
+    """Just what chat_events needs: the family's tool parser."""
+
+    def tool_parser(self):
+        return parser_for("chatml")
+
+
+async def _events(pieces):
+    from alloy.serve.engine.request import FinishEvent, TokenEvent, Usage
+
+    for i, text in enumerate(pieces):
+        yield TokenEvent(0, text, [i])
+    yield FinishEvent(0, "stop", Usage(5, len(pieces)))
+
+
+def test_chat_pipeline_splits_reasoning_and_tool_calls():
+    import asyncio
+
+    from alloy.serve.api.common import ChoiceDelta, ChoiceEnd, chat_events
+
+    pieces = ["<thi", "nk>plan", " it</th", "ink>\n", "Calling.", "<tool_", "call>{\"name\": ",
+              "\"f\", \"arguments\": {\"x\": 1}}</tool_call>"]
+
+    async def collect(mode):
+        return [ev async for ev in chat_events(_FakeServed(), _events(pieces), tools_mode=mode)]
+
+    evs = asyncio.run(collect("auto"))
+    deltas = [e for e in evs if isinstance(e, ChoiceDelta)]
+    assert "".join(d.reasoning for d in deltas) == "plan it"
+    assert "".join(d.content for d in deltas) == "Calling."
+    end = evs[-1]
+    assert isinstance(end, ChoiceEnd) and end.reason == "tool_calls"
+    assert [(c.name, c.arguments) for c in end.tool_calls] == [("f", {"x": 1})]
+    # without tools nothing is parsed: the markup stays visible
+    evs = asyncio.run(collect("none"))
+    assert "<tool_call>" in "".join(e.content for e in evs if isinstance(e, ChoiceDelta))
+    assert evs[-1].reason == "stop"

@@ -12,7 +12,10 @@ import importlib
 import click
 
 COMMANDS: dict[str, str] = {
+    "launch": "alloy.cli.launch_cmd:launch_cmd",
     "list": "alloy.cli.models_cmd:list_cmd",
+    "run": "alloy.cli.run_cmd:run_cmd",
+    "serve": "alloy.cli.serve_cmd:serve_cmd",
     "show": "alloy.cli.models_cmd:show_cmd",
 }
 

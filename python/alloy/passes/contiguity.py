@@ -77,7 +77,7 @@ class AxisInfo:
 
     def _block_arg(self, arg: ir.BlockArgument, rank: int) -> Strides:
         parent = arg.owner.owner
-        if parent is None or parent.name != "scf.for" or arg.arg_number == 0:
+        if parent is None or parent.operation.name != "scf.for" or arg.arg_number == 0:
             self._memo[arg] = self._none(rank)
             return self._memo[arg]
         i = arg.arg_number - 1

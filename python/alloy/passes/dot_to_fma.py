@@ -4,8 +4,13 @@ acc (M x N) += a (M x K) @ b (K x N) runs on scratch buffers on the stack:
 a and b are stored row by row, and for each block of MR rows x NR columns the
 accumulator rows are loaded into registers, updated with
 `vector.fma(broadcast(a[i, k]), b[k, j0:j0+NR], acc)` for every k (unrolled),
-and stored back. f16/bf16 inputs are extended to the f32 accumulator;
-integer dots use muli/addi.
+and stored back; MR x NR is sized to the host's SIMD registers. f16/bf16
+inputs are extended to the f32 accumulator; integer dots use muli/addi.
+
+An operand loaded only for the dot goes from its row loads straight into the
+scratch buffer (`OperandStager`); b = trans(load(...)), the transposed
+right-hand side of `tile_dot(a, b, transpose_rhs=True)`, is transposed on the
+way in by 16x16 blocks with a network of two-input shuffles.
 
 When the accumulator is carried by an scf.for (acc = dot(a, b, acc) yielded
 straight back), it lives in its scratch buffer for the whole loop instead of
@@ -21,9 +26,16 @@ from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
 from alloy.passes.tile_to_vector import Lowering, Sc, is_float, vtype
 
-VEC_BYTES = 64  # AVX-512 register
-ACC_REGS = 16  # accumulator registers per micro-tile
 MAX_UNROLL_K = 64
+
+
+def _registers() -> tuple[int, int]:
+    """(register bytes, accumulator registers per micro-tile): 3/4 of the SIMD registers accumulate,
+    the rest hold rows of b and the broadcast element of a."""
+    from alloy.targets.cpu.llvm_codegen import host_vector_registers
+
+    width, count = host_vector_registers()
+    return width, count * 3 // 4
 
 
 @dataclass
@@ -81,11 +93,11 @@ def dot_operand_use(v: ir.Value):
     if u is None or len(tile.shape_of(v.type) or ()) != 2:
         return None
     owner = u.owner
-    if owner.name == "tile.dot" and u.operand_number in (0, 1):
+    if owner.operation.name == "tile.dot" and u.operand_number in (0, 1):
         return ("a" if u.operand_number == 0 else "b"), owner
-    if owner.name == "tile.trans":
+    if owner.operation.name == "tile.trans":
         u2 = _single_use(owner.results[0])
-        if u2 is not None and u2.owner.name == "tile.dot" and u2.operand_number == 1:
+        if u2 is not None and u2.owner.operation.name == "tile.dot" and u2.operand_number == 1:
             return "bt", u2.owner
     return None
 
@@ -184,7 +196,7 @@ def memory_accumulators(for_op) -> dict[int, ir.Value]:
         if len(uses) != 1 or uses[0].operand_number != 2:
             continue
         dot = uses[0].owner
-        if dot.name != "tile.dot" or dot.parent.name != "scf.for" or dot.operation.block != block:
+        if dot.operation.name != "tile.dot" or dot.operation.parent.name != "scf.for" or dot.operation.block != block:
             continue
         r_uses = list(dot.results[0].uses)
         if len(r_uses) == 1 and r_uses[0].owner == yield_op.operation and r_uses[0].operand_number == i:
@@ -232,10 +244,11 @@ def lower_dot(lw: Lowering, op) -> None:
 
 
 def _blocking(m: int, n: int, elem: str) -> tuple[int, int]:
-    lanes = max(1, VEC_BYTES // (int(elem[1:]) // 8 if elem[1:].isdigit() else 4))
+    width, acc_regs = _registers()
+    lanes = max(1, width // (int(elem[1:]) // 8 if elem[1:].isdigit() else 4))
     nr = n if n <= 4 * lanes else next(d for d in range(4 * lanes, 0, -1) if n % d == 0)
     vecs = max(1, -(-nr // lanes))
-    mr = max(1, min(m, ACC_REGS // vecs))
+    mr = max(1, min(m, acc_regs // vecs))
     return mr, nr
 
 

@@ -8,8 +8,9 @@ consecutive elements, and chunk j belongs to thread j % threads:
     element e  <->  thread (e // vec) % threads,
                     register (e // (vec * threads)) * vec + e % vec
 
-so each thread holds `regs` elements, in runs of `vec` neighbours (one 16-byte
-global access for f32 when they are contiguous in memory). Since the layout
+so each thread holds `regs` elements, in runs of `vec` neighbours (16-byte
+global accesses when they are contiguous in memory: vec is 4, or 8 in kernels
+whose tile loads/stores move 1- or 2-byte elements). Since the layout
 depends only on N and row-major order, expand_dims and reshape move no data;
 broadcast and trans do (simt-lower recomputes the source when it is index
 arithmetic, else exchanges it through workgroup memory). Tiles smaller than
@@ -28,7 +29,7 @@ from mlir import ir
 
 from alloy.passes.errors import LoweringError
 
-VEC = 4  # elements per contiguous chunk
+VEC = 4  # elements per contiguous chunk (at least; up to 8 when the kernel's memory tiles are narrow)
 WARP = 32
 MAX_THREADS = 256
 DOT_THREADS = 128  # warps that share a kernel's tensor-core work
@@ -59,11 +60,11 @@ class Blocked:
         return f"blocked<{self.vec}, {self.threads}, {self.regs}>"
 
 
-def blocked(shape, num_threads: int) -> Blocked:
+def blocked(shape, num_threads: int, vec: int = VEC) -> Blocked:
     n = math.prod(shape)
     if n & (n - 1):
         raise LoweringError(f"the CUDA target needs tiles of a power-of-two size, got shape {tuple(shape)}")
-    vec = min(VEC, n)
+    vec = min(vec, n)
     threads = min(num_threads, n // vec)
     return Blocked(n, vec, threads, num_threads)
 
@@ -95,19 +96,39 @@ def choose_num_threads(func_op) -> int:
     return nt
 
 
+_BYTES = {"i1": 1, "i8": 1, "i16": 2, "f16": 2, "bf16": 2, "i32": 4, "f32": 4, "i64": 8, "f64": 8}
+
+
+def choose_vec(func_op) -> int:
+    """Chunk length: 16 bytes of the narrowest element a tile load/store moves (4 to 8 elements)."""
+    from alloy.dialects import tile
+
+    sizes = []
+
+    def visit(o):
+        if o.name in ("tile.load", "tile.store") and isinstance(o.operands[0].type, ir.RankedTensorType):
+            sizes.append(_BYTES.get(str(tile.ptr_elem(o.operands[0].type.element_type)), 4))
+        return ir.WalkResult.ADVANCE
+
+    func_op.operation.walk(visit)
+    return max(VEC, min(8, 16 // min(sizes, default=4)))
+
+
 def simt_layout(op, pass_=None) -> None:
-    """Pass: annotate each tile kernel with simt.num_threads and its tile ops with simt.layout."""
+    """Pass: annotate each tile kernel with simt.num_threads / simt.vec and its tile ops with simt.layout."""
     from alloy.passes.tile_to_vector import kernel_funcs
 
     module = op.operation if hasattr(op, "operation") else op
     for f in kernel_funcs(module):
-        nt = choose_num_threads(f)
+        nt, vec = choose_num_threads(f), choose_vec(f)
         with module.context:
-            f.attributes["simt.num_threads"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(32), nt)
+            i32 = ir.IntegerType.get_signless(32)
+            f.attributes["simt.num_threads"] = ir.IntegerAttr.get(i32, nt)
+            f.attributes["simt.vec"] = ir.IntegerAttr.get(i32, vec)
 
             def visit(o):
                 if o.name != "func.func" and len(o.results) and isinstance(o.results[0].type, ir.RankedTensorType):
-                    o.attributes["simt.layout"] = ir.StringAttr.get(str(blocked(o.results[0].type.shape, nt)))
+                    o.attributes["simt.layout"] = ir.StringAttr.get(str(blocked(o.results[0].type.shape, nt, vec)))
                 return ir.WalkResult.ADVANCE
 
             f.operation.walk(visit)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import itertools
 import math
 
-from alloy.dialects import tile
 from alloy.passes.dot_to_fma import OperandStager, dot_operand_use
 from alloy.passes.errors import LoweringError
 from alloy.passes.tile_to_vector import Lowering, Ptr, Sc, is_float, vtype, zero_text
@@ -51,6 +50,7 @@ def _rows(shape):
 # --------------------------------------------------------------------- load
 def lower_load(lw: Lowering, op) -> None:
     pv, mv, ov = _operands(op)
+    _check_shapes(op, pv, [mv, ov, op.results[0]])
     p = lw.ptr(pv, op)
     mem, melem = lw.memref(p)
     r = op.results[0]
@@ -81,7 +81,7 @@ def lower_load(lw: Lowering, op) -> None:
     if ov is not None:
         other = _to_mem(lw, lw.as_tile(lw.val(ov, op), shape, p.elem), shape, p.elem)
     stager = None
-    use = dot_operand_use(r) if p.elem != "i1" else None
+    use = dot_operand_use(r) if p.elem != "i1" and lw.chunk is None else None
     if use is not None:  # rows go straight into the dot's scratch buffer
         stager = OperandStager(lw, use[0], use[1], shape, p.elem)
     out = _load_tile(lw, p, mem, melem, strides, mask, other, stager)
@@ -92,6 +92,7 @@ def lower_load(lw: Lowering, op) -> None:
 
 
 def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other, stager=None) -> str | None:
+    """The tile at p (in memory representation); its rows go to `stager` instead when given."""
     shape = p.shape
     n, total = shape[-1], math.prod(shape)
     mt = f"memref<?x{melem}>"
@@ -149,8 +150,17 @@ def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other,
 
 
 # -------------------------------------------------------------------- store
+def _check_shapes(op, ptr_v, others) -> None:
+    want = ptr_v.type.shape if hasattr(ptr_v.type, "shape") else None
+    for v in others:
+        if v is not None and hasattr(v.type, "shape") and list(v.type.shape) != list(want or []):
+            raise LoweringError(f"operand of shape {list(v.type.shape)} does not match the pointer tile's "
+                                f"shape {list(want or [])}", op)
+
+
 def lower_store(lw: Lowering, op) -> None:
     ops = list(op.operands)
+    _check_shapes(op, ops[0], ops[1:])
     p = lw.ptr(ops[0], op)
     mem, melem = lw.memref(p)
     mt = f"memref<?x{melem}>"

@@ -7,11 +7,14 @@ offset from exactly one kernel `!tile.ptr` argument: an `index` scalar part
 plus, for pointer tiles, a `vector<...xi64>` per-element part. Each base
 argument is viewed as a `memref<?xT>` built from its raw address.
 
-The function becomes the entry point of docs/cpu-abi.md:
+The function becomes `name.program(pointers..., scalars..., pid0..2, num0..2)`
+(one program instance; pointer parameters are `noalias`, so that LLVM may
+interleave the loads and stores of different arguments) and the entry point
+of docs/cpu-abi.md that calls it for each linear program id in [begin, end):
     void name(const int64_t *args, int64_t begin, int64_t end, int64_t g0, int64_t g1, int64_t g2)
-looping over the linear program ids [begin, end).
 
-Memory ops are in tile_memory.py, reductions in tile_reduce.py, dot in dot_to_fma.py.
+Control flow is in tile_scf.py, memory ops in tile_memory.py, reductions in
+tile_reduce.py, dot in dot_to_fma.py, strip-mining (loops over chunks) in stripmine.py.
 """
 from __future__ import annotations
 
@@ -76,6 +79,7 @@ class Lowering:
         self.mems: dict[int, tuple[str, str]] = {}  # arg index -> (memref name, memory elem type)
         self.raw: dict[int, str] = {}  # arg index -> its !llvm.ptr
         self.entry_lines: list[str] = []  # stack buffers, allocated once at function entry
+        self.chunk: tuple | None = None  # (tile shape, chunk shape) inside a strip-mined loop
         self.pids: list[str] = []
         self.grid: list[str] = []
 
@@ -133,12 +137,19 @@ class Lowering:
         return self.op(f"vector.insert {part}, {name}[{idx}] : {ptype} into {vtype(shape, elem)}")
 
     # ------------------------------------------------------------- values
+    def shape_of(self, t: ir.Type):
+        """Static shape of a tile type as lowered: inside a strip-mined loop, the run's shape reads as its chunk."""
+        shape = tile.shape_of(t)
+        if shape is not None and self.chunk is not None and shape == self.chunk[0]:
+            return self.chunk[1]
+        return shape
+
     def ty(self, t: ir.Type, op=None) -> str:
         if isinstance(t, ir.RankedTensorType):
             elem = str(t.element_type)
             if tile.is_ptr(t.element_type):
                 raise LoweringError(f"pointer tile type {t} where a value was expected", op)
-            return vtype(t.shape, elem)
+            return vtype(self.shape_of(t), elem)
         if tile.is_ptr(t):
             raise LoweringError(f"pointer type {t} where a value was expected", op)
         return str(t)
@@ -215,15 +226,28 @@ class Lowering:
 
     # ------------------------------------------------------------- blocks
     def convert_ops(self, ops) -> None:
-        for op in ops:
-            name = op.operation.name
-            handler = HANDLERS.get(name)
-            if handler is None:
-                if name.startswith("arith.") or name.startswith("math."):
-                    handler = _generic
-                else:
-                    raise LoweringError("op not supported by the CPU lowering", op)
-            handler(self, op)
+        from alloy.passes.stripmine import lower_group, plan_group
+
+        ops = list(ops)
+        i = 0
+        while i < len(ops):
+            group = plan_group(self, ops, i) if self.chunk is None else None
+            if group is not None:
+                lower_group(self, group)
+                i = group.end
+                continue
+            self._convert_op(ops[i])
+            i += 1
+
+    def _convert_op(self, op) -> None:
+        name = op.operation.name
+        handler = HANDLERS.get(name)
+        if handler is None:
+            if name.startswith("arith.") or name.startswith("math."):
+                handler = _generic
+            else:
+                raise LoweringError("op not supported by the CPU lowering", op)
+        handler(self, op)
 
     def body(self, block: ir.Block):
         """Convert all but the terminator; return the terminator op."""
@@ -233,31 +257,31 @@ class Lowering:
 
     # --------------------------------------------------------------- func
     def run(self) -> str:
+        """Two functions: the program body (pointer arguments noalias) and the ABI entry looping over it."""
         f = self.func
         name = f.sym_name.value
-        self.emit_prologue(f)
-        self.depth += 1
+        params = self.emit_prologue(f)
         self.convert_ops(list(f.regions[0].blocks[0].operations))
-        self.emit('"scf.yield"() : () -> ()')
-        self.depth -= 1
-        self.emit("}) : (i64, i64, i64) -> ()")
         self.emit("return")
-        head = (f"func.func @{name}(%args: !llvm.ptr, %begin: i64, %end: i64, "
-                f"%g0: i64, %g1: i64, %g2: i64) {{")
-        return "\n".join([head] + self.entry_lines + self.lines + ["}"])
+        body_head = (f"func.func private @{name}.program({', '.join(params)}) "
+                     f"attributes {{llvm.linkage = #llvm.linkage<internal>}} {{")
+        body = [body_head] + self.entry_lines + self.lines + ["}"]
+        return "\n".join(self.entry(f, name) + body)
 
-    def emit_prologue(self, f) -> None:
+    def emit_prologue(self, f) -> list[str]:
+        """Bind the kernel arguments to the body's parameters; return the parameter list."""
+        params = []
         size = self.op(f"llvm.mlir.constant({_MEM_SIZE} : i64) : i64")
         one = self.op("llvm.mlir.constant(1 : i64) : i64")
         zero = self.op("llvm.mlir.constant(0 : i64) : i64")
         desc = "!llvm.struct<(ptr, ptr, i64, array<1 x i64>, array<1 x i64>)>"
         for i, arg in enumerate(f.arguments):
             t = arg.type
-            slot = self.op(f"llvm.getelementptr %args[{i}] : (!llvm.ptr) -> !llvm.ptr, i64")
             if tile.is_ptr(t):
                 elem = str(tile.ptr_elem(t))
                 mem_elem = "i8" if elem == "i1" else elem
-                raw = self.op(f"llvm.load {slot} : !llvm.ptr -> !llvm.ptr")
+                raw = f"%p{i}"
+                params.append(f"{raw}: !llvm.ptr {{llvm.noalias}}")
                 d = self.op(f"llvm.mlir.poison : {desc}")
                 d = self.op(f"llvm.insertvalue {raw}, {d}[0] : {desc}")
                 d = self.op(f"llvm.insertvalue {raw}, {d}[1] : {desc}")
@@ -270,25 +294,50 @@ class Lowering:
                 self.env[arg] = Ptr(i, None, None, None, elem)
             else:
                 st = str(t)
-                if st == "i1":
-                    b = self.op(f"llvm.load {slot} : !llvm.ptr -> i8")
-                    z = self.const(0, "i8")
-                    self.env[arg] = Sc(self.op(f"arith.cmpi ne, {b}, {z} : i8"), "i1")
-                elif st in ("i8", "i16", "i32", "i64", "f16", "bf16", "f32", "f64"):
-                    self.env[arg] = Sc(self.op(f"llvm.load {slot} : !llvm.ptr -> {st}"), st)
-                else:
+                if st not in ("i1", "i8", "i16", "i32", "i64", "f16", "bf16", "f32", "f64"):
                     raise LoweringError(f"kernel argument {i} has unsupported type {st}", f)
-        c1 = self.const(1, "i64")
-        self.emit(f'"scf.for"(%begin, %end, {c1}) ({{')
-        self.emit("^bb0(%lin: i64):")
-        self.depth += 1
-        p0 = self.op("arith.remui %lin, %g0 : i64")
-        q = self.op("arith.divui %lin, %g0 : i64")
-        p1 = self.op(f"arith.remui {q}, %g1 : i64")
-        p2 = self.op(f"arith.divui {q}, %g1 : i64")
-        self.pids = [self.op(f"arith.trunci {p} : i64 to i32", "pid") for p in (p0, p1, p2)]
-        self.grid = [self.op(f"arith.trunci %g{i} : i64 to i32", "np") for i in range(3)]
-        self.depth -= 1
+                params.append(f"%s{i}: {st}")
+                self.env[arg] = Sc(f"%s{i}", st)
+        self.pids = ["%pid0", "%pid1", "%pid2"]
+        self.grid = ["%np0", "%np1", "%np2"]
+        params += [f"{n}: i32" for n in self.pids + self.grid]
+        return params
+
+    def entry(self, f, name: str) -> list[str]:
+        """The C ABI entry: read each argument from its 8-byte slot, run programs [begin, end)."""
+        out = [f"func.func @{name}(%args: !llvm.ptr, %begin: i64, %end: i64, %g0: i64, %g1: i64, %g2: i64) {{"]
+        vals, types = [], []
+        for i, arg in enumerate(f.arguments):
+            t = arg.type
+            out.append(f"  %slot{i} = llvm.getelementptr %args[{i}] : (!llvm.ptr) -> !llvm.ptr, i64")
+            if tile.is_ptr(t):
+                out.append(f"  %a{i} = llvm.load %slot{i} : !llvm.ptr -> !llvm.ptr")
+                types.append("!llvm.ptr")
+            elif str(t) == "i1":
+                out.append(f"  %b{i} = llvm.load %slot{i} : !llvm.ptr -> i8")
+                out.append(f"  %z{i} = arith.constant 0 : i8")
+                out.append(f"  %a{i} = arith.cmpi ne, %b{i}, %z{i} : i8")
+                types.append("i1")
+            else:
+                out.append(f"  %a{i} = llvm.load %slot{i} : !llvm.ptr -> {t}")
+                types.append(str(t))
+            vals.append(f"%a{i}")
+        out += [
+            "  %c1 = arith.constant 1 : i64",
+            *[f"  %np{i} = arith.trunci %g{i} : i64 to i32" for i in range(3)],
+            "  scf.for %lin = %begin to %end step %c1 : i64 {",
+            "    %r0 = arith.remui %lin, %g0 : i64",
+            "    %q = arith.divui %lin, %g0 : i64",
+            "    %r1 = arith.remui %q, %g1 : i64",
+            "    %r2 = arith.divui %q, %g1 : i64",
+            *[f"    %pid{i} = arith.trunci %r{i} : i64 to i32" for i in range(3)],
+            f"    func.call @{name}.program({', '.join(vals + ['%pid0', '%pid1', '%pid2', '%np0', '%np1', '%np2'])}) "
+            f": ({', '.join(types + ['i32'] * 6)}) -> ()",
+            "  }",
+            "  return",
+            "}",
+        ]
+        return out
 
 
 # ------------------------------------------------------------------ handlers
@@ -308,6 +357,11 @@ def _generic(lw: Lowering, op) -> None:
         return _constant(lw, op)
     if op.operation.regions and len(op.operation.regions):
         raise LoweringError("op with regions not supported by the CPU lowering", op)
+    if name.startswith("math."):
+        from alloy.passes.vector_math import expand
+
+        if expand(lw, op):
+            return
     operands = [lw.val(v, op) for v in op.operands]
     rtypes = [lw.ty(r.type, op) for r in op.results]
     extra = {}
@@ -349,7 +403,7 @@ def _arange(lw: Lowering, op) -> None:
 
 def _splat(lw: Lowering, op) -> None:
     r = op.results[0]
-    shape = tile.shape_of(r.type)
+    shape = lw.shape_of(r.type)
     x = lw.env[op.operands[0]]
     if isinstance(x, Ptr):
         lw.env[r] = Ptr(x.base, x.soff, None, shape, x.elem)
@@ -398,7 +452,7 @@ def _addptr(lw: Lowering, op) -> None:
     p = lw.ptr(op.operands[0], op)
     off_v = op.operands[1]
     r = op.results[0]
-    shape = tile.shape_of(r.type)
+    shape = lw.shape_of(r.type)
     owner = off_v.owner
     scalar_src = None
     if shape is None:
@@ -419,114 +473,6 @@ def _addptr(lw: Lowering, op) -> None:
     if p.voff is not None:
         v = lw.op(f"arith.addi {p.voff}, {v} : {vtype(shape, 'i64')}")
     lw.env[r] = Ptr(p.base, p.soff, v, shape, p.elem)
-
-
-# -------------------------------------------------------------- control flow
-def _scf_for(lw: Lowering, op) -> None:
-    from alloy.passes.dot_to_fma import MemTile, load_rows, memory_accumulators, scratch, store_rows
-
-    lb, ub, st = (lw.val(v, op) for v in list(op.operands)[:3])
-    all_inits = list(op.operands)[3:]
-    block = op.regions[0].blocks[0]
-    all_args = list(block.arguments)[1:]
-    mem = {}
-    for i in memory_accumulators(op):  # dot accumulators kept in a stack buffer across iterations
-        shape, elem = tuple(all_args[i].type.shape), str(all_args[i].type.element_type)
-        buf = scratch(lw, shape, elem)
-        store_rows(lw, lw.val(all_inits[i], op).name, buf, shape, elem)
-        mem[i] = MemTile(buf, shape, elem)
-        lw.env[all_args[i]] = mem[i]
-    kept = [i for i in range(len(all_inits)) if i not in mem]
-    inits = [all_inits[i] for i in kept]
-    args = [all_args[i] for i in kept]
-    results = [op.results[i] for i in kept]
-    init_flat = [n for v in inits for n in lw.flatten(v)]
-    likes = [lw.env[v] for v in inits]
-    types = [t for v in inits for t in lw.flat_types(v.type)]
-    prefix, names = lw.results(len(types))
-    iv = lw.new("iv")
-    arg_names = [lw.new("a") for _ in types]
-    lw.emit(f'{prefix}"scf.for"({", ".join([lb.name, ub.name, st.name] + init_flat)}) ({{')
-    sig = ", ".join([f"{iv}: {lb.type}"] + [f"{a}: {t}" for a, t in zip(arg_names, types)])
-    lw.emit(f"^bb0({sig}):")
-    lw.depth += 1
-    lw.env[block.arguments[0]] = Sc(iv, lb.type)
-    lw.bind_all(args, [v.type for v in inits], arg_names, likes)
-    term = lw.body(block)
-    yields = [term.operands[i] for i in kept]
-    for v, like in zip(yields, likes):
-        lw.check_same_base(lw.env[v], like, op)
-    _yield(lw, yields, "scf.yield")
-    lw.depth -= 1
-    lw.emit(f'}}) : ({", ".join([lb.type] * 3 + types)}) -> ({", ".join(types)})')
-    lw.bind_all(results, [v.type for v in inits], names, likes)
-    for i, mt in mem.items():
-        lw.env[op.results[i]] = Sc(load_rows(lw, mt.buf, mt.shape, mt.elem), vtype(mt.shape, mt.elem))
-
-
-def _yield(lw: Lowering, values, name: str, prefix_operands=()) -> None:
-    flat = list(prefix_operands) + [n for v in values for n in lw.flatten(v)]
-    types = [t for t in (["i1"] if prefix_operands else [])] + [t for v in values for t in lw.flat_types(v.type)]
-    lw.emit(f'"{name}"({", ".join(flat)}) : ({", ".join(types)}) -> ()')
-
-
-def _scf_if(lw: Lowering, op) -> None:
-    cond = lw.val(op.operands[0], op)
-    rtypes = [t for r in op.results for t in lw.flat_types(r.type)]
-    prefix, names = lw.results(len(rtypes))
-    lw.emit(f'{prefix}"scf.if"({cond.name}) ({{')
-    likes = None
-    for i, region in enumerate(op.regions):
-        blocks = list(region.blocks)
-        if i == 1:
-            lw.emit("}, {")
-        if not blocks:
-            continue
-        lw.emit("^bb0:")
-        lw.depth += 1
-        term = lw.body(blocks[0])
-        vals = [lw.env[v] for v in term.operands]
-        if likes is None:
-            likes = vals
-        else:
-            for a, b in zip(vals, likes):
-                lw.check_same_base(a, b, op)
-        _yield(lw, term.operands, "scf.yield")
-        lw.depth -= 1
-    lw.emit(f'}}) : (i1) -> ({", ".join(rtypes)})')
-    lw.bind_all(op.results, [r.type for r in op.results], names, likes or [])
-
-
-def _scf_while(lw: Lowering, op) -> None:
-    inits = list(op.operands)
-    init_flat = [n for v in inits for n in lw.flatten(v)]
-    likes = [lw.env[v] for v in inits]
-    in_types = [t for v in inits for t in lw.flat_types(v.type)]
-    out_types = [t for r in op.results for t in lw.flat_types(r.type)]
-    prefix, names = lw.results(len(out_types))
-    before, after = (r.blocks[0] for r in op.regions)
-    lw.emit(f'{prefix}"scf.while"({", ".join(init_flat)}) ({{')
-    arg_names = [lw.new("a") for _ in in_types]
-    lw.emit(f'^bb0({", ".join(f"{a}: {t}" for a, t in zip(arg_names, in_types))}):')
-    lw.depth += 1
-    lw.bind_all(list(before.arguments), [v.type for v in inits], arg_names, likes)
-    cond_op = lw.body(before)
-    cond_vals = list(cond_op.operands)
-    out_likes = [lw.env[v] for v in cond_vals[1:]]
-    _yield(lw, cond_vals[1:], "scf.condition", [lw.val(cond_vals[0], op).name])
-    lw.depth -= 1
-    lw.emit("}, {")
-    arg_names = [lw.new("a") for _ in out_types]
-    lw.emit(f'^bb0({", ".join(f"{a}: {t}" for a, t in zip(arg_names, out_types))}):')
-    lw.depth += 1
-    lw.bind_all(list(after.arguments), [r.type for r in op.results], arg_names, out_likes)
-    term = lw.body(after)
-    for v, like in zip(term.operands, likes):
-        lw.check_same_base(lw.env[v], like, op)
-    _yield(lw, term.operands, "scf.yield")
-    lw.depth -= 1
-    lw.emit(f'}}) : ({", ".join(in_types)}) -> ({", ".join(out_types)})')
-    lw.bind_all(op.results, [r.type for r in op.results], names, out_likes)
 
 
 def _return(lw: Lowering, op) -> None:
@@ -560,9 +506,9 @@ HANDLERS = {
     "tile.atomic_cas": _lazy("alloy.passes.tile_memory", "lower_atomic_cas"),
     "tile.reduce": _lazy("alloy.passes.tile_reduce", "lower_reduce"),
     "tile.dot": _lazy("alloy.passes.dot_to_fma", "lower_dot"),
-    "scf.for": _scf_for,
-    "scf.if": _scf_if,
-    "scf.while": _scf_while,
+    "scf.for": _lazy("alloy.passes.tile_scf", "lower_for"),
+    "scf.if": _lazy("alloy.passes.tile_scf", "lower_if"),
+    "scf.while": _lazy("alloy.passes.tile_scf", "lower_while"),
     "func.return": _return,
 }
 
@@ -596,6 +542,6 @@ def convert_tile_to_vector(op, pass_=None) -> None:
             new = ir.Module.parse(text, ctx)
         except ir.MLIRError as e:  # a lowering bug: show what was produced
             raise LoweringError(f"lowered IR does not verify: {e}\n{text}", f) from None
-        new_func = list(new.body.operations)[0]
-        new_func.operation.move_before(f.operation)
+        for new_func in list(new.body.operations):
+            new_func.operation.move_before(f.operation)
         f.operation.erase()

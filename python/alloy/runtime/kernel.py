@@ -165,6 +165,12 @@ class Kernel:
         return grid + (1,) * (3 - len(grid))
 
     def launch(self, grid, args, kwargs):
+        from .. import config
+
+        if config.get().target == "cuda":
+            from . import cuda
+
+            return cuda.launch(self, grid, args, kwargs)
         from . import native
 
         bound = self.bind(args, kwargs)

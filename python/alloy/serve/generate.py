@@ -11,6 +11,7 @@ import numpy as np
 from .engine.sampling import Sampler, SamplingParams
 
 if TYPE_CHECKING:  # model code (and gguf-py) load on first use, keeping ``import alloy.serve`` light
+    from .engine.kv_cache import KVCache
     from .models.base import Model
     from .ops.base import Ops
 
@@ -26,15 +27,15 @@ class GenerationResponse:
     prompt_tokens: int
     generation_tokens: int
     top_logprobs: list[tuple[int, float]] = field(default_factory=list)
+    cached_tokens: int = 0      # prompt tokens reused from the cache passed in
 
 
 def load(ref: str | os.PathLike, ops: Ops | None = None) -> tuple[Model, Any]:
     """``(model, tokenizer)`` for a GGUF path or a model reference (``gemma3:270m``, ...)."""
     from .gguf.reader import GGUFFile
+    from .gguf.resolve import resolve_model
     from .gguf.tokenizer import Tokenizer
     from .models import model_from_gguf
-
-    from .gguf.resolve import resolve_model
 
     resolved = resolve_model(os.fspath(ref))
     file = GGUFFile(resolved.path)
@@ -90,13 +91,16 @@ def encode_prompt(tokenizer, text: str) -> list[int]:
 def stream_generate(model: Model, tokenizer, prompt: str | Sequence[int], max_tokens: int = 256,
                     sampling: SamplingParams | None = None, *,
                     mask_fn: Callable[[list[int]], np.ndarray | None] | None = None,
+                    cache: KVCache | None = None,
                     **sampling_kwargs) -> Iterator[GenerationResponse]:
     """Generate up to ``max_tokens`` tokens after ``prompt`` (text, encoded with the
     tokenizer's special tokens, or token ids), yielding one response per token.
 
     ``sampling`` or keyword arguments of :class:`SamplingParams` choose the
     sampler; ``mask_fn(generated_ids)`` may return a bool allow-mask over the
-    vocabulary (constrained decoding). The last response has ``finish_reason``.
+    vocabulary (constrained decoding). Passing a ``cache`` kept from an earlier
+    call reuses the prompt prefix it already holds (generation then also stops
+    with "length" when the cache is full). The last response has ``finish_reason``.
     """
     if sampling is not None and sampling_kwargs:
         raise TypeError("pass either sampling=SamplingParams(...) or sampling keywords, not both")
@@ -109,13 +113,18 @@ def stream_generate(model: Model, tokenizer, prompt: str | Sequence[int], max_to
     n_ctx = model.config.n_ctx_train
     if len(ids) >= n_ctx:
         raise ValueError(f"the prompt has {len(ids)} tokens; the model's context holds {n_ctx}")
-    cache = model.new_cache(min(n_ctx, len(ids) + max_tokens))
+    if cache is None:
+        cache = model.new_cache(min(n_ctx, len(ids) + max_tokens))
+    elif len(ids) >= cache.max_tokens:
+        raise ValueError(f"the prompt has {len(ids)} tokens; the KV cache holds {cache.max_tokens}")
+    cached = min(cache.common_prefix(ids), len(ids) - 1)  # the last prompt token is always run for its logits
+    cache.truncate(cached)
     sampler = Sampler(params)
     eos = set(tokenizer.eos_token_ids)
     detok = StreamingDetokenizer(tokenizer)
     history = list(ids)
     generated: list[int] = []
-    logits = model.forward(ids, cache, last_only=True)[-1]
+    logits = model.forward(ids[cached:], cache, last_only=True)[-1]
     while True:
         mask = mask_fn(generated) if mask_fn is not None else None
         tok = sampler.sample(logits, history, mask)
@@ -128,7 +137,8 @@ def stream_generate(model: Model, tokenizer, prompt: str | Sequence[int], max_to
             text += detok.flush()
         else:
             text, reason = detok.add(tok.id), None
-        yield GenerationResponse(text, tok.id, tok.logprob, reason, len(ids), len(generated), tok.top_logprobs)
+        yield GenerationResponse(text, tok.id, tok.logprob, reason, len(ids), len(generated),
+                                 tok.top_logprobs, cached)
         if reason is not None:
             return
         logits = model.forward([tok.id], cache)[-1]

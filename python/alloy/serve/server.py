@@ -18,8 +18,8 @@ from typing import Optional
 from aiohttp import web
 
 from . import metrics as metrics_mod
-from .api.common import Served, json_response
-from .api.errors import ApiError, dialect_for_path, error_response
+from .api.common import STREAM_KEY, Served, json_response, send_stream_error
+from .api.errors import ApiError, dialect_for_path, error_body, error_response
 from .config import ServeConfig
 from .engine.grammar import GrammarFactory
 from .engine.scheduler import Engine
@@ -73,6 +73,9 @@ def create_app(served: Served, config: ServeConfig) -> web.Application:
             return resp
         except ApiError as err:
             status = err.status
+            if request.get(STREAM_KEY) is not None:
+                await send_stream_error(request[STREAM_KEY], dialect, error_body(dialect, err))
+                return request[STREAM_KEY]
             return error_response(dialect, err)
         except web.HTTPException as exc:
             if exc.status < 400:
@@ -89,7 +92,12 @@ def create_app(served: Served, config: ServeConfig) -> web.Application:
             raise
         except Exception as exc:
             log.exception("error answering %s %s", request.method, request.path)
-            return error_response(dialect, ApiError("internal", f"internal error: {exc}"))
+            err = exc if isinstance(exc, ApiError) else ApiError("internal", f"internal error: {exc}")
+            started = request.get(STREAM_KEY)
+            if started is None:
+                return error_response(dialect, err)
+            await send_stream_error(started, dialect, error_body(dialect, err))
+            return started
         finally:
             route = request.match_info.route.resource
             name = route.canonical if route is not None else "unmatched"

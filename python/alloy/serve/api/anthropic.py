@@ -12,12 +12,17 @@ from ..engine.request import Request
 from .common import (ChoiceDelta, ChoiceEnd, Served, chat_events, check_fields, get, get_range,
                      json_response, read_json, sampling_from, send_sse, start_stream, stop_list,
                      tool_names)
-from .errors import ApiError, bad_field
+from .errors import bad_field
 
 _MESSAGE_FIELDS = {"model", "messages", "max_tokens", "system", "stop_sequences", "stream",
                    "temperature", "top_p", "top_k", "metadata", "tools", "tool_choice",
-                   "thinking", "service_tier"}
-_COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking"}
+                   "thinking", "service_tier", "cache_control", "output_config", "speed",
+                   "context_management"}
+_COUNT_FIELDS = {"model", "messages", "system", "tools", "tool_choice", "thinking",
+                 "cache_control", "output_config", "speed", "context_management"}
+# The engine always runs at its one (full) effort: requests for at least "high" are met,
+# requests to spend less are not something it can honour.
+_EFFORTS_MET = {"high", "xhigh", "max"}
 _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
                  "cancelled": "end_turn"}
 
@@ -49,9 +54,12 @@ def parse_messages(messages: Any, system: Any) -> list[dict]:
             raise bad_field(where, "expected an object")
         check_fields(m, {"role", "content"}, where + ".")
         role = m.get("role")
-        if role not in ("user", "assistant"):
+        if role not in ("user", "assistant", "system"):
             raise bad_field(where + ".role", f"expected 'user' or 'assistant', got {role!r}")
         content = m.get("content")
+        if role == "system":  # a mid-conversation system message
+            out.append({"role": "system", "content": _text_of(content, where + ".content")})
+            continue
         if isinstance(content, str):
             out.append({"role": role, "content": content})
             continue
@@ -117,9 +125,6 @@ class AnthropicApi:
         return [web.post("/v1/messages", self.messages),
                 web.post("/v1/messages/count_tokens", self.count_tokens)]
 
-    def _can_think(self) -> bool:
-        return "<think>" in (getattr(self.served.tokenizer, "chat_template", "") or "")
-
     def _prepare(self, body: dict) -> tuple[list[int], str, str, Any, Optional[list[dict]]]:
         """→ (prompt tokens, prompt text, tools mode, constraint, tools)."""
         self.served.check_model(body.get("model"))
@@ -145,20 +150,53 @@ class AnthropicApi:
                 constraint = self.served.grammar("tool_call", tools, choice["name"])
             elif kind != "auto":
                 raise bad_field("tool_choice.type", f"unknown type {kind!r}")
+        if body.get("speed") not in (None, "standard"):
+            raise bad_field("speed", "only 'standard' is supported")
+        config = get(body, "output_config", dict, {})
+        check_fields(config, {"format", "effort"}, "output_config.")
+        if config.get("effort") not in (None, *_EFFORTS_MET):
+            raise bad_field("output_config.effort", f"effort {config['effort']!r} is not "
+                                                    f"supported (the engine runs at full effort)")
+        self._check_context_management(body.get("context_management"))
+        fmt = config.get("format")
+        if fmt is not None:
+            if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or \
+                    not isinstance(fmt.get("schema"), dict):
+                raise bad_field("output_config.format", "expected {type: 'json_schema', schema}")
+            if constraint is not None:
+                raise bad_field("output_config.format", "cannot be combined with a forced "
+                                                        "tool_choice")
+            constraint = self.served.grammar("json_schema", fmt["schema"])
         kw = {}
         thinking = body.get("thinking")
         if thinking is not None:
             kind = thinking.get("type") if isinstance(thinking, dict) else None
-            if kind == "enabled":
-                if not self._can_think():
+            if kind in ("enabled", "between_tools"):
+                if not self.served.can_think():
                     raise bad_field("thinking", f"model {self.served.name!r} does not think")
                 kw["enable_thinking"] = True
+            elif kind == "adaptive":
+                pass  # the model decides: its template's default
             elif kind == "disabled":
                 kw["enable_thinking"] = False
             else:
-                raise bad_field("thinking.type", "expected 'enabled' or 'disabled'")
+                raise bad_field("thinking.type", f"unknown thinking type {kind!r}")
         prompt, text = self.served.chat_prompt(messages, tools, **kw)
         return prompt, text, mode, constraint, tools
+
+    @staticmethod
+    def _check_context_management(cm: Any) -> None:
+        """Only thinking-clearing edits are accepted: earlier thinking is never replayed."""
+        if cm is None:
+            return
+        if not isinstance(cm, dict):
+            raise bad_field("context_management", "expected an object")
+        check_fields(cm, {"edits"}, "context_management.")
+        for i, edit in enumerate(cm.get("edits") or []):
+            kind = edit.get("type", "") if isinstance(edit, dict) else ""
+            if not kind.startswith("clear_thinking_"):
+                raise bad_field(f"context_management.edits[{i}].type",
+                                f"context edit {kind!r} is not supported")
 
     async def count_tokens(self, request: web.Request) -> web.Response:
         body = await read_json(request)

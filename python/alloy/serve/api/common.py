@@ -54,7 +54,7 @@ def get(body: dict, key: str, types, default=None, where: str = ""):
 
 def get_range(body: dict, key: str, types, lo, hi, default=None, where: str = ""):
     value = get(body, key, types, default, where)
-    if value is not None and value is not default and not (lo <= value <= hi):
+    if body.get(key) is not None and not (lo <= value <= hi):
         raise bad_field(where + key, f"must be between {lo} and {hi}, got {value}")
     return value
 
@@ -86,7 +86,6 @@ class Served:
     created: int = field(default_factory=lambda: int(time.time()))
     size_bytes: int = 0
     quantization: str = ""
-    started: float = field(default_factory=time.time)
 
     def check_model(self, requested: Any, field_name: str = "model") -> None:
         if not isinstance(requested, str) or not requested:
@@ -107,6 +106,10 @@ class Served:
     def family(self) -> str:
         return getattr(self.tokenizer, "family", "") or ""
 
+    def can_think(self) -> bool:
+        """Whether the chat template knows a ``<think>`` reasoning section."""
+        return "<think>" in (getattr(self.tokenizer, "chat_template", "") or "")
+
     def template_supports_tools(self) -> bool:
         return "tools" in (getattr(self.tokenizer, "chat_template", "") or "")
 
@@ -116,7 +119,7 @@ class Served:
     def chat_prompt(self, messages: list[dict], tools: Optional[list[dict]] = None,
                     **template_kw) -> tuple[list[int], str]:
         """Render and tokenize a chat; returns ``(tokens, prompt_text)``."""
-        if tools and not self.template_supports_tools():
+        if not self.template_supports_tools():
             messages = inject_tool_instructions(messages, tools)
             tools = None
         try:
@@ -161,17 +164,19 @@ class Served:
             raise ApiError("invalid_request", f"could not compile the grammar: {exc}") from None
 
 
-def inject_tool_instructions(messages: list[dict], tools: list[dict]) -> list[dict]:
-    """For templates without tool support: describe the tools in the system message."""
-    specs = "\n".join(json.dumps(t["function"]) for t in tools)
-    note = ("You can call these tools:\n<tools>\n" + specs + "\n</tools>\n"
-            "To call one, reply with <tool_call>{\"name\": <tool name>, \"arguments\": "
-            "<arguments object>}</tool_call>.")
+def inject_tool_instructions(messages: list[dict], tools: Optional[list[dict]]) -> list[dict]:
+    """For templates without tool support: describe the tools in the system message and
+    turn earlier calls and results into plain text in the Hermes format."""
     out = [dict(m) for m in messages]
-    if out and out[0].get("role") == "system":
-        out[0]["content"] = (out[0].get("content") or "") + "\n\n" + note
-    else:
-        out.insert(0, {"role": "system", "content": note})
+    if tools:
+        specs = "\n".join(json.dumps(t["function"]) for t in tools)
+        note = ("You can call these tools:\n<tools>\n" + specs + "\n</tools>\n"
+                "To call one, reply with <tool_call>{\"name\": <tool name>, \"arguments\": "
+                "<arguments object>}</tool_call>.")
+        if out and out[0].get("role") == "system":
+            out[0]["content"] = (out[0].get("content") or "") + "\n\n" + note
+        else:
+            out.insert(0, {"role": "system", "content": note})
     for m in out:  # templates without tool support know no tool roles or calls either
         if m.get("role") == "tool":
             m["role"] = "user"
@@ -196,9 +201,11 @@ def normalize_tools(tools: Any, field_name: str = "tools") -> Optional[list[dict
         where = f"{field_name}[{i}]"
         if not isinstance(t, dict) or t.get("type", "function") != "function":
             raise bad_field(where, "only tools of type 'function' are supported")
+        check_fields(t, {"type", "function"}, where + ".")
         fn = t.get("function")
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise bad_field(where + ".function.name", "required string")
+        check_fields(fn, {"name", "description", "parameters", "strict"}, where + ".function.")
         params = fn.get("parameters") or {"type": "object", "properties": {}}
         if not isinstance(params, dict):
             raise bad_field(where + ".function.parameters", "expected a JSON schema object")
@@ -292,11 +299,28 @@ async def chat_events(served: Served, stream: Stream, *, tools_mode: str = "none
 # -- streaming helpers ---------------------------------------------------------------------
 
 
+STREAM_KEY = web.RequestKey("alloy_stream", web.StreamResponse)
+
+
 async def start_stream(request: web.Request, content_type: str) -> web.StreamResponse:
+    """Begin a streamed reply; the server's middleware ends it with an in-stream error frame
+    if the handler fails after this point."""
     resp = web.StreamResponse(headers={"Content-Type": content_type,
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
+    request[STREAM_KEY] = resp
     return resp
+
+
+async def send_stream_error(resp: web.StreamResponse, dialect: str, body: dict) -> None:
+    """The error frame each dialect's client recognises inside a stream."""
+    if dialect == "ollama":
+        await send_ndjson(resp, body)
+    elif dialect == "anthropic":
+        await send_sse(resp, body, "error")
+    else:
+        await send_sse(resp, body)
+    await resp.write_eof()
 
 
 async def send_sse(resp: web.StreamResponse, data: Any, event: Optional[str] = None) -> None:

@@ -160,12 +160,9 @@ class OllamaApi:
 
     def capabilities(self) -> list[str]:
         caps = ["completion", "tools"]  # tools are described in the prompt if the template can't
-        if self._can_think():
+        if self.served.can_think():
             caps.append("thinking")
         return caps
-
-    def _can_think(self) -> bool:
-        return "<think>" in (getattr(self.served.tokenizer, "chat_template", "") or "")
 
     async def show(self, request: web.Request) -> web.Response:
         body = await read_json(request)
@@ -190,7 +187,7 @@ class OllamaApi:
             return {}
         if not isinstance(think, (bool, str)):
             raise bad_field("think", "expected a boolean or 'low'/'medium'/'high'")
-        if think and not self._can_think():
+        if think and not self.served.can_think():
             raise bad_field("think", f"model {self.served.name!r} does not support thinking")
         return {"enable_thinking": bool(think)}
 

@@ -204,6 +204,7 @@ class OpenAIApi:
             return None
         if not isinstance(fmt, dict):
             raise bad_field("response_format", "expected an object")
+        check_fields(fmt, {"type", "json_schema"}, "response_format.")
         kind = fmt.get("type")
         if kind == "text":
             return None
@@ -213,6 +214,8 @@ class OpenAIApi:
             spec = fmt.get("json_schema")
             if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
                 raise bad_field("response_format.json_schema.schema", "required JSON schema object")
+            check_fields(spec, {"name", "schema", "strict", "description"},
+                         "response_format.json_schema.")
             return self.served.grammar("json_schema", spec["schema"])
         raise bad_field("response_format.type", f"unsupported type {kind!r}")
 
@@ -249,7 +252,7 @@ class OpenAIApi:
 
     async def _chat_stream(self, request, events, rid: str, include_usage: bool, n_prompt: int,
                            parallel: bool) -> web.StreamResponse:
-        resp = await self._sse_start(request)
+        resp = await start_stream(request, "text/event-stream")
         created = int(time.time())
         base = {"id": rid, "object": "chat.completion.chunk", "created": created,
                 "model": self.served.name, "system_fingerprint": "alloy"}
@@ -295,9 +298,6 @@ class OpenAIApi:
         await send_sse(resp, "[DONE]")
         await resp.write_eof()
         return resp
-
-    async def _sse_start(self, request):
-        return await start_stream(request, "text/event-stream")
 
     # -- legacy completions ----------------------------------------------------------------
     async def completions(self, request: web.Request) -> web.StreamResponse:
@@ -368,7 +368,7 @@ class OpenAIApi:
                               "usage": _usage(n_prompt, completion)})
 
     async def _completions_stream(self, request, stream, rid, include_usage, n_prompt):
-        resp = await self._sse_start(request)
+        resp = await start_stream(request, "text/event-stream")
         base = {"id": rid, "object": "text_completion", "created": int(time.time()),
                 "model": self.served.name}
         completion = 0

@@ -8,7 +8,8 @@ class KVCache:
     """Per-layer key/value buffers and the number of positions they hold.
 
     ``Model.forward`` writes new tokens at ``length`` and advances it;
-    :meth:`truncate` rewinds, so a shared prompt prefix can be reused.
+    ``tokens`` lists the ids held. :meth:`truncate` rewinds, so a shared prompt
+    prefix can be reused (see :meth:`common_prefix`).
     """
 
     def __init__(self, ops: Ops, max_tokens: int, layer_shapes: list[tuple[int, int, int]]):
@@ -17,6 +18,7 @@ class KVCache:
             raise ValueError(f"KV cache size must be positive, got {max_tokens}")
         self.max_tokens = max_tokens
         self.length = 0
+        self.tokens: list[int] = []
         self.layers: list[KVBuffer] = [ops.kv_buffer(max_tokens, *s) for s in layer_shapes]
 
     @property
@@ -29,3 +31,18 @@ class KVCache:
         if not 0 <= n <= self.length:
             raise ValueError(f"cannot truncate a KV cache of {self.length} tokens to {n}")
         self.length = n
+        del self.tokens[n:]
+
+    def common_prefix(self, ids) -> int:
+        """How many leading ``ids`` the cache already holds."""
+        n = 0
+        for a, b in zip(self.tokens, ids):
+            if a != b:
+                break
+            n += 1
+        return n
+
+    def advance(self, ids: list[int]) -> None:
+        """Record that ``ids`` were written at ``length`` (called by the model)."""
+        self.tokens.extend(ids)
+        self.length += len(ids)

@@ -58,8 +58,6 @@ class Request:
     max_tokens: Optional[int] = None
     sampling: Sampling = field(default_factory=Sampling)
     stop: list[str] = field(default_factory=list)
-    stop_token_ids: list[int] = field(default_factory=list)
-    ignore_eos: bool = False
     n: int = 1
     logprobs: bool = False
     top_logprobs: int = 0

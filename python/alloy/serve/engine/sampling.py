@@ -104,11 +104,14 @@ class Sampler:
             if not 0 <= int(tok) < n:
                 raise ValueError(f"logit_bias names token {tok}, outside the vocabulary [0, {n})")
             x[int(tok)] += bias
-        history = list(history)
-        window = history if p.repeat_last_n == -1 else history[max(0, len(history) - p.repeat_last_n):] \
-            if p.repeat_last_n > 0 else []
-        if window and (p.repeat_penalty != 1.0 or p.presence_penalty or p.frequency_penalty):
-            counts = Counter(t for t in window if 0 <= t < n)
+        if p.repeat_last_n == 0:
+            window: Sequence[int] = ()
+        elif p.repeat_last_n == -1:
+            window = history
+        else:
+            window = history[-p.repeat_last_n:]
+        if len(window) and (p.repeat_penalty != 1.0 or p.presence_penalty or p.frequency_penalty):
+            counts = Counter(int(t) for t in window if 0 <= t < n)
             ids = np.fromiter(counts.keys(), np.int64, len(counts))
             cnt = np.fromiter(counts.values(), np.float64, len(counts))
             v = x[ids]

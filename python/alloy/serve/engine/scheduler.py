@@ -154,11 +154,8 @@ class Engine:
         if n_prompt >= self.ctx:
             raise PromptTooLong(n_prompt, self.ctx)
 
-    def submit(self, request: Request) -> Stream:
-        """Queue ``request``; raises :class:`QueueFull` or :class:`PromptTooLong` at once."""
-        if not request.prompt:
-            raise ValueError("empty prompt")
-        self.check_prompt(len(request.prompt))
+    def _admit(self) -> None:
+        """Count a new job in, or refuse it when ``max_queue`` jobs already wait."""
         with self._lock:
             pending = self.stats.waiting + self.stats.running
             if pending >= self.max_queue + 1:
@@ -166,19 +163,20 @@ class Engine:
                 raise QueueFull(max(1, math.ceil(self._avg_seconds * pending)))
             self.stats.waiting += 1
             self.stats.requests_total += 1
+
+    def submit(self, request: Request) -> Stream:
+        """Queue ``request``; raises :class:`QueueFull` or :class:`PromptTooLong` at once."""
+        if not request.prompt:
+            raise ValueError("empty prompt")
+        self.check_prompt(len(request.prompt))
+        self._admit()
         stream = Stream(request, asyncio.get_running_loop())
         self._jobs.put(stream)
         return stream
 
     def submit_call(self, fn: Callable[[], Any]) -> "asyncio.Future":
         """Run ``fn`` (e.g. an embedding pass) on the worker thread, in queue order."""
-        with self._lock:
-            pending = self.stats.waiting + self.stats.running
-            if pending >= self.max_queue + 1:
-                self.stats.requests_rejected += 1
-                raise QueueFull(max(1, math.ceil(self._avg_seconds * pending)))
-            self.stats.waiting += 1
-            self.stats.requests_total += 1
+        self._admit()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._jobs.put((fn, loop, future))
@@ -266,7 +264,7 @@ class Engine:
             self.stats.prompt_tokens_reused_total += reused
         budget = self.ctx - len(req.prompt)
         limit = budget if req.max_tokens is None else min(req.max_tokens, budget)
-        stop_ids = set(req.stop_token_ids) | (set() if req.ignore_eos else self.eos_ids)
+        stop_ids = self.eos_ids
         s = req.sampling
         for index in range(req.n):
             if index > 0:
@@ -282,7 +280,6 @@ class Engine:
             reason, matched, n_gen = self._generate_choice(
                 stream, index, prompt_logits, Sampler(params), limit, stop_ids)
             with self._lock:
-                self.stats.generated_tokens_total += n_gen
                 self.stats.finish_reasons[reason] = self.stats.finish_reasons.get(reason, 0) + 1
                 if reason == "cancelled":
                     self.stats.requests_cancelled += 1
@@ -313,6 +310,8 @@ class Engine:
             tok = sampler.sample(logits, history, mask)
             tid = int(tok.id)
             n_gen += 1
+            with self._lock:
+                self.stats.generated_tokens_total += 1
             history.append(tid)
             if constraint is not None:
                 constraint.accept(tid)

@@ -7,6 +7,10 @@ conversion takes seconds for a 262k vocabulary, so the result is cached as a
 ``tokenizer.json`` under ``<cache_dir>/<key>/``, the key being a hash of
 every metadata field that shapes the tokenizer (and the transformers version).
 
+For BPE pre-tokenizers that conversion leaves at GPT-2's default but llama.cpp
+splits differently (``smollm``: digits first), llama.cpp's split regexes are
+installed instead, which is also what the models' own ``tokenizer.json`` does.
+
 BOS/EOS follow llama.cpp: ``tokenizer.ggml.add_bos_token`` /
 ``add_eos_token`` when present, else the vocabulary type's default (BOS for
 SentencePiece and for the Llama-3-style BPE pre-tokenizers, nothing for other
@@ -37,7 +41,7 @@ __all__ = ["Tokenizer", "default_cache_dir", "EOG_TOKEN_NAMES"]
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 # Token texts llama.cpp (0c1e570, llama-vocab.cpp) treats as end of generation.
 EOG_TOKEN_NAMES = frozenset({
     "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<end_of_turn>", "<|endoftext|>",
@@ -46,6 +50,9 @@ EOG_TOKEN_NAMES = frozenset({
 # BPE pre-tokenizers for which llama.cpp adds BOS by default.
 _BOS_BPE_PRE = frozenset({"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral", "midm-2.0",
                           "lfm2", "jina-v5-nano", "tekken", "chameleon"})
+_GPT2_SPLIT = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
+# BPE pre-tokenizers transformers' conversion does not reproduce: llama.cpp's regex splits, applied in order.
+_PRE_SPLITS = {pre: (r"\p{N}", _GPT2_SPLIT) for pre in ("smollm", "codeshell", "exaone", "minerva-7b", "mellum2")}
 _KEYS = {  # GGUF key -> name in transformers' tokenizer dict
     "tokenizer.ggml.model": "tokenizer_type",
     "tokenizer.ggml.pre": "pre_tokenizer_type",
@@ -216,7 +223,7 @@ def _converted(arch: str, meta: dict, tok: Tokenizer, path, cache_dir: pathlib.P
 
 
 def _convert(arch: str, meta: dict, tok: Tokenizer, path):
-    from tokenizers import processors
+    from tokenizers import Regex, pre_tokenizers, processors
     from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
 
     try:
@@ -224,6 +231,11 @@ def _convert(arch: str, meta: dict, tok: Tokenizer, path):
     except (ValueError, KeyError, TypeError) as e:
         raise GGUFError(f"cannot build a tokenizer for tokenizer.ggml.model={meta['tokenizer_type']!r} "
                         f"(architecture {arch!r}): {e}", path=path) from e
+    splits = _PRE_SPLITS.get(meta.get("pre_tokenizer_type")) if meta["tokenizer_type"] == "gpt2" else None
+    if splits:
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(Regex(s), behavior="isolated") for s in splits]
+            + [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
     tokens = meta["tokens"]
     single, pair, special = ["$A:0"], ["$A:0", "$B:1"], []
     if tok.add_bos:

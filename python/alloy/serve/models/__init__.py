@@ -15,7 +15,8 @@ ARCHITECTURES: dict[str, type[Model]] = {
     cls.arch: cls for cls in (LlamaModel, Qwen2Model, Qwen3Model, Gemma3Model)
 }
 
-__all__ = ["ARCHITECTURES", "Model", "ModelConfig", "model_from_gguf"]
+__all__ = ["ARCHITECTURES", "Gemma3Model", "LlamaModel", "Model", "ModelConfig", "Qwen2Model", "Qwen3Model",
+           "model_from_gguf"]
 
 
 def model_from_gguf(file: GGUFFile, ops: Ops | None = None) -> Model:

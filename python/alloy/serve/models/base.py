@@ -117,7 +117,7 @@ class Model:
             x = self._embed(chunk)
             for il in range(self.config.n_layer):
                 x = self._block(il, x, positions, cache)
-            cache.length += len(chunk)
+            cache.advance(chunk)
             if want == "last" and lo + PREFILL_CHUNK < len(ids):
                 continue
             if want == "last":

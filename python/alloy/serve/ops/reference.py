@@ -5,6 +5,7 @@ heavy parts (matmuls, attention) go through BLAS, which releases the GIL.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -19,6 +20,18 @@ def _dequantize(tensor: TensorLike) -> np.ndarray:
     from ..gguf.codecs import dequantize
 
     return np.ascontiguousarray(dequantize(tensor.data, tensor.qtype, tensor.shape), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _rope_table(positions: bytes, n_rot: int, base: float, freq_scale: float,
+                factors: bytes | None) -> tuple[np.ndarray, np.ndarray]:
+    """cos and sin ``[n, 1, n_rot/2]`` of the rotation angles; cached because every
+    layer of a forward pass asks for the same table."""
+    inv = base ** (-np.arange(n_rot // 2, dtype=np.float64) * 2.0 / n_rot) * freq_scale
+    if factors is not None:
+        inv = inv / np.frombuffer(factors, np.float64)
+    theta = np.frombuffer(positions, np.int64).astype(np.float64)[:, None] * inv[None, :]
+    return np.cos(theta).astype(np.float32)[:, None, :], np.sin(theta).astype(np.float32)[:, None, :]
 
 
 class NumpyKV(KVBuffer):
@@ -124,16 +137,13 @@ class ReferenceOps(Ops):
     def rope(self, x: np.ndarray, positions: np.ndarray, *, n_rot: int, base: float,
              style: RopeStyle, freq_scale: float = 1.0,
              freq_factors: np.ndarray | None = None) -> np.ndarray:
-        n, _, hd = x.shape
+        hd = x.shape[-1]
         if n_rot % 2 or n_rot > hd:
             raise ValueError(f"rope over {n_rot} dims of a {hd}-dim head")
+        factors = None if freq_factors is None else np.asarray(freq_factors, np.float64).tobytes()
+        cos, sin = _rope_table(np.asarray(positions, np.int64).tobytes(), n_rot, float(base),
+                               float(freq_scale), factors)
         half = n_rot // 2
-        inv = base ** (-np.arange(half, dtype=np.float64) * 2.0 / n_rot) * freq_scale
-        if freq_factors is not None:
-            inv = inv / np.asarray(freq_factors, np.float64)
-        theta = np.asarray(positions, np.float64)[:, None] * inv[None, :]
-        cos = np.cos(theta).astype(np.float32)[:, None, :]
-        sin = np.sin(theta).astype(np.float32)[:, None, :]
         out = x.copy()
         if style == "normal":
             x0, x1 = x[..., 0:n_rot:2], x[..., 1:n_rot:2]

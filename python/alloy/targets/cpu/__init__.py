@@ -15,7 +15,7 @@ Lowering failures raise alloy.passes.errors.LoweringError naming the op.
 """
 from __future__ import annotations
 
-STAGES: tuple[str, ...] = ("tile-ir", "tile-opt", "vector", "scf", "llvm-dialect", "llvm", "asm")
+from alloy.targets.cpu.pipeline import STAGES  # noqa: F401 - re-exported (no MLIR import)
 
 
 def compile_tile_module(module, *, keep_stages: bool = False):

@@ -34,8 +34,9 @@ def _libs():
     from mlir._mlir_libs import get_lib_dirs
 
     libdir = get_lib_dirs()[0]
-    capi = ctypes.CDLL(os.path.join(libdir, "libMLIRPythonCAPI.so"))
-    llvm = ctypes.CDLL(os.path.join(libdir, "..", "..", "llvm", "lib", "libLLVM.so"))
+    ext = ".dylib" if platform.system() == "Darwin" else ".so"
+    capi = ctypes.CDLL(os.path.join(libdir, "libMLIRPythonCAPI" + ext))  # already loaded by `import mlir`
+    llvm = ctypes.CDLL(os.path.join(libdir, "..", "..", "llvm", "lib", "libLLVM" + ext))  # its dependency
     capi.mlirTranslateModuleToLLVMIR.restype = _c
     capi.mlirTranslateModuleToLLVMIR.argtypes = [_Handle, _c]
     sig = {
@@ -98,6 +99,18 @@ def host_target() -> tuple[bytes, bytes, bytes]:
                  for f in ("LLVMGetDefaultTargetTriple", "LLVMGetHostCPUName", "LLVMGetHostCPUFeatures"))
 
 
+@lru_cache(maxsize=None)
+def host_vector_registers() -> tuple[int, int]:
+    """(bytes per SIMD register, number of SIMD registers) of this machine, for register blocking."""
+    triple, _, features = (x.decode() for x in host_target())
+    feats = set(features.split(","))
+    if triple.startswith(("x86_64", "i686", "i386")):
+        if "+avx512f" in feats:
+            return 64, 32
+        return (32, 16) if "+avx" in feats else (16, 16)
+    return 16, 32  # AArch64 NEON
+
+
 def compile_llvm_dialect(module_op, *, keep_ir: bool = False, keep_asm: bool = False,
                          passes: str = "default<O3>") -> MachineCode:
     """Translate an LLVM-dialect module (an ir.Operation) and compile it to a host object file."""
@@ -124,8 +137,8 @@ def compile_llvm_dialect(module_op, *, keep_ir: bool = False, keep_asm: bool = F
         if e:
             raise LoweringError(f"LLVM optimization failed: {_message(llvm, llvm.LLVMGetErrorMessage(e), 'LLVMDisposeErrorMessage')}")
         ir_text = _message(llvm, llvm.LLVMPrintModuleToString(mod)) if keep_ir else None
+        obj = _emit(llvm, tm, mod, 1)  # first: code emission runs IR passes on the module
         asm = _emit(llvm, tm, mod, 0).decode() if keep_asm else None
-        obj = _emit(llvm, tm, mod, 1)
         return MachineCode(obj, ir_text, asm)
     finally:
         if tm:

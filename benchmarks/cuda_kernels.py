@@ -1,0 +1,181 @@
+"""CUDA target vs PyTorch eager on one GPU: vector add, row softmax, layernorm, fp16 matmul.
+
+    python benchmarks/cuda_kernels.py                 # on a GPU machine: time Alloy and torch
+    python benchmarks/cuda_kernels.py --compile-only  # without a GPU: compile every kernel's PTX into
+                                                      # the kernel cache (ALLOY_CACHE_DIR) to carry over
+
+Times are CUDA-event timings of back-to-back calls after warm-up (see _time); each line gives the
+ratio torch_time / alloy_time (> 1: Alloy is faster) and checks the result.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import numpy as np
+
+import alloy as al
+import alloy.config
+from alloy.runtime import cuda
+
+
+@al.kernel
+def vector_add(x, y, out: al.output, N, BLOCK: al.constexpr = 2048):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    al.store(out + offs, al.load(x + offs, mask=m) + al.load(y + offs, mask=m), mask=m)
+
+
+@al.kernel
+def softmax(x, out: al.output, n_cols, OUT: al.constexpr, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    cols = al.arange(0, BLOCK)
+    m = cols < n_cols
+    v = al.cast(al.load(x + row * n_cols + cols, mask=m, other=-float("inf")), al.float32)
+    e = al.exp(v - al.max(v, axis=0))
+    al.store(out + row * n_cols + cols, al.cast(e / al.sum(e, axis=0), OUT), mask=m)
+
+
+@al.kernel
+def layernorm(x, w, b, out: al.output, n_cols, eps, OUT: al.constexpr, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    cols = al.arange(0, BLOCK)
+    m = cols < n_cols
+    v = al.cast(al.load(x + row * n_cols + cols, mask=m, other=0.0), al.float32)
+    mean = al.sum(v, axis=0) / n_cols
+    d = al.where(m, v - mean, 0.0)
+    rstd = al.rsqrt(al.sum(d * d, axis=0) / n_cols + eps)
+    y = d * rstd * al.cast(al.load(w + cols, mask=m), al.float32) + al.cast(al.load(b + cols, mask=m), al.float32)
+    al.store(out + row * n_cols + cols, al.cast(y, OUT), mask=m)
+
+
+@al.kernel
+def matmul(A, B_T, C: al.output, BLOCK_M: al.constexpr = 64, BLOCK_N: al.constexpr = 64,
+           BLOCK_K: al.constexpr = 32):
+    M, K = A.shape
+    N = B_T.shape[0]
+    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
+    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
+    rk = al.arange(0, BLOCK_K)
+    a_ptrs = A + rm[:, None] * K + rk[None, :]
+    b_ptrs = B_T + rn[:, None] * K + rk[None, :]
+    acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
+    for k in range(0, K, BLOCK_K):
+        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
+        b = al.load(b_ptrs, mask=(rn[:, None] < N) & (rk[None, :] + k < K))
+        acc += al.tile_dot(a, b, transpose_rhs=True)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K
+    al.store(C + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+ROWS, COLS = 8192, 4096
+MATMUL_BLOCKS = ((64, 64), (64, 128))
+
+
+def compile_all() -> None:
+    """Launch every benchmarked specialisation on tiny host arrays in compile-only mode."""
+    cuda.compile_only(True)
+    alloy.config.set(target="cuda")
+    x = np.zeros(8, np.float32)
+    vector_add[1](x, x, 8)
+    for dt, out in ((np.float32, al.float32), (np.float16, al.float16)):
+        a = np.zeros((2, 2), dt)
+        softmax[2](a, 2, OUT=out, BLOCK=COLS)
+        layernorm[2](a, np.zeros(2, dt), np.zeros(2, dt), 2, 1e-5, OUT=out, BLOCK=COLS)
+    h = np.zeros((2, 2), np.float16)
+    for bm, bn in MATMUL_BLOCKS:
+        matmul[1, 1](h, h, BLOCK_M=bm, BLOCK_N=bn)
+    print("compiled the CUDA benchmark kernels into", alloy.config.get().cache_dir)
+
+
+def _time(fn, reps: int = 20) -> float:
+    """Seconds per call: `reps` back-to-back calls between two CUDA events (launches queue up, so
+    host-side launch cost shows only where it exceeds the kernel's time), median of 5 such runs."""
+    import torch
+
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    runs = []
+    for _ in range(5):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(reps):
+            fn()
+        e.record()
+        e.synchronize()
+        runs.append(s.elapsed_time(e) * 1e-3 / reps)
+    return statistics.median(runs)
+
+
+def _row(name: str, t_alloy: float, t_torch: float, work: str, ok: bool) -> None:
+    print(f"{name:34s} alloy {t_alloy * 1e3:8.3f} ms   torch {t_torch * 1e3:8.3f} ms   "
+          f"ratio {t_torch / t_alloy:5.2f}x   {work:22s} {'ok' if ok else 'MISMATCH'}", flush=True)
+
+
+def run_all() -> int:
+    import torch
+    import torch.nn.functional as F
+
+    alloy.config.set(target="cuda")
+    print(f"device: {torch.cuda.get_device_name(0)} (driver name: {cuda.device_name()})")
+    bad = 0
+    n = 1 << 28
+    x, y = torch.rand(n, device="cuda"), torch.rand(n, device="cuda")
+    z = vector_add[al.cdiv(n, 2048)](x, y, n)
+    ok = bool(torch.equal(z, x + y))
+    ta = _time(lambda: vector_add[al.cdiv(n, 2048)](x, y, n))
+    tt = _time(lambda: torch.add(x, y))
+    _row("vector add 2^28 f32", ta, tt, f"{3 * 4 * n / ta / 1e9:.0f} GB/s", ok)
+    bad += not ok
+    del x, y, z
+    for tdt, out in ((torch.float32, al.float32), (torch.float16, al.float16)):
+        a = torch.randn(ROWS, COLS, device="cuda", dtype=tdt)
+        got = softmax[ROWS](a, COLS, OUT=out, BLOCK=COLS)
+        ref = torch.softmax(a.float(), -1).to(tdt)
+        ok = bool(torch.allclose(got.view(ROWS, COLS).float(), ref.float(), atol=1e-3 if tdt == torch.float16 else 1e-6))
+        ta = _time(lambda: softmax[ROWS](a, COLS, OUT=out, BLOCK=COLS))
+        tt = _time(lambda: torch.softmax(a, -1))
+        nbytes = 2 * a.numel() * a.element_size()
+        _row(f"softmax 8192x4096 {str(tdt)[6:]}", ta, tt, f"{nbytes / ta / 1e9:.0f} GB/s", ok)
+        bad += not ok
+        w = torch.randn(COLS, device="cuda", dtype=tdt)
+        b = torch.randn(COLS, device="cuda", dtype=tdt)
+        got = layernorm[ROWS](a, w, b, COLS, 1e-5, OUT=out, BLOCK=COLS)
+        ref = F.layer_norm(a.float(), (COLS,), w.float(), b.float(), 1e-5)
+        ok = bool(torch.allclose(got.view(ROWS, COLS).float(), ref, atol=2e-2 if tdt == torch.float16 else 1e-4))
+        ta = _time(lambda: layernorm[ROWS](a, w, b, COLS, 1e-5, OUT=out, BLOCK=COLS))
+        tt = _time(lambda: F.layer_norm(a, (COLS,), w, b, 1e-5))
+        _row(f"layernorm 8192x4096 {str(tdt)[6:]}", ta, tt, f"{nbytes / ta / 1e9:.0f} GB/s", ok)
+        bad += not ok
+        del a
+    s = 4096
+    A = torch.randn(s, s, device="cuda", dtype=torch.float16)
+    B = torch.randn(s, s, device="cuda", dtype=torch.float16)
+    BT = B.t().contiguous()
+    ref = A.float() @ B.float()
+    tt = _time(lambda: torch.matmul(A, B), reps=5)
+    for bm, bn in MATMUL_BLOCKS:
+        grid = (s // bm, s // bn)
+        got = matmul[grid](A, BT, BLOCK_M=bm, BLOCK_N=bn)
+        ok = bool(torch.allclose(got, ref, atol=0.5, rtol=1e-2))
+        ta = _time(lambda: matmul[grid](A, BT, BLOCK_M=bm, BLOCK_N=bn), reps=5)
+        _row(f"matmul 4096^3 f16 {bm}x{bn}x32", ta, tt, f"{2 * s ** 3 / ta / 1e12:.0f} TFLOP/s", ok)
+        bad += not ok
+    return 1 if bad else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compile-only", action="store_true", help="fill the kernel cache; run nothing")
+    args = ap.parse_args()
+    if args.compile_only:
+        compile_all()
+        return 0
+    return run_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

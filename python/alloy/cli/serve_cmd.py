@@ -1,0 +1,72 @@
+"""``alloy serve``: the local LLM server (OpenAI, Anthropic and Ollama dialects).
+
+The port defaults to 11434; ``--port`` or the ``ALLOY_PORT`` environment variable moves it.
+"""
+from __future__ import annotations
+
+import click
+
+__all__ = ["serve_cmd", "server_options", "config_from"]
+
+
+def server_options(f):
+    """Options shared by ``serve`` and ``launch``."""
+    for opt in reversed([
+        click.option("-m", "--model", "model", default="gemma3:270m", show_default=True,
+                     help="Model: an Ollama tag, a Hugging Face GGUF reference or a .gguf path."),
+        click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind."),
+        click.option("--port", type=click.IntRange(0, 65535), default=None,
+                     help="Port (default 11434, or $ALLOY_PORT)."),
+        click.option("--api-key", default=None,
+                     help="Require this key (Authorization: Bearer / x-api-key)."),
+        click.option("--ctx", type=click.IntRange(16), default=None,
+                     help="Context window in tokens (default: min(model's, 4096))."),
+        click.option("--max-queue", type=click.IntRange(0), default=16, show_default=True,
+                     help="Requests allowed to wait; beyond it the server answers 503."),
+        click.option("--max-tokens", "default_max_tokens", type=click.IntRange(1), default=None,
+                     help="Generation cap for requests that set none (default: up to ctx)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens):
+    from alloy.serve.config import ServeConfig, default_port
+
+    try:
+        port = default_port() if port is None else port
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="ALLOY_PORT") from None
+    return ServeConfig(model=model, host=host, port=port, api_key=api_key, ctx=ctx,
+                       max_queue=max_queue, default_max_tokens=default_max_tokens)
+
+
+def load_or_fail(config):
+    from alloy.serve.gguf.resolve import ModelNotFoundError
+    from alloy.serve.server import load_served
+
+    try:
+        return load_served(config)
+    except ModelNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command("serve")
+@server_options
+def serve_cmd(**kw):
+    """Serve a model over HTTP, drop-in for the OpenAI, Anthropic and Ollama clients."""
+    from alloy.serve.server import serve
+
+    config = config_from(**kw)
+    click.echo(f"loading {config.model} ...", err=True)
+    served = load_or_fail(config)
+
+    def ready(host, port):
+        click.echo(f"serving {served.name} (ctx {served.ctx}) on http://{host}:{port}  "
+                   f"[OpenAI /v1, Anthropic /v1/messages, Ollama /api]", err=True)
+
+    try:
+        serve(config, served, on_ready=ready)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {config.host}:{config.port}: "
+                                   f"{exc.strerror or exc}") from None

@@ -1,0 +1,254 @@
+"""tile.dot in convert-tile-to-simt, and the tensor-core accumulator layout.
+
+f16 x f16 -> f32 (or f16) dots whose M, N, K are multiples of 16 and whose
+16x16 output fragments split evenly over the warps run on the tensor cores
+through the upstream WMMA ops (`gpu.subgroup_mma_*`, PTX wmma.mma.sync
+m16n16k16): a and b are staged in workgroup memory (a `trans` feeding b is not
+moved: its source is staged and read column-major), and each warp multiplies
+its fragments of the result. The result stays in the *accumulator layout*
+(`M`: the warp's fragments in registers), so `acc += tile_dot(a, b)` in a loop
+keeps the accumulator in tensor-core registers: loop-carried values that are
+such sums are `M` (`mma_loop_arg`), `+ - *` between `M` tiles work on
+fragments, and any other use converts to the blocked layout through
+workgroup memory (`to_dist`).
+
+Any other dot (f32, integers, other sizes) is computed element by element
+from workgroup memory in the blocked layout.
+"""
+from __future__ import annotations
+
+from mlir import ir
+
+from alloy.passes.errors import LoweringError
+from alloy.passes.simt_layout import WARP
+from alloy.passes.simt_lower import D, M, SimtLowering, TransOf, _bytes, is_float
+
+F = 16  # WMMA fragment edge
+PAD = 8  # f16 elements of padding per staged row: 16 bytes, against shared-memory bank conflicts
+ELEMENTWISE = {"arith.addf": "addf", "arith.subf": "subf", "arith.mulf": "mulf"}
+
+
+def _cop(elem: str) -> str:
+    return f'!gpu.mma_matrix<16x16x{elem}, "COp">'
+
+
+def mma_ok(lw: SimtLowering, op) -> bool:
+    """Whether this tile.dot runs on the tensor cores with its result in the accumulator layout."""
+    a, b, c = (v.type for v in op.operands)
+    if (str(a.element_type), str(b.element_type)) != ("f16", "f16") or str(c.element_type) not in ("f32", "f16"):
+        return False
+    (m, k), (_, n) = a.shape, b.shape
+    if m % F or n % F or k % F:
+        return False
+    return ((m // F) * (n // F)) % (lw.nt // WARP) == 0
+
+
+def _is_mma_value(lw: SimtLowering, v: ir.Value, arg: ir.Value) -> bool:
+    if v == arg:
+        return True
+    if isinstance(v, ir.BlockArgument) or isinstance(v.owner, ir.Block):
+        return False
+    op = v.owner
+    name = op.operation.name
+    if name == "tile.dot":
+        return mma_ok(lw, op)
+    if name in ELEMENTWISE:
+        ops = list(op.operands)
+        return all(_is_mma_value(lw, o, arg) for o in ops) and any(o != arg for o in ops)
+    return False
+
+
+def mma_loop_arg(lw: SimtLowering, for_op, i: int) -> bool:
+    """Whether scf.for iter_arg i is carried in the accumulator layout (its yield is dot arithmetic)."""
+    block = for_op.regions[0].blocks[0]
+    arg = block.arguments[i + 1]
+    t = arg.type
+    if not isinstance(t, ir.RankedTensorType) or len(t.shape) != 2:
+        return False
+    yielded = list(block.operations)[-1].operands[i]
+    return _is_mma_value(lw, yielded, arg)
+
+
+def trans_for_dot(r: ir.Value) -> bool:
+    """A tile.trans result used only as the b operand of dots."""
+    uses = list(r.uses)
+    return bool(uses) and all(u.owner.name == "tile.dot" and u.operand_number == 1 for u in uses)
+
+
+# ------------------------------------------------------------ conversions
+def _rounds(lw: SimtLowering, shape) -> int:
+    return (shape[0] // F) * (shape[1] // F) // (lw.nt // WARP)
+
+
+def _frag_offset(lw: SimtLowering, r: int, n: int) -> tuple[str, str]:
+    """(row, col) i32 of this warp's fragment of round r in an (.., n) tile."""
+    warp = lw.op(f"arith.divui {lw.tid()}, {lw.i32(WARP)} : i32")
+    f = lw.op(f"arith.addi {warp}, {lw.i32(r * (lw.nt // WARP))} : i32")
+    fm = lw.op(f"arith.muli {lw.op(f'arith.divui {f}, {lw.i32(n // F)} : i32')}, {lw.i32(F)} : i32")
+    fn = lw.op(f"arith.muli {lw.op(f'arith.remui {f}, {lw.i32(n // F)} : i32')}, {lw.i32(F)} : i32")
+    return fm, fn
+
+
+def _index(lw: SimtLowering, row: str, ld: int, col: str) -> str:
+    at = lw.op(f"arith.addi {lw.op(f'arith.muli {row}, {lw.i32(ld)} : i32')}, {col} : i32")
+    return lw.op(f"arith.index_cast {at} : i32 to index")
+
+
+def to_dist(lw: SimtLowering, x: M) -> D:
+    """Accumulator layout -> blocked layout, through workgroup memory."""
+    m, n = x.shape
+    buf = lw.wg_buffer(x.elem, m * n, 4)
+    for r, frag in enumerate(x.frags):
+        fm, fn = _frag_offset(lw, r, n)
+        lw.emit(f"gpu.subgroup_mma_store_matrix {frag}, {buf}[{_index(lw, fm, n, fn)}] "
+                f"{{leadDimension = {n} : index}} : {_cop(x.elem)}, !WG<{buf}>")
+    lw.barrier()
+    regs = [lw.wg_load(buf, i) for i in lw.flats((m, n))]
+    lw.barrier()
+    return D(regs, x.elem, (m, n))
+
+
+def as_mma(lw: SimtLowering, v: ir.Value) -> M:
+    """The value of tile v in the accumulator layout."""
+    x = lw.val_any(v)
+    if isinstance(x, M):
+        return x
+    shape = tuple(v.type.shape)
+    elem = str(v.type.element_type)
+    owner = None if isinstance(v, ir.BlockArgument) or isinstance(v.owner, ir.Block) else v.owner
+    if owner is not None and owner.operation.name == "arith.constant":
+        c = lw.val(v).regs[0]
+        frag = lw.op(f"gpu.subgroup_mma_constant_matrix {c} : {_cop(elem)}")
+        return M([frag] * _rounds(lw, shape), elem, shape)
+    d = lw.val(v)
+    m, n = shape
+    buf = lw.wg_buffer(elem, m * n, 4)
+    lay = lw.layout(shape)
+    for k, r in enumerate(d.regs):
+        lw.wg_store(buf, lw.flat(lay, k), r)
+    lw.barrier()
+    frags = []
+    for r in range(_rounds(lw, shape)):
+        fm, fn = _frag_offset(lw, r, n)
+        frags.append(lw.op(f"gpu.subgroup_mma_load_matrix {buf}[{_index(lw, fm, n, fn)}] "
+                           f"{{leadDimension = {n} : index}} : !WG<{buf}> -> {_cop(elem)}"))
+    lw.barrier()
+    return M(frags, elem, shape)
+
+
+def elementwise(lw: SimtLowering, op) -> bool:
+    """`+ - *` on accumulator-layout tiles, fragment by fragment; False when it does not apply."""
+    vals = [lw.val_any(v) for v in op.operands]
+    if op.operation.name not in ELEMENTWISE or not any(isinstance(x, M) for x in vals):
+        return False
+    ms = [as_mma(lw, v) for v in op.operands]
+    kind = ELEMENTWISE[op.operation.name]
+    t = _cop(ms[0].elem)
+    frags = [lw.op(f"gpu.subgroup_mma_elementwise {kind} {a}, {b} : ({t}, {t}) -> {t}")
+             for a, b in zip(ms[0].frags, ms[1].frags)]
+    lw.env[op.results[0]] = M(frags, ms[0].elem, ms[0].shape)
+    return True
+
+
+# -------------------------------------------------------------------- dot
+def _stage(lw: SimtLowering, x: D, elem: str, slot: int, ld: int | None = None) -> str:
+    """Store a 2-D tile row-major with leading dimension `ld` (default: its width) into a
+    workgroup buffer, in 16-byte vector stores where the layout's runs allow."""
+    rows, cols = x.shape
+    ld = ld or cols
+    buf = lw.wg_buffer(elem, rows * ld, slot)
+    lay = lw.layout(x.shape)
+    regs = [r if x.elem == elem else lw.op(f"arith.{'extf' if is_float(elem) else 'extsi'} {r} : {x.elem} to {elem}")
+            for r in x.regs]
+    w = min(lay.vec, 16 // _bytes(elem)) if cols % lay.vec == 0 else 1
+    for k0 in range(0, len(regs), w):
+        e = lw.flat(lay, k0)
+        if ld != cols:
+            row = lw.op(f"arith.divui {e}, {lw.i32(cols)} : i32")
+            e = lw.op(f"arith.addi {lw.op(f'arith.muli {row}, {lw.i32(ld)} : i32')}, "
+                      f"{lw.op(f'arith.remui {e}, {lw.i32(cols)} : i32')} : i32")
+        if w == 1:
+            lw.wg_store(buf, e, regs[k0])
+            continue
+        vt = f"vector<{w}x{elem}>"
+        v = lw.op(f"vector.from_elements {', '.join(regs[k0:k0 + w])} : {vt}")
+        i = lw.op(f"arith.index_cast {e} : i32 to index")
+        lw.emit(f"vector.store {v}, {buf}[{i}] {{alignment = {w * _bytes(elem)} : i64}} : !WG<{buf}>, {vt}")
+    return buf
+
+
+def lower_dot(lw: SimtLowering, op) -> None:
+    a_v, b_v, c_v = op.operands
+    (m, k), (k2, n), cshape = a_v.type.shape, b_v.type.shape, tuple(c_v.type.shape)
+    if k != k2 or cshape != (m, n):
+        raise LoweringError(f"dot shapes do not match: {m}x{k} @ {k2}x{n} + {cshape}", op)
+    if mma_ok(lw, op):
+        lw.env[op.results[0]] = _wmma(lw, op, m, n, k)
+        return
+    a, b, c = (lw.dist(v, op) for v in (a_v, b_v, c_v))
+    if c.elem in ("f32", "f16", "bf16", "f64", "i32", "i64") and is_float(c.elem) == is_float(a.elem) == is_float(b.elem):
+        lw.env[op.results[0]] = D(_scalar(lw, a, b, c, m, n, k), c.elem, (m, n))
+        return
+    raise LoweringError(f"dot of {a.elem} x {b.elem} into a {c.elem} accumulator is not supported", op)
+
+
+def _wmma(lw: SimtLowering, op, m: int, n: int, k: int) -> M:
+    a_v, b_v, c_v = op.operands
+    acc = as_mma(lw, c_v)
+    a = lw.dist(a_v, op)
+    bx = lw.val_any(b_v)
+    lw.barrier()  # earlier readers of the staging buffers (a previous iteration) are done
+    ald = k + PAD
+    abuf = _stage(lw, a, "f16", 2, ald)
+    if isinstance(bx, TransOf):  # b = trans(x): x (n x k) row-major is b column-major
+        bld, trans = k + PAD, " transpose,"
+        bbuf = _stage(lw, bx.src, "f16", 3, bld)
+    else:
+        bld, trans = n + PAD, ""
+        bbuf = _stage(lw, lw.dist(b_v, op), "f16", 3, bld)
+    lw.barrier()
+    aop = '!gpu.mma_matrix<16x16xf16, "AOp">'
+    bop = '!gpu.mma_matrix<16x16xf16, "BOp">'
+    cop = _cop(acc.elem)
+    frags = []
+    for r, frag in enumerate(acc.frags):
+        fm, fn = _frag_offset(lw, r, n)
+        for kk in range(0, k, F):
+            ao = _index(lw, fm, ald, lw.i32(kk))
+            if trans:
+                bo = _index(lw, fn, bld, lw.i32(kk))
+            else:
+                bo = _index(lw, lw.i32(kk), bld, fn)
+            fa = lw.op(f"gpu.subgroup_mma_load_matrix {abuf}[{ao}] {{leadDimension = {ald} : index}} : "
+                       f"!WG<{abuf}> -> {aop}")
+            fb = lw.op(f"gpu.subgroup_mma_load_matrix {bbuf}[{bo}] {{leadDimension = {bld} : index,{trans}}} : "
+                       f"!WG<{bbuf}> -> {bop}".replace(",}", "}"))
+            frag = lw.op(f"gpu.subgroup_mma_compute {fa}, {fb}, {frag} : {aop}, {bop} -> {cop}")
+        frags.append(frag)
+    return M(frags, acc.elem, (m, n))
+
+
+def _scalar(lw: SimtLowering, a: D, b: D, c: D, m: int, n: int, k: int) -> list[str]:
+    t = c.elem
+    abuf = _stage(lw, a, t, 0)
+    bbuf = _stage(lw, b, t, 1)
+    lw.barrier()
+    fl = is_float(t)
+    out = []
+    for idx, acc0 in zip(lw.flats((m, n)), c.regs):
+        i, j = lw.unravel(idx, (m, n))
+        arow = lw.op(f"arith.muli {i}, {lw.i32(k)} : i32")
+        r, kk, acc = lw.new("r"), lw.new("k"), lw.new("acc")
+        lw.emit(f'{r} = "scf.for"({lw.i32(0)}, {lw.i32(k)}, {lw.i32(1)}, {acc0}) ({{')
+        lw.emit(f"^bb0({kk}: i32, {acc}: {t}):")
+        lw.depth += 1
+        x = lw.wg_load(abuf, lw.op(f"arith.addi {arow}, {kk} : i32"))
+        y = lw.wg_load(bbuf, lw.op(f"arith.addi {lw.op(f'arith.muli {kk}, {lw.i32(n)} : i32')}, {j} : i32"))
+        p = lw.op(f"arith.{'mulf' if fl else 'muli'} {x}, {y} : {t}")
+        s = lw.op(f"arith.{'addf' if fl else 'addi'} {acc}, {p} : {t}")
+        lw.emit(f'"scf.yield"({s}) : ({t}) -> ()')
+        lw.depth -= 1
+        lw.emit(f"}}) : (i32, i32, i32, {t}) -> {t}")
+        out.append(r)
+    lw.barrier()
+    return out

@@ -1,0 +1,490 @@
+"""convert-tile-to-simt: lower a tile kernel to per-thread code in the upstream `gpu` dialect.
+
+The kernel becomes `gpu.func @name(...) kernel` inside `gpu.module @alloy`
+(the module gets `gpu.container_module`). One program instance is one thread
+block of `simt.num_threads` threads (set by simt-layout, chosen here if
+missing); `tile.program_id(a)` is `gpu.block_id`, `num_programs` `gpu.grid_dim`.
+
+Parameters keep the tile kernel's order, one each: a `!tile.ptr<T>` becomes a
+global `!llvm.ptr<1>` (i1 data lives as bytes), scalars keep their type (so
+the PTX entry takes one .u64 per pointer and one .b8/16/32/64 per scalar).
+
+Values: a scalar stays one SSA value, the same in every thread (uniform). A
+tile of N elements is distributed in the blocked layout of simt_layout: each
+thread holds `regs` scalar SSA values. Elementwise ops apply register by
+register; arange is computed from the thread id; expand_dims and reshape are
+free; broadcast and trans recompute their source when it is index arithmetic
+(arange/splat/constants/elementwise/addptr), else exchange it through
+workgroup memory between two barriers. Loads and stores are in
+simt_memory.py, reductions in simt_reduce.py, dot in simt_dot.py, math
+functions in simt_math.py, the other ops' handlers in simt_ops.py.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mlir import ir
+
+from alloy.dialects import tile
+from alloy.passes.errors import LoweringError
+from alloy.passes.simt_layout import Blocked, blocked, choose_num_threads, choose_vec
+
+GPTR = "!llvm.ptr<1>"
+WG = "#gpu.address_space<workgroup>"
+
+
+@dataclass
+class U:
+    """A uniform scalar: one SSA name of MLIR type `type`."""
+
+    name: str
+    type: str
+
+
+@dataclass
+class D:
+    """A distributed tile: this thread's registers (SSA names) of scalar type `elem`."""
+
+    regs: list
+    elem: str
+    shape: tuple
+
+
+@dataclass
+class M:
+    """A tile in the tensor-core accumulator layout (simt_dot.py): this warp's 16x16 WMMA
+    fragments, fragment r*nwarps + warp in entry r (row-major fragment order)."""
+
+    frags: list
+    elem: str
+    shape: tuple
+
+
+@dataclass
+class TransOf:
+    """A tile.trans whose only user is a tensor-core dot: the untransposed source, not yet moved."""
+
+    src: D
+
+
+def zero_text(elem: str) -> str:
+    if elem == "i1":
+        return "false"
+    if elem.startswith("i"):
+        return "0"
+    return "0.000000e+00"
+
+
+def is_float(elem: str) -> bool:
+    return elem in ("f16", "bf16", "f32", "f64")
+
+
+def mem_elem(elem: str) -> str:
+    """How a value type lives in memory (i1 as a byte, pointers as i64)."""
+    return {"i1": "i8", GPTR: "i64"}.get(elem, elem)
+
+
+class SimtLowering:
+    """Rebuilds one tile kernel function as gpu-dialect text."""
+
+    def __init__(self, func) -> None:
+        self.func = func
+        nt = func.attributes["simt.num_threads"] if "simt.num_threads" in func.attributes else None
+        self.nt = ir.IntegerAttr(nt).value if nt is not None else choose_num_threads(func)
+        vec = func.attributes["simt.vec"] if "simt.vec" in func.attributes else None
+        self.vec = ir.IntegerAttr(vec).value if vec is not None else choose_vec(func)
+        self.pro: list[str] = []  # prologue: thread-id arithmetic, valid everywhere
+        self.lines: list[str] = []
+        self.depth = 2
+        self.n = 0
+        self.env: dict = {}
+        self.wg: dict[str, int] = {}  # memory element type -> elements of its workgroup buffer
+        self._tbase: dict = {}
+        self._consts: dict = {}
+        self._remat: dict = {}
+        self._axis = None
+
+    # ----------------------------------------------------------- emission
+    def new(self, prefix: str = "v") -> str:
+        self.n += 1
+        return f"%{prefix}{self.n}"
+
+    def emit(self, text: str) -> None:
+        self.lines.append("  " * self.depth + text)
+
+    def op(self, text: str, prefix: str = "v") -> str:
+        r = self.new(prefix)
+        self.emit(f"{r} = {text}")
+        return r
+
+    def pro_op(self, text: str, prefix: str = "t") -> str:
+        r = self.new(prefix)
+        self.pro.append(f"    {r} = {text}")
+        return r
+
+    def const(self, value, type_: str) -> str:
+        """A constant, defined once in the prologue."""
+        key = (str(value), type_)
+        if key not in self._consts:
+            text = f"arith.constant {value}" if type_ == "i1" else f"arith.constant {value} : {type_}"
+            self._consts[key] = self.pro_op(text, "c")
+        return self._consts[key]
+
+    def i32(self, n: int) -> str:
+        return self.const(n, "i32")
+
+    def index(self, n: int) -> str:
+        return self.const(n, "index")
+
+    @property
+    def axis(self):
+        if self._axis is None:
+            from alloy.passes.contiguity import AxisInfo
+
+            self._axis = AxisInfo()
+        return self._axis
+
+    # ------------------------------------------------------------ layouts
+    def layout(self, shape) -> Blocked:
+        return blocked(shape, self.nt, self.vec)
+
+    def tid(self) -> str:
+        if "tid" not in self._tbase:
+            x = self.pro_op("gpu.thread_id x")
+            self._tbase["tid_index"] = x
+            self._tbase["tid"] = self.pro_op(f"arith.index_cast {x} : index to i32")
+        return self._tbase["tid"]
+
+    def tid_index(self) -> str:
+        self.tid()
+        return self._tbase["tid_index"]
+
+    def tbase(self, lay: Blocked) -> str:
+        """(tid % threads) * vec: the flat index of this thread's register 0."""
+        key = (lay.threads, lay.vec)
+        if key not in self._tbase:
+            t = self.tid()
+            if lay.threads < self.nt:
+                t = self.pro_op(f"arith.remui {t}, {self.i32(lay.threads)} : i32")
+            if lay.vec > 1:
+                t = self.pro_op(f"arith.muli {t}, {self.i32(lay.vec)} : i32")
+            self._tbase[key] = t
+        return self._tbase[key]
+
+    def flat(self, lay: Blocked, k: int) -> str:
+        """i32 flat index of this thread's register k."""
+        key = ("flat", lay.threads, lay.vec, k)
+        if key not in self._tbase:
+            off = lay.offset(k)
+            base = self.tbase(lay)
+            self._tbase[key] = base if off == 0 else self.pro_op(f"arith.addi {base}, {self.i32(off)} : i32")
+        return self._tbase[key]
+
+    def flats(self, shape) -> list[str]:
+        lay = self.layout(shape)
+        return [self.flat(lay, k) for k in range(lay.regs)]
+
+    def owner(self, lay: Blocked) -> str | None:
+        """i1: this thread owns (is not a replica of) its registers; None when all threads own."""
+        if not lay.replicated:
+            return None
+        key = ("own", lay.threads)
+        if key not in self._tbase:
+            self._tbase[key] = self.pro_op(f"arith.cmpi ult, {self.tid()}, {self.i32(lay.threads)} : i32")
+        return self._tbase[key]
+
+    def unravel(self, idx: str, shape) -> list[str]:
+        out = []
+        stride = math.prod(shape)
+        for n in shape:
+            stride //= n
+            q = idx if stride == 1 else self.op(f"arith.divui {idx}, {self.i32(stride)} : i32")
+            out.append(q if n == math.prod(shape) // stride else self.op(f"arith.remui {q}, {self.i32(n)} : i32"))
+        return out
+
+    def ravel(self, coords, shape) -> str:
+        acc = None
+        stride = math.prod(shape)
+        for c, n in zip(coords, shape):
+            stride //= n
+            if n == 1:
+                continue
+            term = c if stride == 1 else self.op(f"arith.muli {c}, {self.i32(stride)} : i32")
+            acc = term if acc is None else self.op(f"arith.addi {acc}, {term} : i32")
+        return acc if acc is not None else self.i32(0)
+
+    # ------------------------------------------------------------- values
+    def ty(self, t: ir.Type) -> str:
+        e = tile.element_type(t)
+        return GPTR if tile.is_ptr(e) else str(e)
+
+    def val(self, v: ir.Value, op=None):
+        """The lowered value of v (an accumulator-layout tile is converted to the blocked layout)."""
+        x = self.val_any(v, op)
+        if isinstance(x, M):
+            from alloy.passes.simt_dot import to_dist
+
+            return to_dist(self, x)
+        if isinstance(x, TransOf):
+            raise LoweringError("internal error: a deferred transpose used outside a dot", op)
+        return x
+
+    def val_any(self, v: ir.Value, op=None):
+        x = self.env.get(v)
+        if x is None:
+            raise LoweringError(f"operand of type {v.type} has no lowered value", op)
+        return x
+
+    def dist(self, v: ir.Value, op=None) -> D:
+        x = self.val(v, op)
+        if not isinstance(x, D):
+            raise LoweringError(f"expected a tile operand, got {v.type}", op)
+        return x
+
+    def regs_of(self, x, shape) -> list[str]:
+        """Registers of a tile value, or a uniform scalar repeated over `shape`'s layout."""
+        if isinstance(x, D):
+            return x.regs
+        return [x.name] * self.layout(shape).regs
+
+    def wg_buffer(self, elem: str, n: int, slot: int = 0) -> str:
+        """Workgroup buffer number `slot` of `elem` values, grown to n elements; its memref's name."""
+        name = f"%wg_{_safe(elem)}_{slot}"
+        self.wg[name] = (elem, max(self.wg.get(name, (elem, 0))[1], n))
+        return name
+
+    def wg_type(self, buf: str) -> str:
+        elem, n = self.wg[buf]
+        return f"memref<{n}x{elem}, {WG}>"
+
+    def to_mem(self, name: str, elem: str) -> str:
+        if elem == "i1":
+            return self.op(f"arith.extui {name} : i1 to i8")
+        if elem == GPTR:
+            return self.op(f"llvm.ptrtoint {name} : {GPTR} to i64")
+        return name
+
+    def from_mem(self, name: str, elem: str) -> str:
+        if elem == "i1":
+            return self.op(f"arith.trunci {name} : i8 to i1")
+        if elem == GPTR:
+            return self.op(f"llvm.inttoptr {name} : i64 to {GPTR}")
+        return name
+
+    def barrier(self) -> None:
+        self.emit("gpu.barrier")
+
+    def wg_store(self, buf: str, idx: str, value: str) -> None:
+        i = self.op(f"arith.index_cast {idx} : i32 to index")
+        self.emit(f"memref.store {value}, {buf}[{i}] : !WG<{buf}>")
+
+    def wg_load(self, buf: str, idx: str) -> str:
+        i = self.op(f"arith.index_cast {idx} : i32 to index")
+        return self.op(f"memref.load {buf}[{i}] : !WG<{buf}>")
+
+    def exchange(self, src: D, idxs: list[str]) -> list[str]:
+        """Values of tile `src` at flat indices `idxs`, through workgroup memory."""
+        me = mem_elem(src.elem)
+        n = math.prod(src.shape)
+        buf = self.wg_buffer(me, n)
+        lay = self.layout(src.shape)
+        for k, r in enumerate(src.regs):
+            self.wg_store(buf, self.flat(lay, k), self.to_mem(r, src.elem))
+        self.barrier()
+        out = [self.from_mem(self.wg_load(buf, i), src.elem) for i in idxs]
+        self.barrier()
+        return out
+
+    # ---------------------------------------------------- rematerialising
+    def can_remat(self, v: ir.Value) -> bool:
+        if not isinstance(v.type, ir.RankedTensorType):
+            return v in self.env
+        if v in self._remat:
+            return self._remat[v]
+        ok = False
+        if not isinstance(v, ir.BlockArgument) and not isinstance(v.owner, ir.Block):
+            op = v.owner
+            name = op.operation.name
+            if name in ("tile.arange", "tile.splat"):
+                ok = True
+            elif name == "arith.constant":
+                attr = op.attributes["value"]
+                ok = isinstance(attr, ir.DenseElementsAttr) and attr.is_splat
+            elif name in ("tile.expand_dims", "tile.reshape", "tile.broadcast", "tile.trans", "tile.addptr") or (
+                    (name.startswith("arith.") or name.startswith("math.")) and not len(op.regions)):
+                ok = all(self.can_remat(o) for o in op.operands)
+        self._remat[v] = ok
+        return ok
+
+    def remat(self, v: ir.Value, idxs: list[str]) -> list[str]:
+        """Values of the index-arithmetic tile `v` at flat indices `idxs`, recomputed in this thread."""
+        if not isinstance(v.type, ir.RankedTensorType):
+            return [self.env[v].name] * len(idxs)
+        op = v.owner
+        name = op.operation.name
+        shape = tuple(v.type.shape)
+        if name == "tile.arange":
+            start = ir.IntegerAttr(op.attributes["start"]).value
+            return [i if start == 0 else self.op(f"arith.addi {i}, {self.i32(start)} : i32") for i in idxs]
+        if name == "tile.splat":
+            return [self.env[op.operands[0]].name] * len(idxs)
+        if name == "arith.constant":
+            c = _constant_scalar(self, op)
+            return [c] * len(idxs)
+        src = op.operands[0] if len(op.operands) else None
+        if name in ("tile.expand_dims", "tile.reshape"):
+            return self.remat(src, idxs)
+        if name == "tile.broadcast":
+            return self.remat(src, [self.broadcast_index(i, shape, tuple(src.type.shape)) for i in idxs])
+        if name == "tile.trans":
+            return self.remat(src, [self.trans_index(i, shape) for i in idxs])
+        operands = [self.remat(o, idxs) for o in op.operands]
+        if name == "tile.addptr":
+            return [gep(self, p, o, str(op.operands[1].type.element_type
+                                       if isinstance(op.operands[1].type, ir.RankedTensorType)
+                                       else op.operands[1].type), pointee(v.type))
+                    for p, o in zip(*operands)]
+        return [scalar_op(self, op, list(ops)) for ops in zip(*operands)]
+
+    def broadcast_index(self, idx: str, shape, src_shape) -> str:
+        pad = len(shape) - len(src_shape)
+        coords = self.unravel(idx, shape)[pad:]
+        coords = [self.i32(0) if s == 1 else c for c, s in zip(coords, src_shape)]
+        return self.ravel(coords, src_shape)
+
+    def trans_index(self, idx: str, shape) -> str:
+        i, j = self.unravel(idx, shape)
+        return self.ravel([j, i], (shape[1], shape[0]))
+
+    # ------------------------------------------------------------- blocks
+    def convert_ops(self, ops) -> None:
+        from alloy.passes.simt_ops import HANDLERS, generic
+
+        for op in ops:
+            name = op.operation.name
+            handler = HANDLERS.get(name)
+            if handler is None:
+                if name.startswith("arith.") or name.startswith("math."):
+                    handler = generic
+                else:
+                    raise LoweringError("op not supported by the CUDA lowering", op)
+            handler(self, op)
+
+    def body(self, block: ir.Block):
+        ops = list(block.operations)
+        self.convert_ops(ops[:-1])
+        return ops[-1]
+
+    # --------------------------------------------------------------- func
+    def run(self) -> str:
+        f = self.func
+        name = f.sym_name.value
+        params = []
+        for i, arg in enumerate(f.arguments):
+            t = arg.type
+            if tile.is_ptr(t):
+                params.append(f"%arg{i}: {GPTR}")
+                self.env[arg] = U(f"%arg{i}", GPTR)
+            else:
+                st = str(t)
+                if st not in ("i1", "i8", "i16", "i32", "i64", "f16", "bf16", "f32", "f64"):
+                    raise LoweringError(f"kernel argument {i} has unsupported type {st}", f)
+                params.append(f"%arg{i}: {st}")
+                self.env[arg] = U(f"%arg{i}", st)
+        self.convert_ops(list(f.regions[0].blocks[0].operations))
+        wg = ", ".join(f"{b}: {self.wg_type(b)}" for b in self.wg)
+        head = (f"    gpu.func @{name}({', '.join(params)})" + (f" workgroup({wg})" if wg else "")
+                + f" kernel attributes {{known_block_size = array<i32: {self.nt}, 1, 1>}} {{")
+        body = "\n".join(self.lines)
+        for b in self.wg:
+            body = body.replace(f"!WG<{b}>", self.wg_type(b))
+        return "\n".join(["module attributes {gpu.container_module} {", "  gpu.module @alloy {", head]
+                         + self.pro + [body, "      gpu.return", "    }", "  }", "}"])
+
+    def shared_bytes(self) -> int:
+        return sum(n * _bytes(e) for e, n in self.wg.values())
+
+
+def _safe(elem: str) -> str:
+    return elem.replace("!", "").replace("<", "_").replace(">", "").replace(".", "_")
+
+
+def _bytes(elem: str) -> int:
+    return {"i8": 1, "i16": 2, "f16": 2, "bf16": 2, "i32": 4, "f32": 4, "i64": 8, "f64": 8}[elem]
+
+
+def pointee(t: ir.Type) -> str:
+    e = str(tile.ptr_elem(tile.element_type(t)))
+    return mem_elem(e)
+
+
+def gep(lw: SimtLowering, p: str, off: str, off_type: str, elem: str) -> str:
+    if off_type != "i64":
+        off = lw.op(f"arith.extsi {off} : {off_type} to i64")
+    return lw.op(f"llvm.getelementptr {p}[{off}] : ({GPTR}, i64) -> {GPTR}, {elem}")
+
+
+def _constant_scalar(lw: SimtLowering, op) -> str:
+    attr = op.attributes["value"]
+    t = op.results[0].type
+    if isinstance(t, ir.RankedTensorType):
+        if not (isinstance(attr, ir.DenseElementsAttr) and attr.is_splat):
+            raise LoweringError("non-splat constant tiles are not supported by the CUDA lowering", op)
+        elem = str(t.element_type)
+        text = str(attr.get_splat_value())
+        return lw.const(text.rsplit(" : ", 1)[0], elem)
+    return lw.const(str(attr).rsplit(" : ", 1)[0], str(t))
+
+
+def scalar_op(lw: SimtLowering, op, operands: list[str]) -> str:
+    """One scalar instance of an elementwise arith/math op on `operands`."""
+    from alloy.passes.simt_math import MATH, lower_fptoi, lower_math
+
+    name = op.operation.name
+    types = [lw.ty(o.type) for o in op.operands]
+    rtype = lw.ty(op.results[0].type)
+    if name in MATH or name == "arith.remf":
+        return lower_math(lw, name, operands, types[0], rtype)
+    if name in ("arith.fptosi", "arith.fptoui"):
+        r = lower_fptoi(lw, name, operands[0], types[0], rtype)
+        if r is not None:
+            return r
+    attrs = {k: str(op.attributes[k]) for k in op.attributes if k != "simt.layout"}
+    attr = ("{" + ", ".join(f"{k} = {v}" for k, v in attrs.items()) + "} ") if attrs else ""
+    return lw.op(f'"{name}"({", ".join(operands)}) {attr}: ({", ".join(types)}) -> {rtype}')
+
+
+def kernel_funcs(module_op) -> list:
+    from alloy.passes.tile_to_vector import kernel_funcs as kf
+
+    return kf(module_op)
+
+
+def lower_function_text(func) -> tuple[str, int, int]:
+    """(gpu-dialect module text, block size, workgroup bytes) of one tile kernel."""
+    lw = SimtLowering(func)
+    text = lw.run()
+    return text, lw.nt, lw.shared_bytes()
+
+
+def convert_tile_to_simt(op, pass_=None) -> None:
+    """Pass: replace the tile kernel of module `op` by a gpu.module holding its gpu.func."""
+    module_op = op.operation if hasattr(op, "operation") else op
+    funcs = kernel_funcs(module_op)
+    if len(funcs) != 1:
+        raise LoweringError(f"expected one tile kernel function in the module, found {len(funcs)}", module_op)
+    f = funcs[0]
+    ctx = module_op.context
+    with ctx:
+        text, nt, smem = lower_function_text(f)
+        try:
+            new = ir.Module.parse(text, ctx)
+        except ir.MLIRError as e:  # a lowering bug: show what was produced
+            raise LoweringError(f"lowered IR does not verify: {e}\n{text}", f) from None
+        gmod = list(new.body.operations)[0]
+        gfunc = list(gmod.regions[0].blocks[0].operations)[0]
+        gfunc.attributes["simt.shared_bytes"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), smem)
+        module_op.attributes["gpu.container_module"] = ir.UnitAttr.get()
+        gmod.operation.move_before(f.operation)
+        f.operation.erase()

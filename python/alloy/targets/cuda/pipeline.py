@@ -1,0 +1,107 @@
+"""The CUDA lowering pipeline: tile IR -> gpu dialect (SIMT) -> NVVM -> PTX text.
+
+Stages (names for al.inspect and tests): "tile-opt" (tile-canonicalize),
+"simt" (simt-layout, convert-tile-to-simt, canonicalize, cse), "nvvm" (the
+gpu.module lowered to the NVVM/LLVM dialects for the target chip), "ptx"
+(gpu-module-to-binary{format=isa}: LLVM's NVPTX backend, in process).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from alloy.passes.errors import LoweringError
+
+MAX_STATIC_SHARED = 48 * 1024  # bytes of static shared memory a block may declare
+PTX_VERSION = {"sm_80": "+ptx70", "sm_86": "+ptx71", "sm_89": "+ptx78", "sm_90": "+ptx80", "sm_90a": "+ptx80"}
+
+TILE_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tile-opt", ("tile-canonicalize",)),
+    ("simt", ("simt-layout", "convert-tile-to-simt", "canonicalize", "cse")),
+)
+NVVM_PASSES = ("gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm,"
+               "convert-vector-to-llvm,convert-arith-to-llvm,reconcile-unrealized-casts,canonicalize,cse)")
+
+
+@dataclass
+class CudaKernel:
+    """A compiled CUDA kernel: PTX and what a launch needs to know."""
+
+    entry: str
+    ptx: str
+    arch: str
+    num_threads: int
+    shared_bytes: int
+    params: list
+    stages: dict = field(default_factory=dict)
+
+
+def _param_kind(t) -> str:
+    from alloy.dialects import tile
+
+    return "ptr" if tile.is_ptr(t) else str(t)
+
+
+def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKernel:
+    from mlir import ir
+    from mlir.dialects import gpu
+
+    from alloy.passes.tile_to_vector import kernel_funcs
+    from alloy.targets.cpu.pipeline import run_passes
+
+    if arch not in PTX_VERSION:
+        raise LoweringError(f"unknown CUDA architecture {arch!r}; choose one of {sorted(PTX_VERSION)}")
+    src = module.operation if hasattr(module, "operation") else module
+    funcs = kernel_funcs(src)
+    if len(funcs) != 1:
+        raise LoweringError(f"expected one tile kernel function in the module, found {len(funcs)}")
+    entry = funcs[0].sym_name.value
+    params = [_param_kind(a.type) for a in funcs[0].arguments]
+    op = src.clone()
+    stages: dict = {"tile-ir": str(src)} if keep_stages else {}
+    try:
+        for name, passes in TILE_STAGES:
+            run_passes(op, passes)
+            if keep_stages:
+                stages[name] = str(op)
+        gfunc = _gpu_func(op)
+        nt = int(ir.IntegerAttr(gfunc.attributes["simt.num_threads"]).value) \
+            if "simt.num_threads" in gfunc.attributes else _block_size(gfunc)
+        smem = int(ir.IntegerAttr(gfunc.attributes["simt.shared_bytes"]).value)
+        if smem > MAX_STATIC_SHARED:
+            raise LoweringError(f"kernel {entry} needs {smem} bytes of workgroup memory; the static limit is "
+                                f"{MAX_STATIC_SHARED} (use smaller tiles)")
+        run_passes(op, (f"nvvm-attach-target{{chip={arch} features={PTX_VERSION[arch]} O=3}}", NVVM_PASSES))
+        if keep_stages:
+            stages["nvvm"] = str(op)
+        run_passes(op, ("gpu-module-to-binary{format=isa}",))
+        ptx = None
+        for o in op.regions[0].blocks[0].operations:
+            if o.operation.name == "gpu.binary":
+                for obj in ir.ArrayAttr(o.attributes["objects"]):
+                    data = gpu.ObjectAttr(obj).object
+                    ptx = data.decode() if isinstance(data, bytes) else str(data)
+        if ptx is None:
+            raise LoweringError("gpu-module-to-binary produced no PTX")
+    finally:
+        op.erase()
+    if keep_stages:
+        stages["ptx"] = ptx
+    if not re.search(rf"\.entry\s+{re.escape(entry)}\s*\(", ptx):
+        raise LoweringError(f"the PTX has no entry named {entry}")
+    return CudaKernel(entry, ptx, arch, nt, smem, params, stages)
+
+
+def _gpu_func(op):
+    for o in op.regions[0].blocks[0].operations:
+        if o.operation.name == "gpu.module":
+            for f in o.regions[0].blocks[0].operations:
+                if f.operation.name == "gpu.func":
+                    return f
+    raise LoweringError("convert-tile-to-simt produced no gpu.func")
+
+
+def _block_size(gfunc) -> int:
+    from mlir import ir
+
+    return int(ir.DenseI32ArrayAttr(gfunc.attributes["known_block_size"])[0])

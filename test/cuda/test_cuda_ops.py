@@ -1,0 +1,205 @@
+"""Op-level numerical checks of the CUDA target against numpy (run on a GPU; compile-only elsewhere)."""
+import math
+
+import numpy as np
+import pytest
+
+import alloy as al
+
+pytestmark = pytest.mark.cuda
+rng = np.random.default_rng(1)
+
+
+@al.kernel
+def vadd(x, y, out: al.output, N, BLOCK: al.constexpr = 1024):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    al.store(out + offs, al.load(x + offs, mask=m) + al.load(y + offs, mask=m), mask=m)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "int32"])
+@pytest.mark.parametrize("n", [1, 1000, 4097])
+def test_vector_add(run_cuda, dtype, n):
+    x = (rng.standard_normal(n) * 10).astype(dtype)
+    y = (rng.standard_normal(n) * 10).astype(dtype)
+    z = np.asarray(run_cuda(vadd, al.cdiv(n, 1024), x, y, n))
+    assert z.shape == (n,) and z.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(z, x + y)
+
+
+@al.kernel
+def unary(x, y: al.output, N, OP: al.constexpr, BLOCK: al.constexpr = 256):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    v = al.load(x + offs, mask=m, other=1)
+    if OP == "exp":
+        r = al.exp(v)
+    elif OP == "log":
+        r = al.log(al.abs(v) + 0.5)
+    elif OP == "sqrt":
+        r = al.sqrt(al.abs(v))
+    elif OP == "rsqrt":
+        r = al.rsqrt(al.abs(v) + 0.5)
+    elif OP == "sin":
+        r = al.sin(v)
+    elif OP == "cos":
+        r = al.cos(v)
+    elif OP == "tanh":
+        r = al.tanh(v)
+    elif OP == "erf":
+        r = al.erf(v)
+    elif OP == "sigmoid":
+        r = al.sigmoid(v)
+    elif OP == "floor":
+        r = al.floor(v)
+    elif OP == "ceil":
+        r = al.ceil(v)
+    else:
+        r = al.abs(v)
+    al.store(y + offs, r, mask=m)
+
+
+_erf = np.vectorize(math.erf)
+UNARY = {"exp": np.exp, "log": lambda v: np.log(np.abs(v) + 0.5), "sqrt": lambda v: np.sqrt(np.abs(v)),
+         "rsqrt": lambda v: 1 / np.sqrt(np.abs(v) + 0.5), "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
+         "erf": _erf, "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "floor": np.floor, "ceil": np.ceil, "abs": np.abs}
+
+
+@pytest.mark.parametrize("op", sorted(UNARY))
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_unary(run_cuda, op, dtype):
+    n = 1000
+    x = (rng.standard_normal(n) * 2).astype(dtype)
+    y = np.asarray(run_cuda(unary, al.cdiv(n, 256), x, n, OP=op))
+    ref = UNARY[op](x.astype(np.float64))
+    tol = 2e-3 if dtype == "float16" else 2e-6
+    np.testing.assert_allclose(y.astype(np.float64), ref, rtol=tol * 5, atol=tol)
+
+
+@al.kernel
+def softmax(x, out: al.output, n_cols, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    cols = al.arange(0, BLOCK)
+    mask = cols < n_cols
+    v = al.load(x + row * n_cols + cols, mask=mask, other=-float("inf"))
+    v = v - al.max(v, axis=0)
+    e = al.exp(v)
+    al.store(out + row * n_cols + cols, e / al.sum(e, axis=0), mask=mask)
+
+
+@pytest.mark.parametrize("cols,block", [(1000, 1024), (37, 64), (4096, 4096)])
+def test_softmax(run_cuda, cols, block):
+    x = rng.standard_normal((33, cols)).astype(np.float32)
+    y = np.asarray(run_cuda(softmax, 33, x, cols, BLOCK=block)).reshape(33, cols)
+    ref = np.exp(x - x.max(1, keepdims=True))
+    ref /= ref.sum(1, keepdims=True)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-7)
+
+
+@al.kernel
+def reduce2d(x, out: al.output, M, N, KIND: al.constexpr, AXIS: al.constexpr,
+             BM: al.constexpr = 16, BN: al.constexpr = 32):
+    rm = al.arange(0, BM)
+    rn = al.arange(0, BN)
+    m = (rm[:, None] < M) & (rn[None, :] < N)
+    v = al.load(x + rm[:, None] * N + rn[None, :], mask=m, other=0)
+    if KIND == "sum":
+        r = al.sum(v, axis=AXIS)
+    elif KIND == "max":
+        r = al.max(v, axis=AXIS)
+    elif KIND == "min":
+        r = al.min(v, axis=AXIS)
+    else:
+        r = al.argmax(v, axis=AXIS)
+    if AXIS == 0:
+        al.store(out + rn, r, mask=rn < N)
+    else:
+        al.store(out + rm, r, mask=rm < M)
+
+
+@pytest.mark.parametrize("kind", ["sum", "max", "min", "argmax"])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_reduce_2d(run_cuda, kind, axis):
+    M, N = 16, 32
+    x = rng.standard_normal((M, N)).astype(np.float32)
+    y = np.asarray(run_cuda(reduce2d, 1, x, M, N, KIND=kind, AXIS=axis))
+    ref = {"sum": np.sum, "max": np.max, "min": np.min, "argmax": np.argmax}[kind](x, axis=axis)
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+@al.kernel
+def transpose(x, out: al.output, M, N, B: al.constexpr = 32):
+    pm = al.program_id(0) * B + al.arange(0, B)
+    pn = al.program_id(1) * B + al.arange(0, B)
+    m = (pm[:, None] < M) & (pn[None, :] < N)
+    v = al.load(x + pm[:, None] * N + pn[None, :], mask=m)
+    al.store(out + pn[:, None] * M + pm[None, :], al.trans(v), mask=al.trans(m))
+
+
+def test_transpose(run_cuda):
+    M, N = 70, 45
+    x = rng.standard_normal((M, N)).astype(np.float32)
+    y = np.asarray(run_cuda(transpose, (al.cdiv(M, 32), al.cdiv(N, 32)), x, M, N, out=np.zeros((N, M), np.float32)))
+    np.testing.assert_array_equal(y, x.T)
+
+
+@al.kernel
+def matmul(A, B_T, C: al.output, BLOCK_M: al.constexpr = 64, BLOCK_N: al.constexpr = 64,
+           BLOCK_K: al.constexpr = 32):
+    M, K = A.shape
+    N = B_T.shape[0]
+    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
+    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
+    rk = al.arange(0, BLOCK_K)
+    a_ptrs = A + rm[:, None] * K + rk[None, :]
+    b_ptrs = B_T + rn[:, None] * K + rk[None, :]
+    acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
+    for k in range(0, K, BLOCK_K):
+        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
+        b = al.load(b_ptrs, mask=(rn[:, None] < N) & (rk[None, :] + k < K))
+        acc += al.tile_dot(a, b, transpose_rhs=True)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K
+    al.store(C + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_tile_dot(run_cuda, dtype):
+    M, K, N = 200, 96, 130
+    A = rng.standard_normal((M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    C = np.asarray(run_cuda(matmul, (al.cdiv(M, 64), al.cdiv(N, 64)), A, np.ascontiguousarray(B.T)))
+    ref = A.astype(np.float32) @ B.astype(np.float32)
+    np.testing.assert_allclose(C, ref, rtol=1e-3, atol=1e-3 if dtype == "float32" else 2e-2)
+
+
+@al.kernel
+def histogram(x, bins, N, NB, BLOCK: al.constexpr = 256):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    v = al.load(x + offs, mask=m, other=0)
+    al.atomic_add(bins + v % NB, 1, mask=m)
+
+
+def test_atomic_histogram(run_cuda):
+    n, nb = 5000, 17
+    x = rng.integers(0, 1000, n).astype(np.int32)
+    bins = np.zeros(nb, np.int32)
+    run_cuda(histogram, al.cdiv(n, 256), x, bins, n, nb)
+    np.testing.assert_array_equal(bins, np.bincount(x % nb, minlength=nb))
+
+
+@al.kernel
+def row_sum_loop(x, out: al.output, n_cols, BLOCK: al.constexpr = 128):
+    row = al.program_id(0)
+    acc = al.zeros((BLOCK,), dtype=al.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        acc += al.load(x + row * n_cols + cols, mask=cols < n_cols, other=0.0)
+    al.store(out + row, al.sum(acc, axis=0))
+
+
+def test_loop_carried_reduction(run_cuda):
+    x = rng.standard_normal((9, 1000)).astype(np.float32)
+    y = np.asarray(run_cuda(row_sum_loop, 9, x, 1000))
+    np.testing.assert_allclose(y, x.sum(1), rtol=1e-5, atol=1e-4)
