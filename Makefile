@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.alloy-installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml CMakeLists.txt $(wildcard runtime/CMakeLists.txt runtime/*.cpp runtime/*/*.cpp runtime/*/*.h lib/CMakeLists.txt lib/*.cpp lib/*/*.cpp lib/*/*.h)
+$(STAMP): pyproject.toml CMakeLists.txt $(wildcard runtime/CMakeLists.txt runtime/*.cpp runtime/*/*.cpp runtime/*/*.h lib/CMakeLists.txt lib/*.cpp lib/*/*.cpp lib/*/*.h include/alloy/metal/*)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	# the CPU build of torch lies on disk; install it before anything that needs torch

@@ -248,7 +248,7 @@ class Engine:
             common += 1
         self._cache.truncate(common)
         self._cache_tokens = list(prompt[:common])
-        logits = self.model.forward(prompt[common:], self._cache)
+        logits = self.model.forward(prompt[common:], self._cache, last_only=True)
         self._cache_tokens = list(prompt)
         return np.asarray(logits[-1], dtype=np.float32), common
 
