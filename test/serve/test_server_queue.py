@@ -123,7 +123,7 @@ class _FailingModel:
     def __getattr__(self, name):
         return getattr(self._model, name)
 
-    def forward(self, tokens, cache):
+    def forward(self, tokens, cache, last_only=False):
         if len(tokens) == 1:
             raise RuntimeError("simulated engine failure")
         return self._model.forward(tokens, cache)
