@@ -246,6 +246,22 @@ class CodeGenerator(ExpressionMixin):
             sym = self._ptr_sym(inits_by_name.get(n, [])) if t[2] else None
             self.scope[n] = V.TV(r, t[0], t[1], t[2], sym)
 
+    def _bind_carried(self, before, names, tys, args, inits):
+        """Scope for a loop region: `before`, with the carried names bound to the region's arguments."""
+        self.scope = dict(before)
+        for n, t, a in zip(names, tys, args):
+            self.scope[n] = V.TV(a, t[0], t[1], t[2], self._ptr_sym(inits[n]) if t[2] else None)
+
+    def _yield_if_settled(self, names, tys, inits, node):
+        """Yield the carried values if their types are `tys`; return the types they have."""
+        vals = [self.scope[n] for n in names]
+        got = [self._carried_type(v, n, node) for n, v in zip(names, vals)]
+        if got == tys:
+            scf.YieldOp([self._materialize(v, t).value for v, t in zip(vals, tys)])
+            for n, v in zip(names, vals):
+                inits[n].append(v)
+        return got
+
     def _retry(self, attempt, types, names, node):
         """Run `attempt(types)` until the types it yields are the types it was given."""
         mark = len(self.stores)
@@ -381,19 +397,12 @@ class CodeGenerator(ExpressionMixin):
         def attempt(tys):
             init_vals = [self._materialize(before[n], t).value for n, t in zip(names, tys)]
             loop = scf.ForOp(lb.value, ub.value, st.value, init_vals)
-            self.scope = dict(before)
-            for n, t, a in zip(names, tys, loop.inner_iter_args):
-                self.scope[n] = V.TV(a, t[0], t[1], t[2], self._ptr_sym(inits[n]) if t[2] else None)
+            self._bind_carried(before, names, tys, loop.inner_iter_args, inits)
             with ir.InsertionPoint(loop.body):
                 iv = V.TV(loop.induction_variable, ity)
                 self.scope[s.target.id] = ivmap(iv) if ivmap else iv
                 self.visit_block(s.body)
-                vals = [self.scope[n] for n in names]
-                got = [self._carried_type(v, n, s) for n, v in zip(names, vals)]
-                if got == tys:
-                    scf.YieldOp([self._materialize(v, t).value for v, t in zip(vals, tys)])
-                    for n, v in zip(names, vals):
-                        inits[n].append(v)
+                got = self._yield_if_settled(names, tys, inits, s)
             if got != tys:
                 loop.operation.erase()
             self._last = loop
@@ -417,13 +426,7 @@ class CodeGenerator(ExpressionMixin):
             op = scf.WhileOp(rtypes, init_vals)
             bblk = op.before.blocks.append(*rtypes)
             ablk = op.after.blocks.append(*rtypes)
-
-            def bind(block):
-                self.scope = dict(before)
-                for n, t, a in zip(names, tys, block.arguments):
-                    self.scope[n] = V.TV(a, t[0], t[1], t[2], self._ptr_sym(inits[n]) if t[2] else None)
-
-            bind(bblk)
+            self._bind_carried(before, names, tys, bblk.arguments, inits)
             with ir.InsertionPoint(bblk):
                 c = self.eval(s.test)
                 if not isinstance(c, V.TV):
@@ -431,15 +434,10 @@ class CodeGenerator(ExpressionMixin):
                 if c.is_tile:
                     raise self.error("a 'while' condition must be a scalar", s)
                 scf.ConditionOp(V.cast(c, dt.bool_).value, list(bblk.arguments))
-            bind(ablk)
+            self._bind_carried(before, names, tys, ablk.arguments, inits)
             with ir.InsertionPoint(ablk):
                 self.visit_block(s.body)
-                vals = [self.scope[n] for n in names]
-                got = [self._carried_type(v, n, s) for n, v in zip(names, vals)]
-                if got == tys:
-                    scf.YieldOp([self._materialize(v, t).value for v, t in zip(vals, tys)])
-                    for n, v in zip(names, vals):
-                        inits[n].append(v)
+                got = self._yield_if_settled(names, tys, inits, s)
             if got != tys:
                 op.operation.erase()
             self._last = op

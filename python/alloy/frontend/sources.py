@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import inspect
 import textwrap
 
@@ -32,7 +31,6 @@ class FunctionSource:
         closure = inspect.getclosurevars(fn).nonlocals
         if closure:
             self.globals = {**fn.__globals__, **closure}
-        self.hash = hashlib.sha256(self.text.encode()).hexdigest()
 
     def lineno(self, node) -> int | None:
         n = getattr(node, "lineno", None)

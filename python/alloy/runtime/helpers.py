@@ -1,28 +1,34 @@
-"""Find the @al.func helpers a kernel calls, for its cache key."""
+"""Hash a kernel's source and the @al.func helpers it calls, for its cache key.
+
+Only the source text is read (no parsing into tile IR), so a cache hit stays cheap.
+"""
 from __future__ import annotations
 
 import ast
+import hashlib
 import inspect
 import textwrap
 
 
-def helper_hashes(fn, seen=None) -> list[str]:
-    """Source hashes of every @al.func reachable from `fn` by name (sorted by name)."""
+def source_hashes(fn, seen=None) -> list[str]:
+    """sha256 of `fn`'s source, then of every @al.func reachable from it by name (sorted by name)."""
+    top = seen is None
     seen = {} if seen is None else seen
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        text = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
         return []
+    own = hashlib.sha256(text.encode()).hexdigest()
+    tree = ast.parse(text)
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     names |= {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
     g = dict(fn.__globals__)
     g.update(inspect.getclosurevars(fn).nonlocals)
     for name in sorted(names):
         obj = g.get(name)
-        src = getattr(obj, "__alloy_func__", None)
-        if src is None or name in seen:
+        if getattr(obj, "__alloy_func__", None) is None or name in seen:
             continue
-        s = src()
-        seen[name] = s.hash
-        helper_hashes(s.fn, seen)
-    return [seen[k] for k in sorted(seen)]
+        seen[name] = None
+        helper = source_hashes(obj.fn, seen)
+        seen[name] = helper[0] if helper else ""
+    return [own] + [seen[k] for k in sorted(seen)] if top else [own]

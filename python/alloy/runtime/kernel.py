@@ -73,9 +73,9 @@ class Kernel:
     @property
     def source_hash(self) -> str:
         if self._hash is None:
-            from .helpers import helper_hashes
+            from .helpers import source_hashes
 
-            self._hash = self.source.hash + "".join(helper_hashes(self.fn))
+            self._hash = "".join(source_hashes(self.fn))
         return self._hash
 
     def __call__(self, *args, **kwargs):
