@@ -5,7 +5,15 @@
 - cold, compiler imported beforehand: the same, in another fresh process with another empty cache
   whose compiler modules (MLIR bindings, passes, LLVM codegen) were imported before the clock starts;
 - warm: a new process with the same cache directory; times only the first launch (kernel
-  lookup + load from the disk cache + launch), not interpreter start or imports.
+  lookup + load from the disk cache + launch), not interpreter start or imports; and, in other
+  such processes, each step of that first launch on its own (printed as a breakdown);
+- warm, alloy.config untouched: the same, but the process names its cache directory through
+  ALLOY_CACHE_DIR instead of `alloy.config.set` before the clock, so the launch is also the
+  first use (and import) of alloy.config, as in a program that never configures Alloy.
+
+The processes run with bytecode caches, as an installed package does: PYTHONDONTWRITEBYTECODE is
+dropped and PYTHONPYCACHEPREFIX points into a temporary directory, filled by a first, untimed
+process (without .pyc files, compiling each module the first launch imports adds ~5 ms).
 
     python benchmarks/compile_time.py
 
@@ -13,22 +21,23 @@ Prints; asserts nothing.
 """
 from __future__ import annotations
 
-import json
+import ast
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 
-from common import EXAMPLES, ROOT, Row, print_rows
+from common import EXAMPLES, ROOT, Row, print_rows, print_table
 
 SCRIPT = r"""
-import json, sys, time
+import sys, time
 sys.path.insert(0, sys.argv[2])
 import numpy as np
 import alloy as al
-from alloy import config
-config.set(cache_dir=sys.argv[1])
+if sys.argv[3] != "untouched":  # else alloy.config is first used (and imported) by the launch
+    from alloy import config
+    config.set(cache_dir=sys.argv[1])
 from softmax import softmax
 out = {}
 if sys.argv[3] == "preload":
@@ -41,34 +50,89 @@ if sys.argv[3] == "preload":
         except ImportError:
             pass
     out["import"] = time.perf_counter() - t0
-x = np.random.default_rng(0).standard_normal((64, 1000), dtype=np.float32)
+x = np.sin(np.arange(64 * 1000, dtype=np.float32)).reshape(64, 1000)
 t0 = time.perf_counter()
 softmax[64](x, 1000, BLOCK=1024)
 t1 = time.perf_counter()
 softmax[64](x, 1000, BLOCK=1024)
 t2 = time.perf_counter()
 out.update(first=t1 - t0, second=t2 - t1)
-print(json.dumps(out))
+print(repr(out))
+"""
+
+# The measuring scripts import nothing before the clock starts that the launch would import (json,
+# numpy.random's hashlib), and print a repr. STEPS times the warm first launch one step at a time
+# (the steps Kernel.launch takes on a disk-cache hit).
+STEPS = r"""
+import sys, time
+sys.path.insert(0, sys.argv[2])
+import numpy as np
+import alloy as al
+from alloy import config
+config.set(cache_dir=sys.argv[1])
+from softmax import softmax
+x = np.sin(np.arange(64 * 1000, dtype=np.float32)).reshape(64, 1000)
+steps, T = {}, time.perf_counter
+
+def step(name, fn):
+    t = T()
+    r = fn()
+    steps[name] = T() - t
+    return r
+
+step("import alloy.runtime.native (the extension)", lambda: __import__("alloy.runtime.native"))
+cache = step("import alloy.runtime.cache (builtin sha256)", lambda: __import__("alloy.runtime.cache").runtime.cache)
+C = step("import alloy.compiler (the rest)", lambda: __import__("alloy.compiler").compiler)
+step("import alloy.runtime.helpers", lambda: __import__("alloy.runtime.helpers"))
+spec, host = step("bind + specialise", lambda: softmax.specialize(softmax.bind((x, 1000), {"BLOCK": 1024})))
+h = step("kernel digest (source text, helpers, globals)", lambda: softmax.source_hash)
+fp = step("compiler_fingerprint() (stat + memo)", C.compiler_fingerprint)
+cpu = step("host_cpu() (/proc/cpuinfo)", cache.host_cpu)
+step("cache_key()", lambda: cache.cache_key(h, spec.key(), "cpu", fp, cpu))
+src = step("FunctionSource (unparsed)", lambda: softmax.source)
+c = step("compile_spec hit: read metadata + dlopen", lambda: C.compile_spec(src, h, spec))
+softmax._compiled[(spec.key(), "cpu")] = c
+step("launch (output allocation, shape inference, run)", lambda: softmax[64](x, 1000, BLOCK=1024))
+print(repr(steps))
 """
 
 
-def _run(cache_dir: str, mode: str) -> dict:
-    env = dict(os.environ)
+def _env(pycache: str, cache_dir: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = pycache
+    env["ALLOY_CACHE_DIR"] = cache_dir
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, cache_dir, str(EXAMPLES), mode], env=env,
+    return env
+
+
+def _run(cache_dir: str, mode: str, pycache: str, script: str = SCRIPT) -> dict:
+    proc = subprocess.run([sys.executable, "-c", script, cache_dir, str(EXAMPLES), mode], env=_env(pycache, cache_dir),
                           capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeError(f"the {mode} measurement process failed: {tail}")
-    return json.loads(proc.stdout)
+    return ast.literal_eval(proc.stdout.strip())
 
 
-def run(warm_runs: int = 9) -> list[Row]:
-    with tempfile.TemporaryDirectory() as other:
-        preloaded = _run(other, "preload")
-    with tempfile.TemporaryDirectory() as cache_dir:
-        cold = _run(cache_dir, "cold")
-        warm = [_run(cache_dir, "warm") for _ in range(warm_runs)]
+def _breakdown(samples: list[dict]) -> dict[str, float]:
+    return {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+
+
+def run(warm_runs: int = 9, breakdown: dict | None = None) -> list[Row]:
+    """The rows; with `breakdown` (a dict), also fills it with the median seconds of each step of
+    the warm first launch, from `warm_runs` more processes."""
+    with tempfile.TemporaryDirectory() as pycache:
+        with tempfile.TemporaryDirectory() as prime:
+            _run(prime, "preload", pycache)  # fills the bytecode caches (stdlib, numpy, alloy, MLIR)
+            _run(prime, "cold", pycache)
+        with tempfile.TemporaryDirectory() as other:
+            preloaded = _run(other, "preload", pycache)
+        with tempfile.TemporaryDirectory() as cache_dir:
+            cold = _run(cache_dir, "cold", pycache)
+            warm = [_run(cache_dir, "warm", pycache) for _ in range(warm_runs)]
+            untouched = [_run(cache_dir, "untouched", pycache)["first"] for _ in range(warm_runs)]
+            if breakdown is not None:
+                breakdown.update(_breakdown([_run(cache_dir, "steps", pycache, STEPS) for _ in range(warm_runs)]))
     warm_first = statistics.median(w["first"] for w in warm)
     warm_second = statistics.median(w["second"] for w in warm)
     return [
@@ -79,8 +143,21 @@ def run(warm_runs: int = 9) -> list[Row]:
         Row("softmax first launch from disk cache (fresh process)", warm_first, None, None, "max", 5e-3,
             f"median of {warm_runs} processes; the second launch in those processes takes "
             f"{warm_second * 1e6:.0f} us (64x1000 rows)"),
+        Row("softmax first launch from disk cache (fresh process, alloy.config first used by it)",
+            statistics.median(untouched), None, None, "max", 5e-3,
+            "the cache directory from ALLOY_CACHE_DIR: the launch also imports alloy.config and, through it, "
+            "pathlib"),
     ]
 
 
+def print_breakdown(steps: dict[str, float]) -> None:
+    rows = [[k, f"{v * 1e3:.2f} ms"] for k, v in steps.items()]
+    rows.append(["sum of the steps", f"{sum(steps.values()) * 1e3:.2f} ms"])
+    print_table(["warm first launch, step by step (median of fresh processes)", "time"], rows)
+
+
 if __name__ == "__main__":
-    print_rows(run())
+    steps: dict[str, float] = {}
+    print_rows(run(breakdown=steps))
+    print()
+    print_breakdown(steps)

@@ -51,8 +51,61 @@ def layernorm(x, w, b, out: al.output, n_cols, eps, OUT: al.constexpr, BLOCK: al
 
 
 @al.kernel
+def softmax_rows(x, out: al.output, OUT: al.constexpr, BLOCK: al.constexpr, ROWS: al.constexpr):
+    """ROWS rows per program: one [ROWS, BLOCK] tile, row reductions along axis 1."""
+    n_rows, n_cols = x.shape
+    rows = al.program_id(0) * ROWS + al.arange(0, ROWS)
+    cols = al.arange(0, BLOCK)
+    m = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    offs = rows[:, None] * n_cols + cols[None, :]
+    v = al.cast(al.load(x + offs, mask=m, other=-float("inf")), al.float32)
+    e = al.exp(v - al.max(v, axis=1)[:, None])
+    al.store(out + offs, al.cast(e * (1.0 / al.sum(e, axis=1))[:, None], OUT), mask=m)
+
+
+@al.kernel
+def layernorm_rows(x, w, b, out: al.output, eps, OUT: al.constexpr, BLOCK: al.constexpr, ROWS: al.constexpr):
+    """ROWS rows per program; weight and bias are loaded once per program."""
+    n_rows, n_cols = x.shape
+    rows = al.program_id(0) * ROWS + al.arange(0, ROWS)
+    cols = al.arange(0, BLOCK)
+    cm = cols < n_cols
+    m = (rows[:, None] < n_rows) & cm[None, :]
+    offs = rows[:, None] * n_cols + cols[None, :]
+    v = al.cast(al.load(x + offs, mask=m, other=0.0), al.float32)
+    mean = al.sum(v, axis=1) / n_cols
+    d = al.where(cm[None, :], v - mean[:, None], 0.0)
+    rstd = al.rsqrt(al.sum(d * d, axis=1) / n_cols + eps)
+    wv = al.cast(al.load(w + cols, mask=cm), al.float32)
+    bv = al.cast(al.load(b + cols, mask=cm), al.float32)
+    al.store(out + offs, al.cast(d * rstd[:, None] * wv[None, :] + bv[None, :], OUT), mask=m)
+
+
+@al.kernel
+def layernorm_loop(x, w, b, out: al.output, eps, OUT: al.constexpr, BLOCK: al.constexpr, ROWS: al.constexpr):
+    """ROWS rows per program, one [BLOCK] row at a time with the next row's load issued first;
+    weight and bias are loaded once per program."""
+    n_rows, n_cols = x.shape
+    cols = al.arange(0, BLOCK)
+    cm = cols < n_cols
+    wv = al.cast(al.load(w + cols, mask=cm), al.float32)
+    bv = al.cast(al.load(b + cols, mask=cm), al.float32)
+    first = al.program_id(0) * ROWS
+    v = al.load(x + first * n_cols + cols, mask=cm & (first < n_rows), other=0.0)
+    for i in range(ROWS):
+        row = first + i
+        nxt = al.load(x + (row + 1) * n_cols + cols, mask=cm & (i + 1 < ROWS) & (row + 1 < n_rows), other=0.0)
+        f = al.cast(v, al.float32)
+        mean = al.sum(f, axis=0) / n_cols
+        d = al.where(cm, f - mean, 0.0)
+        rstd = al.rsqrt(al.sum(d * d, axis=0) / n_cols + eps)
+        al.store(out + row * n_cols + cols, al.cast(d * rstd * wv + bv, OUT), mask=cm & (row < n_rows))
+        v = nxt
+
+
+@al.kernel
 def matmul(A, B_T, C: al.output, BLOCK_M: al.constexpr = 64, BLOCK_N: al.constexpr = 64,
-           BLOCK_K: al.constexpr = 32):
+           BLOCK_K: al.constexpr = 32, OUT: al.constexpr = al.float32):
     M, K = A.shape
     N = B_T.shape[0]
     rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
@@ -67,11 +120,16 @@ def matmul(A, B_T, C: al.output, BLOCK_M: al.constexpr = 64, BLOCK_N: al.constex
         acc += al.tile_dot(a, b, transpose_rhs=True)
         a_ptrs += BLOCK_K
         b_ptrs += BLOCK_K
-    al.store(C + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+    al.store(C + rm[:, None] * N + rn[None, :], al.cast(acc, OUT), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
 ROWS, COLS = 8192, 4096
-MATMUL_BLOCKS = ((64, 64), (64, 128))
+# BLOCK_M, BLOCK_N, BLOCK_K: K blocks of 32 or more take the sm_90a wgmma pipeline, 16-wide ones WMMA
+# and the output dtype (torch.matmul's output is f16)
+MATMUL_BLOCKS = ((128, 256, 64, al.float16), (128, 256, 64, al.float32), (128, 128, 64, al.float16),
+                 (64, 128, 16, al.float32))
+ROWS_PER_PROGRAM = (1, 2, 4)  # the sweep of softmax_rows / layernorm_rows
+LOOP_ROWS = (4, 8, 16)  # the sweep of layernorm_loop
 
 
 def compile_all() -> None:
@@ -84,9 +142,14 @@ def compile_all() -> None:
         a = np.zeros((2, 2), dt)
         softmax[2](a, 2, OUT=out, BLOCK=COLS)
         layernorm[2](a, np.zeros(2, dt), np.zeros(2, dt), 2, 1e-5, OUT=out, BLOCK=COLS)
+        for r in ROWS_PER_PROGRAM:  # out= given, as run_all gives it (an output's spec is its rank)
+            softmax_rows[1](a, out=a, OUT=out, BLOCK=COLS, ROWS=r)
+            layernorm_rows[1](a, np.zeros(2, dt), np.zeros(2, dt), 1e-5, out=a, OUT=out, BLOCK=COLS, ROWS=r)
+        for r in LOOP_ROWS:
+            layernorm_loop[1](a, np.zeros(2, dt), np.zeros(2, dt), 1e-5, out=a, OUT=out, BLOCK=COLS, ROWS=r)
     h = np.zeros((2, 2), np.float16)
-    for bm, bn in MATMUL_BLOCKS:
-        matmul[1, 1](h, h, BLOCK_M=bm, BLOCK_N=bn)
+    for bm, bn, bk, out in MATMUL_BLOCKS:
+        matmul[1, 1](h, h, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, OUT=out)
     print("compiled the CUDA benchmark kernels into", alloy.config.get().cache_dir)
 
 
@@ -113,6 +176,42 @@ def _time(fn, reps: int = 20) -> float:
 def _row(name: str, t_alloy: float, t_torch: float, work: str, ok: bool) -> None:
     print(f"{name:34s} alloy {t_alloy * 1e3:8.3f} ms   torch {t_torch * 1e3:8.3f} ms   "
           f"ratio {t_torch / t_alloy:5.2f}x   {work:22s} {'ok' if ok else 'MISMATCH'}", flush=True)
+
+
+def _rows_variants(a, w, b, out) -> int:
+    """Time softmax_rows / layernorm_rows (each ROWS_PER_PROGRAM) and layernorm_loop (each
+    LOOP_ROWS) against torch; the number of mismatches. One line per ROWS, then each kernel's best."""
+    import torch
+    import torch.nn.functional as F
+
+    dt = str(a.dtype)[6:]
+    n_rows, n_cols = a.shape
+    nbytes = 2 * a.numel() * a.element_size()
+    res = torch.empty_like(a)
+    ln_ref = F.layer_norm(a.float(), (n_cols,), w.float(), b.float(), 1e-5)
+    ln_tol = 2e-2 if dt == "float16" else 1e-4
+    cases = (("softmax_rows", softmax_rows, ROWS_PER_PROGRAM, (a,), lambda: torch.softmax(a, -1),
+              torch.softmax(a.float(), -1), 1e-3 if dt == "float16" else 1e-6),
+             ("layernorm_rows", layernorm_rows, ROWS_PER_PROGRAM, (a, w, b, 1e-5),
+              lambda: F.layer_norm(a, (n_cols,), w, b, 1e-5), ln_ref, ln_tol),
+             ("layernorm_loop", layernorm_loop, LOOP_ROWS, (a, w, b, 1e-5),
+              lambda: F.layer_norm(a, (n_cols,), w, b, 1e-5), ln_ref, ln_tol))
+    bad = 0
+    for name, kern, sweep, args, peer, ref, atol in cases:
+        tt = _time(peer)
+        best = None
+        for r in sweep:
+            def call(r=r):
+                kern[al.cdiv(n_rows, r)](*args, out=res, OUT=out, BLOCK=n_cols, ROWS=r)
+            res.zero_()
+            call()
+            ok = bool(torch.allclose(res.float(), ref, atol=atol))
+            ta = _time(call)
+            _row(f"{name} {n_rows}x{n_cols} {dt[0]}{dt[-2:]} R={r}", ta, tt, f"{nbytes / ta / 1e9:.0f} GB/s", ok)
+            bad += not ok
+            best = min(best or (ta, r), (ta, r))
+        print(f"  best {name} {dt}: ROWS={best[1]}, ratio {tt / best[0]:.2f}x", flush=True)
+    return bad
 
 
 def run_all() -> int:
@@ -150,19 +249,20 @@ def run_all() -> int:
         tt = _time(lambda: F.layer_norm(a, (COLS,), w, b, 1e-5))
         _row(f"layernorm 8192x4096 {str(tdt)[6:]}", ta, tt, f"{nbytes / ta / 1e9:.0f} GB/s", ok)
         bad += not ok
+        bad += _rows_variants(a, w, b, out)
         del a
     s = 4096
     A = torch.randn(s, s, device="cuda", dtype=torch.float16)
     B = torch.randn(s, s, device="cuda", dtype=torch.float16)
     BT = B.t().contiguous()
     ref = A.float() @ B.float()
-    tt = _time(lambda: torch.matmul(A, B), reps=5)
-    for bm, bn in MATMUL_BLOCKS:
+    tt = _time(lambda: torch.matmul(A, B), reps=10)
+    for bm, bn, bk, out in MATMUL_BLOCKS:
         grid = (s // bm, s // bn)
-        got = matmul[grid](A, BT, BLOCK_M=bm, BLOCK_N=bn)
-        ok = bool(torch.allclose(got, ref, atol=0.5, rtol=1e-2))
-        ta = _time(lambda: matmul[grid](A, BT, BLOCK_M=bm, BLOCK_N=bn), reps=5)
-        _row(f"matmul 4096^3 f16 {bm}x{bn}x32", ta, tt, f"{2 * s ** 3 / ta / 1e12:.0f} TFLOP/s", ok)
+        got = matmul[grid](A, BT, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, OUT=out)
+        ok = bool(torch.allclose(got.float(), ref, atol=0.5, rtol=1e-2))
+        ta = _time(lambda: matmul[grid](A, BT, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, OUT=out), reps=10)
+        _row(f"matmul 4096^3 f16->{str(out)[3:]} {bm}x{bn}x{bk}", ta, tt, f"{2 * s ** 3 / ta / 1e12:.0f} TFLOP/s", ok)
         bad += not ok
     return 1 if bad else 0
 

@@ -119,24 +119,11 @@ static void cmpxchg(Emitter &e, MlirOperation op) {
   e.bindAggregate(mlirOperationGetResult(op, 0), {old, ok});
 }
 
-/// The SIMT form computes f32 math with a few single PTX instructions (simt_math.py); each has an
-/// MSL function of the same semantics. Any other inline assembly is rejected.
-static void inlineAsm(Emitter &e, MlirOperation op) {
-  static const char *const table[][2] = {
-      {"ex2.approx.ftz.f32 $0, $1;", "fast::exp2"}, {"lg2.approx.ftz.f32 $0, $1;", "fast::log2"},
-      {"sin.approx.f32 $0, $1;", "fast::sin"},      {"cos.approx.f32 $0, $1;", "fast::cos"},
-      {"sqrt.rn.f32 $0, $1;", "precise::sqrt"},     {"cvt.rmi.f32.f32 $0, $1;", "metal::floor"},
-      {"cvt.rpi.f32.f32 $0, $1;", "metal::ceil"},   {"fma.rn.f32 $0, $1, $2, $3;", "metal::fma"},
-  };
+/// Inline assembly is PTX (the CUDA SIMT form's math and conversions); the SIMT form lowered for
+/// Metal (`simt.target = "metal"`) keeps `math` ops instead, so any inline assembly is rejected.
+static void inlineAsm(MlirOperation op) {
   std::string text = toString(mlirStringAttrGetValue(getAttr(op, "asm_string")));
-  for (auto &row : table) {
-    if (text != row[0]) continue;
-    std::string call = std::string(row[1]) + "(";
-    for (intptr_t i = 0; i < mlirOperationGetNumOperands(op); ++i) call += (i ? ", " : "") + e.operand(op, i);
-    e.define(op, 0, call + ")");
-    return;
-  }
-  fail(op, "inline assembly \"" + text + "\" has no Metal translation");
+  fail(op, "inline assembly \"" + text + "\" has no Metal translation (lower the kernel with simt.target = \"metal\")");
 }
 
 bool emitLLVMOp(Emitter &e, MlirOperation op, const std::string &name) {
@@ -169,7 +156,7 @@ bool emitLLVMOp(Emitter &e, MlirOperation op, const std::string &name) {
     std::string n = e.declare(resultType(op), op, "u");
     e.bind(mlirOperationGetResult(op, 0), n);
   } else if (name == "llvm.inline_asm") {
-    inlineAsm(e, op);
+    inlineAsm(op);
   } else {
     return false;
   }

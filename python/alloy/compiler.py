@@ -1,9 +1,11 @@
 """Compile one kernel specialisation: frontend → target → cached shared object.
 
-The cache key covers the kernel's source (and its @al.func helpers), the
-specialisation (argument dtypes and ranks, constexpr values) and the target;
-shapes and scalar values are launch-time values, so they never recompile.
-MLIR is imported only on a cache miss.
+The cache key covers the kernel's source (and its @al.func helpers, and the
+global and closure values they name: runtime/helpers.py), the specialisation
+(argument dtypes and ranks, constexpr values), the target, the compiler's own
+sources and, for the CPU, the host CPU; shapes and scalar values are launch-time
+values, so they never recompile. Computing the key neither parses the kernel nor
+imports MLIR: the frontend runs, and MLIR is imported, only on a cache miss.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from dataclasses import dataclass
 
 from .frontend.signature import Slot, Spec
 from .language import dtypes as dt
-from .runtime.cache import KernelCache, cache_key
+from .runtime.cache import KernelCache, cache_key, host_cpu
 
 _cache: KernelCache | None = None
 
@@ -77,21 +79,32 @@ def tile_ir(source, spec: Spec):
 
 
 _fingerprint: str | None = None
+_COMPILER_SOURCES = ("compiler.py", "frontend", "dialects", "language", "passes", "targets")
 
 
 def compiler_fingerprint() -> str:
-    """Hash of the compiler's own sources, so a changed compiler never reuses stale cache entries."""
+    """Digest of the compiler's own sources, so a changed compiler never reuses stale cache entries
+    (memoised on the files' stat data by `sources_digest`: a warm start stats them, reads none)."""
     global _fingerprint
     if _fingerprint is None:
-        import hashlib
-        from pathlib import Path
+        import os
 
-        root = Path(__file__).parent
-        h = hashlib.sha256()
-        for sub in ("frontend", "dialects", "passes", "targets"):
-            for f in sorted((root / sub).rglob("*.py")):
-                h.update(f.read_bytes())
-        _fingerprint = h.hexdigest()[:16]
+        from .runtime.cache import sources_digest
+
+        root = os.path.dirname(os.path.abspath(__file__))
+        files = []
+
+        def walk(folder):
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            files.extend(e.path for e in entries if e.name.endswith(".py") and e.is_file())
+            for e in entries:
+                if e.is_dir() and e.name != "__pycache__":
+                    walk(e.path)
+
+        for name in _COMPILER_SOURCES:
+            path = os.path.join(root, name)
+            files.append(path) if name.endswith(".py") else walk(path)
+        _fingerprint = sources_digest(root, files)[:16]
     return _fingerprint
 
 
@@ -106,9 +119,9 @@ def _metadata(source, gen, entry: str) -> dict:
     }
 
 
-CUDA_ARCH = "sm_90"
+CUDA_ARCH = "sm_90a"  # H100: sm_90 plus the warpgroup-MMA instructions of the pipelined tile_dot
 _CUDA_SOURCES = ("frontend/*.py", "dialects/*.py", "passes/simt_*.py", "passes/contiguity.py",
-                 "passes/tile_canonicalize.py", "passes/errors.py", "targets/cuda/*.py")
+                 "passes/tile_canonicalize.py", "passes/tile_fold_dot_acc.py", "passes/errors.py", "targets/cuda/*.py")
 _cuda_fingerprint: str | None = None
 
 
@@ -117,15 +130,12 @@ def cuda_fingerprint() -> str:
     so a PTX cache made on one machine stays valid while unrelated compiler files change)."""
     global _cuda_fingerprint
     if _cuda_fingerprint is None:
-        import hashlib
         from pathlib import Path
 
+        from .runtime.cache import sources_digest
+
         root = Path(__file__).parent
-        h = hashlib.sha256()
-        for pattern in _CUDA_SOURCES:
-            for f in sorted(root.glob(pattern)):
-                h.update(f.name.encode() + b"\0" + f.read_bytes())
-        _cuda_fingerprint = h.hexdigest()[:16]
+        _cuda_fingerprint = sources_digest(root, [f for p in _CUDA_SOURCES for f in sorted(root.glob(p))])[:16]
     return _cuda_fingerprint
 
 
@@ -154,7 +164,8 @@ def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
                 raise CompilationError(f"could not lower to CUDA: {e}", kernel=source.name,
                                        filename=source.filename) from None
         meta = _metadata(source, gen, art.entry)
-        meta.update(num_threads=art.num_threads, shared_bytes=art.shared_bytes, params=art.params, arch=art.arch,
+        meta.update(num_threads=art.num_threads, shared_bytes=art.shared_bytes,
+                    dynamic_shared_bytes=art.dynamic_shared_bytes, params=art.params, arch=art.arch,
                     atomics="tile.atomic_" in str(module))
         cuda.cache_put(key, art.ptx, meta)
         hit = (art.ptx, _json_roundtrip(meta))
@@ -182,7 +193,7 @@ def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> C
         return _compile_cuda(source, source_hash, spec)
     if target != "cpu":
         raise NotImplementedError(f"target '{target}' is not available yet; use 'cpu' or 'cuda'")
-    key = cache_key(source_hash, spec.key(), target, compiler_fingerprint())
+    key = cache_key(source_hash, spec.key(), target, compiler_fingerprint(), host_cpu())
     cache = kernel_cache()
     hit = cache.get(key)
     if hit is not None:

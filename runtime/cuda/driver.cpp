@@ -38,6 +38,7 @@ struct Api {
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
   CUresult (*cuLaunchKernel)(Ptr, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                              unsigned, Ptr, void **, void **);
+  CUresult (*cuFuncSetAttribute)(Ptr, int, int);
   CUresult (*cuGetErrorName)(CUresult, const char **);
   CUresult (*cuGetErrorString)(CUresult, const char **);
 };
@@ -73,6 +74,7 @@ void load() {
            bind(lib, api.cuMemAlloc, "cuMemAlloc_v2") && bind(lib, api.cuMemFree, "cuMemFree_v2") &&
            bind(lib, api.cuMemcpyHtoD, "cuMemcpyHtoD_v2") && bind(lib, api.cuMemcpyDtoH, "cuMemcpyDtoH_v2") &&
            bind(lib, api.cuMemsetD8, "cuMemsetD8_v2") && bind(lib, api.cuLaunchKernel, "cuLaunchKernel") &&
+           bind(lib, api.cuFuncSetAttribute, "cuFuncSetAttribute") &&
            bind(lib, api.cuGetErrorName, "cuGetErrorName") && bind(lib, api.cuGetErrorString, "cuGetErrorString");
 }
 
@@ -203,6 +205,14 @@ void launch(uintptr_t fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, un
         "cuLaunchKernel");
 }
 
+// Lets `fn` launch with up to `nbytes` of dynamic shared memory (above 48 KiB needs this opt-in).
+void set_dynamic_shared(uintptr_t fn, int nbytes) {
+  require();
+  constexpr int kMaxDynamicSharedSizeBytes = 8;  // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+  check(api.cuFuncSetAttribute(reinterpret_cast<Ptr>(fn), kMaxDynamicSharedSizeBytes, nbytes),
+        "cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)");
+}
+
 void synchronize() {
   require();
   nb::gil_scoped_release nogil;
@@ -235,6 +245,8 @@ void register_functions(nb::module_ &m) {
   m.def("cuda_launch", &launch, nb::arg("fn"), nb::arg("gx"), nb::arg("gy"), nb::arg("gz"), nb::arg("block"),
         nb::arg("shared"), nb::arg("stream"), nb::arg("args"),
         "cuLaunchKernel(fn, grid, (block,1,1), shared, stream) with one 8-byte slot per parameter.");
+  m.def("cuda_set_dynamic_shared", &set_dynamic_shared, nb::arg("fn"), nb::arg("nbytes"),
+        "Allow launches of fn with up to nbytes of dynamic shared memory.");
   m.def("cuda_synchronize", &synchronize);
 }
 

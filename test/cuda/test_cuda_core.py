@@ -27,6 +27,12 @@ def test_binary_int(run_cuda, op, dtype):
     np.testing.assert_array_equal(np.asarray(run_cuda(core.binary, al.cdiv(n, 64), a, b, n, OP=op)), ref)
 
 
+@pytest.mark.parametrize("src,dst", core.SATURATING_CASTS)
+def test_float_to_int_saturates(run_cuda, src, dst):
+    x, ref = core.saturating_cast_case(src, dst)
+    assert np.asarray(run_cuda(core.cast_kernel, 1, x, len(x), TO=getattr(al, dst))).tolist() == ref
+
+
 @pytest.mark.parametrize("op", core.FLOAT_OPS)
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_binary_float(run_cuda, op, dtype):

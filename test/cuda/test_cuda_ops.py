@@ -173,6 +173,24 @@ def test_tile_dot(run_cuda, dtype):
     np.testing.assert_allclose(C, ref, rtol=1e-3, atol=1e-3 if dtype == "float32" else 2e-2)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("blocks", [(64, 64, 64), (128, 128, 64), (128, 256, 64), (64, 128, 128)])
+@pytest.mark.parametrize("mkn", [(200, 96, 130), (333, 200, 257), (128, 1024, 256)])
+def test_tile_dot_pipelined(run_cuda, dtype, blocks, mkn):
+    """The sm_90a wgmma + cp.async pipeline (simt_wgmma.py): ragged edges, K not a multiple of the
+    block, loops shorter than the pipeline, one and two warpgroups."""
+    import ml_dtypes
+
+    M, K, N = mkn
+    bm, bn, bk = blocks
+    npdt = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.float16
+    A = rng.standard_normal((M, K)).astype(npdt)
+    B_T = rng.standard_normal((N, K)).astype(npdt)
+    C = np.asarray(run_cuda(matmul, (al.cdiv(M, bm), al.cdiv(N, bn)), A, B_T, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk))
+    ref = A.astype(np.float32) @ B_T.astype(np.float32).T
+    np.testing.assert_allclose(C, ref, rtol=1e-3, atol=2e-2)
+
+
 @al.kernel
 def histogram(x, bins, N, NB, BLOCK: al.constexpr = 256):
     offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)

@@ -11,16 +11,16 @@ from alloy.compiler import tile_ir
 from test_cuda_ops import matmul, softmax, unary, vadd  # noqa: E402
 
 
-def _ptx(kernel, *args, **kwargs):
+def _ptx(kernel, *args, arch="sm_90", **kwargs):
     from alloy.targets.cuda import compile_tile_module
 
     spec, _ = kernel.specialize(kernel.bind(args, kwargs))
     ctx, module, _ = tile_ir(kernel.source, spec)
     with ctx:
-        art = compile_tile_module(module)
+        art = compile_tile_module(module, arch=arch)
     ptxas = shutil.which("ptxas")
     if ptxas:
-        proc = subprocess.run([ptxas, "-arch=sm_90", "-o", "/dev/null", "-"], input=art.ptx.encode(),
+        proc = subprocess.run([ptxas, f"-arch={arch}", "-o", "/dev/null", "-"], input=art.ptx.encode(),
                               capture_output=True)
         assert proc.returncode == 0, proc.stderr.decode()
     return art
@@ -82,3 +82,24 @@ def test_too_much_workgroup_memory_is_a_clear_error():
     ctx, module, _ = tile_ir(matmul.source, spec)
     with ctx, pytest.raises(LoweringError, match="bytes of workgroup memory; the static limit is 49152"):
         compile_tile_module(module)
+
+
+def test_tile_dot_f16_on_hopper_is_a_wgmma_pipeline():
+    a = np.zeros((2, 2), np.float16)
+    art = _ptx(matmul, a, a, arch="sm_90a", BLOCK_M=128, BLOCK_N=256, BLOCK_K=64)
+    ptx = art.ptx
+    assert art.num_threads == 256  # two warpgroups, 64 accumulator rows each
+    assert art.dynamic_shared_bytes == 1024 + 4 * (128 + 256) * 64 * 2  # four 48 KiB stages, 1024-byte aligned
+    assert re.search(r"\.extern \.shared \.align 1024 \.b8 alloy_dsmem\[\]", ptx)
+    assert len(re.findall(r"wgmma\.mma_async\.sync\.aligned\.m64n256k16\.f32\.f16\.f16", ptx)) == 4
+    assert re.search(r"wgmma\.wait_group\.sync\.aligned\s+1;", ptx)
+    assert re.search(r"cp\.async\.cg\.shared\.global", ptx)
+    assert re.search(r"fence\.proxy\.async\.shared::cta", ptx)
+    assert "wmma.mma.sync" not in ptx
+
+
+def test_tile_dot_with_a_small_k_block_keeps_wmma_on_hopper():
+    a = np.zeros((2, 2), np.float16)
+    ptx = _ptx(matmul, a, a, arch="sm_90a", BLOCK_K=16).ptx  # 32-wide K blocks are the pipeline's minimum
+    assert re.search(r"wmma\.mma\.sync\.aligned\.row\.row\.m16n16k16\.f32\.f32", ptx)
+    assert "wgmma" not in ptx

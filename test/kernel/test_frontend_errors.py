@@ -172,6 +172,20 @@ def test_missing_argument_is_type_error():
         k_dynamic_tile[1](X)
 
 
+@al.kernel
+def k_with_output(x, out: al.output, N, BLOCK: al.constexpr = 16):
+    offs = al.arange(0, BLOCK)
+    al.store(out + offs, al.load(x + offs, mask=offs < N), mask=offs < N)
+
+
+def test_output_passed_positionally_is_named():
+    x, out = np.arange(16, dtype=np.float32) + 1, np.zeros(16, np.float32)
+    with pytest.raises(TypeError, match=r"multiple values for argument\(s\) BLOCK .*keyword only: out="):
+        k_with_output[1](x, out, 16, BLOCK=16)
+    k_with_output[1](x, 16, out=out, BLOCK=16)
+    np.testing.assert_array_equal(out, x)
+
+
 def test_wrong_argument_type():
     with pytest.raises(TypeError, match="argument 'n'"):
         k_dynamic_tile[1](X, "three")

@@ -147,9 +147,9 @@ REJECTED = {
         _kernel("      %r = memref.atomic_rmw addf %x, %a[%i] : (f16, memref<?xf16>) -> f16", "%a: memref<?xf16>, %x: f16, %i: index"),
         r"'memref\.atomic_rmw' at -:4:\d+: Metal atomics need a 32-bit element type",
     ),
-    "unknown inline asm": (
-        _kernel('      %r = llvm.inline_asm "tanh.approx.f32 $0, $1;", "=f,f" %x : (f32) -> f32'),
-        r"'llvm\.inline_asm' at -:4:\d+: inline assembly \"tanh\.approx\.f32 \$0, \$1;\" has no Metal translation",
+    "inline asm (the CUDA SIMT form's PTX math)": (
+        _kernel('      %r = llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;", "=f,f" %x : (f32) -> f32'),
+        r"'llvm\.inline_asm' at -:4:\d+: inline assembly \"ex2\.approx\.ftz\.f32 \$0, \$1;\" has no Metal translation",
     ),
     "generic pointer argument": (
         _kernel("", "%p: !llvm.ptr"),

@@ -1,36 +1,51 @@
-"""Source text, AST and globals of a kernel or @al.func, with line mapping."""
+"""Source text, AST and globals of a kernel or @al.func, with line mapping.
+
+Creating a FunctionSource is free: the source is read, parsed and jump-rewritten on first use of
+any of its parsed fields (the compiler's, on a cache miss), so a cache hit never tokenizes."""
 from __future__ import annotations
 
 import ast
 import inspect
 import textwrap
 
-from . import jumps
+_PARSED = frozenset({"filename", "first_line", "text", "_lines", "tree", "globals"})
 
 
 class FunctionSource:
     def __init__(self, fn, is_kernel: bool):
         self.fn = fn
         self.name = fn.__name__
-        self.filename = inspect.getsourcefile(fn) or "<unknown>"
+        self.is_kernel = is_kernel
+
+    def __getattr__(self, attr):  # only reached while the parsed fields are unset
+        if attr not in _PARSED:
+            raise AttributeError(f"'FunctionSource' object has no attribute '{attr}'")
+        self._parse()
+        return self.__dict__[attr]
+
+    def _parse(self) -> None:
+        from . import jumps
+
+        fn = self.fn
+        filename = inspect.getsourcefile(fn) or "<unknown>"
         lines, first = inspect.getsourcelines(fn)
-        self.first_line = first
-        self.text = textwrap.dedent("".join(lines))
-        self._lines = self.text.splitlines()
-        module = ast.parse(self.text)
+        text = textwrap.dedent("".join(lines))
+        module = ast.parse(text)
         tree = module.body[0]
         if not isinstance(tree, ast.FunctionDef):
             raise TypeError(f"{self.name} is not a plain function definition")
         try:
-            self.tree = jumps.rewrite_function(tree, is_kernel)
+            tree = jumps.rewrite_function(tree, self.is_kernel)
         except SyntaxError as e:
             from ..language.core import CompilationError
 
-            raise CompilationError(str(e), kernel=self.name, filename=self.filename, lineno=first) from None
-        self.globals = fn.__globals__
+            raise CompilationError(str(e), kernel=self.name, filename=filename, lineno=first) from None
+        scope = fn.__globals__
         closure = inspect.getclosurevars(fn).nonlocals
         if closure:
-            self.globals = {**fn.__globals__, **closure}
+            scope = {**fn.__globals__, **closure}
+        self.__dict__.update(filename=filename, first_line=first, text=text, _lines=text.splitlines(), tree=tree,
+                             globals=scope)
 
     def lineno(self, node) -> int | None:
         n = getattr(node, "lineno", None)

@@ -112,7 +112,7 @@ def cast(x: TV, to: dt.dtype) -> TV:
             return cast(cast(x, dt.float32), to)
         out = arith.extf(rt, v) if to.bits > fr.bits else arith.truncf(rt, v)
     elif fr.is_float:
-        out = arith.fptosi(rt, v) if to.is_signed else arith.fptoui(rt, v)
+        out = _float_to_int(x, to, rt)
     elif to.is_float:
         out = arith.sitofp(rt, v) if fr.is_signed else arith.uitofp(rt, v)
     else:
@@ -121,6 +121,39 @@ def cast(x: TV, to: dt.dtype) -> TV:
         else:
             out = arith.trunci(rt, v)
     return TV(out, to, x.shape, sym=x.sym if (fr.is_int and to.is_int) else None)
+
+
+def _int_range(to: dt.dtype) -> tuple[int, int]:
+    if to.is_signed:
+        return -(1 << (to.bits - 1)), (1 << (to.bits - 1)) - 1
+    return 0, (1 << to.bits) - 1
+
+
+def _float_to_int(x: TV, to: dt.dtype, rt):
+    """Saturating float -> int conversion (NaN -> 0, out-of-range -> the nearest bound), like CUDA's
+    cvt.rzi.sat: LLVM's fptosi/fptoui of an out-of-range value is poison. The float is clamped to
+    the largest float below the bound; a value past it gives the bound itself."""
+    import ml_dtypes
+    import numpy as np
+
+    lo_i, hi_i = _int_range(to)
+    npf = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float64": np.float64}.get(x.dtype.name, np.float32)
+    finite = float(ml_dtypes.finfo(npf).max)
+    hi = npf(hi_i)
+    if int(hi) > hi_i:
+        hi = np.nextafter(hi, npf(0))
+    v = x.value
+    if lo_i > -finite:
+        v = arith.maxnumf(v, const(float(lo_i), x.dtype, x.shape).value)
+    if float(hi) < finite:
+        v = arith.minnumf(v, const(float(hi), x.dtype, x.shape).value)
+    nan = arith.cmpf(arith.CmpFPredicate.UNO, x.value, x.value)
+    v = arith.select(nan, const(0.0, x.dtype, x.shape).value, v)
+    out = arith.fptosi(rt, v) if to.is_signed else arith.fptoui(rt, v)
+    if float(hi) < finite and int(hi) < hi_i:
+        above = arith.cmpf(arith.CmpFPredicate.OGT, x.value, const(float(hi), x.dtype, x.shape).value)
+        out = arith.select(above, const(hi_i, to, x.shape).value, out)
+    return out
 
 
 # ------------------------------------------------------------- shapes

@@ -12,29 +12,41 @@ such sums are `M` (`mma_loop_arg`), `+ - *` between `M` tiles work on
 fragments, and any other use converts to the blocked layout through
 workgroup memory (`to_dist`).
 
-Any other dot (f32, integers, other sizes) is computed element by element
-from workgroup memory in the blocked layout.
+On Metal (`simt.target = "metal"`) the same machinery runs with 8x8
+simdgroup-matrix fragments and f32 or f16 operands (simt_simdgroup.py).
+
+Any other dot (f32 on CUDA, integers, other sizes) is computed element by
+element from workgroup memory in the blocked layout.
 """
 from __future__ import annotations
 
 from mlir import ir
 
+from alloy.passes import simt_simdgroup as simdgroup
 from alloy.passes.errors import LoweringError
 from alloy.passes.simt_layout import WARP
 from alloy.passes.simt_lower import D, M, SimtLowering, TransOf, _bytes, is_float
 
 F = 16  # WMMA fragment edge
-PAD = 8  # f16 elements of padding per staged row: 16 bytes, against shared-memory bank conflicts
+PAD_BYTES = 16  # padding per staged row, against shared-memory bank conflicts
 ELEMENTWISE = {"arith.addf": "addf", "arith.subf": "subf", "arith.mulf": "mulf"}
 
 
-def _cop(elem: str) -> str:
-    return f'!gpu.mma_matrix<16x16x{elem}, "COp">'
+def edge(lw: SimtLowering) -> int:
+    """Fragment edge: 16 (WMMA) on CUDA, 8 (simdgroup matrices) on Metal."""
+    return simdgroup.EDGE if lw.target == "metal" else F
+
+
+def _cop(elem: str, e: int = F) -> str:
+    return f'!gpu.mma_matrix<{e}x{e}x{elem}, "COp">'
 
 
 def mma_ok(lw: SimtLowering, op) -> bool:
     """Whether this tile.dot runs on the tensor cores with its result in the accumulator layout."""
     a, b, c = (v.type for v in op.operands)
+    if lw.target == "metal":
+        (m, k), (_, n) = a.shape, b.shape
+        return simdgroup.simdgroup_ok(lw.nt, str(a.element_type), str(b.element_type), str(c.element_type), m, n, k)
     if (str(a.element_type), str(b.element_type)) != ("f16", "f16") or str(c.element_type) not in ("f32", "f16"):
         return False
     (m, k), (_, n) = a.shape, b.shape
@@ -52,7 +64,7 @@ def _is_mma_value(lw: SimtLowering, v: ir.Value, arg: ir.Value) -> bool:
     name = op.operation.name
     if name == "tile.dot":
         return mma_ok(lw, op)
-    if name in ELEMENTWISE:
+    if name in ELEMENTWISE and lw.target != "metal":  # Metal has no element-wise fragment ops
         ops = list(op.operands)
         return all(_is_mma_value(lw, o, arg) for o in ops) and any(o != arg for o in ops)
     return False
@@ -77,15 +89,17 @@ def trans_for_dot(r: ir.Value) -> bool:
 
 # ------------------------------------------------------------ conversions
 def _rounds(lw: SimtLowering, shape) -> int:
-    return (shape[0] // F) * (shape[1] // F) // (lw.nt // WARP)
+    e = edge(lw)
+    return (shape[0] // e) * (shape[1] // e) // (lw.nt // WARP)
 
 
 def _frag_offset(lw: SimtLowering, r: int, n: int) -> tuple[str, str]:
     """(row, col) i32 of this warp's fragment of round r in an (.., n) tile."""
+    e = edge(lw)
     warp = lw.op(f"arith.divui {lw.tid()}, {lw.i32(WARP)} : i32")
     f = lw.op(f"arith.addi {warp}, {lw.i32(r * (lw.nt // WARP))} : i32")
-    fm = lw.op(f"arith.muli {lw.op(f'arith.divui {f}, {lw.i32(n // F)} : i32')}, {lw.i32(F)} : i32")
-    fn = lw.op(f"arith.muli {lw.op(f'arith.remui {f}, {lw.i32(n // F)} : i32')}, {lw.i32(F)} : i32")
+    fm = lw.op(f"arith.muli {lw.op(f'arith.divui {f}, {lw.i32(n // e)} : i32')}, {lw.i32(e)} : i32")
+    fn = lw.op(f"arith.muli {lw.op(f'arith.remui {f}, {lw.i32(n // e)} : i32')}, {lw.i32(e)} : i32")
     return fm, fn
 
 
@@ -101,7 +115,7 @@ def to_dist(lw: SimtLowering, x: M) -> D:
     for r, frag in enumerate(x.frags):
         fm, fn = _frag_offset(lw, r, n)
         lw.emit(f"gpu.subgroup_mma_store_matrix {frag}, {buf}[{_index(lw, fm, n, fn)}] "
-                f"{{leadDimension = {n} : index}} : {_cop(x.elem)}, !WG<{buf}>")
+                f"{{leadDimension = {n} : index}} : {_cop(x.elem, edge(lw))}, !WG<{buf}>")
     lw.barrier()
     regs = [lw.wg_load(buf, i) for i in lw.flats((m, n))]
     lw.barrier()
@@ -118,7 +132,7 @@ def as_mma(lw: SimtLowering, v: ir.Value) -> M:
     owner = None if isinstance(v, ir.BlockArgument) or isinstance(v.owner, ir.Block) else v.owner
     if owner is not None and owner.operation.name == "arith.constant":
         c = lw.val(v).regs[0]
-        frag = lw.op(f"gpu.subgroup_mma_constant_matrix {c} : {_cop(elem)}")
+        frag = lw.op(f"gpu.subgroup_mma_constant_matrix {c} : {_cop(elem, edge(lw))}")
         return M([frag] * _rounds(lw, shape), elem, shape)
     d = lw.val(v)
     m, n = shape
@@ -131,7 +145,7 @@ def as_mma(lw: SimtLowering, v: ir.Value) -> M:
     for r in range(_rounds(lw, shape)):
         fm, fn = _frag_offset(lw, r, n)
         frags.append(lw.op(f"gpu.subgroup_mma_load_matrix {buf}[{_index(lw, fm, n, fn)}] "
-                           f"{{leadDimension = {n} : index}} : !WG<{buf}> -> {_cop(elem)}"))
+                           f"{{leadDimension = {n} : index}} : !WG<{buf}> -> {_cop(elem, edge(lw))}"))
     lw.barrier()
     return M(frags, elem, shape)
 
@@ -139,7 +153,7 @@ def as_mma(lw: SimtLowering, v: ir.Value) -> M:
 def elementwise(lw: SimtLowering, op) -> bool:
     """`+ - *` on accumulator-layout tiles, fragment by fragment; False when it does not apply."""
     vals = [lw.val_any(v) for v in op.operands]
-    if op.operation.name not in ELEMENTWISE or not any(isinstance(x, M) for x in vals):
+    if op.operation.name not in ELEMENTWISE or lw.target == "metal" or not any(isinstance(x, M) for x in vals):
         return False
     ms = [as_mma(lw, v) for v in op.operands]
     kind = ELEMENTWISE[op.operation.name]
@@ -198,22 +212,25 @@ def _wmma(lw: SimtLowering, op, m: int, n: int, k: int) -> M:
     a = lw.dist(a_v, op)
     bx = lw.val_any(b_v)
     lw.barrier()  # earlier readers of the staging buffers (a previous iteration) are done
-    ald = k + PAD
-    abuf = _stage(lw, a, "f16", 2, ald)
+    e = edge(lw)
+    t = simdgroup.operand_elem(acc.elem) if lw.target == "metal" else "f16"
+    pad = PAD_BYTES // _bytes(t)
+    ald = k + pad
+    abuf = _stage(lw, a, t, 2, ald)
     if isinstance(bx, TransOf):  # b = trans(x): x (n x k) row-major is b column-major
-        bld, trans = k + PAD, " transpose,"
-        bbuf = _stage(lw, bx.src, "f16", 3, bld)
+        bld, trans = k + pad, " transpose,"
+        bbuf = _stage(lw, bx.src, t, 3, bld)
     else:
-        bld, trans = n + PAD, ""
-        bbuf = _stage(lw, lw.dist(b_v, op), "f16", 3, bld)
+        bld, trans = n + pad, ""
+        bbuf = _stage(lw, lw.dist(b_v, op), t, 3, bld)
     lw.barrier()
-    aop = '!gpu.mma_matrix<16x16xf16, "AOp">'
-    bop = '!gpu.mma_matrix<16x16xf16, "BOp">'
-    cop = _cop(acc.elem)
+    aop = f'!gpu.mma_matrix<{e}x{e}x{t}, "AOp">'
+    bop = f'!gpu.mma_matrix<{e}x{e}x{t}, "BOp">'
+    cop = _cop(acc.elem, e)
     frags = []
     for r, frag in enumerate(acc.frags):
         fm, fn = _frag_offset(lw, r, n)
-        for kk in range(0, k, F):
+        for kk in range(0, k, e):
             ao = _index(lw, fm, ald, lw.i32(kk))
             if trans:
                 bo = _index(lw, fn, bld, lw.i32(kk))

@@ -77,7 +77,7 @@ def _tile_sizes(op) -> list[int]:
             if isinstance(r.type, ir.RankedTensorType):
                 out.append(math.prod(r.type.shape))
         if o.name == "tile.dot":
-            out.append(-1)
+            out.append(-math.prod(o.results[0].type.shape))
         return ir.WalkResult.ADVANCE
 
     op.walk(visit)
@@ -85,10 +85,15 @@ def _tile_sizes(op) -> list[int]:
 
 
 def choose_num_threads(func_op) -> int:
-    """Block size: one thread per 8 elements of the largest tile, 32..256; 128 with a tile.dot."""
+    """Block size: one thread per 8 elements of the largest tile, 32..256; 128 with a tile.dot
+    (256 on sm_90a for dots of 32768+ elements: two warpgroups share the accumulator)."""
     sizes = _tile_sizes(func_op.operation)
-    if -1 in sizes:
-        return DOT_THREADS
+    dots = [-s for s in sizes if s < 0]
+    if dots:
+        attrs = func_op.attributes
+        hopper = "simt.target" in attrs and ir.StringAttr(attrs["simt.target"]).value == "cuda:sm_90a"
+        # Hopper: a warpgroup (128 threads) per 128 accumulator registers' worth of the largest dot
+        return DOT_THREADS * 2 if hopper and max(dots) >= 2 * 128 * DOT_THREADS else DOT_THREADS
     largest = max([s for s in sizes if s > 0], default=1)
     nt = WARP
     while nt < MAX_THREADS and nt * 8 < largest:
@@ -100,8 +105,13 @@ _BYTES = {"i1": 1, "i8": 1, "i16": 2, "f16": 2, "bf16": 2, "i32": 4, "f32": 4, "
 
 
 def choose_vec(func_op) -> int:
-    """Chunk length: 16 bytes of the narrowest element a tile load/store moves (4 to 8 elements)."""
+    """Chunk length: 16 bytes of the narrowest element a tile load/store moves (4 to 8 elements;
+    4 for `simt.target = "metal"`, whose vectors have at most 4 elements)."""
     from alloy.dialects import tile
+
+    attrs = func_op.attributes
+    if "simt.target" in attrs and ir.StringAttr(attrs["simt.target"]).value == "metal":
+        return VEC
 
     sizes = []
 

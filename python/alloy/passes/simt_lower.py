@@ -5,6 +5,10 @@ The kernel becomes `gpu.func @name(...) kernel` inside `gpu.module @alloy`
 block of `simt.num_threads` threads (set by simt-layout, chosen here if
 missing); `tile.program_id(a)` is `gpu.block_id`, `num_programs` `gpu.grid_dim`.
 
+The target pipelines set `simt.target` on the kernel function ("cuda:sm_90a",
+"metal"; default "cuda:sm_90"): target-specific choices (math functions, the
+matrix-multiply path) read it from `SimtLowering.target` / `.arch`.
+
 Parameters keep the tile kernel's order, one each: a `!tile.ptr<T>` becomes a
 global `!llvm.ptr<1>` (i1 data lives as bytes), scalars keep their type (so
 the PTX entry takes one .u64 per pointer and one .b8/16/32/64 per scalar).
@@ -14,9 +18,11 @@ tile of N elements is distributed in the blocked layout of simt_layout: each
 thread holds `regs` scalar SSA values. Elementwise ops apply register by
 register; arange is computed from the thread id; expand_dims and reshape are
 free; broadcast and trans recompute their source when it is index arithmetic
-(arange/splat/constants/elementwise/addptr), else exchange it through
-workgroup memory between two barriers. Loads and stores are in
-simt_memory.py, reductions in simt_reduce.py, dot in simt_dot.py, math
+(arange/splat/constants/elementwise/addptr), a broadcast copies registers when
+every thread already holds its source elements (simt_regmap.py), else they
+exchange it through workgroup memory between two barriers. Loads and stores are
+in simt_memory.py, reductions in simt_reduce.py, dot in simt_dot.py (Metal:
+simt_simdgroup.py; sm_90a K loops: simt_wgmma.py), math
 functions in simt_math.py, the other ops' handlers in simt_ops.py.
 """
 from __future__ import annotations
@@ -31,6 +37,7 @@ from alloy.passes.errors import LoweringError
 from alloy.passes.simt_layout import Blocked, blocked, choose_num_threads, choose_vec
 
 GPTR = "!llvm.ptr<1>"
+DEFAULT_TARGET = "cuda:sm_90"  # `simt.target` of a kernel function: "cuda:<chip>" or "metal"
 WG = "#gpu.address_space<workgroup>"
 
 
@@ -54,7 +61,8 @@ class D:
 @dataclass
 class M:
     """A tile in the tensor-core accumulator layout (simt_dot.py): this warp's 16x16 WMMA
-    fragments, fragment r*nwarps + warp in entry r (row-major fragment order)."""
+    fragments (8x8 simdgroup matrices on Metal), fragment r*nwarps + warp in entry r (row-major
+    fragment order)."""
 
     frags: list
     elem: str
@@ -94,12 +102,15 @@ class SimtLowering:
         self.nt = ir.IntegerAttr(nt).value if nt is not None else choose_num_threads(func)
         vec = func.attributes["simt.vec"] if "simt.vec" in func.attributes else None
         self.vec = ir.IntegerAttr(vec).value if vec is not None else choose_vec(func)
+        target = ir.StringAttr(func.attributes["simt.target"]).value if "simt.target" in func.attributes else ""
+        self.target, _, self.arch = (target or DEFAULT_TARGET).partition(":")
         self.pro: list[str] = []  # prologue: thread-id arithmetic, valid everywhere
         self.lines: list[str] = []
         self.depth = 2
         self.n = 0
         self.env: dict = {}
         self.wg: dict[str, int] = {}  # memory element type -> elements of its workgroup buffer
+        self.dynamic_shared = 0  # bytes of dynamic shared memory (@alloy_dsmem) the kernel needs
         self._tbase: dict = {}
         self._consts: dict = {}
         self._remat: dict = {}
@@ -228,6 +239,11 @@ class SimtLowering:
             return to_dist(self, x)
         if isinstance(x, TransOf):
             raise LoweringError("internal error: a deferred transpose used outside a dot", op)
+        if not isinstance(x, (D, U)):
+            from alloy.passes.simt_wgmma import W, to_dist as w_to_dist
+
+            if isinstance(x, W):
+                return w_to_dist(self, x)
         return x
 
     def val_any(self, v: ir.Value, op=None):
@@ -399,8 +415,14 @@ class SimtLowering:
         body = "\n".join(self.lines)
         for b in self.wg:
             body = body.replace(f"!WG<{b}>", self.wg_type(b))
+        dsmem = []
+        if self.dynamic_shared:
+            from alloy.passes.simt_wgmma import DSMEM
+
+            dsmem = [f"    llvm.mlir.global external {DSMEM}() {{addr_space = 3 : i32, alignment = 1024 : i64}} "
+                     ": !llvm.array<0 x i8>"]
         return "\n".join(["module attributes {gpu.container_module} {", "  gpu.module @alloy {", head]
-                         + self.pro + [body, "      gpu.return", "    }", "  }", "}"])
+                         + self.pro + [body, "      gpu.return", "    }"] + dsmem + ["  }", "}"])
 
     def shared_bytes(self) -> int:
         return sum(n * _bytes(e) for e, n in self.wg.values())
@@ -461,11 +483,11 @@ def kernel_funcs(module_op) -> list:
     return kf(module_op)
 
 
-def lower_function_text(func) -> tuple[str, int, int]:
-    """(gpu-dialect module text, block size, workgroup bytes) of one tile kernel."""
+def lower_function_text(func) -> tuple[str, int, int, int]:
+    """(gpu-dialect module text, block size, static and dynamic workgroup bytes) of one tile kernel."""
     lw = SimtLowering(func)
     text = lw.run()
-    return text, lw.nt, lw.shared_bytes()
+    return text, lw.nt, lw.shared_bytes(), lw.dynamic_shared
 
 
 def convert_tile_to_simt(op, pass_=None) -> None:
@@ -477,7 +499,7 @@ def convert_tile_to_simt(op, pass_=None) -> None:
     f = funcs[0]
     ctx = module_op.context
     with ctx:
-        text, nt, smem = lower_function_text(f)
+        text, nt, smem, dyn = lower_function_text(f)
         try:
             new = ir.Module.parse(text, ctx)
         except ir.MLIRError as e:  # a lowering bug: show what was produced
@@ -485,6 +507,8 @@ def convert_tile_to_simt(op, pass_=None) -> None:
         gmod = list(new.body.operations)[0]
         gfunc = list(gmod.regions[0].blocks[0].operations)[0]
         gfunc.attributes["simt.shared_bytes"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), smem)
+        if dyn:
+            gfunc.attributes["simt.dynamic_shared_bytes"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), dyn)
         module_op.attributes["gpu.container_module"] = ir.UnitAttr.get()
         gmod.operation.move_before(f.operation)
         f.operation.erase()

@@ -1,4 +1,13 @@
-"""Math functions for the CUDA lowering, without libdevice.
+"""Math functions of the SIMT lowering: PTX formulas for CUDA, `math` ops for Metal.
+
+Metal (`simt.target = "metal"`): the upstream `math` ops stay, and the MSL
+translator emits Metal's functions for them (`precise::exp`, `precise::tanh`,
+`precise::pow`, ...); `arith.remf` stays (`fmod`). Metal has no erf: it becomes
+the Abramowitz-Stegun formula below over `math.exp`. f16 and bf16 are widened
+to f32 and narrowed back, as on CUDA, so half-precision results are f32
+functions rounded once; f64 is an error (Metal has no double).
+
+CUDA:
 
 convert-gpu-to-nvvm turns `math` ops into libdevice calls, which need the
 CUDA toolkit's libdevice.10.bc at link time. Instead, each function becomes
@@ -49,7 +58,7 @@ def _exp(lw, x: str) -> str:
     return _exp2(lw, _bin(lw, "mulf", x, _c(lw, LOG2E)))
 
 
-def _erf(lw, x: str) -> str:
+def _erf(lw, x: str, exp=None) -> str:
     a = [0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429]
     ax = lw.op(f"math.absf {x} : f32")
     t = _bin(lw, "divf", _c(lw, 1.0), _bin(lw, "addf", _c(lw, 1.0), _bin(lw, "mulf", ax, _c(lw, 0.3275911))))
@@ -57,7 +66,7 @@ def _erf(lw, x: str) -> str:
     for coef in reversed(a[:4]):
         poly = _bin(lw, "addf", _bin(lw, "mulf", poly, t), _c(lw, coef))
     poly = _bin(lw, "mulf", poly, t)
-    e = _exp(lw, lw.op(f"arith.negf {_bin(lw, 'mulf', ax, ax)} : f32"))
+    e = (exp or _exp)(lw, lw.op(f"arith.negf {_bin(lw, 'mulf', ax, ax)} : f32"))
     y = _bin(lw, "subf", _c(lw, 1.0), _bin(lw, "mulf", poly, e))
     neg = lw.op(f"arith.cmpf olt, {x}, {_c(lw, 0.0)} : f32")
     return lw.op(f"arith.select {neg}, {lw.op(f'arith.negf {y} : f32')}, {y} : f32")
@@ -109,8 +118,8 @@ def _any(lw, name: str, a: list[str], t: str) -> str:
 
 def lower_fptoi(lw, name: str, x: str, src: str, dst: str) -> str | None:
     """fptosi/fptoui to i32/i64 as PTX cvt.rzi, which saturates (NaN -> 0) where LLVM's
-    conversion is poison out of range; None for other widths."""
-    if dst not in ("i32", "i64"):
+    conversion is poison out of range; None for other widths and on Metal (MSL's conversion)."""
+    if dst not in ("i32", "i64") or lw.target == "metal":
         return None
     if src in ("f16", "bf16"):
         x, src = lw.op(f"arith.extf {x} : {src} to f32"), "f32"
@@ -122,6 +131,8 @@ def lower_fptoi(lw, name: str, x: str, src: str, dst: str) -> str | None:
 
 def lower_math(lw, name: str, operands: list[str], elem: str, rtype: str) -> str:
     """One scalar `name`(operands) of float type `elem`."""
+    if lw.target == "metal":
+        return _metal(lw, name, operands, elem)
     if elem == "f64":
         if name not in _F64_OK:
             raise LoweringError(f"{name} on f64 is not supported by the CUDA target (no libdevice)")
@@ -134,3 +145,18 @@ def lower_math(lw, name: str, operands: list[str], elem: str, rtype: str) -> str
         wide = [lw.op(f"arith.extf {x} : {elem} to f32") for x in operands]
         return lw.op(f"arith.truncf {_f32(lw, name, wide)} : f32 to {elem}")
     raise LoweringError(f"{name} on {elem} is not supported by the CUDA target")
+
+
+def _metal_exp(lw, x: str) -> str:
+    return lw.op(f"math.exp {x} : f32")
+
+
+def _metal(lw, name: str, a: list[str], elem: str) -> str:
+    if elem in ("f16", "bf16") and name != "math.absf":
+        wide = [lw.op(f"arith.extf {x} : {elem} to f32") for x in a]
+        return lw.op(f"arith.truncf {_metal(lw, name, wide, 'f32')} : f32 to {elem}")
+    if elem not in ("f32", "f16", "bf16"):
+        raise LoweringError(f"{name} on {elem} is not supported by the Metal target (Metal has no double)")
+    if name == "math.erf":
+        return _erf(lw, a[0], _metal_exp)
+    return lw.op(f"{name} {', '.join(a)} : {elem}")

@@ -66,13 +66,14 @@ def splat(lw: SimtLowering, op) -> None:
 
 
 def reshape_like(lw: SimtLowering, op) -> None:
-    """expand_dims / reshape keep the flat order (free); broadcast / trans recompute or exchange."""
+    """expand_dims / reshape keep the flat order (free); a broadcast whose source elements each
+    thread already holds takes registers (simt_regmap); else broadcast / trans recompute or exchange."""
     name = op.operation.name
     r = op.results[0]
     shape = tuple(r.type.shape)
     src_v = op.operands[0]
     src = lw.dist(src_v, op)
-    if name == "tile.trans" and src.elem == "f16":
+    if name == "tile.trans" and src.elem in ("f16", "f32"):
         from alloy.passes.simt_dot import mma_ok, trans_for_dot
 
         if trans_for_dot(r) and all(mma_ok(lw, u.owner) for u in r.uses):
@@ -83,6 +84,13 @@ def reshape_like(lw: SimtLowering, op) -> None:
         return
     if name == "tile.trans" and len(shape) != 2:
         raise LoweringError(f"trans needs a 2-D tile, got shape {shape}", op)
+    if name == "tile.broadcast":
+        from alloy.passes.simt_regmap import broadcast_regs
+
+        regs = broadcast_regs(lw, src.regs, tuple(src_v.type.shape), shape)
+        if regs is not None:
+            lw.env[r] = D(regs, src.elem, shape)
+            return
     idxs = lw.flats(shape)
     if lw.can_remat(src_v):
         lw.env[r] = D(lw.remat(r, idxs), src.elem, shape)
@@ -153,8 +161,14 @@ def _yield(lw: SimtLowering, values, name: str, prefix=()) -> None:
 
 def scf_for(lw: SimtLowering, op) -> None:
     """scf.for; loop-carried dot accumulators stay in the tensor-core layout (simt_dot.mma_loop_arg)."""
-    from alloy.passes.simt_dot import _cop, as_mma, mma_loop_arg
+    from alloy.passes.simt_dot import _cop, as_mma, edge, mma_loop_arg
+    from alloy.passes.simt_wgmma import lower_loop
+    from alloy.passes.simt_wgmma_match import plan_loop
 
+    plan = plan_loop(lw, op)
+    if plan is not None:  # a Hopper tile_dot K loop: warpgroup MMA over a cp.async pipeline
+        lower_loop(lw, op, plan)
+        return
     ops = list(op.operands)
     lb, ub, st = (lw.val(v, op) for v in ops[:3])
     inits = ops[3:]
@@ -164,7 +178,7 @@ def scf_for(lw: SimtLowering, op) -> None:
         if is_mma:
             x = as_mma(lw, v)
             init_flat += x.frags
-            types += [_cop(x.elem)] * len(x.frags)
+            types += [_cop(x.elem, edge(lw))] * len(x.frags)
         else:
             init_flat += _flatten(lw, v)
             types += _flat_types(lw, v.type)

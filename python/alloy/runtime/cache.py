@@ -1,46 +1,62 @@
-"""The compiled-kernel cache: memory (per process) and disk (shared).
+"""The compiled-kernel cache: memory (per process) and disk (shared), and the parts of cache keys
+that describe the machine and the compiler's own sources.
 
 Disk layout under `alloy.config.get().cache_dir` (env: ALLOY_CACHE_DIR):
 
     kernels/<key[:2]>/<key>.so     the compiled shared object
     kernels/<key[:2]>/<key>.json   its metadata; written last, so its presence
                                    marks a complete entry
+    fingerprints/<stat digest>     memo of `sources_digest`: the content digest of
+                                   a set of source files, named by their stat data
 
 Metadata is a JSON object and must name the entry point's symbol under
 "entry" (its C ABI: docs/cpu-abi.md). Files are written to a temporary name
 and renamed into place, so readers never see a partial entry. A missing or
 corrupt entry reads as a miss. Each .so is dlopened once per process and never
-closed. Loading from disk needs neither numpy nor MLIR.
+closed. Loading from disk needs neither numpy nor MLIR, and a hit imports
+little: sha256 comes from the interpreter's builtin module, not hashlib (whose
+OpenSSL load costs milliseconds), and the metadata is read through Python's
+parser (`_json_loads`), not the json module (whose import costs ~1 ms).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import ast
 import os
-import re
 import sys
-import threading
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from alloy import config
 from alloy.runtime import native
 
+try:  # the interpreter's builtin sha256 (named _sha2 from Python 3.12); hashlib also loads OpenSSL
+    if sys.version_info >= (3, 12):
+        from _sha2 import sha256
+    else:
+        from _sha256 import sha256
+except ImportError:
+    from hashlib import sha256
+
 CACHE_FORMAT = 1  # bump when the disk layout or the entry ABI changes
-_KEY_RE = re.compile(r"[0-9A-Za-z_\-]{1,128}")
+_KEY_CHARS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-")
 _handles: dict[str, int] = {}  # path -> dlopen handle, process-wide
 _fallback_dir: Path | None = None
+_host_cpu: str | None = None
 
 
-@dataclass(frozen=True)
 class CachedKernel:
     """A loaded kernel: entry-point address, its metadata, and its .so path."""
 
-    fn_addr: int
-    metadata: dict = field(hash=False)
-    path: Path
+    __slots__ = ("fn_addr", "metadata", "path")
+
+    def __init__(self, fn_addr: int, metadata: dict, path: Path):
+        self.fn_addr = fn_addr
+        self.metadata = metadata
+        self.path = path
+
+    def __repr__(self):
+        return f"CachedKernel(fn_addr={self.fn_addr:#x}, path={str(self.path)!r})"
 
 
 def compiler_version() -> str:
@@ -64,8 +80,12 @@ def cache_key(*parts: object) -> str:
     Parts may be None, bool, int, float, str, bytes, Path, tuples/lists, dicts,
     numpy dtypes and scalars (or objects whose `__alloy_key__()` returns such).
     """
-    text = _canonical((compiler_version(), parts))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return digest((compiler_version(), parts))
+
+
+def digest(value: object) -> str:
+    """sha256 hex digest of the canonical form of `value` (the values `cache_key` takes)."""
+    return sha256(_canonical(value).encode()).hexdigest()
 
 
 def _canonical(x: object) -> str:
@@ -90,6 +110,107 @@ def _canonical(x: object) -> str:
     raise TypeError(f"cache_key: cannot key a value of type {type(x).__qualname__}: {x!r}")
 
 
+# ------------------------------------------------------------------ key parts
+_CPUINFO_FIELDS = frozenset({"vendor_id", "cpu family", "model", "model name", "flags",  # x86
+                             "CPU implementer", "CPU architecture", "CPU variant", "CPU part", "Features",  # Arm
+                             "isa", "uarch", "mmu", "cpu"})  # RISC-V, POWER
+
+
+def host_cpu() -> str:
+    """What code compiled for this machine's CPU (LLVM's host CPU name and features) depends on,
+    read without LLVM: on Linux the first processor's identity and feature flags from
+    /proc/cpuinfo, on macOS the CPU brand and feature strings from sysctl; always the machine
+    architecture. Part of CPU kernels' cache keys, so that a cache directory shared between
+    machines never hands code to a CPU it was not compiled for."""
+    global _host_cpu
+    if _host_cpu is None:
+        import platform
+
+        parts = [platform.machine()]
+        if sys.platform.startswith("linux"):
+            parts += _cpuinfo()
+        elif sys.platform == "darwin":
+            parts += _sysctl("machdep.cpu.brand_string", "machdep.cpu.features", "machdep.cpu.leaf7_features")
+        else:
+            parts.append(platform.processor())
+        _host_cpu = "\n".join(parts)
+    return _host_cpu
+
+
+def _cpuinfo() -> list[str]:
+    """The identity and flag lines of the first processor in /proc/cpuinfo."""
+    out = []
+    try:
+        with open("/proc/cpuinfo", "rb") as f:
+            for raw in f:
+                line = raw.decode("utf-8", "replace").strip()
+                if not line:
+                    if out:
+                        break  # the end of the first processor's block
+                    continue
+                name, _, value = line.partition(":")
+                if name.strip() in _CPUINFO_FIELDS:
+                    out.append(f"{name.strip()}={value.strip()}")
+    except OSError:
+        pass
+    return out
+
+
+def _sysctl(*names: str) -> list[str]:
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    out = []
+    for name in names:
+        size = ctypes.c_size_t(0)
+        if libc.sysctlbyname(name.encode(), None, ctypes.byref(size), None, 0) == 0 and size.value:
+            buf = ctypes.create_string_buffer(size.value)
+            if libc.sysctlbyname(name.encode(), buf, ctypes.byref(size), None, 0) == 0:
+                out.append(f"{name}={buf.value.decode(errors='replace')}")
+    return out
+
+
+def sources_digest(root: str | os.PathLike, files: list[str | os.PathLike], memo_dir: Path | None = None) -> str:
+    """sha256 hex digest of `files` (their paths relative to `root`, and contents).
+
+    The digest is remembered in `memo_dir` (default: the cache directory's fingerprints/) under a
+    name made from the files' stat data (path, size, inode, mtime and ctime in ns), so a process
+    whose files are unchanged stats them instead of reading them. Any write to a file changes its
+    ctime, so an edit is never missed, even one that restores the old size and mtime.
+    """
+    memo_dir = config.get().cache_dir / "fingerprints" if memo_dir is None else Path(memo_dir)
+    stat_key = _stat_key(files)
+    memo = memo_dir / stat_key[:40]
+    try:
+        text = memo.read_text()
+        if len(text) == 64 and not text.strip("0123456789abcdef"):
+            return text
+    except OSError:
+        pass
+    h = sha256()
+    for f in files:
+        h.update(f"{Path(f).relative_to(root).as_posix()}\0".encode())
+        with open(f, "rb") as src:
+            h.update(src.read())
+        h.update(b"\0")
+    value = h.hexdigest()
+    if _stat_key(files) == stat_key:  # unchanged while being read
+        try:
+            _write_atomic(memo, value.encode())
+        except OSError:
+            pass  # an unwritable cache directory: recompute in each process
+    return value
+
+
+def _stat_key(files: list[str | os.PathLike]) -> str:
+    stat = os.stat
+    parts = []
+    for f in files:
+        st = stat(f)
+        parts.append(f"{os.fspath(f)}\0{st.st_size}\0{st.st_ino}\0{st.st_mtime_ns}\0{st.st_ctime_ns}")
+    return sha256("\n".join(parts).encode()).hexdigest()
+
+
 class KernelCache:
     """Memory + disk cache of compiled CPU kernels, keyed by `cache_key()` strings."""
 
@@ -111,7 +232,7 @@ class KernelCache:
             return hit
         so_path, meta_path = self._paths(key)
         try:
-            metadata = json.loads(meta_path.read_bytes())
+            metadata = _json_loads(meta_path.read_bytes())
             kernel = _load(so_path, metadata)
         except (OSError, ValueError, TypeError, KeyError):
             return None  # missing or corrupt: the caller recompiles
@@ -129,6 +250,8 @@ class KernelCache:
         if not isinstance(shared_object, (bytes, bytearray, memoryview)):
             raise TypeError(f"KernelCache.put: shared_object must be bytes, got {type(shared_object).__name__}")
         _check_metadata(metadata)
+        import json
+
         meta_bytes = json.dumps(metadata, sort_keys=True).encode()
         hit = self._memory.get(key)
         if hit is not None:
@@ -157,11 +280,13 @@ class KernelCache:
 
 
 def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+    if not isinstance(key, str) or not 0 < len(key) <= 128 or not _KEY_CHARS.issuperset(key):
         raise ValueError(f"kernel cache key must be 1-128 characters of [0-9A-Za-z_-], got {key!r}")
 
 
 def _check_metadata(metadata: dict) -> None:
+    import json
+
     if not isinstance(metadata, dict):
         raise TypeError(f"KernelCache.put: metadata must be a dict, got {type(metadata).__name__}")
     entry = metadata.get("entry")
@@ -171,6 +296,44 @@ def _check_metadata(metadata: dict) -> None:
         json.dumps(metadata)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"KernelCache.put: metadata is not JSON-serializable: {exc}") from None
+
+
+_JSON_WORDS = {"true": True, "false": False, "null": None}
+
+
+def _json_loads(data: bytes) -> object:
+    """`json.loads(data)`, without importing json when it can: JSON text without a backslash (so
+    without escapes, the one place JSON strings and Python strings differ) is parsed as a Python
+    expression and converted node by node: objects (string keys), arrays, strings, numbers,
+    true/false/null (a few Python-only spellings, like single-quoted strings, read as they
+    obviously mean). Anything else goes to json.loads, which raises on what is not JSON."""
+    text = data.decode()
+    if "\\" not in text:
+        try:
+            return _from_json_ast(ast.parse(text, mode="eval").body)
+        except (SyntaxError, ValueError, RecursionError):
+            pass
+    import json
+
+    return json.loads(text)
+
+
+def _from_json_ast(node: ast.AST) -> object:
+    if isinstance(node, ast.Dict):
+        keys = [_from_json_ast(k) if k is not None else None for k in node.keys]
+        if not all(isinstance(k, str) for k in keys):
+            raise ValueError("not a JSON object key")
+        return dict(zip(keys, map(_from_json_ast, node.values)))
+    if isinstance(node, ast.List):
+        return [_from_json_ast(e) for e in node.elts]
+    if isinstance(node, ast.Constant) and type(node.value) in (str, int, float):
+        return node.value
+    if (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant)
+            and type(node.operand.value) in (int, float)):
+        return -node.operand.value
+    if isinstance(node, ast.Name) and node.id in _JSON_WORDS:
+        return _JSON_WORDS[node.id]
+    raise ValueError(f"not JSON: {type(node).__name__}")
 
 
 def _load(so_path: Path, metadata: dict) -> CachedKernel:
@@ -186,6 +349,8 @@ def _load(so_path: Path, metadata: dict) -> CachedKernel:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    import threading
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:

@@ -162,7 +162,11 @@ def _function(c) -> int:
     if hit is None:
         rt = _rt()
         mod = rt.cuda_load_module(c.launch["ptx"].encode())
-        hit = (mod, rt.cuda_get_function(mod, c.launch["entry"]))
+        fn = rt.cuda_get_function(mod, c.launch["entry"])
+        dyn = c.launch.get("dynamic_shared_bytes", 0)
+        if dyn:
+            rt.cuda_set_dynamic_shared(fn, dyn)
+        hit = (mod, fn)
         _modules[c.key] = hit
     return hit[1]
 
@@ -353,7 +357,8 @@ def launch(kernel, grid, args, kwargs):
 
         stream = torch.cuda.current_stream().cuda_stream
     if g[0] * g[1] * g[2]:
-        rt.cuda_launch(fn, g[0], g[1], g[2], c.launch["num_threads"], 0, stream, array("q", slots))
+        rt.cuda_launch(fn, g[0], g[1], g[2], c.launch["num_threads"], c.launch.get("dynamic_shared_bytes", 0), stream,
+                       array("q", slots))
     if copies or (host_outs and not any(isinstance(v, DeviceBuffer) for v in bound.values())):
         rt.cuda_synchronize()
         for a, b in copies:

@@ -64,6 +64,7 @@ class Kernel:
 
     @property
     def source(self):
+        """The kernel's FunctionSource (parsed on first use of its AST, i.e. on a cache miss)."""
         if self._source is None:
             from ..frontend.sources import FunctionSource
 
@@ -72,10 +73,12 @@ class Kernel:
 
     @property
     def source_hash(self) -> str:
+        """Digest of the source text, its @al.func helpers and the global/closure values it names
+        (runtime/helpers.py), computed once per kernel object without parsing."""
         if self._hash is None:
-            from .helpers import source_hashes
+            from .helpers import kernel_digest
 
-            self._hash = "".join(source_hashes(self.fn))
+            self._hash = kernel_digest(self.fn)
         return self._hash
 
     def __call__(self, *args, **kwargs):
@@ -106,6 +109,11 @@ class Kernel:
             raise TypeError(f"{where}: takes {sum(p.kind != 'output' for p in self.params)} positional "
                             f"arguments but {len(args)} were given")
         if kwargs:
+            twice = sorted(k for k in kwargs if k in bound)
+            if twice:
+                outs = [p.name for p in self.params if p.kind == "output"]
+                hint = f" (al.output parameters are passed by keyword only: {outs[0]}=...)" if outs else ""
+                raise TypeError(f"{where}: got multiple values for argument(s) {', '.join(twice)}{hint}")
             raise TypeError(f"{where}: unexpected argument(s) {', '.join(sorted(kwargs))}")
         return bound
 

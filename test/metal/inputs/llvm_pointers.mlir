@@ -1,5 +1,5 @@
 // The SIMT form's pointer ops: !llvm.ptr<1> arguments, getelementptr, aligned vector loads,
-// stores, atomics, compare-exchange, pointer-to-int alignment tests and PTX math instructions.
+// stores, atomics, compare-exchange, pointer-to-int alignment tests and math on loaded values.
 module attributes {gpu.container_module} {
   gpu.module @kernels {
     gpu.func @pointers(%x: !llvm.ptr<1>, %out: !llvm.ptr<1>, %count: !llvm.ptr<1>, %bytes: !llvm.ptr<1>, %n: i32) kernel {
@@ -23,7 +23,7 @@ module attributes {gpu.container_module} {
         scf.yield %l : vector<4xf32>
       }
       %e0 = vector.extract %v[0] : f32 from vector<4xf32>
-      %r = llvm.inline_asm "ex2.approx.ftz.f32 $0, $1;", "=f,f" %e0 : (f32) -> f32
+      %r = math.exp2 %e0 : f32
       %q = llvm.getelementptr %out[%t64] : (!llvm.ptr<1>, i64) -> !llvm.ptr<1>, f32
       llvm.store %r, %q {alignment = 4 : i64} : f32, !llvm.ptr<1>
       %old = llvm.atomicrmw add %count, %one acq_rel : !llvm.ptr<1>, i32
@@ -47,7 +47,7 @@ module attributes {gpu.container_module} {
 // CHECK-NEXT:   long {{v[0-9]+}} = long((ulong)[[P]]);
 // CHECK:        float4 {{v[0-9]+}} = *((const device float4*)[[P]]);
 // CHECK:        float4 {{v[0-9]+}} = float4(*((const device packed_float4*)[[P]]));
-// CHECK:        float [[R:v[0-9]+]] = fast::exp2({{v[0-9]+}});
+// CHECK:        float [[R:v[0-9]+]] = precise::exp2({{v[0-9]+}});
 // CHECK-NEXT:   device float* [[Q:p[0-9]+]] = arg1 + {{v[0-9]+}};
 // CHECK-NEXT:   *[[Q]] = [[R]];
 // CHECK-NEXT:   int [[OLD:v[0-9]+]] = atomic_fetch_add_explicit((device atomic_int*)arg2, {{v[0-9]+}}, memory_order_relaxed);

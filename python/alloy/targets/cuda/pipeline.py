@@ -13,14 +13,16 @@ from dataclasses import dataclass, field
 from alloy.passes.errors import LoweringError
 
 MAX_STATIC_SHARED = 48 * 1024  # bytes of static shared memory a block may declare
+MAX_SHARED = 227 * 1024  # static + dynamic shared memory per block on sm_90 (opt-in above 48 KiB)
 PTX_VERSION = {"sm_80": "+ptx70", "sm_86": "+ptx71", "sm_89": "+ptx78", "sm_90": "+ptx80", "sm_90a": "+ptx80"}
 
 TILE_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tile-opt", ("tile-canonicalize",)),
+    ("tile-opt", ("tile-canonicalize", "tile-fold-dot-acc")),
     ("simt", ("simt-layout", "convert-tile-to-simt", "canonicalize", "cse")),
 )
 NVVM_PASSES = ("gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm,"
-               "convert-vector-to-llvm,convert-arith-to-llvm,reconcile-unrealized-casts,canonicalize,cse)")
+               "convert-vector-to-llvm,convert-arith-to-llvm,convert-nvvm-to-llvm,reconcile-unrealized-casts,"
+               "canonicalize,cse)")
 
 
 @dataclass
@@ -33,6 +35,7 @@ class CudaKernel:
     num_threads: int
     shared_bytes: int
     params: list
+    dynamic_shared_bytes: int = 0  # launch-time shared memory (the pipelined tile_dot's stage buffers)
     stages: dict = field(default_factory=dict)
 
 
@@ -60,6 +63,7 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
     op = src.clone()
     stages: dict = {"tile-ir": str(src)} if keep_stages else {}
     try:
+        set_simt_target(op, f"cuda:{arch}")
         for name, passes in TILE_STAGES:
             run_passes(op, passes)
             if keep_stages:
@@ -68,9 +72,14 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
         nt = int(ir.IntegerAttr(gfunc.attributes["simt.num_threads"]).value) \
             if "simt.num_threads" in gfunc.attributes else _block_size(gfunc)
         smem = int(ir.IntegerAttr(gfunc.attributes["simt.shared_bytes"]).value)
+        dyn = int(ir.IntegerAttr(gfunc.attributes["simt.dynamic_shared_bytes"]).value) \
+            if "simt.dynamic_shared_bytes" in gfunc.attributes else 0
         if smem > MAX_STATIC_SHARED:
             raise LoweringError(f"kernel {entry} needs {smem} bytes of workgroup memory; the static limit is "
                                 f"{MAX_STATIC_SHARED} (use smaller tiles)")
+        if smem + dyn > MAX_SHARED:
+            raise LoweringError(f"kernel {entry} needs {smem} + {dyn} bytes of static + dynamic shared memory; "
+                                f"the limit is {MAX_SHARED} (use smaller tiles)")
         run_passes(op, (f"nvvm-attach-target{{chip={arch} features={PTX_VERSION[arch]} O=3}}", NVVM_PASSES))
         if keep_stages:
             stages["nvvm"] = str(op)
@@ -89,7 +98,17 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
         stages["ptx"] = ptx
     if not re.search(rf"\.entry\s+{re.escape(entry)}\s*\(", ptx):
         raise LoweringError(f"the PTX has no entry named {entry}")
-    return CudaKernel(entry, ptx, arch, nt, smem, params, stages)
+    return CudaKernel(entry, ptx, arch, nt, smem, params, dyn, stages)
+
+
+def set_simt_target(module_op, target: str) -> None:
+    """Mark the module's tile kernel with the SIMT target ("cuda:<chip>" or "metal") for convert-tile-to-simt."""
+    from mlir import ir
+
+    from alloy.passes.tile_to_vector import kernel_funcs
+
+    for f in kernel_funcs(module_op):
+        f.attributes["simt.target"] = ir.StringAttr.get(target, module_op.context)
 
 
 def _gpu_func(op):

@@ -1,13 +1,21 @@
 """The Metal pipeline: tile IR -> SIMT gpu dialect (shared with CUDA) -> MSL source.
 
-Stages (names for al.inspect and tests): "tile-opt", "simt" (the CUDA target's SIMT
-stages), "msl" (the C++ translator, alloy._compiler). The result is MSL text for Metal's
+Stages (names for al.inspect and tests): "tile-opt" (tile-canonicalize, tile-fold-dot-acc:
+`acc += tile_dot(a, b)` becomes `tile_dot(a, b, acc)`, so the accumulator stays in simdgroup
+matrices across a K loop), "simt" (the CUDA target's SIMT stages, with `simt.target = "metal"`),
+"msl" (the C++ translator, alloy._compiler). The result is MSL text for Metal's
 `newLibraryWithSource`; no Mac is available here, so it is only checked against the
 Metal-stdlib shim (check_msl), never compiled by Apple's compiler.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+TILE_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("tile-opt", ("tile-canonicalize", "tile-fold-dot-acc")),
+    ("simt", ("simt-layout", "convert-tile-to-simt", "canonicalize", "cse")),
+)
+
 
 @dataclass
 class MetalKernel:
@@ -24,7 +32,7 @@ def compile_tile_module(module, *, keep_stages: bool = False) -> MetalKernel:
     from alloy.passes.errors import LoweringError
     from alloy.passes.tile_to_vector import kernel_funcs
     from alloy.targets.cpu.pipeline import run_passes
-    from alloy.targets.cuda.pipeline import TILE_STAGES
+    from alloy.targets.cuda.pipeline import set_simt_target
     from alloy.targets.metal.translate import to_msl
 
     src = module.operation if hasattr(module, "operation") else module
@@ -35,6 +43,7 @@ def compile_tile_module(module, *, keep_stages: bool = False) -> MetalKernel:
     op = src.clone()
     stages: dict = {"tile-ir": str(src)} if keep_stages else {}
     try:
+        set_simt_target(op, "metal")
         for name, passes in TILE_STAGES:
             run_passes(op, passes)
             if keep_stages:
