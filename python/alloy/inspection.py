@@ -4,8 +4,9 @@
 
 Array parameters without an example argument are taken as 1-D float32
 arrays; pass example arrays for other dtypes or ranks. Levels: "tile-ir",
-the CPU target's stages (`alloy.targets.cpu.STAGES`, ending in "llvm") and "msl" (the
-Metal target's MSL source, `alloy.targets.metal`).
+the CPU target's stages (`alloy.targets.cpu.STAGES`, ending in "llvm"), the CUDA
+target's "simt", "nvvm" and "ptx" (for `alloy.compiler.CUDA_ARCH`; no GPU needed) and
+"msl" (the Metal target's MSL source, `alloy.targets.metal`).
 """
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ from .runtime.kernel import Kernel
 def levels() -> tuple[str, ...]:
     from .targets.cpu import STAGES
 
-    return ("tile-ir",) + tuple(s for s in STAGES if s != "tile-ir") + ("msl",)
+    return ("tile-ir",) + tuple(s for s in STAGES if s != "tile-ir") + CUDA_LEVELS + ("msl",)
+
+
+CUDA_LEVELS = ("simt", "nvvm", "ptx")
 
 
 def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = False) -> str:
@@ -51,6 +55,12 @@ def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = Fa
 
         with ctx:
             text = compile_metal(module).msl
+    elif level in CUDA_LEVELS:
+        from .compiler import CUDA_ARCH
+        from .targets.cuda import compile_tile_module as compile_cuda
+
+        with ctx:
+            text = compile_cuda(module, arch=CUDA_ARCH, keep_stages=True).stages[level]
     else:
         from .targets.cpu import compile_tile_module
 

@@ -101,3 +101,11 @@ def test_inspect_levels():
     assert "define" in llvm
     with pytest.raises(ValueError, match="unknown level"):
         al.inspect(scale, x, 4, 1.0, level="nope", print_ir=False)
+
+
+def test_inspect_cuda_levels_need_no_gpu():
+    x = np.zeros(4, np.float32)
+    assert "gpu.func @scale" in al.inspect(scale, x, 4, 1.0, level="simt", print_ir=False)
+    assert "llvm.func @scale" in al.inspect(scale, x, 4, 1.0, level="nvvm", print_ir=False)
+    ptx = al.inspect(scale, x, 4, 1.0, level="ptx", print_ir=False)
+    assert ".target sm_90a" in ptx and ".visible .entry scale(" in ptx

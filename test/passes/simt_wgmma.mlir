@@ -6,7 +6,8 @@
 // iterations after its last reader), the accumulator a wgmma fragment struct carried by the loop
 // with only the first pointer of each 16-byte run of the a and b pointer tiles (8 per thread),
 // and four m64n64k16 warpgroup MMAs per iteration. After the loop the fragments go through the
-// (then idle) stage memory to the blocked layout of the store.
+// (then idle) stage memory to the blocked layout of the store: 8-byte stores of column pairs,
+// 16-byte loads of the layout's runs.
 // CHECK: gpu.func @matmul
 // CHECK-SAME: kernel attributes {known_block_size = array<i32: 128, 1, 1>, simt.dynamic_shared_bytes = 132096 : i64
 // CHECK: llvm.mlir.addressof @alloy_dsmem : !llvm.ptr<3>
@@ -26,7 +27,8 @@
 // CHECK: nvvm.wgmma.wait.group.sync.aligned 0
 // CHECK-NEXT: nvvm.cp.async.wait.group 0
 // CHECK: llvm.extractvalue
-// CHECK: llvm.store {{.*}} : f32, !llvm.ptr<3>
+// CHECK: llvm.store {{.*}} {alignment = 8 : i64} : vector<2xf32>, !llvm.ptr<3>
+// CHECK: llvm.load {{.*}} {alignment = 16 : i64} : !llvm.ptr<3> -> vector<4xf32>
 // CHECK: llvm.mlir.global external @alloy_dsmem() {addr_space = 3 : i32, alignment = 1024 : i64} : !llvm.array<0 x i8>
 module {
   func.func @matmul(%arg0: !tile.ptr<f16>, %arg1: i32, %arg2: i32, %arg3: !tile.ptr<f16>, %arg4: i32, %arg5: i32, %arg6: !tile.ptr<f32>) attributes {tile.kernel, simt.target = "cuda:sm_90a"} {

@@ -299,20 +299,29 @@ def _epi_addr(lw: SimtLowering, r: str, c: str, n: int) -> str:
 
 
 def to_dist(lw: SimtLowering, x: W) -> D:
-    """Accumulator fragments -> blocked layout, through the (then idle) dynamic shared memory."""
+    """Accumulator fragments -> blocked layout, through the (then idle) dynamic shared memory:
+    each fragment's column pairs as 8-byte stores, each blocked-layout run as 16-byte loads."""
     m, n = x.shape
     lw.dynamic_shared = max(lw.dynamic_shared, 1024 + m * (n + EPI_PAD) * 4)
     lw.barrier()
     coords = _frag_coords(lw, x.shape)
     per = n // 2
-    for k, (r, c) in enumerate(coords):
-        v = lw.op(f"llvm.extractvalue {x.structs[k // per]}[{k % per}] : {x.struct_type}")
-        lw.emit(f"llvm.store {v}, {_epi_addr(lw, r, c, n)} : f32, !llvm.ptr<3>")
+    for k in range(0, len(coords), 2):  # registers k, k + 1: columns c, c + 1 of one row
+        r, c = coords[k]
+        pair = [lw.op(f"llvm.extractvalue {x.structs[j // per]}[{j % per}] : {x.struct_type}") for j in (k, k + 1)]
+        v = lw.op(f"vector.from_elements {pair[0]}, {pair[1]} : vector<2xf32>")
+        lw.emit(f"llvm.store {v}, {_epi_addr(lw, r, c, n)} {{alignment = 8 : i64}} : vector<2xf32>, !llvm.ptr<3>")
     lw.barrier()
+    lay = lw.layout((m, n))
+    run = 4 if lay.vec % 4 == 0 and n % 4 == 0 else 1
     regs = []
-    for idx in lw.flats((m, n)):
-        r, c = lw.unravel(idx, (m, n))
-        regs.append(lw.op(f"llvm.load {_epi_addr(lw, r, c, n)} : !llvm.ptr<3> -> f32"))
+    for k0 in range(0, lay.regs, run):
+        r, c = lw.unravel(lw.flat(lay, k0), (m, n))
+        if run == 1:
+            regs.append(lw.op(f"llvm.load {_epi_addr(lw, r, c, n)} : !llvm.ptr<3> -> f32"))
+            continue
+        v = lw.op(f"llvm.load {_epi_addr(lw, r, c, n)} {{alignment = 16 : i64}} : !llvm.ptr<3> -> vector<4xf32>")
+        regs += [lw.op(f"vector.extract {v}[{i}] : f32 from vector<4xf32>") for i in range(4)]
     lw.barrier()
     return D(regs, "f32", (m, n))
 
