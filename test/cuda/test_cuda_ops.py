@@ -192,6 +192,46 @@ def test_tile_dot_pipelined(run_cuda, dtype, blocks, mkn):
 
 
 @al.kernel
+def matmul_bias_steps(A, B_T, bias, C: al.output, steps: al.output, BLOCK_M: al.constexpr = 64,
+                      BLOCK_N: al.constexpr = 64, BLOCK_K: al.constexpr = 64):
+    """A pipelined K loop whose accumulator starts from loaded data (not zeros) and which carries
+    another value (a step count) that is used after the loop."""
+    M, K = A.shape
+    N = B_T.shape[0]
+    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
+    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
+    rk = al.arange(0, BLOCK_K)
+    out_mask = (rm[:, None] < M) & (rn[None, :] < N)
+    acc = al.load(bias + rm[:, None] * N + rn[None, :], mask=out_mask, other=0.0)
+    a_ptrs = A + rm[:, None] * K + rk[None, :]
+    b_ptrs = B_T + rn[:, None] * K + rk[None, :]
+    n = 0
+    for k in range(0, K, BLOCK_K):
+        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
+        b = al.load(b_ptrs, mask=(rn[:, None] < N) & (rk[None, :] + k < K))
+        acc = al.tile_dot(a, b, acc, transpose_rhs=True)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K
+        n += 1
+    al.store(C + rm[:, None] * N + rn[None, :], acc, mask=out_mask)
+    al.store(steps + al.program_id(0) * al.num_programs(1) + al.program_id(1), n)
+
+
+@pytest.mark.parametrize("mkn", [(130, 200, 70), (64, 64, 64)])
+def test_tile_dot_pipelined_bias_and_carried_value(run_cuda, mkn):
+    M, K, N = mkn
+    A = rng.standard_normal((M, K)).astype(np.float16)
+    B_T = rng.standard_normal((N, K)).astype(np.float16)
+    bias = rng.standard_normal((M, N)).astype(np.float32)
+    grid = (al.cdiv(M, 64), al.cdiv(N, 64))
+    steps = np.zeros(grid[0] * grid[1], np.int32)
+    C = np.asarray(run_cuda(matmul_bias_steps, grid, A, B_T, bias, steps=steps)[0])  # (C, steps)
+    ref = bias + A.astype(np.float32) @ B_T.astype(np.float32).T
+    np.testing.assert_allclose(C, ref, rtol=1e-3, atol=2e-2)
+    assert steps.tolist() == [al.cdiv(K, 64)] * len(steps)
+
+
+@al.kernel
 def histogram(x, bins, N, NB, BLOCK: al.constexpr = 256):
     offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
     m = offs < N
