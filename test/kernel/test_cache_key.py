@@ -15,9 +15,7 @@ import pytest
 
 import alloy as al
 import alloy.compiler as compiler
-import alloy.config as config
 import alloy.runtime.cache as cache
-import alloy.targets.cpu as cpu_target
 from alloy.runtime.helpers import _source_text, kernel_digest
 
 FACTOR = 2.0
@@ -65,22 +63,10 @@ def apply(x, out: al.output, N, BLOCK: al.constexpr = 64):
 
 
 @pytest.fixture
-def compiles(monkeypatch, tmp_path):
-    """A private cache directory; the list of CPU compilations made (one entry each)."""
-    calls = []
-    real = cpu_target.compile_tile_module
-
-    def counting(module, **kw):
-        calls.append(1)
-        return real(module, **kw)
-
-    monkeypatch.setattr(cpu_target, "compile_tile_module", counting)
-    old = config.get().cache_dir
-    config.set(cache_dir=tmp_path / "cache")
-    monkeypatch.setattr(compiler, "_cache", None)
+def compiles(cpu_compiles):
+    """The CPU compilations made (conftest.cpu_compiles), with by_global's in-memory code cleared."""
     by_global._compiled.clear()
-    yield calls
-    config.set(cache_dir=old)
+    yield cpu_compiles
     by_global._compiled.clear()
 
 

@@ -229,11 +229,12 @@ def test_float_to_int_saturates(src, dst):
 # ------------------------------------------------------------------ reductions
 @al.kernel
 def reduce_rows(x, out: al.output, R, C, KIND: al.constexpr, BR: al.constexpr, BC: al.constexpr,
-                AXIS: al.constexpr):
+                AXIS: al.constexpr, FILL: al.constexpr = None):
+    """KIND-reduce a ragged R x C array along AXIS; masked elements are FILL (default: neutral)."""
     r = al.arange(0, BR)
     c = al.arange(0, BC)
     m = (r[:, None] < R) & (c[None, :] < C)
-    fill = 0 if KIND == "sum" else (-1e30 if KIND in ("max", "argmax") else 1e30)
+    fill = (0 if KIND == "sum" else (-1e30 if KIND in ("max", "argmax") else 1e30)) if FILL is None else FILL
     v = al.load(x + r[:, None] * C + c[None, :], mask=m, other=fill)
     if KIND == "sum":
         s = al.sum(v, axis=AXIS)

@@ -33,25 +33,11 @@ KINDS = ["sum", "max", "min", "argmax", "argmin"]
 NP = {"sum": np.sum, "max": np.max, "min": np.min, "argmax": np.argmax, "argmin": np.argmin}
 
 
-@al.kernel
-def reduce_tile(x, out: al.output, R, C, KIND: al.constexpr, AXIS: al.constexpr, FILL: al.constexpr,
-                BR: al.constexpr, BC: al.constexpr):
-    r = al.arange(0, BR)
-    c = al.arange(0, BC)
-    m = (r[:, None] < R) & (c[None, :] < C)
-    v = al.load(x + r[:, None] * C + c[None, :], mask=m, other=FILL)
-    if KIND == "sum":
-        s = al.sum(v, axis=AXIS)
-    elif KIND == "max":
-        s = al.max(v, axis=AXIS)
-    elif KIND == "min":
-        s = al.min(v, axis=AXIS)
-    elif KIND == "argmax":
-        s = al.argmax(v, axis=AXIS)
-    else:
-        s = al.argmin(v, axis=AXIS)
-    idx = r if AXIS == 1 else c
-    al.store(out + idx, s, mask=idx < (R if AXIS == 1 else C))
+_core_spec = importlib.util.spec_from_file_location(
+    "alloy_rows_core_kernels", pathlib.Path(__file__).with_name("test_core.py"))
+core = importlib.util.module_from_spec(_core_spec)
+_core_spec.loader.exec_module(core)
+reduce_tile = core.reduce_rows  # KIND-reduce a ragged tile along AXIS, masked elements FILL
 
 
 @al.kernel

@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 
 import alloy as al
-import alloy.config as config
-import alloy.targets.cpu as cpu_target
 
 
 @al.kernel
@@ -20,23 +18,9 @@ def scale(x, out: al.output, N, factor, BLOCK: al.constexpr = 256):
 
 
 @pytest.fixture
-def count_compiles(monkeypatch, tmp_path):
-    import alloy.compiler as compiler
-
-    calls = []
-    real = cpu_target.compile_tile_module
-
-    def counting(module, **kw):
-        calls.append(1)
-        return real(module, **kw)
-
-    monkeypatch.setattr(cpu_target, "compile_tile_module", counting)
-    old = config.get().cache_dir
-    config.set(cache_dir=tmp_path)
-    monkeypatch.setattr(compiler, "_cache", None)
+def count_compiles(cpu_compiles):
     scale._compiled.clear()
-    yield calls
-    config.set(cache_dir=old)
+    yield cpu_compiles
     scale._compiled.clear()
 
 
