@@ -119,7 +119,6 @@ def _metadata(source, gen, entry: str) -> dict:
     }
 
 
-CUDA_ARCH = "sm_90a"  # H100: sm_90 plus the warpgroup-MMA instructions of the pipelined tile_dot
 _CUDA_SOURCES = ("frontend/*.py", "dialects/*.py", "passes/simt_*.py", "passes/contiguity.py",
                  "passes/tile_canonicalize.py", "passes/tile_fold_dot_acc.py", "passes/errors.py", "targets/cuda/*.py")
 _cuda_fingerprint: str | None = None
@@ -145,7 +144,8 @@ def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
 
     from .runtime import cuda
 
-    key = cache_key(source_hash, spec.key(), "cuda", CUDA_ARCH, cuda_fingerprint())
+    arch = _config().cuda_arch
+    key = cache_key(source_hash, spec.key(), "cuda", arch, cuda_fingerprint())
     hit = cuda.cache_get(key)
     if hit is None:
         if importlib.util.find_spec("mlir") is None:
@@ -157,7 +157,7 @@ def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
 
         with ctx:
             try:
-                art = compile_tile_module(module, arch=CUDA_ARCH)
+                art = compile_tile_module(module, arch=arch)
             except LoweringError as e:
                 from .language.core import CompilationError
 

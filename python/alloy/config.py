@@ -24,6 +24,7 @@ from pathlib import Path
 from collections.abc import Callable
 
 TARGETS = ("cpu", "cuda", "metal")
+CUDA_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a")  # PTX targets of the CUDA pipeline
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Config:
     cache_dir: Path
     num_threads: int
     target: str = "cpu"
+    cuda_arch: str = "sm_90a"  # H100/H200; sm_90a adds the warpgroup-MMA tile_dot pipeline, older chips use WMMA
 
     def __post_init__(self) -> None:
         if not isinstance(self.cache_dir, (str, os.PathLike)):
@@ -44,6 +46,8 @@ class Config:
             raise ValueError(f"Config.num_threads: must be >= 1, got {self.num_threads}")
         if self.target not in TARGETS:
             raise ValueError(f"Config.target: expected one of {TARGETS}, got {self.target!r}")
+        if self.cuda_arch not in CUDA_ARCHS:
+            raise ValueError(f"Config.cuda_arch: expected one of {CUDA_ARCHS}, got {self.cuda_arch!r}")
 
 
 _current: Config | None = None

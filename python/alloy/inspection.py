@@ -5,7 +5,7 @@
 Array parameters without an example argument are taken as 1-D float32
 arrays; pass example arrays for other dtypes or ranks. Levels: "tile-ir",
 the CPU target's stages (`alloy.targets.cpu.STAGES`, ending in "llvm"), the CUDA
-target's "simt", "nvvm" and "ptx" (for `alloy.compiler.CUDA_ARCH`; no GPU needed) and
+target's "simt", "nvvm" and "ptx" (for `alloy.config.get().cuda_arch`; no GPU needed) and
 "msl" (the Metal target's MSL source, `alloy.targets.metal`).
 """
 from __future__ import annotations
@@ -56,11 +56,11 @@ def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = Fa
         with ctx:
             text = compile_metal(module).msl
     elif level in CUDA_LEVELS:
-        from .compiler import CUDA_ARCH
+        from . import config
         from .targets.cuda import compile_tile_module as compile_cuda
 
         with ctx:
-            text = compile_cuda(module, arch=CUDA_ARCH, keep_stages=True).stages[level]
+            text = compile_cuda(module, arch=config.get().cuda_arch, keep_stages=True).stages[level]
     else:
         from .targets.cpu import compile_tile_module
 

@@ -81,7 +81,7 @@ def test_too_much_workgroup_memory_is_a_clear_error():
     spec, _ = matmul.specialize(matmul.bind((a, a), {"BLOCK_M": 128, "BLOCK_N": 128}))
     ctx, module, _ = tile_ir(matmul.source, spec)
     with ctx, pytest.raises(LoweringError, match="bytes of workgroup memory; the static limit is 49152"):
-        compile_tile_module(module)
+        compile_tile_module(module, arch="sm_90")  # WMMA stages operands in static shared memory
 
 
 def test_tile_dot_f16_on_hopper_is_a_wgmma_pipeline():
@@ -103,3 +103,19 @@ def test_tile_dot_with_a_small_k_block_keeps_wmma_on_hopper():
     ptx = _ptx(matmul, a, a, arch="sm_90a", BLOCK_K=16).ptx  # 32-wide K blocks are the pipeline's minimum
     assert re.search(r"wmma\.mma\.sync\.aligned\.row\.row\.m16n16k16\.f32\.f32", ptx)
     assert "wgmma" not in ptx
+
+
+def test_cuda_arch_is_configurable():
+    import alloy as al
+    import alloy.config
+
+    a = np.zeros((2, 2), np.float16)
+    old = alloy.config.get().cuda_arch
+    alloy.config.set(cuda_arch="sm_80")
+    try:
+        ptx = al.inspect(matmul, a, a, level="ptx", print_ir=False, BLOCK_K=64)
+    finally:
+        alloy.config.set(cuda_arch=old)
+    assert re.search(r"^\.target sm_80", ptx, re.M) and "wmma.mma.sync" in ptx and "wgmma" not in ptx
+    with pytest.raises(ValueError, match="cuda_arch"):
+        alloy.config.set(cuda_arch="sm_75")

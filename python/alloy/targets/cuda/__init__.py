@@ -3,7 +3,7 @@
 Public API (the runtime's contract):
 
     from alloy.targets.cuda import compile_tile_module, STAGES
-    art = compile_tile_module(module, arch="sm_90", keep_stages=False)
+    art = compile_tile_module(module, arch="sm_90a", keep_stages=False)
     art.entry          # the kernel's PTX entry name
     art.ptx            # PTX text (the driver JIT-compiles it: cuModuleLoadData)
     art.num_threads    # block size (x); the grid is the tile grid
@@ -18,7 +18,7 @@ mutated; failures raise alloy.passes.errors.LoweringError naming the op.
 from __future__ import annotations
 
 STAGES: tuple[str, ...] = ("tile-ir", "tile-opt", "simt", "nvvm", "ptx")
-DEFAULT_ARCH = "sm_90"
+DEFAULT_ARCH = "sm_90a"  # the runtime compiles for alloy.config.get().cuda_arch
 
 
 def compile_tile_module(module, *, arch: str = DEFAULT_ARCH, keep_stages: bool = False):
