@@ -263,6 +263,13 @@ def load(ptr: ir.Value, mask: ir.Value | None = None, other: ir.Value | None = N
     return _op("tile.load", [_loaded_type(ptr)], operands, {"operandSegmentSizes": seg})
 
 
+def load_operands(op) -> tuple:
+    """(ptr, mask or None, other or None) of a tile.load operation."""
+    seg = list(op.attributes["operandSegmentSizes"]) if "operandSegmentSizes" in op.attributes else [1, 0, 0]
+    ops = list(op.operands)
+    return ops[0], (ops[1] if seg[1] else None), (ops[1 + seg[1]] if seg[2] else None)
+
+
 def store(ptr: ir.Value, value: ir.Value, mask: ir.Value | None = None):
     operands = [ptr, value] + ([mask] if mask is not None else [])
     return _op("tile.store", [], operands)

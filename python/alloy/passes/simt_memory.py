@@ -13,18 +13,11 @@ owner threads only.
 """
 from __future__ import annotations
 
+from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
 from alloy.passes.simt_lower import D, GPTR, SimtLowering, U, _bytes, is_float, mem_elem, zero_text
 
 _VEC_BYTES = 16
-
-
-def _operands(op):
-    seg = list(op.attributes["operandSegmentSizes"]) if "operandSegmentSizes" in op.attributes else [1, 0, 0]
-    ops = list(op.operands)
-    mask = ops[1] if seg[1] else None
-    other = ops[1 + seg[1]] if seg[2] else None
-    return ops[0], mask, other
 
 
 def _vec_ok(lw: SimtLowering, ptr_v, shape, me: str) -> int:
@@ -83,7 +76,7 @@ def _load1(lw: SimtLowering, p: str, me: str, mask: str | None, other: str) -> s
 
 # --------------------------------------------------------------------- load
 def lower_load(lw: SimtLowering, op) -> None:
-    pv, mv, ov = _operands(op)
+    pv, mv, ov = tile.load_operands(op)
     p = lw.val(pv, op)
     r = op.results[0]
     elem = lw.ty(r.type)

@@ -44,8 +44,10 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from alloy.passes.simt_lower import D, GPTR, SimtLowering, U
-from alloy.passes.simt_memory import _operands as load_parts
+from alloy.dialects import tile
+from alloy.passes.simt_lower import D, GPTR, SimtLowering, U, mem_elem
+from alloy.passes.simt_memory import _aligned, _all, _if
+from alloy.passes.simt_ops import _bind, _flat_types, _flatten, _results
 from alloy.passes.simt_wgmma_match import Plan, owner, zero_or_none
 
 MAX_STAGES = 8
@@ -122,13 +124,11 @@ class _Emit:
         """Issue this thread's copies of both operand tiles (already evaluated in lw.env) into a stage:
         when the iteration exists, every run of the thread is unmasked and 16-byte aligned, plain
         cp.async; otherwise run by run (masked runs zero-filled, split runs element by element)."""
-        from alloy.passes.simt_memory import _all, _if
-
         lw = self.lw
         runs = []  # (first pointer, destination)
         conds = []
         for ld, offs in zip(self.p.loads, self.offs):
-            ptr_v, mask_v, _ = load_parts(ld)
+            ptr_v, mask_v, _ = tile.load_operands(ld)
             ptrs = lw.val(ptr_v).regs
             if mask_v is not None:
                 conds.append(all_valid(lw, mask_v, list(range(len(ptrs)))))
@@ -149,7 +149,7 @@ class _Emit:
             lw.convert_ops(self.p.mask_ops)
             k = 0
             for ld in self.p.loads:
-                ptr_v, mask_v, _ = load_parts(ld)
+                ptr_v, mask_v, _ = tile.load_operands(ld)
                 shape = tuple(ptr_v.type.shape)
                 masks = lw.regs_of(lw.val(mask_v), shape) if mask_v is not None else None
                 for j in range(len(lw.val(ptr_v).regs) // 8):
@@ -162,8 +162,6 @@ class _Emit:
         lw.emit("nvvm.cp.async.commit.group")
 
     def _copy_run(self, src: str, masks, dst: str) -> None:
-        from alloy.passes.simt_memory import _aligned, _if
-
         lw = self.lw
         if masks is None:
             _cp_async(lw, dst, src, lw.i32(16))
@@ -219,8 +217,6 @@ def all_valid(lw: SimtLowering, v: ir.Value, ks: list[int]) -> str:
     `rows[:, None] & cols[None, :]` are evaluated once per distinct row and column (the blocked
     layout repeats the same columns in every run when nt * vec is a multiple of the width),
     by recomputing the index arithmetic; other masks register by register."""
-    from alloy.passes.simt_memory import _all
-
     o = owner(v)
     shape = tuple(v.type.shape)
     lay = lw.layout(shape)
@@ -355,8 +351,6 @@ def from_value(lw: SimtLowering, v: ir.Value, shape) -> W:
 
 # ------------------------------------------------------------------- loop
 def lower_loop(lw: SimtLowering, for_op, plan: Plan) -> None:
-    from alloy.passes.simt_ops import _bind, _flat_types, _flatten, _results
-
     block = for_op.regions[0].blocks[0]
     bargs = list(block.arguments)
     term = list(block.operations)[-1]
@@ -453,8 +447,6 @@ def lower_loop(lw: SimtLowering, for_op, plan: Plan) -> None:
 
 def _runs_only(lw: SimtLowering, v: ir.Value) -> bool:
     """Carry only the first pointer of each 16-byte run of this pointer tile (its last stride is 1)."""
-    from alloy.dialects import tile
-
     t = v.type
     if not isinstance(t, ir.RankedTensorType) or not tile.is_ptr(t.element_type) or t.shape[-1] % 8:
         return False
@@ -463,8 +455,6 @@ def _runs_only(lw: SimtLowering, v: ir.Value) -> bool:
 
 
 def _compressed_types(lw: SimtLowering, v: ir.Value) -> list[str]:
-    from alloy.passes.simt_ops import _flat_types
-
     types = _flat_types(lw, v.type)
     return types[::8] if _runs_only(lw, v) else types
 
@@ -477,18 +467,14 @@ def _compress(lw: SimtLowering, v: ir.Value, x) -> list[str]:
 
 
 def _expand(lw: SimtLowering, v: ir.Value, names: list[str]):
-    from alloy.dialects import tile
-
+    """The iter_arg's value from its carried registers (each run's other pointers recomputed)."""
     t = v.type
     e = lw.ty(t)
     if not isinstance(t, ir.RankedTensorType):
         return U(names[0], e)
     if not _runs_only(lw, v):
         return D(list(names), e, tuple(t.shape))
-    elem = str(tile.ptr_elem(t.element_type))
-    from alloy.passes.simt_lower import mem_elem
-
-    me = mem_elem(elem)
+    me = mem_elem(str(tile.ptr_elem(t.element_type)))
     regs = []
     for first in names:
         regs.append(first)

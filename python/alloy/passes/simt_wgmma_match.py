@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from mlir import ir
 
+from alloy.dialects import tile
 from alloy.passes.simt_lower import SimtLowering
-from alloy.passes.simt_memory import _operands as load_parts
 
 
 @dataclass
@@ -124,18 +124,18 @@ def plan_loop(lw: SimtLowering, for_op) -> Plan | None:
     if bm % (64 * nwg) or bn % 16 or bn > 256 or (bm // 64 // nwg) * bn // 2 > 128 or bk % 32:
         return None
     for ld in (la, lb):
-        ptr, _, other = load_parts(ld)
+        ptr, _, other = tile.load_operands(ld)
         strides = lw.axis.strides(ptr)
         if not zero_or_none(other) or strides is None or strides[-1] != 1:
             return None
     block_ops = {o.operation for o in ops}
     special = {la.operation, lb.operation, tr.operation, dot.operation, term.operation}
-    roots = [v for ld in (la, lb) for v in load_parts(ld) if v is not None]
+    roots = [v for ld in (la, lb) for v in tile.load_operands(ld) if v is not None]
     slice_set = _closure(roots, block_ops)
     if slice_set & special:
         return None
     slice_ops = [o for o in ops if o.operation in slice_set]
-    ptr_set = _closure([load_parts(ld)[0] for ld in (la, lb)], block_ops)
+    ptr_set = _closure([tile.load_operands(ld)[0] for ld in (la, lb)], block_ops)
     mask_ops = [o for o in slice_ops if o.operation not in ptr_set]
     slice_ops = [o for o in slice_ops if o.operation in ptr_set]
     slice_args = sorted({i - 1 for i in _args_used(slice_ops, block) if i > 0} |

@@ -13,18 +13,10 @@ from __future__ import annotations
 import itertools
 import math
 
+from alloy.dialects import tile
 from alloy.passes.dot_to_fma import OperandStager, dot_operand_use
 from alloy.passes.errors import LoweringError
 from alloy.passes.tile_to_vector import Lowering, Ptr, Sc, is_float, vtype, zero_text
-
-
-def _operands(op):
-    """(ptr, mask or None, other or None) of a tile.load."""
-    seg = list(op.attributes["operandSegmentSizes"]) if "operandSegmentSizes" in op.attributes else [1, 0, 0]
-    ops = list(op.operands)
-    mask = ops[1] if seg[1] else None
-    other = ops[1 + seg[1]] if seg[2] else None
-    return ops[0], mask, other
 
 
 def _to_mem(lw: Lowering, name: str, shape, elem: str) -> str:
@@ -49,7 +41,7 @@ def _rows(shape):
 
 # --------------------------------------------------------------------- load
 def lower_load(lw: Lowering, op) -> None:
-    pv, mv, ov = _operands(op)
+    pv, mv, ov = tile.load_operands(op)
     _check_shapes(op, pv, [mv, ov, op.results[0]])
     p = lw.ptr(pv, op)
     mem, melem = lw.memref(p)

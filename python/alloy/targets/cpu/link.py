@@ -37,15 +37,12 @@ class CompiledObject:
 
 def compile_module(module, name: str | None = None, *, keep_stages: bool = False) -> CompiledObject:
     """Tile-IR module (not mutated) -> CompiledObject with the .so bytes exporting the entry point."""
-    from alloy.passes.tile_to_vector import kernel_funcs
+    from alloy.targets import single_kernel
     from alloy.targets.cpu.llvm_codegen import compile_llvm_dialect
     from alloy.targets.cpu.pipeline import lower_to_llvm_dialect
 
-    src = module.operation if hasattr(module, "operation") else module
-    funcs = kernel_funcs(src)
-    if len(funcs) != 1:
-        raise LoweringError(f"expected one tile kernel function in the module, found {len(funcs)}")
-    entry = funcs[0].sym_name.value
+    src, func = single_kernel(module)
+    entry = func.sym_name.value
     op = src.clone()
     stages: dict = {}
     if keep_stages:

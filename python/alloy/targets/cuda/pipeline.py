@@ -49,17 +49,14 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
     from mlir import ir
     from mlir.dialects import gpu
 
-    from alloy.passes.tile_to_vector import kernel_funcs
+    from alloy.targets import single_kernel
     from alloy.targets.cpu.pipeline import run_passes
 
     if arch not in PTX_VERSION:
         raise LoweringError(f"unknown CUDA architecture {arch!r}; choose one of {sorted(PTX_VERSION)}")
-    src = module.operation if hasattr(module, "operation") else module
-    funcs = kernel_funcs(src)
-    if len(funcs) != 1:
-        raise LoweringError(f"expected one tile kernel function in the module, found {len(funcs)}")
-    entry = funcs[0].sym_name.value
-    params = [_param_kind(a.type) for a in funcs[0].arguments]
+    src, func = single_kernel(module)
+    entry = func.sym_name.value
+    params = [_param_kind(a.type) for a in func.arguments]
     op = src.clone()
     stages: dict = {"tile-ir": str(src)} if keep_stages else {}
     try:
@@ -68,9 +65,9 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
             run_passes(op, passes)
             if keep_stages:
                 stages[name] = str(op)
-        gfunc = _gpu_func(op)
+        gfunc = gpu_func(op)
         nt = int(ir.IntegerAttr(gfunc.attributes["simt.num_threads"]).value) \
-            if "simt.num_threads" in gfunc.attributes else _block_size(gfunc)
+            if "simt.num_threads" in gfunc.attributes else block_size(gfunc)
         smem = int(ir.IntegerAttr(gfunc.attributes["simt.shared_bytes"]).value)
         dyn = int(ir.IntegerAttr(gfunc.attributes["simt.dynamic_shared_bytes"]).value) \
             if "simt.dynamic_shared_bytes" in gfunc.attributes else 0
@@ -111,7 +108,8 @@ def set_simt_target(module_op, target: str) -> None:
         f.attributes["simt.target"] = ir.StringAttr.get(target, module_op.context)
 
 
-def _gpu_func(op):
+def gpu_func(op):
+    """The gpu.func that convert-tile-to-simt put in the module."""
     for o in op.regions[0].blocks[0].operations:
         if o.operation.name == "gpu.module":
             for f in o.regions[0].blocks[0].operations:
@@ -120,7 +118,7 @@ def _gpu_func(op):
     raise LoweringError("convert-tile-to-simt produced no gpu.func")
 
 
-def _block_size(gfunc) -> int:
+def block_size(gfunc) -> int:
     from mlir import ir
 
     return int(ir.DenseI32ArrayAttr(gfunc.attributes["known_block_size"])[0])
