@@ -1,5 +1,6 @@
 """Op-level numerical checks of the CUDA target against numpy (run on a GPU; compile-only elsewhere)."""
-import math
+import importlib.util
+import pathlib
 
 import numpy as np
 import pytest
@@ -8,6 +9,17 @@ import alloy as al
 
 pytestmark = pytest.mark.cuda
 rng = np.random.default_rng(1)
+
+
+def _load(path: str, name: str):
+    """A module of the repository by path (the benchmarks and examples are not packages)."""
+    spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).resolve().parents[2] / path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_bench = _load("benchmarks/cuda_kernels.py", "alloy_bench_cuda_kernels")
 
 
 @al.kernel
@@ -27,42 +39,8 @@ def test_vector_add(run_cuda, dtype, n):
     np.testing.assert_array_equal(z, x + y)
 
 
-@al.kernel
-def unary(x, y: al.output, N, OP: al.constexpr, BLOCK: al.constexpr = 256):
-    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
-    m = offs < N
-    v = al.load(x + offs, mask=m, other=1)
-    if OP == "exp":
-        r = al.exp(v)
-    elif OP == "log":
-        r = al.log(al.abs(v) + 0.5)
-    elif OP == "sqrt":
-        r = al.sqrt(al.abs(v))
-    elif OP == "rsqrt":
-        r = al.rsqrt(al.abs(v) + 0.5)
-    elif OP == "sin":
-        r = al.sin(v)
-    elif OP == "cos":
-        r = al.cos(v)
-    elif OP == "tanh":
-        r = al.tanh(v)
-    elif OP == "erf":
-        r = al.erf(v)
-    elif OP == "sigmoid":
-        r = al.sigmoid(v)
-    elif OP == "floor":
-        r = al.floor(v)
-    elif OP == "ceil":
-        r = al.ceil(v)
-    else:
-        r = al.abs(v)
-    al.store(y + offs, r, mask=m)
-
-
-_erf = np.vectorize(math.erf)
-UNARY = {"exp": np.exp, "log": lambda v: np.log(np.abs(v) + 0.5), "sqrt": lambda v: np.sqrt(np.abs(v)),
-         "rsqrt": lambda v: 1 / np.sqrt(np.abs(v) + 0.5), "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
-         "erf": _erf, "sigmoid": lambda v: 1 / (1 + np.exp(-v)), "floor": np.floor, "ceil": np.ceil, "abs": np.abs}
+_core = _load("test/kernel/test_core.py", "alloy_cuda_ops_core_kernels")
+unary, UNARY = _core.unary, _core.UNARY_REF  # the CPU suite's math kernel (BLOCK 128) and numpy references
 
 
 @pytest.mark.parametrize("op", sorted(UNARY))
@@ -70,21 +48,13 @@ UNARY = {"exp": np.exp, "log": lambda v: np.log(np.abs(v) + 0.5), "sqrt": lambda
 def test_unary(run_cuda, op, dtype):
     n = 1000
     x = (rng.standard_normal(n) * 2).astype(dtype)
-    y = np.asarray(run_cuda(unary, al.cdiv(n, 256), x, n, OP=op))
+    y = np.asarray(run_cuda(unary, al.cdiv(n, 128), x, n, OP=op))
     ref = UNARY[op](x.astype(np.float64))
     tol = 2e-3 if dtype == "float16" else 2e-6
     np.testing.assert_allclose(y.astype(np.float64), ref, rtol=tol * 5, atol=tol)
 
 
-@al.kernel
-def softmax(x, out: al.output, n_cols, BLOCK: al.constexpr):
-    row = al.program_id(0)
-    cols = al.arange(0, BLOCK)
-    mask = cols < n_cols
-    v = al.load(x + row * n_cols + cols, mask=mask, other=-float("inf"))
-    v = v - al.max(v, axis=0)
-    e = al.exp(v)
-    al.store(out + row * n_cols + cols, e / al.sum(e, axis=0), mask=mask)
+softmax = _load("examples/kernel/softmax.py", "alloy_example_softmax").softmax  # one row per program
 
 
 @pytest.mark.parametrize("cols,block", [(1000, 1024), (37, 64), (4096, 4096)])
@@ -96,33 +66,12 @@ def test_softmax(run_cuda, cols, block):
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-7)
 
 
-@al.kernel
-def reduce2d(x, out: al.output, M, N, KIND: al.constexpr, AXIS: al.constexpr,
-             BM: al.constexpr = 16, BN: al.constexpr = 32):
-    rm = al.arange(0, BM)
-    rn = al.arange(0, BN)
-    m = (rm[:, None] < M) & (rn[None, :] < N)
-    v = al.load(x + rm[:, None] * N + rn[None, :], mask=m, other=0)
-    if KIND == "sum":
-        r = al.sum(v, axis=AXIS)
-    elif KIND == "max":
-        r = al.max(v, axis=AXIS)
-    elif KIND == "min":
-        r = al.min(v, axis=AXIS)
-    else:
-        r = al.argmax(v, axis=AXIS)
-    if AXIS == 0:
-        al.store(out + rn, r, mask=rn < N)
-    else:
-        al.store(out + rm, r, mask=rm < M)
-
-
 @pytest.mark.parametrize("kind", ["sum", "max", "min", "argmax"])
 @pytest.mark.parametrize("axis", [0, 1])
 def test_reduce_2d(run_cuda, kind, axis):
     M, N = 16, 32
     x = rng.standard_normal((M, N)).astype(np.float32)
-    y = np.asarray(run_cuda(reduce2d, 1, x, M, N, KIND=kind, AXIS=axis))
+    y = np.asarray(run_cuda(_core.reduce_rows, 1, x, M, N, KIND=kind, BR=M, BC=N, AXIS=axis))
     ref = {"sum": np.sum, "max": np.max, "min": np.min, "argmax": np.argmax}[kind](x, axis=axis)
     np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
@@ -143,24 +92,7 @@ def test_transpose(run_cuda):
     np.testing.assert_array_equal(y, x.T)
 
 
-@al.kernel
-def matmul(A, B_T, C: al.output, BLOCK_M: al.constexpr = 64, BLOCK_N: al.constexpr = 64,
-           BLOCK_K: al.constexpr = 32):
-    M, K = A.shape
-    N = B_T.shape[0]
-    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
-    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
-    rk = al.arange(0, BLOCK_K)
-    a_ptrs = A + rm[:, None] * K + rk[None, :]
-    b_ptrs = B_T + rn[:, None] * K + rk[None, :]
-    acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
-    for k in range(0, K, BLOCK_K):
-        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
-        b = al.load(b_ptrs, mask=(rn[:, None] < N) & (rk[None, :] + k < K))
-        acc += al.tile_dot(a, b, transpose_rhs=True)
-        a_ptrs += BLOCK_K
-        b_ptrs += BLOCK_K
-    al.store(C + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+matmul = _bench.matmul  # the benchmarked tiled tile_dot GEMM (C = A @ B_T.T, f32 by default)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32"])
