@@ -3,7 +3,7 @@
 The cache key covers the kernel's source (and its @al.func helpers, and the
 global and closure values they name: runtime/helpers.py), the specialisation
 (argument dtypes and ranks, constexpr values), the target, the compiler's own
-sources and, for the CPU, the host CPU; shapes and scalar values are launch-time
+sources and, for the CPU, the host CPU and the `cpu_target` setting; shapes and scalar values are launch-time
 values, so they never recompile. Computing the key neither parses the kernel nor
 imports MLIR: the frontend runs, and MLIR is imported, only on a cache miss.
 """
@@ -119,23 +119,9 @@ def _metadata(source, gen, entry: str) -> dict:
     }
 
 
-_CUDA_SOURCES = ("frontend/*.py", "dialects/*.py", "passes/simt_*.py", "passes/contiguity.py",
-                 "passes/tile_canonicalize.py", "passes/tile_fold_dot_acc.py", "passes/errors.py", "targets/cuda/*.py")
-_cuda_fingerprint: str | None = None
-
-
-def cuda_fingerprint() -> str:
-    """Hash of the sources the CUDA path compiles with (a narrower key than compiler_fingerprint,
-    so a PTX cache made on one machine stays valid while unrelated compiler files change)."""
-    global _cuda_fingerprint
-    if _cuda_fingerprint is None:
-        from pathlib import Path
-
-        from .runtime.cache import sources_digest
-
-        root = Path(__file__).parent
-        _cuda_fingerprint = sources_digest(root, [f for p in _CUDA_SOURCES for f in sorted(root.glob(p))])[:16]
-    return _cuda_fingerprint
+def cuda_key(source_hash: str, spec: Spec, arch: str) -> str:
+    """Cache key of one CUDA specialisation: like the CPU's, it covers the whole compiler's sources."""
+    return cache_key(source_hash, spec.key(), "cuda", arch, compiler_fingerprint())
 
 
 def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
@@ -145,7 +131,7 @@ def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
     from .runtime import cuda
 
     arch = _config().cuda_arch
-    key = cache_key(source_hash, spec.key(), "cuda", arch, cuda_fingerprint())
+    key = cuda_key(source_hash, spec, arch)
     hit = cuda.cache_get(key)
     if hit is None:
         if importlib.util.find_spec("mlir") is None:
@@ -193,7 +179,7 @@ def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> C
         return _compile_cuda(source, source_hash, spec)
     if target != "cpu":
         raise NotImplementedError(f"target '{target}' is not available yet; use 'cpu' or 'cuda'")
-    key = cache_key(source_hash, spec.key(), target, compiler_fingerprint(), host_cpu())
+    key = cache_key(source_hash, spec.key(), target, compiler_fingerprint(), host_cpu(), _config().cpu_target)
     cache = kernel_cache()
     hit = cache.get(key)
     if hit is not None:

@@ -4,13 +4,15 @@
     alloy.config.get().cache_dir
     alloy.config.set(num_threads=4)
 
-Defaults come from the machine; two environment variables override them, read
+Defaults come from the machine; three environment variables override them, read
 once when the configuration is first built (these are the only ones Alloy reads):
 
     ALLOY_CACHE_DIR     directory of the compiled-kernel disk cache
                         (default: ~/.cache/alloy)
     ALLOY_NUM_THREADS   threads of the CPU runtime's pool, the caller included
                         (default: the CPUs this process may run on)
+    ALLOY_CPU_TARGET    the CPU the CPU target compiles for (default: native);
+                        CI forces x86-64-v3 to test the AVX2 code on any host
 
 `set()` changes the live configuration; parts of Alloy that hold state built
 from it (the native thread pool) follow through `subscribe()`.
@@ -25,6 +27,9 @@ from collections.abc import Callable
 
 TARGETS = ("cpu", "cuda", "metal")
 CUDA_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a")  # PTX targets of the CUDA pipeline
+# CPUs the CPU target compiles for: this machine's CPU, the x86-64 levels of AVX2 laptops and AVX-512
+# servers, and AArch64 (Apple Silicon); code for a CPU other than the host's can be inspected, not run
+CPU_TARGETS = ("native", "x86-64-v3", "x86-64-v4", "aarch64")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Config:
     num_threads: int
     target: str = "cpu"
     cuda_arch: str = "sm_90a"  # H100/H200; sm_90a adds the warpgroup-MMA tile_dot pipeline, older chips use WMMA
+    cpu_target: str = "native"
 
     def __post_init__(self) -> None:
         if not isinstance(self.cache_dir, (str, os.PathLike)):
@@ -48,6 +54,8 @@ class Config:
             raise ValueError(f"Config.target: expected one of {TARGETS}, got {self.target!r}")
         if self.cuda_arch not in CUDA_ARCHS:
             raise ValueError(f"Config.cuda_arch: expected one of {CUDA_ARCHS}, got {self.cuda_arch!r}")
+        if self.cpu_target not in CPU_TARGETS:
+            raise ValueError(f"Config.cpu_target: expected one of {CPU_TARGETS}, got {self.cpu_target!r}")
 
 
 _current: Config | None = None
@@ -68,7 +76,10 @@ def _from_env() -> Config:
         num_threads = len(os.sched_getaffinity(0)) or 1
     else:
         num_threads = os.cpu_count() or 1
-    return Config(cache_dir=Path(cache_dir), num_threads=num_threads)
+    cpu_target = os.environ.get("ALLOY_CPU_TARGET") or "native"
+    if cpu_target not in CPU_TARGETS:
+        raise ValueError(f"ALLOY_CPU_TARGET: expected one of {CPU_TARGETS}, got {cpu_target!r}")
+    return Config(cache_dir=Path(cache_dir), num_threads=num_threads, cpu_target=cpu_target)
 
 
 def get() -> Config:

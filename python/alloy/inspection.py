@@ -2,8 +2,10 @@
 
     al.inspect(kernel, *example_args, level="tile-ir", **constexprs_and_args)
 
-Array parameters without an example argument are taken as 1-D float32
-arrays; pass example arrays for other dtypes or ranks. Levels: "tile-ir",
+Parameters without an example argument are guessed from their use in the
+kernel (frontend/example_args.py): arrays as float32 of the rank their
+`.shape` unpacking shows, scalars as float32 or int32; pass example arrays for
+other dtypes. When a guess does not compile, the error names the arguments to pass. Levels: "tile-ir",
 the CPU target's stages (`alloy.targets.cpu.STAGES`, ending in "llvm"), the CUDA
 target's "simt", "nvvm" and "ptx" (for `alloy.config.get().cuda_arch`; no GPU needed) and
 "msl" (the Metal target's MSL source, `alloy.targets.metal`).
@@ -11,8 +13,6 @@ target's "simt", "nvvm" and "ptx" (for `alloy.config.get().cuda_arch`; no GPU ne
 from __future__ import annotations
 
 import inspect
-
-import numpy as np
 
 from .runtime.kernel import Kernel
 
@@ -35,6 +35,7 @@ def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = Fa
     args = list(args)
     kwargs = dict(kwargs)
     consumed = len(args)
+    missing = []
     for p in kernel.params:
         if p.kind == "value" and p.name not in kwargs:
             if consumed > 0:
@@ -42,12 +43,23 @@ def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = Fa
                 continue
             if p.default is not inspect.Parameter.empty:
                 continue
-            kwargs[p.name] = np.zeros(1, np.float32)
+            missing.append(p.name)
+    from .frontend import example_args
+
+    guesses = example_args.guess(kernel.source.tree, missing) if missing else []
+    kwargs.update({g.name: example_args.example(g) for g in guesses})
     bound = kernel.bind(args, kwargs)
     spec, _ = kernel.specialize(bound)
     from .compiler import tile_ir
+    from .language.core import CompilationError
 
-    ctx, module, _gen = tile_ir(kernel.source, spec)
+    try:
+        ctx, module, _gen = tile_ir(kernel.source, spec)
+    except CompilationError as e:
+        if not guesses:
+            raise
+        raise CompilationError(f"{e.message}\n{example_args.undecided(guesses)}", kernel=e.kernel,
+                               filename=e.filename, lineno=e.lineno, source_line=e.source_line) from None
     if level == "tile-ir":
         text = str(module)
     elif level == "msl":
@@ -65,7 +77,7 @@ def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = Fa
         from .targets.cpu import compile_tile_module
 
         with ctx:
-            text = compile_tile_module(module, keep_stages=True).stages[level]
+            text = compile_tile_module(module, keep_stages=True, link=False).stages[level]
     if print_ir:
         print(text)
     return text

@@ -243,8 +243,21 @@ def test_compiler_fingerprint_covers_the_compiler(monkeypatch, tmp_path):
     assert compiler.compiler_fingerprint() == "0" * 16
     names = {os.path.relpath(f, os.path.dirname(compiler.__file__)).replace(os.sep, "/") for f in seen}
     assert {"compiler.py", "frontend/codegen.py", "passes/stripmine.py", "targets/cpu/llvm_codegen.py",
-            "language/dtypes.py"} <= names
+            "language/dtypes.py", "passes/__init__.py", "targets/cpu/pipeline.py", "targets/cuda/pipeline.py",
+            "dialects/tile.py"} <= names
     assert not any("__pycache__" in n or not n.endswith(".py") for n in names)
+
+
+def test_cuda_key_follows_every_compiler_source(monkeypatch):
+    """A change anywhere in the compiler (e.g. dtypes.promote) gives CUDA kernels a new key, so stale PTX
+    is never served (the CUDA key used to hash a hand-kept subset of the files)."""
+    from alloy.frontend.signature import Spec
+
+    spec = Spec((), ())
+    monkeypatch.setattr(compiler, "_fingerprint", "a" * 16)
+    before = compiler.cuda_key("src", spec, "sm_90a")
+    monkeypatch.setattr(compiler, "_fingerprint", "b" * 16)
+    assert compiler.cuda_key("src", spec, "sm_90a") != before
 
 
 def test_source_text_covers_the_block():

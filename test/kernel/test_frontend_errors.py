@@ -200,3 +200,47 @@ def test_non_contiguous_array_rejected():
 def test_call_without_grid():
     with pytest.raises(TypeError, match=r"k_try\[grid\]"):
         k_try(X)
+
+
+# ----------------------------------------------- array parameters bound to other names
+@al.kernel
+def k_alias(A, out: al.output, N):
+    B = A
+    offs = al.arange(0, 16)
+    al.store(out + offs, al.load(B + offs) * 2.0)
+
+
+@al.kernel
+def k_loop_arrays(A, B, out: al.output, N):
+    offs = al.arange(0, 16)
+    acc = al.zeros((16,), dtype=al.float32)
+    for p in (A, B):
+        acc += al.load(p + offs)
+    al.store(out + offs, acc)
+
+
+@al.kernel
+def k_rebind_param(A, out: al.output, N):
+    A = A + 1
+
+
+@al.kernel
+def k_array_under_if(A, B, out: al.output, N):
+    offs = al.arange(0, 16)
+    p = A
+    if N > 3:
+        p = B
+    al.store(out + offs, al.load(p + offs))
+
+
+def test_array_parameter_aliases_and_unrolled_tuple_loops():
+    """`B = A` and `for p in (A, B)` on array parameters compile (they used to raise a bare TypeError)."""
+    x = np.arange(16, dtype=np.float32)
+    y = np.arange(16, dtype=np.float32) * 10
+    np.testing.assert_array_equal(np.asarray(k_alias[1](x, 16)), x * 2)
+    np.testing.assert_array_equal(np.asarray(k_loop_arrays[1](x, y, 16)), x + y)
+
+
+def test_rebinding_an_array_is_a_compilation_error():
+    _expect(k_rebind_param, "A = A + 1", "cannot rebind array parameter 'A'", X, 16)
+    _expect(k_array_under_if, "if N > 3", "'p' names array 'A' and is assigned under a runtime 'if'", X, X, 16)

@@ -8,31 +8,18 @@ import pytest
 
 import alloy.compiler
 
-EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[2] / "examples" / "kernel").glob("*.py"))
-
-
-def _specializations(path, monkeypatch):
-    """(source, spec) of every kernel specialization the example launches."""
-    real = alloy.compiler.compile_spec
-    seen = {}
-
-    def record(source, source_hash, spec, target="cpu"):
-        seen.setdefault((source_hash, spec.key()), (source, spec))
-        return real(source, source_hash, spec, target)
-
-    monkeypatch.setattr(alloy.compiler, "compile_spec", record)
-    spec = importlib.util.spec_from_file_location(f"alloy_metal_example_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.main() == 0
-    return list(seen.values())
+_spec = importlib.util.spec_from_file_location("alloy_shipped_kernels",
+                                               pathlib.Path(__file__).resolve().parents[1] / "shipped_kernels.py")
+shipped = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(shipped)
+EXAMPLES = shipped.EXAMPLES
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_shipped_kernel_msl_passes_shim(path, monkeypatch):
     from alloy.targets.metal import check_msl, compile_tile_module
 
-    kernels = _specializations(path, monkeypatch)
+    kernels = shipped.specializations(path, monkeypatch)
     assert kernels, f"{path.name} launched no kernel"
     for source, spec in kernels:
         ctx, module, _ = alloy.compiler.tile_ir(source, spec)

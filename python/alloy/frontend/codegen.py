@@ -157,9 +157,10 @@ class CodeGenerator(ExpressionMixin):
 
     def assign(self, target, value):
         if isinstance(target, ast.Name):
-            if isinstance(value, ArrayArg):
-                raise self.error("cannot rebind an array parameter; use pointer arithmetic on a new name",
-                                 target) if target.id in self.scope else None
+            held = self.scope.get(target.id)
+            if isinstance(held, ArrayArg) and held.name == target.id and value is not held:
+                raise self.error(f"cannot rebind array parameter '{target.id}'; bind the new value to "
+                                 f"another name", target)
             self.scope[target.id] = value
         elif isinstance(target, (ast.Tuple, ast.List)):
             if not isinstance(value, (tuple, list)):
@@ -170,6 +171,14 @@ class CodeGenerator(ExpressionMixin):
                 self.assign(t, v)
         else:
             raise self.error(f"unsupported assignment target '{type(target).__name__}'", target)
+
+    def _check_arrays_kept(self, before, assigned, s) -> None:
+        """An array is chosen at compile time: a name holding one may not be rebound under runtime control flow."""
+        for n in assigned:
+            if isinstance(before.get(n), ArrayArg):
+                raise self.error(f"'{n}' names array '{before[n].name}' and is assigned under a runtime "
+                                 f"'{type(s).__name__.lower()}'; choose arrays with constexpr conditions, or "
+                                 f"select pointers (al.where) instead", s)
 
     def stmt_Return(self, s):
         raise self.error("'return' is only allowed at the end of an @al.func", s)
@@ -285,8 +294,8 @@ class CodeGenerator(ExpressionMixin):
         assigned = self.assigned_names(s.body + s.orelse)
         then_names = set(self.assigned_names(s.body))
         else_names = set(self.assigned_names(s.orelse))
+        self._check_arrays_kept(before, assigned, s)
         names = [n for n in assigned if n in before or (n in then_names and n in else_names)]
-        names = [n for n in names if not isinstance(before.get(n), ArrayArg)]
 
         def branch_types(block, scope_after):
             return [self._carried_type(scope_after[n], n, s) if n in scope_after else None for n in names]
@@ -389,8 +398,8 @@ class CodeGenerator(ExpressionMixin):
             ivmap = None
         before = dict(self.scope)
         body_names = self.assigned_names(s.body)
-        names = [n for n in body_names if n in before and n != s.target.id
-                 and not isinstance(before[n], ArrayArg)]
+        self._check_arrays_kept(before, body_names, s)
+        names = [n for n in body_names if n in before and n != s.target.id]
         types = [self._carried_type(before[n], n, s) for n in names]
         inits = {n: [before[n]] for n in names}
 
@@ -416,7 +425,8 @@ class CodeGenerator(ExpressionMixin):
         if s.orelse:
             raise self.error("'while ... else' is not supported", s)
         before = dict(self.scope)
-        names = [n for n in self.assigned_names(s.body) if n in before and not isinstance(before[n], ArrayArg)]
+        self._check_arrays_kept(before, self.assigned_names(s.body), s)
+        names = [n for n in self.assigned_names(s.body) if n in before]
         types = [self._carried_type(before[n], n, s) for n in names]
         inits = {n: [before[n]] for n in names}
 

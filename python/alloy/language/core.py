@@ -28,7 +28,7 @@ class CompilationError(Exception):
 
     def __init__(self, message: str, *, kernel: str | None = None, filename: str | None = None,
                  lineno: int | None = None, source_line: str | None = None):
-        self.kernel, self.filename, self.lineno = kernel, filename, lineno
+        self.kernel, self.filename, self.lineno, self.source_line = kernel, filename, lineno, source_line
         where = ""
         if filename is not None:
             where = f"{filename}:{lineno}: " if lineno is not None else f"{filename}: "

@@ -13,6 +13,7 @@ _REGISTRY = {
     "tile-canonicalize": ("alloy.passes.tile_canonicalize", "tile_canonicalize"),
     "tile-fold-dot-acc": ("alloy.passes.tile_fold_dot_acc", "tile_fold_dot_acc"),
     "convert-tile-to-vector": ("alloy.passes.tile_to_vector", "convert_tile_to_vector"),
+    "expand-bf16-conversions": ("alloy.passes.vector.bf16", "expand_bf16_conversions"),
     "simt-layout": ("alloy.passes.simt_layout", "simt_layout"),
     "convert-tile-to-simt": ("alloy.passes.simt_lower", "convert_tile_to_simt"),
 }

@@ -29,15 +29,6 @@ from alloy.passes.tile_to_vector import Lowering, Sc, is_float, vtype
 MAX_UNROLL_K = 64
 
 
-def _registers() -> tuple[int, int]:
-    """(register bytes, accumulator registers per micro-tile): 3/4 of the SIMD registers accumulate,
-    the rest hold rows of b and the broadcast element of a."""
-    from alloy.targets.cpu.llvm_codegen import host_vector_registers
-
-    width, count = host_vector_registers()
-    return width, count * 3 // 4
-
-
 @dataclass
 class MemTile:
     """A tile kept in a stack buffer (memref<M*N x T>, row-major) instead of SSA registers."""
@@ -243,8 +234,10 @@ def lower_dot(lw: Lowering, op) -> None:
         lw.env[op.results[0]] = Sc(load_rows(lw, cbuf, (m, n), ec), vtype((m, n), ec))
 
 
-def _blocking(m: int, n: int, elem: str) -> tuple[int, int]:
-    width, acc_regs = _registers()
+def _blocking(lw: Lowering, m: int, n: int, elem: str) -> tuple[int, int]:
+    """(rows MR, columns NR) of the micro-tile: 3/4 of the SIMD registers accumulate, the rest hold
+    rows of b and the broadcast element of a."""
+    width, acc_regs = lw.target.vector_bytes, lw.target.vector_registers * 3 // 4
     lanes = max(1, width // (int(elem[1:]) // 8 if elem[1:].isdigit() else 4))
     nr = n if n <= 4 * lanes else next(d for d in range(4 * lanes, 0, -1) if n % d == 0)
     vecs = max(1, -(-nr // lanes))
@@ -253,7 +246,7 @@ def _blocking(m: int, n: int, elem: str) -> tuple[int, int]:
 
 
 def _micro_kernel(lw: Lowering, abuf, bbuf, cbuf, m, n, k, elem) -> None:
-    mr, nr = _blocking(m, n, elem)
+    mr, nr = _blocking(lw, m, n, elem)
     full = m - m % mr
     if full:
         _row_blocks(lw, abuf, bbuf, cbuf, m, n, k, elem, mr, nr, 0, full)

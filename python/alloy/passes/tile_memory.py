@@ -7,6 +7,13 @@ load/store per row when the last dimension has stride 1 (rows stay separate
 scf.if. Atomics run lane by lane (an scf.for over the flattened tile) with
 memref.atomic_rmw / llvm.cmpxchg and return the old values.
 i1 data lives in memory as bytes.
+
+A masked row wider than one piece (PIECE lanes) of an element size the CPU
+cannot mask natively (AVX2: 8/16-bit; NEON: any) goes piece by piece through
+stack buffers: a piece whose lanes are all on is a plain vector load/store,
+only a partial piece takes the masked access that LLVM expands lane by lane.
+Handing LLVM the whole masked row instead would make it emit one branch per
+lane (thousands of blocks: minutes of code generation, slow code).
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ import itertools
 import math
 
 from alloy.dialects import tile
-from alloy.passes.dot_to_fma import OperandStager, dot_operand_use
+from alloy.passes.dot_to_fma import OperandStager, dot_operand_use, scratch
 from alloy.passes.errors import LoweringError
 from alloy.passes.tile_to_vector import Lowering, Ptr, Sc, is_float, vtype, zero_text
 
@@ -37,6 +44,122 @@ def _from_mem(lw: Lowering, name: str, shape, elem: str) -> str:
 
 def _rows(shape):
     return itertools.product(*[range(n) for n in shape[:-1]])
+
+
+_BITS = {"f16": "i16", "bf16": "i16"}
+
+
+def _bits_view(lw: Lowering, p: Ptr, mem: str, melem: str) -> tuple[str, str]:
+    """(memref, element type) that tiles of p move through: 16-bit floats as their i16 bits. LLVM
+    widens a lane-wise (masked, gathered) access of bfloat through f32 conversions that call the
+    compiler runtime (__truncsfbf2), which kernels do not link."""
+    if melem in _BITS:
+        return lw.bit_views[p.base], _BITS[melem]
+    return mem, melem
+
+
+def _bitcast(lw: Lowering, name: str, shape, src: str, dst: str) -> str:
+    if src == dst:
+        return name
+    return lw.op(f"arith.bitcast {name} : {vtype(shape, src)} to {vtype(shape, dst)}")
+
+
+class _BitsRows:
+    """Passes rows loaded as bits on to a dot's OperandStager as values."""
+
+    def __init__(self, lw: Lowering, stager, bits: str, elem: str, cols: int) -> None:
+        self.lw, self.stager, self.bits, self.elem, self.cols = lw, stager, bits, elem, cols
+
+    def row(self, i: int, x: str) -> None:
+        self.stager.row(i, _bitcast(self.lw, x, (self.cols,), self.bits, self.elem))
+
+
+PIECE = 16  # lanes of one piece of a masked row the CPU cannot mask natively
+
+
+def _element_bytes(elem: str) -> int:
+    return max(1, int(elem[1:]) // 8) if elem[1:].isdigit() else 8
+
+
+def _in_pieces(lw: Lowering, n: int, melem: str) -> bool:
+    return n > PIECE and n % PIECE == 0 and _element_bytes(melem) not in lw.target.masked_bytes
+
+
+def _stage_row(lw: Lowering, name: str, n: int, elem: str) -> str:
+    """A stack buffer holding the row `name` (i1 rows as bytes)."""
+    buf = scratch(lw, (n,), "i8" if elem == "i1" else elem)
+    if elem == "i1":
+        name = lw.op(f"arith.extui {name} : {vtype((n,), 'i1')} to {vtype((n,), 'i8')}")
+        elem = "i8"
+    lw.emit(f"vector.store {name}, {buf}[{lw.index(0)}] : memref<{n}x{elem}>, {vtype((n,), elem)}")
+    return buf
+
+
+def _piece_loop(lw: Lowering, n: int, mbuf: str, body) -> None:
+    """for k in 0..n step PIECE: body(k, piece mask, all lanes on)."""
+    k = lw.new("k")
+    lw.emit(f'"scf.for"({lw.index(0)}, {lw.index(n)}, {lw.index(PIECE)}) ({{')
+    lw.emit(f"^bb0({k}: index):")
+    lw.depth += 1
+    bytes_ = lw.op(f"vector.load {mbuf}[{k}] : memref<{n}xi8>, {vtype((PIECE,), 'i8')}")
+    mask = lw.op(f"arith.cmpi ne, {bytes_}, {lw.zeros((PIECE,), 'i8')} : {vtype((PIECE,), 'i8')}")
+    full = lw.op(f"vector.reduction <and>, {mask} : {vtype((PIECE,), 'i1')} into i1")
+    body(k, mask, full)
+    lw.emit('"scf.yield"() : () -> ()')
+    lw.depth -= 1
+    lw.emit("}) : (index, index, index) -> ()")
+
+
+def masked_load_row(lw: Lowering, mem: str, melem: str, off: str, mask: str, other: str, n: int) -> str:
+    """vector.maskedload of n contiguous elements at mem[off], piece by piece where the CPU needs it."""
+    mt, row_t = f"memref<?x{melem}>", vtype((n,), melem)
+    if not _in_pieces(lw, n, melem):
+        return lw.op(f"vector.maskedload {mem}[{off}], {mask}, {other} : {mt}, {vtype((n,), 'i1')}, "
+                     f"{row_t} into {row_t}")
+    mbuf, obuf = _stage_row(lw, mask, n, "i1"), _stage_row(lw, other, n, melem)
+    rbuf = scratch(lw, (n,), melem)
+    piece_t, bt = vtype((PIECE,), melem), f"memref<{n}x{melem}>"
+
+    def body(k, piece_mask, full):
+        at = lw.op(f"arith.addi {off}, {k} : index")
+        res = lw.new("r")
+        lw.emit(f'{res} = "scf.if"({full}) ({{')
+        lw.emit(f"  %a{res[1:]} = vector.load {mem}[{at}] : {mt}, {piece_t}")
+        lw.emit(f'  "scf.yield"(%a{res[1:]}) : ({piece_t}) -> ()')
+        lw.emit("}, {")
+        lw.emit(f"  %o{res[1:]} = vector.load {obuf}[{k}] : {bt}, {piece_t}")
+        lw.emit(f"  %b{res[1:]} = vector.maskedload {mem}[{at}], {piece_mask}, %o{res[1:]} : {mt}, "
+                f"{vtype((PIECE,), 'i1')}, {piece_t} into {piece_t}")
+        lw.emit(f'  "scf.yield"(%b{res[1:]}) : ({piece_t}) -> ()')
+        lw.emit(f"}}) : (i1) -> ({piece_t})")
+        lw.emit(f"vector.store {res}, {rbuf}[{k}] : {bt}, {piece_t}")
+
+    _piece_loop(lw, n, mbuf, body)
+    return lw.op(f"vector.load {rbuf}[{lw.index(0)}] : {bt}, {row_t}")
+
+
+def masked_store_row(lw: Lowering, mem: str, melem: str, off: str, mask: str, value: str, n: int) -> None:
+    """vector.maskedstore of n contiguous elements at mem[off], piece by piece where the CPU needs it."""
+    mt = f"memref<?x{melem}>"
+    if not _in_pieces(lw, n, melem):
+        lw.emit(f"vector.maskedstore {mem}[{off}], {mask}, {value} : {mt}, {vtype((n,), 'i1')}, "
+                f"{vtype((n,), melem)}")
+        return
+    mbuf, vbuf = _stage_row(lw, mask, n, "i1"), _stage_row(lw, value, n, melem)
+    piece_t, bt = vtype((PIECE,), melem), f"memref<{n}x{melem}>"
+
+    def body(k, piece_mask, full):
+        at = lw.op(f"arith.addi {off}, {k} : index")
+        x = lw.op(f"vector.load {vbuf}[{k}] : {bt}, {piece_t}")
+        lw.emit(f'"scf.if"({full}) ({{')
+        lw.emit(f"  vector.store {x}, {mem}[{at}] : {mt}, {piece_t}")
+        lw.emit('  "scf.yield"() : () -> ()')
+        lw.emit("}, {")
+        lw.emit(f"  vector.maskedstore {mem}[{at}], {piece_mask}, {x} : {mt}, {vtype((PIECE,), 'i1')}, {piece_t}")
+        lw.emit('  "scf.yield"() : () -> ()')
+        lw.emit("}) : (i1) -> ()")
+
+    _piece_loop(lw, n, mbuf, body)
 
 
 # --------------------------------------------------------------------- load
@@ -72,14 +195,20 @@ def lower_load(lw: Lowering, op) -> None:
     other = None
     if ov is not None:
         other = _to_mem(lw, lw.as_tile(lw.val(ov, op), shape, p.elem), shape, p.elem)
-    stager = None
+    stager = rows = None
     use = dot_operand_use(r) if p.elem != "i1" and lw.chunk is None else None
+    mem, bits = _bits_view(lw, p, mem, melem)
     if use is not None:  # rows go straight into the dot's scratch buffer
-        stager = OperandStager(lw, use[0], use[1], shape, p.elem)
-    out = _load_tile(lw, p, mem, melem, strides, mask, other, stager)
+        stager = rows = OperandStager(lw, use[0], use[1], shape, p.elem)
+        if bits != melem:
+            rows = _BitsRows(lw, stager, bits, melem, shape[-1])
+    if other is not None:
+        other = _bitcast(lw, other, shape, melem, bits)
+    out = _load_tile(lw, p, mem, bits, strides, mask, other, rows)
     if stager is not None:
         lw.env[r] = stager.finish()
         return
+    out = _bitcast(lw, out, shape, bits, melem)
     lw.env[r] = Sc(_from_mem(lw, out, shape, p.elem), vtype(shape, p.elem))
 
 
@@ -98,8 +227,7 @@ def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other,
         else:
             m = lw.shape_cast(mask, shape, flat, "i1")
             o = lw.shape_cast(other, shape, flat, melem)
-            x = lw.op(f"vector.maskedload {mem}[{off}], {m}, {o} : {mt}, {vtype(flat, 'i1')}, "
-                      f"{vtype(flat, melem)} into {vtype(flat, melem)}")
+            x = masked_load_row(lw, mem, melem, off, m, o, total)
         x = lw.shape_cast(x, flat, shape, melem)
         if stager is not None:
             for i in range(shape[0]):
@@ -119,8 +247,7 @@ def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other,
             else:
                 m = lw.extract(mask, row, shape, "i1")
                 o = lw.extract(other, row, shape, melem)
-                x = lw.op(f"vector.maskedload {mem}[{off}], {m}, {o} : {mt}, {vtype((n,), 'i1')}, "
-                          f"{row_t} into {row_t}")
+                x = masked_load_row(lw, mem, melem, off, m, o, n)
             if stager is not None:
                 stager.row(row[0], x)
             else:
@@ -175,6 +302,8 @@ def lower_store(lw: Lowering, op) -> None:
     n, total = shape[-1], math.prod(shape)
     strides = lw.axis.strides(ops[0])
     value = _to_mem(lw, lw.as_tile(lw.val(ops[1], op), shape, p.elem), shape, p.elem)
+    mem, bits = _bits_view(lw, p, mem, melem)
+    value, melem, mt = _bitcast(lw, value, shape, melem, bits), bits, f"memref<?x{bits}>"
     mask = lw.as_tile(lw.val(ops[2], op), shape, "i1") if len(ops) > 2 else None
     if strides[-1] == 1 and len(shape) == 1:
         off = lw.offset_at(p, (0,) * len(shape))
@@ -184,7 +313,7 @@ def lower_store(lw: Lowering, op) -> None:
             lw.emit(f"vector.store {v}, {mem}[{off}] : {mt}, {vtype(flat, melem)}")
         else:
             m = lw.shape_cast(mask, shape, flat, "i1")
-            lw.emit(f"vector.maskedstore {mem}[{off}], {m}, {v} : {mt}, {vtype(flat, 'i1')}, {vtype(flat, melem)}")
+            masked_store_row(lw, mem, melem, off, m, v, total)
         return
     if strides[-1] == 1 or (strides[-1] == 0 and mask is None):
         for row in _rows(shape):
@@ -198,7 +327,7 @@ def lower_store(lw: Lowering, op) -> None:
                 lw.emit(f"vector.store {x}, {mem}[{off}] : {mt}, {vtype((n,), melem)}")
             else:
                 m = lw.extract(mask, row, shape, "i1")
-                lw.emit(f"vector.maskedstore {mem}[{off}], {m}, {x} : {mt}, {vtype((n,), 'i1')}, {vtype((n,), melem)}")
+                masked_store_row(lw, mem, melem, off, m, x, n)
         return
     flat = (total,)
     idx = lw.shape_cast(lw.voff_or_zero(p), shape, flat, "i64")

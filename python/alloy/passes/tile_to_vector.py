@@ -26,6 +26,7 @@ from mlir import ir
 from alloy.dialects import tile
 from alloy.passes.contiguity import AxisInfo
 from alloy.passes.errors import LoweringError
+from alloy.passes.vector.target import AVX512, VectorTarget
 
 CONTRACT = ("arith.addf", "arith.subf", "arith.mulf")
 _MEM_SIZE = 1 << 62  # memref views of kernel arguments have no known size
@@ -69,8 +70,9 @@ def is_float(elem: str) -> bool:
 class Lowering:
     """Rebuilds one tile kernel function as text."""
 
-    def __init__(self, func) -> None:
+    def __init__(self, func, target: VectorTarget) -> None:
         self.func = func
+        self.target = target
         self.lines: list[str] = []
         self.depth = 1
         self.n = 0
@@ -78,6 +80,7 @@ class Lowering:
         self.axis = AxisInfo()
         self.mems: dict[int, tuple[str, str]] = {}  # arg index -> (memref name, memory elem type)
         self.raw: dict[int, str] = {}  # arg index -> its !llvm.ptr
+        self.bit_views: dict[int, str] = {}  # arg index -> memref<?xi16> view of an f16/bf16 argument
         self.entry_lines: list[str] = []  # stack buffers, allocated once at function entry
         self.chunk: tuple | None = None  # (tile shape, chunk shape) inside a strip-mined loop
         self.pids: list[str] = []
@@ -290,6 +293,9 @@ class Lowering:
                 d = self.op(f"llvm.insertvalue {one}, {d}[4, 0] : {desc}")
                 m = self.op(f"builtin.unrealized_conversion_cast {d} : {desc} to memref<?x{mem_elem}>", "mem")
                 self.mems[i] = (m, mem_elem)
+                if elem in ("f16", "bf16"):
+                    self.bit_views[i] = self.op(f"builtin.unrealized_conversion_cast {d} : {desc} to memref<?xi16>",
+                                                "mem")
                 self.raw[i] = raw
                 self.env[arg] = Ptr(i, None, None, None, elem)
             else:
@@ -523,13 +529,15 @@ def kernel_funcs(module_op) -> list:
     return funcs if len(funcs) == 1 else []
 
 
-def lower_function_text(func) -> str:
+def lower_function_text(func, target: VectorTarget) -> str:
     """The lowered entry-point function of one tile kernel, as MLIR text."""
-    return Lowering(func).run()
+    return Lowering(func, target).run()
 
 
-def convert_tile_to_vector(op, pass_=None) -> None:
-    """Pass: replace each tile kernel function of the module `op` by its lowered entry point."""
+def convert_tile_to_vector(op, target: VectorTarget | None = None) -> None:
+    """Pass: replace each tile kernel function of the module `op` by its lowered entry point for the CPU
+    `target` (default: AVX-512, whose register blocking the lit tests show)."""
+    target = target or AVX512
     module_op = op.operation if hasattr(op, "operation") else op
     funcs = kernel_funcs(module_op)
     if not funcs:
@@ -537,7 +545,7 @@ def convert_tile_to_vector(op, pass_=None) -> None:
     ctx = module_op.context
     for f in funcs:
         with ctx:
-            text = lower_function_text(f)
+            text = lower_function_text(f, target)
         try:
             new = ir.Module.parse(text, ctx)
         except ir.MLIRError as e:  # a lowering bug: show what was produced

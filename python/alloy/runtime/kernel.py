@@ -149,8 +149,9 @@ class Kernel:
     def compiled_for(self, spec: Spec, target: str | None = None):
         from .. import config
 
-        target = target or config.get().target
-        key = (spec.key(), target)
+        cfg = config.get()
+        target = target or cfg.target
+        key = (spec.key(), target, cfg.cpu_target if target == "cpu" else cfg.cuda_arch)
         c = self._compiled.get(key)
         if c is None:
             from ..compiler import compile_spec

@@ -28,19 +28,28 @@ def link_shared(obj: bytes, name: str = "kernel") -> bytes:
 
 @dataclass
 class CompiledObject:
-    """A compiled kernel: the linked shared library and, on request, every stage's text."""
+    """A compiled kernel: the object code, the linked shared library (None when not linked, e.g. for
+    a CPU other than this machine's) and, on request, every stage's text."""
 
     entry: str
-    shared_object: bytes
+    object: bytes
+    shared_object: bytes | None
+    cpu_target: str
     stages: dict = field(default_factory=dict)
 
 
-def compile_module(module, name: str | None = None, *, keep_stages: bool = False) -> CompiledObject:
-    """Tile-IR module (not mutated) -> CompiledObject with the .so bytes exporting the entry point."""
+def compile_module(module, machine, name: str | None = None, *, keep_stages: bool = False,
+                   link: bool = True) -> CompiledObject:
+    """Tile-IR module (not mutated) -> CompiledObject for `machine` (a CpuMachine); with `link`, the
+    .so bytes exporting the entry point (LoweringError if the machine's code cannot run here)."""
     from alloy.targets import single_kernel
     from alloy.targets.cpu.llvm_codegen import compile_llvm_dialect
     from alloy.targets.cpu.pipeline import lower_to_llvm_dialect
 
+    if link and not machine.runs_here:
+        raise LoweringError(f"code for cpu_target={machine.name!r} ({machine.triple}, {machine.cpu}) cannot run "
+                            f"on this machine; inspect it with al.inspect(..., level='asm') or set "
+                            f"alloy.config.set(cpu_target='native')")
     src, func = single_kernel(module)
     entry = func.sym_name.value
     op = src.clone()
@@ -48,10 +57,11 @@ def compile_module(module, name: str | None = None, *, keep_stages: bool = False
     if keep_stages:
         stages["tile-ir"] = str(src)
     try:
-        lower_to_llvm_dialect(op, stages if keep_stages else None)
-        mc = compile_llvm_dialect(op, keep_ir=keep_stages, keep_asm=keep_stages)
+        lower_to_llvm_dialect(op, machine.description, stages if keep_stages else None)
+        mc = compile_llvm_dialect(op, machine, keep_ir=keep_stages, keep_asm=keep_stages)
     finally:
         op.erase()
     if keep_stages:
         stages["llvm"], stages["asm"] = mc.llvm_ir, mc.asm
-    return CompiledObject(entry, link_shared(mc.object, name or entry), stages)
+    shared = link_shared(mc.object, name or entry) if link else None
+    return CompiledObject(entry, mc.object, shared, machine.name, stages)

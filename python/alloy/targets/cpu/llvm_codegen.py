@@ -3,7 +3,8 @@
 Translation uses the MLIR C API (`mlirTranslateModuleToLLVMIR`, exported by
 the bindings' libMLIRPythonCAPI.so); optimization (`default<O3>`) and code
 emission use the LLVM C API of the libLLVM.so that the bindings already
-loaded, targeting the host CPU and its features, PIC relocations.
+loaded, for the configured CPU (targets/cpu/machine.py: the host's CPU and
+features, an x86-64 level, or AArch64), PIC relocations.
 """
 from __future__ import annotations
 
@@ -70,9 +71,9 @@ def _libs():
     for name, (res, args) in sig.items():
         fn = getattr(llvm, name)
         fn.restype, fn.argtypes = res, args
-    arch = {"x86_64": "X86", "amd64": "X86", "aarch64": "AArch64", "arm64": "AArch64"}[platform.machine().lower()]
-    for part in ("TargetInfo", "Target", "TargetMC", "AsmPrinter"):
-        getattr(llvm, f"LLVMInitialize{arch}{part}")()
+    for arch in ("X86", "AArch64"):  # the host's and the cross-compiled CPU (cpu_target)
+        for part in ("TargetInfo", "Target", "TargetMC", "AsmPrinter"):
+            getattr(llvm, f"LLVMInitialize{arch}{part}")()
     return capi, llvm
 
 
@@ -92,30 +93,19 @@ def _capsule_ptr(obj) -> int:
 
 
 @lru_cache(maxsize=None)
-def host_target() -> tuple[bytes, bytes, bytes]:
-    """(triple, cpu name, cpu features) of this machine."""
+def host_target() -> tuple[str, str, str]:
+    """(triple, cpu name, cpu features) of this machine, as LLVM reads them."""
     _, llvm = _libs()
-    return tuple(_message(llvm, getattr(llvm, f)()).encode()
+    return tuple(_message(llvm, getattr(llvm, f)())
                  for f in ("LLVMGetDefaultTargetTriple", "LLVMGetHostCPUName", "LLVMGetHostCPUFeatures"))
 
 
-@lru_cache(maxsize=None)
-def host_vector_registers() -> tuple[int, int]:
-    """(bytes per SIMD register, number of SIMD registers) of this machine, for register blocking."""
-    triple, _, features = (x.decode() for x in host_target())
-    feats = set(features.split(","))
-    if triple.startswith(("x86_64", "i686", "i386")):
-        if "+avx512f" in feats:
-            return 64, 32
-        return (32, 16) if "+avx" in feats else (16, 16)
-    return 16, 32  # AArch64 NEON
-
-
-def compile_llvm_dialect(module_op, *, keep_ir: bool = False, keep_asm: bool = False,
+def compile_llvm_dialect(module_op, machine, *, keep_ir: bool = False, keep_asm: bool = False,
                          passes: str = "default<O3>") -> MachineCode:
-    """Translate an LLVM-dialect module (an ir.Operation) and compile it to a host object file."""
+    """Translate an LLVM-dialect module (an ir.Operation) and compile it to an object file for
+    `machine` (a targets.cpu.machine.CpuMachine)."""
     capi, llvm = _libs()
-    triple, cpu, features = host_target()
+    triple, cpu, features = (machine.triple.encode(), machine.cpu.encode(), machine.features.encode())
     ctx = llvm.LLVMContextCreate()
     mod = capi.mlirTranslateModuleToLLVMIR(_Handle(_capsule_ptr(module_op)), ctx)
     if not mod:

@@ -7,12 +7,19 @@ passes, anything else is an upstream MLIR pass run through PassManager.
 from __future__ import annotations
 
 from alloy.passes.errors import LoweringError
+from alloy.passes.pipeline import run_passes
 
 VECTOR_TO_LLVM = "convert-vector-to-llvm{reassociate-fp-reductions=1 vector-transpose-lowering=shuffle16x16}"
 
+# f16/bf16 arithmetic runs in f32, rounded back after each op (passes/vector/target.py); bf16 conversions
+# become integer arithmetic, so no kernel needs a compiler-runtime routine (__truncsfbf2, __extendhfsf2)
+WIDEN_ARITH = "arith-emulate-unsupported-floats{source-types=f16,bf16 target-type=f32}"
+WIDEN_MATH = "math-extend-to-supported-types{extra-types=f16,bf16 target-type=f32}"
+EXPAND_BF16 = "expand-bf16-conversions"
+
 MLIR_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tile-opt", ("tile-canonicalize", "tile-fold-dot-acc")),
-    ("vector", ("convert-tile-to-vector", "canonicalize", "cse")),
+    ("vector", ("convert-tile-to-vector", WIDEN_ARITH, WIDEN_MATH, EXPAND_BF16, "canonicalize", "cse")),
     ("scf", ("convert-vector-to-scf", "lower-affine", "convert-scf-to-cf", "expand-strided-metadata")),
     ("llvm-dialect", ("convert-math-to-llvm", "convert-math-to-libm", VECTOR_TO_LLVM, "finalize-memref-to-llvm",
                       "convert-ub-to-llvm", "convert-arith-to-llvm", "convert-func-to-llvm", "convert-cf-to-llvm",
@@ -23,36 +30,10 @@ MLIR_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 STAGES: tuple[str, ...] = ("tile-ir",) + tuple(name for name, _ in MLIR_STAGES) + ("llvm", "asm")
 
 
-def run_passes(module_op, passes) -> None:
-    """Run a list of pass names (ours or upstream) in order on a builtin.module operation."""
-    from mlir.passmanager import PassManager
-
-    from alloy.passes import PASSES
-
-    upstream: list[str] = []
-
-    def flush():
-        if upstream:
-            pm = PassManager.parse("builtin.module(" + ",".join(upstream) + ")", module_op.context)
-            try:
-                pm.run(module_op)
-            except Exception as e:  # MLIRError carries the diagnostics
-                raise LoweringError(f"upstream passes {','.join(upstream)} failed: {e}") from None
-            upstream.clear()
-
-    for p in passes:
-        if p in PASSES:
-            flush()
-            PASSES[p](module_op, None)
-        else:
-            upstream.append(p)
-    flush()
-
-
-def lower_to_llvm_dialect(module_op, stages: dict | None = None, until: str | None = None) -> None:
-    """Run the MLIR stages in place; record each stage's text in `stages` if given."""
+def lower_to_llvm_dialect(module_op, target, stages: dict | None = None, until: str | None = None) -> None:
+    """Run the MLIR stages in place for `target` (a VectorTarget); record each stage's text in `stages`."""
     for name, passes in MLIR_STAGES:
-        run_passes(module_op, passes)
+        run_passes(module_op, passes, target)
         if stages is not None:
             stages[name] = str(module_op)
         if name == "llvm-dialect":
