@@ -11,6 +11,10 @@
   ALLOY_CACHE_DIR instead of `alloy.config.set` before the clock, so the launch is also the
   first use (and import) of alloy.config, as in a program that never configures Alloy.
 
+- the slowest compiles: test/kernel (which runs every shipped example kernel too) in a fresh process
+  with an empty cache, once for this machine's CPU and once with cpu_target="x86-64-v3" (AVX2),
+  every CPU compilation timed (benchmarks/compile_recorder.py); the goal is under 2 s each.
+
 The processes run with bytecode caches, as an installed package does: PYTHONDONTWRITEBYTECODE is
 dropped and PYTHONPYCACHEPREFIX points into a temporary directory, filled by a first, untimed
 process (without .pyc files, compiling each module the first launch imports adds ~5 ms).
@@ -150,6 +154,43 @@ def run(warm_runs: int = 9, breakdown: dict | None = None) -> list[Row]:
     ]
 
 
+COMPILE_GOAL_S = 2.0
+
+
+def compile_times(cpu_target: str) -> list[dict]:
+    """Every CPU compilation of a run of test/kernel with `cpu_target`: [{entry, test, seconds, ...}]."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = os.path.join(tmp, "compiles.jsonl")
+        env = {k: v for k, v in os.environ.items()}
+        env.update(ALLOY_CACHE_DIR=os.path.join(tmp, "cache"), ALLOY_CPU_TARGET=cpu_target)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT / "python"),
+                                             env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "compile_recorder",
+                               f"--compile-log={log}", str(ROOT / "test" / "kernel")], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
+            raise RuntimeError(f"test/kernel with cpu_target={cpu_target} failed: {tail}")
+        import json
+
+        with open(log) as f:
+            return [json.loads(line) for line in f]
+
+
+def slowest_rows(targets=("native", "x86-64-v3"), count: int = 5) -> tuple[list[Row], list[list[str]]]:
+    """(a summary Row per cpu_target, a table of the `count` slowest compiles of each)."""
+    rows, table = [], []
+    for target in targets:
+        times = sorted(compile_times(target), key=lambda r: -r["seconds"])
+        over = sum(r["seconds"] > COMPILE_GOAL_S for r in times)
+        rows.append(Row(f"slowest CPU compile of test/kernel + examples, cpu_target={target}", times[0]["seconds"],
+                        None, None, "max", COMPILE_GOAL_S,
+                        f"{len(times)} compiles, median {statistics.median(r['seconds'] for r in times) * 1e3:.0f} ms, "
+                        f"{over} over {COMPILE_GOAL_S:.0f} s; slowest: {times[0]['entry']} in {times[0]['test']}"))
+        table += [[target, f"{r['seconds']:.2f} s", r["entry"], r["test"]] for r in times[:count]]
+    return rows, table
+
+
 def print_breakdown(steps: dict[str, float]) -> None:
     rows = [[k, f"{v * 1e3:.2f} ms"] for k, v in steps.items()]
     rows.append(["sum of the steps", f"{sum(steps.values()) * 1e3:.2f} ms"])
@@ -158,6 +199,10 @@ def print_breakdown(steps: dict[str, float]) -> None:
 
 if __name__ == "__main__":
     steps: dict[str, float] = {}
-    print_rows(run(breakdown=steps))
+    rows = run(breakdown=steps)
+    slow, table = slowest_rows()
+    print_rows(rows + slow)
     print()
     print_breakdown(steps)
+    print()
+    print_table(["cpu_target", "compile", "kernel", "test"], table)

@@ -168,6 +168,16 @@ def new_context() -> ir.Context:
 
 
 # ----------------------------------------------------------------- types
+def kernel_funcs(module_op) -> list:
+    """The tile kernel functions of a module (those marked tile.kernel, else the only func)."""
+    body = module_op.regions[0].blocks[0]
+    funcs = [o for o in body.operations if o.operation.name == "func.func"]
+    marked = [f for f in funcs if "tile.kernel" in f.attributes]
+    if marked:
+        return marked
+    return funcs if len(funcs) == 1 else []
+
+
 def ptr_type(elem: ir.Type) -> ir.Type:
     return ir.Type.parse(f"!tile.ptr<{elem}>")
 

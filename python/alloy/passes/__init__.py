@@ -1,7 +1,8 @@
 """Tile-level and lowering passes, by name (for alloy-opt and the target pipelines).
 
-`PASSES[name]` is a callable `(op, pass_) -> None` working in place on a
-`builtin.module` operation (`pass_` may be None when called directly).
+`PASSES[name]` is a callable `(op, target) -> None` working in place on a
+`builtin.module` operation; `target` is the target description the pipeline
+chose (passes/vector/target.py, passes/simt/target.py), None for the pass's default.
 Passes raise `alloy.passes.errors.LoweringError` on input they cannot handle.
 Modules are imported lazily so that `import alloy` stays cheap.
 """
@@ -12,10 +13,10 @@ import importlib
 _REGISTRY = {
     "tile-canonicalize": ("alloy.passes.tile_canonicalize", "tile_canonicalize"),
     "tile-fold-dot-acc": ("alloy.passes.tile_fold_dot_acc", "tile_fold_dot_acc"),
-    "convert-tile-to-vector": ("alloy.passes.tile_to_vector", "convert_tile_to_vector"),
+    "convert-tile-to-vector": ("alloy.passes.vector.convert", "convert_tile_to_vector"),
     "expand-bf16-conversions": ("alloy.passes.vector.bf16", "expand_bf16_conversions"),
-    "simt-layout": ("alloy.passes.simt_layout", "simt_layout"),
-    "convert-tile-to-simt": ("alloy.passes.simt_lower", "convert_tile_to_simt"),
+    "simt-layout": ("alloy.passes.simt.layout", "simt_layout"),
+    "convert-tile-to-simt": ("alloy.passes.simt.convert", "convert_tile_to_simt"),
 }
 
 

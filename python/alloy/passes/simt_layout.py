@@ -126,7 +126,7 @@ def choose_vec(func_op) -> int:
 
 def simt_layout(op, pass_=None) -> None:
     """Pass: annotate each tile kernel with simt.num_threads / simt.vec and its tile ops with simt.layout."""
-    from alloy.passes.tile_to_vector import kernel_funcs
+    from alloy.dialects.tile import kernel_funcs
 
     module = op.operation if hasattr(op, "operation") else op
     for f in kernel_funcs(module):

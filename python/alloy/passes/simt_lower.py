@@ -477,12 +477,6 @@ def scalar_op(lw: SimtLowering, op, operands: list[str]) -> str:
     return lw.op(f'"{name}"({", ".join(operands)}) {attr}: ({", ".join(types)}) -> {rtype}')
 
 
-def kernel_funcs(module_op) -> list:
-    from alloy.passes.tile_to_vector import kernel_funcs as kf
-
-    return kf(module_op)
-
-
 def lower_function_text(func) -> tuple[str, int, int, int]:
     """(gpu-dialect module text, block size, static and dynamic workgroup bytes) of one tile kernel."""
     lw = SimtLowering(func)
@@ -493,7 +487,7 @@ def lower_function_text(func) -> tuple[str, int, int, int]:
 def convert_tile_to_simt(op, pass_=None) -> None:
     """Pass: replace the tile kernel of module `op` by a gpu.module holding its gpu.func."""
     module_op = op.operation if hasattr(op, "operation") else op
-    funcs = kernel_funcs(module_op)
+    funcs = tile.kernel_funcs(module_op)
     if len(funcs) != 1:
         raise LoweringError(f"expected one tile kernel function in the module, found {len(funcs)}", module_op)
     f = funcs[0]

@@ -519,16 +519,6 @@ HANDLERS = {
 }
 
 
-def kernel_funcs(module_op) -> list:
-    """The tile kernel functions of a module (those marked tile.kernel, else the only func)."""
-    body = module_op.regions[0].blocks[0]
-    funcs = [o for o in body.operations if o.operation.name == "func.func"]
-    marked = [f for f in funcs if "tile.kernel" in f.attributes]
-    if marked:
-        return marked
-    return funcs if len(funcs) == 1 else []
-
-
 def lower_function_text(func, target: VectorTarget) -> str:
     """The lowered entry-point function of one tile kernel, as MLIR text."""
     return Lowering(func, target).run()
@@ -539,7 +529,7 @@ def convert_tile_to_vector(op, target: VectorTarget | None = None) -> None:
     `target` (default: AVX-512, whose register blocking the lit tests show)."""
     target = target or AVX512
     module_op = op.operation if hasattr(op, "operation") else op
-    funcs = kernel_funcs(module_op)
+    funcs = tile.kernel_funcs(module_op)
     if not funcs:
         raise LoweringError("no tile kernel function (func.func with tile.kernel) in the module", module_op)
     ctx = module_op.context

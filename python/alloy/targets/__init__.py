@@ -4,7 +4,7 @@
 def single_kernel(module):
     """(the module's operation, its one tile kernel function); LoweringError when there is not exactly one."""
     from alloy.passes.errors import LoweringError
-    from alloy.passes.tile_to_vector import kernel_funcs
+    from alloy.dialects.tile import kernel_funcs
 
     src = module.operation if hasattr(module, "operation") else module
     funcs = kernel_funcs(src)

@@ -102,7 +102,7 @@ def set_simt_target(module_op, target: str) -> None:
     """Mark the module's tile kernel with the SIMT target ("cuda:<chip>" or "metal") for convert-tile-to-simt."""
     from mlir import ir
 
-    from alloy.passes.tile_to_vector import kernel_funcs
+    from alloy.dialects.tile import kernel_funcs
 
     for f in kernel_funcs(module_op):
         f.attributes["simt.target"] = ir.StringAttr.get(target, module_op.context)
