@@ -47,7 +47,7 @@ out = {}
 if sys.argv[3] == "preload":
     import importlib
     t0 = time.perf_counter()
-    for m in ("alloy.compiler", "alloy.frontend.codegen", "alloy.dialects.tile", "alloy.passes",
+    for m in ("alloy.compiler", "alloy.runtime.specializations", "alloy.frontend.codegen", "alloy.dialects.tile", "alloy.passes",
               "alloy.targets.cpu.link", "alloy.targets.cpu.pipeline", "alloy.targets.cpu.llvm_codegen"):
         try:
             importlib.import_module(m)
@@ -86,7 +86,8 @@ def step(name, fn):
 
 step("import alloy.runtime.native (the extension)", lambda: __import__("alloy.runtime.native"))
 cache = step("import alloy.runtime.cache (builtin sha256)", lambda: __import__("alloy.runtime.cache").runtime.cache)
-C = step("import alloy.compiler (the rest)", lambda: __import__("alloy.compiler").compiler)
+C = step("import alloy.runtime.specializations (the rest)",
+         lambda: __import__("alloy.runtime.specializations").runtime.specializations)
 step("import alloy.runtime.helpers", lambda: __import__("alloy.runtime.helpers"))
 spec, host = step("bind + specialise", lambda: softmax.specialize(softmax.bind((x, 1000), {"BLOCK": 1024})))
 h = step("kernel digest (source text, helpers, globals)", lambda: softmax.source_hash)
@@ -95,7 +96,7 @@ cpu = step("host_cpu() (/proc/cpuinfo)", cache.host_cpu)
 step("cache_key()", lambda: cache.cache_key(h, spec.key(), "cpu", fp, cpu))
 src = step("FunctionSource (unparsed)", lambda: softmax.source)
 c = step("compile_spec hit: read metadata + dlopen", lambda: C.compile_spec(src, h, spec))
-softmax._compiled[(spec.key(), "cpu")] = c
+softmax._compiled[(spec.key(), "cpu", config.get().cpu_target)] = c
 step("launch (output allocation, shape inference, run)", lambda: softmax[64](x, 1000, BLOCK=1024))
 print(repr(steps))
 """

@@ -20,7 +20,7 @@ from .language.dtypes import (bfloat16, bool_, dtype, float16, float32, float64,
 from .runtime.buffer import AlloyBuffer
 from .runtime.kernel import Func, Kernel
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401
 
 
 def kernel(fn):

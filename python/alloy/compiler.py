@@ -1,57 +1,12 @@
-"""Compile one kernel specialisation: frontend → target → cached shared object.
+"""Compile one kernel specialisation: frontend -> tile IR -> a target's artifact and its launch metadata.
 
-The cache key covers the kernel's source (and its @al.func helpers, and the
-global and closure values they name: runtime/helpers.py), the specialisation
-(argument dtypes and ranks, constexpr values), the target, the compiler's own
-sources and, for the CPU, the host CPU and the `cpu_target` setting; shapes and scalar values are launch-time
-values, so they never recompile. Computing the key neither parses the kernel nor
-imports MLIR: the frontend runs, and MLIR is imported, only on a cache miss.
+Pure compilation: no cache, no runtime. `runtime/specializations.py` looks
+compiled specialisations up in the kernel cache and calls this on a miss.
+MLIR is imported only when a function here runs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from .frontend.signature import Slot, Spec
-from .language import dtypes as dt
-from .runtime.cache import KernelCache, cache_key, host_cpu
-
-_cache: KernelCache | None = None
-
-
-def kernel_cache() -> KernelCache:
-    global _cache
-    if _cache is None:
-        _cache = KernelCache()
-    return _cache
-
-
-@dataclass
-class StoreInfo:
-    param: str
-    offset_sym: object
-    mask_sym: object
-
-
-@dataclass
-class Compiled:
-    fn_addr: int
-    slots: tuple[Slot, ...]
-    outputs: dict[str, dt.dtype]
-    stores: list[StoreInfo]
-    key: str
-    target: str = "cpu"
-    launch: dict | None = None  # cuda: the metadata + {"ptx", "num_threads", "shared_bytes", "params", "arch", "atomics"}
-
-
-def _tuplify(x):
-    return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
-
-
-def _from_metadata(fn_addr, meta, key) -> Compiled:
-    slots = tuple(Slot(s["kind"], s["param"], s["dim"], dt.BY_NAME[s["dtype"]]) for s in meta["slots"])
-    outputs = {k: dt.BY_NAME[v] for k, v in meta["outputs"].items()}
-    stores = [StoreInfo(s["param"], _tuplify(s["offset"]), _tuplify(s["mask"])) for s in meta["stores"]]
-    return Compiled(fn_addr, slots, outputs, stores, key)
+from .frontend.signature import Spec
 
 
 def _sym_json(s):
@@ -78,37 +33,8 @@ def tile_ir(source, spec: Spec):
     return ctx, module, gen
 
 
-_fingerprint: str | None = None
-_COMPILER_SOURCES = ("compiler.py", "frontend", "dialects", "language", "passes", "targets")
-
-
-def compiler_fingerprint() -> str:
-    """Digest of the compiler's own sources, so a changed compiler never reuses stale cache entries
-    (memoised on the files' stat data by `sources_digest`: a warm start stats them, reads none)."""
-    global _fingerprint
-    if _fingerprint is None:
-        import os
-
-        from .runtime.cache import sources_digest
-
-        root = os.path.dirname(os.path.abspath(__file__))
-        files = []
-
-        def walk(folder):
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-            files.extend(e.path for e in entries if e.name.endswith(".py") and e.is_file())
-            for e in entries:
-                if e.is_dir() and e.name != "__pycache__":
-                    walk(e.path)
-
-        for name in _COMPILER_SOURCES:
-            path = os.path.join(root, name)
-            files.append(path) if name.endswith(".py") else walk(path)
-        _fingerprint = sources_digest(root, files)[:16]
-    return _fingerprint
-
-
-def _metadata(source, gen, entry: str) -> dict:
+def metadata(source, gen, entry: str) -> dict:
+    """The launch metadata of a compiled specialisation (slots, output dtypes, store records), JSON-ready."""
     return {
         "entry": entry,
         "kernel": source.name,
@@ -119,84 +45,54 @@ def _metadata(source, gen, entry: str) -> dict:
     }
 
 
-def cuda_key(source_hash: str, spec: Spec, arch: str) -> str:
-    """Cache key of one CUDA specialisation: like the CPU's, it covers the whole compiler's sources."""
-    return cache_key(source_hash, spec.key(), "cuda", arch, compiler_fingerprint())
-
-
-def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
-    """PTX for one specialisation, from the PTX cache or compiled (MLIR is imported only on a miss)."""
-    import importlib.util
-
-    from .runtime import cuda
-
-    arch = _config().cuda_arch
-    key = cuda_key(source_hash, spec, arch)
-    hit = cuda.cache_get(key)
-    if hit is None:
-        if importlib.util.find_spec("mlir") is None:
-            raise RuntimeError(f"kernel '{source.name}': no PTX for this specialisation in the kernel cache "
-                               f"({_config().cache_dir}, key {key}) and MLIR is not installed to compile it")
-        ctx, module, gen = tile_ir(source, spec)
-        from .passes.errors import LoweringError
-        from .targets.cuda import compile_tile_module
-
-        with ctx:
-            try:
-                art = compile_tile_module(module, arch=arch)
-            except LoweringError as e:
-                from .language.core import CompilationError
-
-                raise CompilationError(f"could not lower to CUDA: {e}", kernel=source.name,
-                                       filename=source.filename) from None
-        meta = _metadata(source, gen, art.entry)
-        meta.update(num_threads=art.num_threads, shared_bytes=art.shared_bytes,
-                    dynamic_shared_bytes=art.dynamic_shared_bytes, params=art.params, arch=art.arch,
-                    atomics="tile.atomic_" in str(module))
-        cuda.cache_put(key, art.ptx, meta)
-        hit = (art.ptx, _json_roundtrip(meta))
-    ptx, meta = hit
-    c = _from_metadata(0, meta, key)
-    c.target = "cuda"
-    c.launch = dict(meta, ptx=ptx)
-    return c
-
-
-def _config():
-    from . import config
-
-    return config.get()
-
-
-def _json_roundtrip(meta: dict) -> dict:
-    import json
-
-    return json.loads(json.dumps(meta))
-
-
-def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> Compiled:
-    if target == "cuda":
-        return _compile_cuda(source, source_hash, spec)
-    if target != "cpu":
-        raise NotImplementedError(f"target '{target}' is not available yet; use 'cpu' or 'cuda'")
-    key = cache_key(source_hash, spec.key(), target, compiler_fingerprint(), host_cpu(), _config().cpu_target)
-    cache = kernel_cache()
-    hit = cache.get(key)
-    if hit is not None:
-        return _from_metadata(hit.fn_addr, hit.metadata, key)
-    ctx, module, gen = tile_ir(source, spec)
+def compile_cpu(source, spec: Spec):
+    """(CompiledObject, metadata) of one specialisation for the configured cpu_target; CompilationError on failure."""
+    from .language.core import CompilationError
+    from .passes.errors import LoweringError
     from .targets.cpu import compile_tile_module
 
-    from .passes.errors import LoweringError
-
+    ctx, module, gen = tile_ir(source, spec)
     with ctx:
         try:
             art = compile_tile_module(module)
         except LoweringError as e:
-            from .language.core import CompilationError
-
             raise CompilationError(f"could not lower to the CPU: {e}", kernel=source.name,
                                    filename=source.filename) from None
-    meta = _metadata(source, gen, art.entry)
-    entry = cache.put(key, art.shared_object, meta)
-    return _from_metadata(entry.fn_addr, meta, key)
+    return art, metadata(source, gen, art.entry)
+
+
+def compile_cuda(source, spec: Spec, arch: str):
+    """(CudaKernel, metadata with the launch fields) of one specialisation for `arch`."""
+    from .language.core import CompilationError
+    from .passes.errors import LoweringError
+    from .targets.cuda import compile_tile_module
+
+    ctx, module, gen = tile_ir(source, spec)
+    with ctx:
+        try:
+            art = compile_tile_module(module, arch=arch)
+        except LoweringError as e:
+            raise CompilationError(f"could not lower to CUDA: {e}", kernel=source.name,
+                                   filename=source.filename) from None
+        uses_atomics = _uses_atomics(module)
+    meta = metadata(source, gen, art.entry)
+    meta.update(num_threads=art.num_threads, shared_bytes=art.shared_bytes,
+                dynamic_shared_bytes=art.dynamic_shared_bytes, params=art.params, arch=art.arch,
+                atomics=uses_atomics)
+    return art, meta
+
+
+def _uses_atomics(module) -> bool:
+    """Whether the kernel has an atomic op (its outputs are then zeroed before a CUDA launch)."""
+    from mlir import ir
+
+    found = []
+
+    def visit(op):
+        if op.name in ("tile.atomic_rmw", "tile.atomic_cas"):
+            found.append(op)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return bool(found)

@@ -16,5 +16,5 @@ except SystemExit:
     pass" "$ex" > /dev/null || echo "could not compile $ex"
 done
 "$py" benchmarks/cuda_kernels.py --compile-only
-"$py" -c "from alloy.compiler import compiler_fingerprint; print(compiler_fingerprint())" > .device-cache/FINGERPRINT
+"$py" -c "from alloy.runtime.specializations import compiler_fingerprint; print(compiler_fingerprint())" > .device-cache/FINGERPRINT
 echo "$(find .device-cache -name '*.ptx' | wc -l) PTX files, fingerprint $(cat .device-cache/FINGERPRINT)"

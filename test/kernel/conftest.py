@@ -6,7 +6,7 @@ import pytest
 def cpu_compiles(monkeypatch, tmp_path):
     """A private kernel cache directory; the list of CPU compilations made (one entry each).
     Kernels keep compiled code in memory too: clear `kernel._compiled` of the kernels used."""
-    import alloy.compiler as compiler
+    import alloy.runtime.specializations as specializations
     import alloy.config as config
     import alloy.targets.cpu as cpu_target
 
@@ -20,6 +20,6 @@ def cpu_compiles(monkeypatch, tmp_path):
     monkeypatch.setattr(cpu_target, "compile_tile_module", counting)
     old = config.get().cache_dir
     config.set(cache_dir=tmp_path / "cache")
-    monkeypatch.setattr(compiler, "_cache", None)
+    monkeypatch.setattr(specializations, "_cache", None)
     yield calls
     config.set(cache_dir=old)

@@ -15,6 +15,7 @@ import pytest
 
 import alloy as al
 import alloy.compiler as compiler
+import alloy.runtime.specializations as specializations
 import alloy.runtime.cache as cache
 from alloy.runtime.helpers import _source_text, kernel_digest
 
@@ -239,10 +240,10 @@ def test_sources_digest_uses_the_memo(tmp_path):
 def test_compiler_fingerprint_covers_the_compiler(monkeypatch, tmp_path):
     seen = []
     monkeypatch.setattr(cache, "sources_digest", lambda root, files, memo_dir=None: seen.extend(files) or "0" * 64)
-    monkeypatch.setattr(compiler, "_fingerprint", None)
-    assert compiler.compiler_fingerprint() == "0" * 16
+    monkeypatch.setattr(specializations, "_fingerprint", None)
+    assert specializations.compiler_fingerprint() == "0" * 16
     names = {os.path.relpath(f, os.path.dirname(compiler.__file__)).replace(os.sep, "/") for f in seen}
-    assert {"compiler.py", "frontend/codegen.py", "passes/stripmine.py", "targets/cpu/llvm_codegen.py",
+    assert {"compiler.py", "frontend/codegen.py", "passes/vector/stripmine.py", "targets/cpu/llvm_codegen.py",
             "language/dtypes.py", "passes/__init__.py", "targets/cpu/pipeline.py", "targets/cuda/pipeline.py",
             "dialects/tile.py"} <= names
     assert not any("__pycache__" in n or not n.endswith(".py") for n in names)
@@ -254,10 +255,10 @@ def test_cuda_key_follows_every_compiler_source(monkeypatch):
     from alloy.frontend.signature import Spec
 
     spec = Spec((), ())
-    monkeypatch.setattr(compiler, "_fingerprint", "a" * 16)
-    before = compiler.cuda_key("src", spec, "sm_90a")
-    monkeypatch.setattr(compiler, "_fingerprint", "b" * 16)
-    assert compiler.cuda_key("src", spec, "sm_90a") != before
+    monkeypatch.setattr(specializations, "_fingerprint", "a" * 16)
+    before = specializations.cuda_key("src", spec, "sm_90a")
+    monkeypatch.setattr(specializations, "_fingerprint", "b" * 16)
+    assert specializations.cuda_key("src", spec, "sm_90a") != before
 
 
 def test_source_text_covers_the_block():

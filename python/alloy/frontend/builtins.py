@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..dialects import tile
 from ..language import dtypes as dt
 from . import values as V
-from .codegen import ArrayArg, StoreRecord
+from .values import ArrayArg, StoreRecord
 
 
 def _ptr(gen, p, what):

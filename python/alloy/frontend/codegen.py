@@ -15,24 +15,10 @@ from mlir.dialects import func, scf
 from ..language import core
 from ..language import dtypes as dt
 from . import values as V
+from .values import ArrayArg, StoreRecord
 from .expressions import ExpressionMixin
 from .signature import ArgSpec, Slot, Spec
 from .sources import FunctionSource
-
-
-class ArrayArg:
-    """An array parameter inside the kernel: its base pointer and shape."""
-
-    def __init__(self, name, ptr: V.TV, shape: tuple):
-        self.name, self.ptr, self.shape = name, ptr, shape
-        self.dtype = ptr.dtype
-
-
-class StoreRecord:
-    """A store (or atomic) to an output parameter, for output inference."""
-
-    def __init__(self, param, offset_sym, mask_sym, dtype, shape):
-        self.param, self.offset_sym, self.mask_sym, self.dtype, self.shape = param, offset_sym, mask_sym, dtype, shape
 
 
 class _Return(Exception):

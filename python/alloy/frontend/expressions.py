@@ -12,6 +12,7 @@ import operator
 
 from ..language import dtypes as dt
 from . import values as V
+from .values import ArrayArg
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "truediv", ast.FloorDiv: "floordiv",
            ast.Mod: "mod", ast.Pow: "pow", ast.BitAnd: "and", ast.BitOr: "or", ast.BitXor: "xor",
@@ -58,7 +59,6 @@ class ExpressionMixin:
 
     def expr_Attribute(self, n):
         base = self.eval(n.value)
-        from .codegen import ArrayArg
 
         if isinstance(base, ArrayArg):
             if n.attr == "shape":
@@ -84,7 +84,6 @@ class ExpressionMixin:
 
     # -------------------------------------------------------------- operators
     def operand(self, v, node):
-        from .codegen import ArrayArg
 
         if isinstance(v, ArrayArg):
             return v.ptr

@@ -371,3 +371,18 @@ def fma(a, b, c) -> TV:
     if not d.is_float:
         return binary("add", binary("mul", a, b), c)
     return TV(math.fma(a.value, b.value, c.value), d, shape)
+
+
+class ArrayArg:
+    """An array parameter inside the kernel: its base pointer and shape."""
+
+    def __init__(self, name, ptr: TV, shape: tuple):
+        self.name, self.ptr, self.shape = name, ptr, shape
+        self.dtype = ptr.dtype
+
+
+class StoreRecord:
+    """A store (or atomic) to an output parameter, for output inference."""
+
+    def __init__(self, param, offset_sym, mask_sym, dtype, shape):
+        self.param, self.offset_sym, self.mask_sym, self.dtype, self.shape = param, offset_sym, mask_sym, dtype, shape

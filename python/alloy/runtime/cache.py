@@ -60,18 +60,10 @@ class CachedKernel:
 
 
 def compiler_version() -> str:
-    """The compiler version that keys carry (from alloy.__version__)."""
-    import alloy
+    """The compiler version that keys carry (alloy.version)."""
+    from alloy.version import __version__
 
-    version = getattr(alloy, "__version__", None)
-    if version is None:
-        from importlib import metadata
-
-        try:
-            version = metadata.version("alloy-kit")
-        except metadata.PackageNotFoundError:
-            version = "0+unknown"
-    return f"alloy-{version}/cache-{CACHE_FORMAT}"
+    return f"alloy-{__version__}/cache-{CACHE_FORMAT}"
 
 
 def cache_key(*parts: object) -> str:

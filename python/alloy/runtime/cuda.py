@@ -15,6 +15,8 @@ and `<key>.json` (the launch metadata; written last).
 """
 from __future__ import annotations
 
+import importlib
+
 import json
 import os
 import threading
@@ -48,7 +50,7 @@ def set_device(name: str) -> None:
 def _rt():
     """The native runtime with a live CUDA context, or CudaUnavailable."""
     try:
-        from alloy import _runtime
+        _runtime = importlib.import_module("alloy._runtime")  # the extension (not a Python layer)
     except ImportError as e:
         raise CudaUnavailable(f"alloy._runtime is not built: {e}") from None
     if not hasattr(_runtime, "cuda_available"):
@@ -206,7 +208,7 @@ def _torch_dtype(dtype: np.dtype):
 
 def _dry_outputs(kernel, bound, c, g):
     """Zero-filled host outputs of the inferred shapes (compile-only mode: nothing runs)."""
-    from .kernel import _encode
+    from .arguments import scalar_slot
     from .outputs import infer_output_shape
 
     shapes = {k: tuple(v.shape) for k, v in bound.items() if hasattr(v, "shape")}
@@ -217,7 +219,7 @@ def _dry_outputs(kernel, bound, c, g):
         elif s.kind == "dim":
             slots.append(shapes[s.param][s.dim])
         else:
-            slots.append(_encode(bound[s.param], s.dtype))
+            slots.append(scalar_slot(bound[s.param], s.dtype))
     outs = {}
     for p in kernel.params:
         if p.kind == "output":
@@ -275,7 +277,7 @@ def launch(kernel, grid, args, kwargs):
 
     Outputs the runtime allocates are uninitialised (zeroed only for kernels with atomics):
     a kernel's stores define them."""
-    from .kernel import _encode
+    from .arguments import scalar_slot
     from .outputs import InferenceError, infer_output_shape
 
     bound = kernel.bind(args, kwargs)
@@ -324,7 +326,7 @@ def launch(kernel, grid, args, kwargs):
         elif s.kind == "dim":
             slots[i] = dev[s.param][1][s.dim]
         else:
-            slots[i] = _encode(bound[s.param], s.dtype)
+            slots[i] = scalar_slot(bound[s.param], s.dtype)
     outs = {p.name: bound[p.name] for p in kernel.params if p.kind == "output"}
     host_outs = {}
     zero = c.launch.get("atomics", True)

@@ -8,13 +8,13 @@ grid on the native thread pool.
 from __future__ import annotations
 
 import inspect as _inspect
-import struct
 from array import array
 
 import numpy as np
 
 from ..frontend.signature import ArgSpec, Spec, params_of
 from ..language import dtypes as dt
+from .arguments import scalar_slot
 from .buffer import AlloyBuffer, as_kernel_array
 from .outputs import InferenceError, infer_output_shape
 
@@ -32,16 +32,6 @@ def _scalar_spec(v, where):
     if isinstance(v, (float, np.floating)):
         return dt.from_numpy(v.dtype) if isinstance(v, np.floating) else dt.float32
     raise TypeError(f"{where}: expected an array, a tensor or a number, got {type(v).__name__}")
-
-
-def _encode(v, d: dt.dtype) -> int:
-    if d.is_float:
-        if d.bits == 64:
-            return struct.unpack("<q", struct.pack("<d", float(v)))[0]
-        if d.bits == 32:
-            return struct.unpack("<i", struct.pack("<f", float(v)))[0]
-        return int(np.array(v, dtype=d.np).view(np.uint16))
-    return int(v)
 
 
 class Kernel:
@@ -154,7 +144,7 @@ class Kernel:
         key = (spec.key(), target, cfg.cpu_target if target == "cpu" else cfg.cuda_arch)
         c = self._compiled.get(key)
         if c is None:
-            from ..compiler import compile_spec
+            from .specializations import compile_spec
 
             c = compile_spec(self.source, self.source_hash, spec, target)
             self._compiled[key] = c
@@ -198,7 +188,7 @@ class Kernel:
             elif s.kind == "dim":
                 slots[i] = h[1][s.dim]
             else:
-                slots[i] = _encode(h, s.dtype)
+                slots[i] = scalar_slot(h, s.dtype)
         outs = {p.name: bound[p.name] for p in self.params if p.kind == "output"}
         for i in pending:
             name = c.slots[i].param

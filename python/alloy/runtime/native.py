@@ -8,10 +8,12 @@ C ABI is in docs/cpu-abi.md.
 
 from __future__ import annotations
 
+import importlib
+
 from alloy import config
 
 try:
-    from alloy import _runtime
+    _runtime = importlib.import_module("alloy._runtime")  # the extension (not a Python layer)
 except ImportError as exc:  # pragma: no cover - only without a build
     raise ImportError(
         "alloy._runtime (the native runtime extension) is not built: "

@@ -1,6 +1,8 @@
 """`to_msl`: the C++ MSL translator (alloy._compiler, lib/msl/) called on an MLIR module."""
 from __future__ import annotations
 
+import importlib
+
 
 class MSLTranslationError(ValueError):
     """An op the Metal translator cannot express; the message names the op and its location."""
@@ -10,7 +12,7 @@ def _extension():
     import mlir.ir  # noqa: F401 - loads libMLIRPythonCAPI.so, which the extension links against
 
     try:
-        from alloy import _compiler
+        _compiler = importlib.import_module("alloy._compiler")  # the C++ MSL translator extension
     except ImportError as exc:
         raise ImportError(
             "alloy._compiler (the C++ MSL translator in lib/) is not built; "

@@ -24,7 +24,8 @@ from mlir import ir
 
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
-from alloy.passes.tile_to_vector import Lowering, Sc, is_float, vtype
+from alloy.passes.vector.lowering import Lowering
+from alloy.passes.vector.values import LoweredValue, is_float, vtype
 
 MAX_UNROLL_K = 64
 
@@ -231,7 +232,7 @@ def lower_dot(lw: Lowering, op) -> None:
     if isinstance(acc, MemTile):
         lw.env[op.results[0]] = acc
     else:
-        lw.env[op.results[0]] = Sc(load_rows(lw, cbuf, (m, n), ec), vtype((m, n), ec))
+        lw.env[op.results[0]] = LoweredValue(load_rows(lw, cbuf, (m, n), ec), vtype((m, n), ec))
 
 
 def _blocking(lw: Lowering, m: int, n: int, elem: str) -> tuple[int, int]:

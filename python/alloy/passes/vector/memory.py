@@ -21,9 +21,10 @@ import itertools
 import math
 
 from alloy.dialects import tile
-from alloy.passes.dot_to_fma import OperandStager, dot_operand_use, scratch
+from alloy.passes.vector.dot_fma import OperandStager, dot_operand_use, scratch
 from alloy.passes.errors import LoweringError
-from alloy.passes.tile_to_vector import Lowering, Ptr, Sc, is_float, vtype, zero_text
+from alloy.passes.vector.lowering import Lowering
+from alloy.passes.vector.values import LoweredPointer, LoweredValue, is_float, vtype, zero_text
 
 
 def _to_mem(lw: Lowering, name: str, shape, elem: str) -> str:
@@ -49,7 +50,7 @@ def _rows(shape):
 _BITS = {"f16": "i16", "bf16": "i16"}
 
 
-def _bits_view(lw: Lowering, p: Ptr, mem: str, melem: str) -> tuple[str, str]:
+def _bits_view(lw: Lowering, p: LoweredPointer, mem: str, melem: str) -> tuple[str, str]:
     """(memref, element type) that tiles of p move through: 16-bit floats as their i16 bits. LLVM
     widens a lane-wise (masked, gathered) access of bfloat through f32 conversions that call the
     compiler runtime (__truncsfbf2), which kernels do not link."""
@@ -173,7 +174,7 @@ def lower_load(lw: Lowering, op) -> None:
         idx = lw.offset_at(p, ())
         if mv is None:
             x = lw.op(f"memref.load {mem}[{idx}] : memref<?x{melem}>")
-            lw.env[r] = Sc(_from_mem(lw, x, None, p.elem), p.elem)
+            lw.env[r] = LoweredValue(_from_mem(lw, x, None, p.elem), p.elem)
             return
         m = lw.val(mv, op)
         other = lw.val(ov, op).name if ov is not None else lw.zeros(None, p.elem)
@@ -187,7 +188,7 @@ def lower_load(lw: Lowering, op) -> None:
         lw.emit("}, {")
         lw.emit(f'  "scf.yield"({other}) : ({p.elem}) -> ()')
         lw.emit(f"}}) : (i1) -> ({p.elem})")
-        lw.env[r] = Sc(res, p.elem)
+        lw.env[r] = LoweredValue(res, p.elem)
         return
     shape = p.shape
     strides = lw.axis.strides(pv)
@@ -209,10 +210,10 @@ def lower_load(lw: Lowering, op) -> None:
         lw.env[r] = stager.finish()
         return
     out = _bitcast(lw, out, shape, bits, melem)
-    lw.env[r] = Sc(_from_mem(lw, out, shape, p.elem), vtype(shape, p.elem))
+    lw.env[r] = LoweredValue(_from_mem(lw, out, shape, p.elem), vtype(shape, p.elem))
 
 
-def _load_tile(lw: Lowering, p: Ptr, mem: str, melem: str, strides, mask, other, stager=None) -> str | None:
+def _load_tile(lw: Lowering, p: LoweredPointer, mem: str, melem: str, strides, mask, other, stager=None) -> str | None:
     """The tile at p (in memory representation); its rows go to `stager` instead when given."""
     shape = p.shape
     n, total = shape[-1], math.prod(shape)
@@ -347,7 +348,7 @@ _RMW = {
 }
 
 
-def _lanewise(lw: Lowering, p: Ptr, elem: str, operands, mask, body) -> str:
+def _lanewise(lw: Lowering, p: LoweredPointer, elem: str, operands, mask, body) -> str:
     """Run body(lw, index, [lane values]) -> old value for each lane (under mask); the tile of results."""
     shape = p.shape
     if shape is None:
@@ -382,9 +383,9 @@ def _lanewise(lw: Lowering, p: Ptr, elem: str, operands, mask, body) -> str:
     idx = lw.op(f"arith.index_cast {o} : i64 to index")
     if p.soff is not None:
         idx = lw.op(f"arith.addi {idx}, {p.soff} : index")
-    lanes = [Sc(lw.op(f"vector.extract {v}[{i}] : {elem} from {ft}"), elem) for v in vals]
-    lm = Sc(lw.op(f"vector.extract {m}[{i}] : i1 from {vtype(flat, 'i1')}"), "i1") if m is not None else None
-    scalar_p = Ptr(p.base, idx, None, None, p.elem)
+    lanes = [LoweredValue(lw.op(f"vector.extract {v}[{i}] : {elem} from {ft}"), elem) for v in vals]
+    lm = LoweredValue(lw.op(f"vector.extract {m}[{i}] : i1 from {vtype(flat, 'i1')}"), "i1") if m is not None else None
+    scalar_p = LoweredPointer(p.base, idx, None, None, p.elem)
     old = _lanewise(lw, scalar_p, elem, lanes, lm, body)
     nxt = lw.op(f"vector.insert {old}, {acc}[{i}] : {elem} into {ft}")
     lw.emit(f'"scf.yield"({nxt}) : ({ft}) -> ()')
@@ -409,7 +410,7 @@ def lower_atomic_rmw(lw: Lowering, op) -> None:
         return lw.op(f"memref.atomic_rmw {rmw} {lanes[0]}, {mem}[{idx}] : ({elem}, memref<?x{melem}>) -> {elem}")
 
     out = _lanewise(lw, p, elem, [value], mask, body)
-    lw.env[op.results[0]] = Sc(out, value.type if p.shape is None else vtype(p.shape, elem))
+    lw.env[op.results[0]] = LoweredValue(out, value.type if p.shape is None else vtype(p.shape, elem))
 
 
 def lower_atomic_cas(lw: Lowering, op) -> None:
@@ -440,4 +441,4 @@ def lower_atomic_cas(lw: Lowering, op) -> None:
         return old
 
     out = _lanewise(lw, p, elem, [cmp, value], None, body)
-    lw.env[op.results[0]] = Sc(out, value.type if p.shape is None else vtype(p.shape, elem))
+    lw.env[op.results[0]] = LoweredValue(out, value.type if p.shape is None else vtype(p.shape, elem))

@@ -12,7 +12,8 @@ exp saturates to 0 / +inf outside the f32 range.
 """
 from __future__ import annotations
 
-from alloy.passes.tile_to_vector import Lowering, Sc
+from alloy.passes.vector.lowering import Lowering
+from alloy.passes.vector.values import LoweredValue
 
 EXPANDED = ("math.exp", "math.exp2", "math.tanh", "math.erf", "math.log", "math.log2")
 _LOG_P = (7.0376836292e-2, -1.1514610310e-1, 1.1676998740e-1, -1.2420140846e-1, 1.4249322787e-1,
@@ -148,5 +149,5 @@ def expand(lw: Lowering, op) -> bool:
         out = f.bin("mulf", f.log(x), f.c(LOG2E))
     else:
         out = f.tanh(x)
-    lw.env[r] = Sc(out, t)
+    lw.env[r] = LoweredValue(out, t)
     return True

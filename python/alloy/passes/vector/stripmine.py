@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from mlir import ir
 
 from alloy.dialects import tile
-from alloy.passes.dot_to_fma import dot_operand_use, load_rows, scratch, store_rows
-from alloy.passes.tile_to_vector import Lowering, Ptr, Sc, is_float, vtype
+from alloy.passes.vector.dot_fma import dot_operand_use, load_rows, scratch, store_rows
+from alloy.passes.vector.lowering import Lowering
+from alloy.passes.vector.values import LoweredPointer, LoweredValue, is_float, vtype
 
 LANES = 16  # chunk of a 1-D tile: one AVX-512 register of 32-bit lanes
 MIN_CHUNKS = 4  # strip-mine 1-D tiles of at least this many chunks
@@ -227,7 +228,7 @@ class _Run:
     def stage_in(self, v):
         """Store a whole tile defined before the loop into a buffer: (buffer, kind, meta)."""
         lw, x = self.lw, self.lw.env[v]
-        if isinstance(x, Ptr):
+        if isinstance(x, LoweredPointer):
             if x.voff is None:
                 return None, "ptr-scalar", x
             buf = scratch(lw, self.shape, "i64")
@@ -257,19 +258,19 @@ class _Run:
     def load_chunk(self, buf, kind, meta, v):
         lw, w = self.lw, self.chunk
         if kind == "ptr-scalar":
-            return Ptr(meta.base, meta.soff, None, w, meta.elem)
+            return LoweredPointer(meta.base, meta.soff, None, w, meta.elem)
         e = _mem_elem(v)
         x = lw.op(f"vector.load {buf}[{self.off}] : memref<{self.size}x{e}>, {vtype(w, e)}")
         if kind == "ptr":
-            return Ptr(meta.base, meta.soff, x, w, meta.elem)
+            return LoweredPointer(meta.base, meta.soff, x, w, meta.elem)
         if str(tile.element_type(v.type)) == "i1":
-            return Sc(lw.op(f"arith.cmpi ne, {x}, {lw.zeros(w, 'i8')} : {vtype(w, 'i8')}"), vtype(w, "i1"))
-        return Sc(x, vtype(w, e))
+            return LoweredValue(lw.op(f"arith.cmpi ne, {x}, {lw.zeros(w, 'i8')} : {vtype(w, 'i8')}"), vtype(w, "i1"))
+        return LoweredValue(x, vtype(w, e))
 
     def store_chunk(self, r, buf) -> None:
         lw, w = self.lw, self.chunk
         x, e = lw.env[r], _mem_elem(r)
-        if isinstance(x, Ptr):  # one i64 offset per lane, the scalar part folded in
+        if isinstance(x, LoweredPointer):  # one i64 offset per lane, the scalar part folded in
             parts = [x.voff] if x.voff is not None else []
             if x.soff is not None:
                 parts.append(lw.splat(lw.op(f"arith.index_cast {x.soff} : index to i64"), "i64", w))
@@ -286,11 +287,11 @@ class _Run:
         x = self._load_whole(buf, e)
         elem = tile.element_type(r.type)
         if tile.is_ptr(elem):
-            return Ptr(meta[0], None, x, self.shape, meta[1])
+            return LoweredPointer(meta[0], None, x, self.shape, meta[1])
         if str(elem) == "i1":
             z = lw.zeros(self.shape, "i8")
-            return Sc(lw.op(f"arith.cmpi ne, {x}, {z} : {vtype(self.shape, 'i8')}"), vtype(self.shape, "i1"))
-        return Sc(x, vtype(self.shape, e))
+            return LoweredValue(lw.op(f"arith.cmpi ne, {x}, {z} : {vtype(self.shape, 'i8')}"), vtype(self.shape, "i1"))
+        return LoweredValue(x, vtype(self.shape, e))
 
     # ----------------------------------------------------------- chunks
     def convert(self, op) -> None:
@@ -302,7 +303,7 @@ class _Run:
             w = self.chunk[0]
             t = vtype((w,), "i32")
             iota = lw.const(f"dense<[{', '.join(str(i) for i in range(w))}]>", t)
-            lw.env[op.results[0]] = Sc(lw.op(f"arith.addi {lw.splat(base, 'i32', (w,))}, {iota} : {t}"), t)
+            lw.env[op.results[0]] = LoweredValue(lw.op(f"arith.addi {lw.splat(base, 'i32', (w,))}, {iota} : {t}"), t)
         elif name == "tile.broadcast" and _shape(op.operands[0]) != self.shape:
             self._broadcast(op)
         else:
@@ -315,17 +316,17 @@ class _Run:
         x = lw.env[src]
         rows, cols = self.shape
         s_shape = _shape(src)
-        if isinstance(x, Ptr) and x.voff is None:
-            lw.env[r] = Ptr(x.base, x.soff, None, self.chunk, x.elem)
+        if isinstance(x, LoweredPointer) and x.voff is None:
+            lw.env[r] = LoweredPointer(x.base, x.soff, None, self.chunk, x.elem)
             return
-        vec, elem = (x.voff, "i64") if isinstance(x, Ptr) else (x.name, str(tile.element_type(src.type)))
+        vec, elem = (x.voff, "i64") if isinstance(x, LoweredPointer) else (x.name, str(tile.element_type(src.type)))
         if s_shape == (1, cols):
             out = lw.extract(vec, (0,), s_shape, elem)
         else:
             flat = lw.shape_cast(vec, s_shape, (rows,), elem)
             s = lw.op(f"vector.extract {flat}[{self.c}] : {elem} from {vtype((rows,), elem)}")
             out = lw.splat(s, elem, self.chunk)
-        lw.env[r] = Ptr(x.base, x.soff, out, self.chunk, x.elem) if isinstance(x, Ptr) else Sc(out, vtype(self.chunk, elem))
+        lw.env[r] = LoweredPointer(x.base, x.soff, out, self.chunk, x.elem) if isinstance(x, LoweredPointer) else LoweredValue(out, vtype(self.chunk, elem))
 
     def emit_chain(self, v, bound: set) -> None:
         """Emit the ops computing tile v (and its unbound tile operands of the run's shape)."""
@@ -355,12 +356,12 @@ class _Run:
             return lw.op(f"vector.insert {s}, {acc}[{self.c}] : {e} into {vtype((self.shape[0],), e)}")
         return lw.op(f"{_COMBINE[kind][0 if f else 1]} {acc}, {x} : {vtype(self.chunk, e)}")
 
-    def reduce_result(self, op, acc: str) -> Sc:
+    def reduce_result(self, op, acc: str) -> LoweredValue:
         e = str(tile.element_type(op.operands[0].type))
         if self.two_d:
-            return Sc(acc, vtype(tile.shape_of(op.results[0].type), e))
+            return LoweredValue(acc, vtype(tile.shape_of(op.results[0].type), e))
         red = _COMBINE[_kind(op)][2 if is_float(e) else 3]
-        return Sc(self.lw.op(f"vector.reduction <{red}>, {acc} : {vtype(self.chunk, e)} into {e}"), e)
+        return LoweredValue(self.lw.op(f"vector.reduction <{red}>, {acc} : {vtype(self.chunk, e)} into {e}"), e)
 
 
 def _mem_elem(v) -> str:
@@ -433,7 +434,7 @@ def lower_group(lw: Lowering, g: Group) -> None:
                 if r in out_bufs:
                     run.store_chunk(r, out_bufs[r])
                     x = lw.env[r]
-                    if isinstance(x, Ptr):
+                    if isinstance(x, LoweredPointer):
                         ptr_meta[r] = (x.base, x.elem)
         lw.emit(f'"scf.yield"({", ".join(acc_of[op.results[0]] for op in g.reduces)}) : ({", ".join(vts)}) -> ()')
     finally:
@@ -448,7 +449,7 @@ def lower_group(lw: Lowering, g: Group) -> None:
     for r, buf in out_bufs.items():
         meta = ptr_meta.get(r)
         lw.env[r] = run.read_back(r, buf, meta)
-        bufs[r] = (buf, "ptr" if meta else "value", Ptr(meta[0], None, None, None, meta[1]) if meta else None)
+        bufs[r] = (buf, "ptr" if meta else "value", LoweredPointer(meta[0], None, None, None, meta[1]) if meta else None)
     bound = set(lw.env)
     for r in esc_remat:
         _emit_whole(lw, r, bound)

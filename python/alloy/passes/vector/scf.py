@@ -4,16 +4,16 @@ The ops are rebuilt with converted types; a pointer value is carried as its
 `index` offset (plus a vector of i64 lane offsets for pointer tiles) and must
 keep one base argument across iterations and branches. An scf.for whose
 iter_arg only feeds a tile.dot accumulator that is yielded back keeps that
-accumulator in a stack buffer (see dot_to_fma.memory_accumulators).
+accumulator in a stack buffer (see dot_fma.memory_accumulators).
 """
 from __future__ import annotations
 
-from alloy.passes.tile_to_vector import Lowering, Sc, vtype
+from alloy.passes.vector.dot_fma import MemTile, load_rows, memory_accumulators, scratch, store_rows
+from alloy.passes.vector.lowering import Lowering
+from alloy.passes.vector.values import LoweredValue, vtype
 
 
 def lower_for(lw: Lowering, op) -> None:
-    from alloy.passes.dot_to_fma import MemTile, load_rows, memory_accumulators, scratch, store_rows
-
     lb, ub, st = (lw.val(v, op) for v in list(op.operands)[:3])
     all_inits = list(op.operands)[3:]
     block = op.regions[0].blocks[0]
@@ -39,7 +39,7 @@ def lower_for(lw: Lowering, op) -> None:
     sig = ", ".join([f"{iv}: {lb.type}"] + [f"{a}: {t}" for a, t in zip(arg_names, types)])
     lw.emit(f"^bb0({sig}):")
     lw.depth += 1
-    lw.env[block.arguments[0]] = Sc(iv, lb.type)
+    lw.env[block.arguments[0]] = LoweredValue(iv, lb.type)
     lw.bind_all(args, [v.type for v in inits], arg_names, likes)
     term = lw.body(block)
     yields = [term.operands[i] for i in kept]
@@ -50,7 +50,7 @@ def lower_for(lw: Lowering, op) -> None:
     lw.emit(f'}}) : ({", ".join([lb.type] * 3 + types)}) -> ({", ".join(types)})')
     lw.bind_all(results, [v.type for v in inits], names, likes)
     for i, mt in mem.items():
-        lw.env[op.results[i]] = Sc(load_rows(lw, mt.buf, mt.shape, mt.elem), vtype(mt.shape, mt.elem))
+        lw.env[op.results[i]] = LoweredValue(load_rows(lw, mt.buf, mt.shape, mt.elem), vtype(mt.shape, mt.elem))
 
 
 def _yield(lw: Lowering, values, name: str, prefix_operands=()) -> None:

@@ -15,7 +15,8 @@ from mlir import ir
 
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
-from alloy.passes.tile_to_vector import Lowering, Sc, is_float, vtype
+from alloy.passes.vector.lowering import Lowering
+from alloy.passes.vector.values import LoweredValue, is_float, vtype
 
 _COMBINE = {  # kind -> (float op, int op, float reduction kind, int reduction kind)
     "sum": ("arith.addf", "arith.addi", "add", "add"),
@@ -41,7 +42,7 @@ def lower_reduce(lw: Lowering, op) -> None:
     r = op.results[0]
     rt = lw.ty(r.type, op)
     if kind in _COMBINE and axis != len(shape) - 1:
-        lw.env[r] = Sc(_reduce_leading(lw, x, shape, axis, elem, kind), rt)
+        lw.env[r] = LoweredValue(_reduce_leading(lw, x, shape, axis, elem, kind), rt)
         return
     if axis != len(shape) - 1:  # arg reductions: move the axis last
         perm = [d for d in range(len(shape)) if d != axis] + [axis]
@@ -55,11 +56,11 @@ def lower_reduce(lw: Lowering, op) -> None:
         v = lw.extract(x, row, shape, elem) if row else x
         scalars.append(_reduce_row(lw, v, shape[-1], elem, kind))
     if not out_shape:
-        lw.env[r] = Sc(scalars[0], relem)
+        lw.env[r] = LoweredValue(scalars[0], relem)
         return
     flat = (math.prod(out_shape),)
     vec = lw.op(f"vector.from_elements {', '.join(scalars)} : {vtype(flat, relem)}")
-    lw.env[r] = Sc(lw.shape_cast(vec, flat, out_shape, relem), rt)
+    lw.env[r] = LoweredValue(lw.shape_cast(vec, flat, out_shape, relem), rt)
 
 
 def _reduce_row(lw: Lowering, v: str, n: int, elem: str, kind: str) -> str:

@@ -1,0 +1,144 @@
+"""Compiled specialisations: the kernel cache in front of the compiler.
+
+The cache key covers the kernel's source (and its @al.func helpers, and the
+global and closure values they name: runtime/helpers.py), the specialisation
+(argument dtypes and ranks, constexpr values), the target, the compiler's own
+sources (`compiler_fingerprint`) and, for the CPU, the host CPU and the
+`cpu_target` setting; shapes and scalar values are launch-time values, so they
+never recompile. Computing the key neither parses the kernel nor imports MLIR:
+the frontend runs, and MLIR is imported, only on a cache miss (alloy.compiler).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..frontend.signature import Slot, Spec
+from ..language import dtypes as dt
+from .cache import KernelCache, cache_key, host_cpu
+
+_cache: KernelCache | None = None
+
+
+def kernel_cache() -> KernelCache:
+    global _cache
+    if _cache is None:
+        _cache = KernelCache()
+    return _cache
+
+
+@dataclass
+class StoreInfo:
+    param: str
+    offset_sym: object
+    mask_sym: object
+
+
+@dataclass
+class Compiled:
+    fn_addr: int
+    slots: tuple[Slot, ...]
+    outputs: dict[str, dt.dtype]
+    stores: list[StoreInfo]
+    key: str
+    target: str = "cpu"
+    launch: dict | None = None  # cuda: the metadata + {"ptx", "num_threads", "shared_bytes", "params", "arch", "atomics"}
+
+
+def _tuplify(x):
+    return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
+
+
+def _from_metadata(fn_addr, meta, key) -> Compiled:
+    slots = tuple(Slot(s["kind"], s["param"], s["dim"], dt.BY_NAME[s["dtype"]]) for s in meta["slots"])
+    outputs = {k: dt.BY_NAME[v] for k, v in meta["outputs"].items()}
+    stores = [StoreInfo(s["param"], _tuplify(s["offset"]), _tuplify(s["mask"])) for s in meta["stores"]]
+    return Compiled(fn_addr, slots, outputs, stores, key)
+
+
+_fingerprint: str | None = None
+_COMPILER_SOURCES = ("compiler.py", "version.py", "frontend", "dialects", "language", "passes", "targets")
+
+
+def compiler_fingerprint() -> str:
+    """Digest of the compiler's own sources, so a changed compiler never reuses stale cache entries
+    (memoised on the files' stat data by `sources_digest`: a warm start stats them, reads none)."""
+    global _fingerprint
+    if _fingerprint is None:
+        import os
+
+        from .cache import sources_digest
+
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        files = []
+
+        def walk(folder):
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            files.extend(e.path for e in entries if e.name.endswith(".py") and e.is_file())
+            for e in entries:
+                if e.is_dir() and e.name != "__pycache__":
+                    walk(e.path)
+
+        for name in _COMPILER_SOURCES:
+            path = os.path.join(root, name)
+            files.append(path) if name.endswith(".py") else walk(path)
+        _fingerprint = sources_digest(root, files)[:16]
+    return _fingerprint
+
+
+def cuda_key(source_hash: str, spec: Spec, arch: str) -> str:
+    """Cache key of one CUDA specialisation: like the CPU's, it covers the whole compiler's sources."""
+    return cache_key(source_hash, spec.key(), "cuda", arch, compiler_fingerprint())
+
+
+def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
+    """PTX for one specialisation, from the PTX cache or compiled (MLIR is imported only on a miss)."""
+    import importlib.util
+
+    from . import cuda
+
+    arch = _config().cuda_arch
+    key = cuda_key(source_hash, spec, arch)
+    hit = cuda.cache_get(key)
+    if hit is None:
+        if importlib.util.find_spec("mlir") is None:
+            raise RuntimeError(f"kernel '{source.name}': no PTX for this specialisation in the kernel cache "
+                               f"({_config().cache_dir}, key {key}) and MLIR is not installed to compile it")
+        from ..compiler import compile_cuda
+
+        art, meta = compile_cuda(source, spec, arch)
+        cuda.cache_put(key, art.ptx, meta)
+        hit = (art.ptx, _json_roundtrip(meta))
+    ptx, meta = hit
+    c = _from_metadata(0, meta, key)
+    c.target = "cuda"
+    c.launch = dict(meta, ptx=ptx)
+    return c
+
+
+def _config():
+    from .. import config
+
+    return config.get()
+
+
+def _json_roundtrip(meta: dict) -> dict:
+    import json
+
+    return json.loads(json.dumps(meta))
+
+
+def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> Compiled:
+    if target == "cuda":
+        return _compile_cuda(source, source_hash, spec)
+    if target != "cpu":
+        raise NotImplementedError(f"target '{target}' is not available yet; use 'cpu' or 'cuda'")
+    key = cache_key(source_hash, spec.key(), target, compiler_fingerprint(), host_cpu(), _config().cpu_target)
+    cache = kernel_cache()
+    hit = cache.get(key)
+    if hit is not None:
+        return _from_metadata(hit.fn_addr, hit.metadata, key)
+    from ..compiler import compile_cpu
+
+    art, meta = compile_cpu(source, spec)
+    entry = cache.put(key, art.shared_object, meta)
+    return _from_metadata(entry.fn_addr, meta, key)

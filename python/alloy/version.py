@@ -1,0 +1,3 @@
+"""The version of Alloy (kept equal to pyproject.toml's), which cache keys carry."""
+
+__version__ = "0.1.0"
