@@ -6,21 +6,21 @@ target while recording every kernel specialization it compiles: [(source, spec)]
 import importlib.util
 import pathlib
 
-import alloy.runtime.specializations as specializations
+import alloy.runtime.specializations as lookup
 
 EXAMPLES = sorted((pathlib.Path(__file__).resolve().parents[1] / "examples" / "kernel").glob("*.py"))
 
 
 def specializations(path, monkeypatch):
     """(source, spec) of every kernel specialization the example launches."""
-    real = specializations.compile_spec
+    real = lookup.compile_spec
     seen = {}
 
     def record(source, source_hash, spec, target="cpu"):
         seen.setdefault((source_hash, spec.key()), (source, spec))
         return real(source, source_hash, spec, target)
 
-    monkeypatch.setattr(specializations, "compile_spec", record)
+    monkeypatch.setattr(lookup, "compile_spec", record)
     spec = importlib.util.spec_from_file_location(f"alloy_shipped_example_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -47,7 +47,6 @@ def metadata(source, gen, entry: str) -> dict:
 
 def compile_cpu(source, spec: Spec):
     """(CompiledObject, metadata) of one specialisation for the configured cpu_target; CompilationError on failure."""
-    from .language.core import CompilationError
     from .passes.errors import LoweringError
     from .targets.cpu import compile_tile_module
 
@@ -56,14 +55,12 @@ def compile_cpu(source, spec: Spec):
         try:
             art = compile_tile_module(module)
         except LoweringError as e:
-            raise CompilationError(f"could not lower to the CPU: {e}", kernel=source.name,
-                                   filename=source.filename) from None
+            raise _lowering_failure("the CPU", e, source) from None
     return art, metadata(source, gen, art.entry)
 
 
 def compile_cuda(source, spec: Spec, arch: str):
     """(CudaKernel, metadata with the launch fields) of one specialisation for `arch`."""
-    from .language.core import CompilationError
     from .passes.errors import LoweringError
     from .targets.cuda import compile_tile_module
 
@@ -72,14 +69,23 @@ def compile_cuda(source, spec: Spec, arch: str):
         try:
             art = compile_tile_module(module, arch=arch)
         except LoweringError as e:
-            raise CompilationError(f"could not lower to CUDA: {e}", kernel=source.name,
-                                   filename=source.filename) from None
+            raise _lowering_failure("CUDA", e, source) from None
         uses_atomics = _uses_atomics(module)
     meta = metadata(source, gen, art.entry)
     meta.update(num_threads=art.num_threads, shared_bytes=art.shared_bytes,
                 dynamic_shared_bytes=art.dynamic_shared_bytes, params=art.params, arch=art.arch,
                 atomics=uses_atomics)
     return art, meta
+
+
+def _lowering_failure(target: str, error, source):
+    """A CompilationError for a LoweringError, naming the kernel line of the failing op where known."""
+    from .language.core import CompilationError
+
+    same_file = error.filename == source.filename and error.line is not None
+    return CompilationError(f"could not lower to {target}: {error}", kernel=source.name, filename=source.filename,
+                            lineno=error.line if same_file else None,
+                            source_line=source.line(error.line) if same_file else None)
 
 
 def _uses_atomics(module) -> bool:

@@ -244,3 +244,33 @@ def test_array_parameter_aliases_and_unrolled_tuple_loops():
 def test_rebinding_an_array_is_a_compilation_error():
     _expect(k_rebind_param, "A = A + 1", "cannot rebind array parameter 'A'", X, 16)
     _expect(k_array_under_if, "if N > 3", "'p' names array 'A' and is assigned under a runtime 'if'", X, X, 16)
+
+
+# ----------------------------------------------- kernel source locations on every op
+@al.kernel
+def k_argmax_of_mask(x, out: al.output, N, BLOCK: al.constexpr = 16):
+    offs = al.arange(0, BLOCK)
+    v = al.load(x + offs)
+    al.store(out, al.argmax(v > 0.0, axis=0))
+
+
+def test_ops_carry_their_kernel_line_and_column():
+    from alloy.compiler import tile_ir
+
+    spec, _ = k_alias.specialize(k_alias.bind([X, 16], {}))
+    ctx, module, _ = tile_ir(k_alias.source, spec)
+    text = module.operation.get_asm(enable_debug_info=True)
+    line = _line_of(k_alias, "al.store(out + offs")
+    assert f'loc("{__file__}":{line}:26)' in text, text  # the al.load inside the store, at its column
+    assert "loc(unknown)" not in text.replace("#loc = loc(unknown)", "")
+
+
+def test_lowering_errors_name_the_kernel_line():
+    """An op the CPU lowering rejects is reported at the kernel line that made it."""
+    with pytest.raises(al.CompilationError) as e:
+        k_argmax_of_mask[1](X, 16, out=np.zeros(1, np.int32))
+    text = str(e.value)
+    line = _line_of(k_argmax_of_mask, "al.argmax(v > 0.0")
+    assert f"{__file__}:{line}: in kernel 'k_argmax_of_mask': could not lower to the CPU: tile.reduce at " \
+           f"{__file__}:{line}:19: reduce over i1 is not supported" in text, text
+    assert "al.store(out, al.argmax(v > 0.0, axis=0))" in text

@@ -111,7 +111,8 @@ class CodeGenerator(ExpressionMixin):
         if m is None:
             raise self.error(f"unsupported statement '{type(s).__name__}' in kernels", s)
         try:
-            m(s)
+            with self._src_stack[-1].location(s):
+                m(s)
         except (core.CompilationError, _Return):
             raise
         except V.SemanticError as e:
@@ -482,7 +483,7 @@ def generate(src: FunctionSource, spec: Spec) -> tuple[ir.Module, CodeGenerator]
     fixed = {a.name for a in spec.args if a.kind == "output" and a.dtype is not None}
     for _ in range(3):
         gen = CodeGenerator(src, spec, outputs)
-        with ir.Location.unknown():
+        with src.location(src.tree):  # ops outside any statement (arguments, the return) sit at the def line
             module = gen.generate()
         changed = {n: d for n, d in gen.stored_dtypes.items() if n not in fixed and outputs.get(n) != d}
         if not changed:

@@ -39,7 +39,8 @@ class ExpressionMixin:
             if m is None:
                 raise self.error(f"unsupported expression '{type(node).__name__}' in kernels", node)
             try:
-                return m(node)
+                with self._src_stack[-1].location(node):
+                    return m(node)
             except V.SemanticError as e:
                 raise self.error(str(e), node) from None
         finally:

@@ -8,7 +8,7 @@ import ast
 import inspect
 import textwrap
 
-_PARSED = frozenset({"filename", "first_line", "text", "_lines", "tree", "globals"})
+_PARSED = frozenset({"filename", "first_line", "indent", "text", "_lines", "tree", "globals"})
 
 
 class FunctionSource:
@@ -44,12 +44,22 @@ class FunctionSource:
         closure = inspect.getclosurevars(fn).nonlocals
         if closure:
             scope = {**fn.__globals__, **closure}
-        self.__dict__.update(filename=filename, first_line=first, text=text, _lines=text.splitlines(), tree=tree,
-                             globals=scope)
+        indent = len(lines[0]) - len(lines[0].lstrip())  # what dedent removed: AST columns start after it
+        self.__dict__.update(filename=filename, first_line=first, indent=indent, text=text, _lines=text.splitlines(),
+                             tree=tree, globals=scope)
 
     def lineno(self, node) -> int | None:
         n = getattr(node, "lineno", None)
         return None if n is None else n + self.first_line - 1
+
+    def location(self, node):
+        """The MLIR location (file:line:col, 1-based) of an AST node of this source."""
+        from mlir import ir
+
+        line = self.lineno(node)
+        if line is None:
+            return ir.Location.file(self.filename, self.first_line, 1)
+        return ir.Location.file(self.filename, line, getattr(node, "col_offset", 0) + self.indent + 1)
 
     def line(self, lineno: int) -> str | None:
         i = lineno - self.first_line
