@@ -6,13 +6,8 @@ MLIR is imported only when a function here runs.
 """
 from __future__ import annotations
 
+from .frontend.launch_metadata import LaunchMetadata, OutputStore
 from .frontend.signature import Spec
-
-
-def _sym_json(s):
-    if isinstance(s, tuple):
-        return [_sym_json(v) for v in s]
-    return s
 
 
 def tile_ir(source, spec: Spec):
@@ -33,16 +28,10 @@ def tile_ir(source, spec: Spec):
     return ctx, module, gen
 
 
-def metadata(source, gen, entry: str) -> dict:
-    """The launch metadata of a compiled specialisation (slots, output dtypes, store records), JSON-ready."""
-    return {
-        "entry": entry,
-        "kernel": source.name,
-        "slots": [{"kind": s.kind, "param": s.param, "dim": s.dim, "dtype": s.dtype.name} for s in gen.slots],
-        "outputs": {k: v.name for k, v in gen.output_dtypes.items()},
-        "stores": [{"param": r.param, "offset": _sym_json(r.offset_sym), "mask": _sym_json(r.mask_sym)}
-                   for r in gen.stores],
-    }
+def metadata(source, gen, entry: str, launch: dict | None = None) -> LaunchMetadata:
+    """The launch metadata of a compiled specialisation: slots, output dtypes, store records."""
+    return LaunchMetadata(entry, source.name, tuple(gen.slots), dict(gen.output_dtypes),
+                          tuple(OutputStore(r.param, r.offset_sym, r.mask_sym) for r in gen.stores), launch or {})
 
 
 def compile_cpu(source, spec: Spec):
@@ -71,10 +60,9 @@ def compile_cuda(source, spec: Spec, arch: str):
         except LoweringError as e:
             raise _lowering_failure("CUDA", e, source) from None
         uses_atomics = _uses_atomics(module)
-    meta = metadata(source, gen, art.entry)
-    meta.update(num_threads=art.num_threads, shared_bytes=art.shared_bytes,
-                dynamic_shared_bytes=art.dynamic_shared_bytes, params=art.params, arch=art.arch,
-                atomics=uses_atomics)
+    meta = metadata(source, gen, art.entry, dict(
+        num_threads=art.num_threads, shared_bytes=art.shared_bytes, dynamic_shared_bytes=art.dynamic_shared_bytes,
+        params=art.params, arch=art.arch, atomics=uses_atomics))
     return art, meta
 
 

@@ -1,12 +1,12 @@
 """Output shapes are inferred from store addresses and masks (unit level, no compilation)."""
 import pytest
 
+from alloy.frontend.launch_metadata import OutputStore
 from alloy.runtime.outputs import InferenceError, infer_output_shape
 
 
-class Rec:
-    def __init__(self, off, mask=None, param="out"):
-        self.param, self.offset_sym, self.mask_sym = param, off, mask
+def Rec(off, mask=None, param="out"):  # noqa: N802 - reads as the record it builds
+    return OutputStore(param, off, mask)
 
 
 def _blk(axis, b):

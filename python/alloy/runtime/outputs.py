@@ -1,7 +1,7 @@
 """Infer the shape of `al.output` parameters from the kernel's stores.
 
-The frontend records, for each store to an output, a symbolic form of its
-element offset and mask (`("add", a, b)`, `("pid", 0)`, `("arange", 0, 64)`,
+The frontend records, for each store to an output, an `OutputStore`
+(frontend/launch_metadata.py): a symbolic form of its element offset and mask (`("add", a, b)`, `("pid", 0)`, `("arange", 0, 64)`,
 `("arg", slot)`, ...). At launch the offsets are bounded with interval
 arithmetic over the grid and the argument values; mask conditions such as
 `offs < N` tighten the bound of the expression they compare. An offset of
@@ -101,14 +101,14 @@ def _terms(s):
 
 def _shape_of(rec, env):
     ub, lb = {}, {}
-    _bounds_from_mask(rec.mask_sym, ub, lb, env)
-    lo, hi = _interval(rec.offset_sym, env, ub, lb)
+    _bounds_from_mask(rec.mask, ub, lb, env)
+    lo, hi = _interval(rec.offset, env, ub, lb)
     if lo < 0:
         raise InferenceError(f"its stores may write before the start of the buffer (offset {lo})")
     size = hi + 1
-    terms = _terms(rec.offset_sym)
+    terms = _terms(rec.offset)
     # `pid * BLOCK + arange(BLOCK)`, or a mask bounding the whole offset, is a 1-D index
-    if len(terms) == 2 and rec.offset_sym not in ub:
+    if len(terms) == 2 and rec.offset not in ub:
         for mul, other in ((terms[0], terms[1]), (terms[1], terms[0])):
             if mul is None or mul[0] != "mul":
                 continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..frontend.launch_metadata import LaunchMetadata, MetadataFormatError, OutputStore
 from ..frontend.signature import Slot, Spec
 from ..language import dtypes as dt
 from .cache import KernelCache, cache_key, host_cpu
@@ -27,32 +28,28 @@ def kernel_cache() -> KernelCache:
 
 
 @dataclass
-class StoreInfo:
-    param: str
-    offset_sym: object
-    mask_sym: object
-
-
-@dataclass
 class Compiled:
+    """A compiled specialisation as launches use it: the entry address (CPU), its metadata, its cache key."""
+
     fn_addr: int
     slots: tuple[Slot, ...]
     outputs: dict[str, dt.dtype]
-    stores: list[StoreInfo]
+    stores: tuple[OutputStore, ...]
     key: str
     target: str = "cpu"
-    launch: dict | None = None  # cuda: the metadata + {"ptx", "num_threads", "shared_bytes", "params", "arch", "atomics"}
+    launch: dict | None = None  # cuda: the launch fields + {"ptx", "entry"}
 
 
-def _tuplify(x):
-    return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
+def _compiled(fn_addr: int, meta: LaunchMetadata, key: str) -> Compiled:
+    return Compiled(fn_addr, meta.slots, meta.outputs, meta.stores, key)
 
 
-def _from_metadata(fn_addr, meta, key) -> Compiled:
-    slots = tuple(Slot(s["kind"], s["param"], s["dim"], dt.BY_NAME[s["dtype"]]) for s in meta["slots"])
-    outputs = {k: dt.BY_NAME[v] for k, v in meta["outputs"].items()}
-    stores = [StoreInfo(s["param"], _tuplify(s["offset"]), _tuplify(s["mask"])) for s in meta["stores"]]
-    return Compiled(fn_addr, slots, outputs, stores, key)
+def _read(data) -> LaunchMetadata | None:
+    """Cached metadata, or None when another compiler version wrote it (the entry is then rebuilt)."""
+    try:
+        return LaunchMetadata.from_json(data)
+    except MetadataFormatError:
+        return None
 
 
 _fingerprint: str | None = None
@@ -99,19 +96,21 @@ def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
     arch = _config().cuda_arch
     key = cuda_key(source_hash, spec, arch)
     hit = cuda.cache_get(key)
-    if hit is None:
+    meta = _read(hit[1]) if hit is not None else None
+    if meta is None:
         if importlib.util.find_spec("mlir") is None:
             raise RuntimeError(f"kernel '{source.name}': no PTX for this specialisation in the kernel cache "
                                f"({_config().cache_dir}, key {key}) and MLIR is not installed to compile it")
         from ..compiler import compile_cuda
 
         art, meta = compile_cuda(source, spec, arch)
-        cuda.cache_put(key, art.ptx, meta)
-        hit = (art.ptx, _json_roundtrip(meta))
-    ptx, meta = hit
-    c = _from_metadata(0, meta, key)
+        cuda.cache_put(key, art.ptx, meta.to_json())
+        ptx = art.ptx
+    else:
+        ptx = hit[0]
+    c = _compiled(0, meta, key)
     c.target = "cuda"
-    c.launch = dict(meta, ptx=ptx)
+    c.launch = dict(meta.launch, ptx=ptx, entry=meta.entry)
     return c
 
 
@@ -119,12 +118,6 @@ def _config():
     from .. import config
 
     return config.get()
-
-
-def _json_roundtrip(meta: dict) -> dict:
-    import json
-
-    return json.loads(json.dumps(meta))
 
 
 def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> Compiled:
@@ -135,10 +128,11 @@ def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> C
     key = cache_key(source_hash, spec.key(), target, compiler_fingerprint(), host_cpu(), _config().cpu_target)
     cache = kernel_cache()
     hit = cache.get(key)
-    if hit is not None:
-        return _from_metadata(hit.fn_addr, hit.metadata, key)
+    meta = _read(hit.metadata) if hit is not None else None
+    if meta is not None:
+        return _compiled(hit.fn_addr, meta, key)
     from ..compiler import compile_cpu
 
     art, meta = compile_cpu(source, spec)
-    entry = cache.put(key, art.shared_object, meta)
-    return _from_metadata(entry.fn_addr, meta, key)
+    entry = cache.put(key, art.shared_object, meta.to_json())
+    return _compiled(entry.fn_addr, meta, key)
