@@ -183,10 +183,18 @@ def ptr_type(elem: ir.Type) -> ir.Type:
 
 
 def is_ptr(t: ir.Type) -> bool:
-    return str(t).startswith("!tile.ptr<")
+    """Whether `t` is a `!tile.ptr<...>` (by its TypeID, the one type the tile dialect defines)."""
+    ctx = t.context
+    typeid = getattr(ctx, "_alloy_ptr_typeid", None)
+    if typeid is None:
+        typeid = ir.Type.parse("!tile.ptr<i8>", ctx).typeid
+        ctx._alloy_ptr_typeid = typeid
+    return t.typeid == typeid
 
 
 def ptr_elem(t: ir.Type) -> ir.Type:
+    """The pointee type of a `!tile.ptr` (read from the type's text: IRDL types expose no parameters
+    to the Python bindings)."""
     s = str(t)
     if not s.startswith("!tile.ptr<"):
         raise TypeError(f"not a tile pointer type: {s}")
