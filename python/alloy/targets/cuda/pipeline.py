@@ -49,8 +49,9 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
     from mlir import ir
     from mlir.dialects import gpu
 
+    from alloy.passes.pipeline import run_passes
+    from alloy.passes.simt.target import cuda
     from alloy.targets import single_kernel
-    from alloy.targets.cpu.pipeline import run_passes
 
     if arch not in PTX_VERSION:
         raise LoweringError(f"unknown CUDA architecture {arch!r}; choose one of {sorted(PTX_VERSION)}")
@@ -60,9 +61,9 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
     op = src.clone()
     stages: dict = {"tile-ir": str(src)} if keep_stages else {}
     try:
-        set_simt_target(op, f"cuda:{arch}")
+        simt_target = cuda(arch)
         for name, passes in TILE_STAGES:
-            run_passes(op, passes)
+            run_passes(op, passes, simt_target)
             if keep_stages:
                 stages[name] = str(op)
         gfunc = gpu_func(op)
@@ -96,16 +97,6 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
     if not re.search(rf"\.entry\s+{re.escape(entry)}\s*\(", ptx):
         raise LoweringError(f"the PTX has no entry named {entry}")
     return CudaKernel(entry, ptx, arch, nt, smem, params, dyn, stages)
-
-
-def set_simt_target(module_op, target: str) -> None:
-    """Mark the module's tile kernel with the SIMT target ("cuda:<chip>" or "metal") for convert-tile-to-simt."""
-    from mlir import ir
-
-    from alloy.dialects.tile import kernel_funcs
-
-    for f in kernel_funcs(module_op):
-        f.attributes["simt.target"] = ir.StringAttr.get(target, module_op.context)
 
 
 def gpu_func(op):

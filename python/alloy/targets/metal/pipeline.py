@@ -2,7 +2,7 @@
 
 Stages (the CUDA target's TILE_STAGES, then MSL): "tile-opt" (tile-canonicalize, tile-fold-dot-acc:
 `acc += tile_dot(a, b)` becomes `tile_dot(a, b, acc)`, so the accumulator stays in simdgroup
-matrices across a K loop), "simt" (the CUDA target's SIMT stages, with `simt.target = "metal"`),
+matrices across a K loop), "simt" (the CUDA target's SIMT stages, for the METAL SimtTarget),
 "msl" (the C++ translator, alloy._compiler). The result is MSL text for Metal's
 `newLibraryWithSource`; no Mac is available here, so it is only checked against the
 Metal-stdlib shim (check_msl), never compiled by Apple's compiler.
@@ -23,9 +23,10 @@ class MetalKernel:
 
 def compile_tile_module(module, *, keep_stages: bool = False) -> MetalKernel:
     """Lower a tile-IR module (one kernel; not mutated) to MSL. Raises LoweringError or MSLTranslationError."""
+    from alloy.passes.pipeline import run_passes
+    from alloy.passes.simt.target import METAL
     from alloy.targets import single_kernel
-    from alloy.targets.cpu.pipeline import run_passes
-    from alloy.targets.cuda.pipeline import TILE_STAGES, block_size, gpu_func, set_simt_target
+    from alloy.targets.cuda.pipeline import TILE_STAGES, block_size, gpu_func
     from alloy.targets.metal.translate import to_msl
 
     src, func = single_kernel(module)
@@ -33,9 +34,8 @@ def compile_tile_module(module, *, keep_stages: bool = False) -> MetalKernel:
     op = src.clone()
     stages: dict = {"tile-ir": str(src)} if keep_stages else {}
     try:
-        set_simt_target(op, "metal")
         for name, passes in TILE_STAGES:
-            run_passes(op, passes)
+            run_passes(op, passes, METAL)
             if keep_stages:
                 stages[name] = str(op)
         num_threads = block_size(gpu_func(op))

@@ -1,120 +1,67 @@
-"""convert-tile-to-simt: lower a tile kernel to per-thread code in the upstream `gpu` dialect.
+"""The SIMT lowering's state and emission helpers (`SimtLowering`): one tile kernel rebuilt as gpu-dialect text.
 
 The kernel becomes `gpu.func @name(...) kernel` inside `gpu.module @alloy`
 (the module gets `gpu.container_module`). One program instance is one thread
 block of `simt.num_threads` threads (set by simt-layout, chosen here if
 missing); `tile.program_id(a)` is `gpu.block_id`, `num_programs` `gpu.grid_dim`.
 
-The target pipelines set `simt.target` on the kernel function ("cuda:sm_90a",
-"metal"; default "cuda:sm_90"): target-specific choices (math functions, the
-matrix-multiply path) read it from `SimtLowering.target` / `.arch`.
-
 Parameters keep the tile kernel's order, one each: a `!tile.ptr<T>` becomes a
 global `!llvm.ptr<1>` (i1 data lives as bytes), scalars keep their type (so
 the PTX entry takes one .u64 per pointer and one .b8/16/32/64 per scalar).
 
-Values: a scalar stays one SSA value, the same in every thread (uniform). A
-tile of N elements is distributed in the blocked layout of simt_layout: each
-thread holds `regs` scalar SSA values. Elementwise ops apply register by
+Values (values.py): a scalar stays one SSA value (`Uniform`); a tile of N
+elements is distributed in the blocked layout of layout.py (`Distributed`:
+each thread holds `regs` scalar SSA values). Elementwise ops apply register by
 register; arange is computed from the thread id; expand_dims and reshape are
 free; broadcast and trans recompute their source when it is index arithmetic
 (arange/splat/constants/elementwise/addptr), a broadcast copies registers when
-every thread already holds its source elements (simt_regmap.py), else they
-exchange it through workgroup memory between two barriers. Loads and stores are
-in simt_memory.py, reductions in simt_reduce.py, dot in simt_dot.py (Metal:
-simt_simdgroup.py; sm_90a K loops: simt_wgmma.py), math
-functions in simt_math.py, the other ops' handlers in simt_ops.py.
+every thread already holds its source elements (regmap.py), else they exchange
+it through workgroup memory between two barriers.
+
+The driver (convert.py) hands the lowering its handler table and the
+conversions of the fragment layouts (dot.py, hopper_wgmma.py) back to the
+blocked one; the target description (target.py) says what the GPU has.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from mlir import ir
 
 from alloy.dialects import tile
+from alloy.passes.contiguity import AxisInfo
 from alloy.passes.errors import LoweringError
-from alloy.passes.simt_layout import Blocked, blocked, choose_num_threads, choose_vec
-
-GPTR = "!llvm.ptr<1>"
-DEFAULT_TARGET = "cuda:sm_90"  # `simt.target` of a kernel function: "cuda:<chip>" or "metal"
-WG = "#gpu.address_space<workgroup>"
-
-
-@dataclass
-class U:
-    """A uniform scalar: one SSA name of MLIR type `type`."""
-
-    name: str
-    type: str
-
-
-@dataclass
-class D:
-    """A distributed tile: this thread's registers (SSA names) of scalar type `elem`."""
-
-    regs: list
-    elem: str
-    shape: tuple
-
-
-@dataclass
-class M:
-    """A tile in the tensor-core accumulator layout (simt_dot.py): this warp's 16x16 WMMA
-    fragments (8x8 simdgroup matrices on Metal), fragment r*nwarps + warp in entry r (row-major
-    fragment order)."""
-
-    frags: list
-    elem: str
-    shape: tuple
-
-
-@dataclass
-class TransOf:
-    """A tile.trans whose only user is a tensor-core dot: the untransposed source, not yet moved."""
-
-    src: D
-
-
-def zero_text(elem: str) -> str:
-    if elem == "i1":
-        return "false"
-    if elem.startswith("i"):
-        return "0"
-    return "0.000000e+00"
-
-
-def is_float(elem: str) -> bool:
-    return elem in ("f16", "bf16", "f32", "f64")
-
-
-def mem_elem(elem: str) -> str:
-    """How a value type lives in memory (i1 as a byte, pointers as i64)."""
-    return {"i1": "i8", GPTR: "i64"}.get(elem, elem)
+from alloy.passes.simt.layout import Blocked, blocked, choose_num_threads, choose_vec
+from alloy.passes.simt.math import MATH
+from alloy.passes.simt.target import SimtTarget
+from alloy.passes.simt.values import (DYNAMIC_SHARED, GLOBAL_PTR, WORKGROUP, DeferredTranspose, Distributed,
+                                      Uniform, byte_size, mem_elem)
 
 
 class SimtLowering:
     """Rebuilds one tile kernel function as gpu-dialect text."""
 
-    def __init__(self, func) -> None:
+    def __init__(self, func, target: SimtTarget, handler_for, to_blocked: dict) -> None:
+        """`handler_for(op name)` gives an op's handler (or None); `to_blocked[type](lw, value)` converts a
+        value held in a fragment layout to the blocked layout."""
         self.func = func
-        nt = func.attributes["simt.num_threads"] if "simt.num_threads" in func.attributes else None
-        self.nt = ir.IntegerAttr(nt).value if nt is not None else choose_num_threads(func)
-        vec = func.attributes["simt.vec"] if "simt.vec" in func.attributes else None
-        self.vec = ir.IntegerAttr(vec).value if vec is not None else choose_vec(func)
-        target = ir.StringAttr(func.attributes["simt.target"]).value if "simt.target" in func.attributes else ""
-        self.target, _, self.arch = (target or DEFAULT_TARGET).partition(":")
+        self.target = target
+        self.handler_for, self.to_blocked = handler_for, to_blocked
+        attrs = func.attributes
+        self.nt = ir.IntegerAttr(attrs["simt.num_threads"]).value if "simt.num_threads" in attrs \
+            else choose_num_threads(func, target)
+        self.vec = ir.IntegerAttr(attrs["simt.vec"]).value if "simt.vec" in attrs else choose_vec(func, target)
         self.pro: list[str] = []  # prologue: thread-id arithmetic, valid everywhere
         self.lines: list[str] = []
         self.depth = 2
         self.n = 0
         self.env: dict = {}
-        self.wg: dict[str, int] = {}  # memory element type -> elements of its workgroup buffer
-        self.dynamic_shared = 0  # bytes of dynamic shared memory (@alloy_dsmem) the kernel needs
-        self._tbase: dict = {}
+        self.wg: dict[str, tuple[str, int]] = {}  # workgroup buffer name -> (memory element type, elements)
+        self.dynamic_shared = 0  # bytes of dynamic shared memory (DYNAMIC_SHARED) the kernel needs
+        self.cache: dict = {}  # prologue values by key (thread-id arithmetic, shared addresses)
+        self.axis = AxisInfo()
         self._consts: dict = {}
         self._remat: dict = {}
-        self._axis = None
 
     # ----------------------------------------------------------- emission
     def new(self, prefix: str = "v") -> str:
@@ -148,49 +95,41 @@ class SimtLowering:
     def index(self, n: int) -> str:
         return self.const(n, "index")
 
-    @property
-    def axis(self):
-        if self._axis is None:
-            from alloy.passes.contiguity import AxisInfo
-
-            self._axis = AxisInfo()
-        return self._axis
-
     # ------------------------------------------------------------ layouts
     def layout(self, shape) -> Blocked:
         return blocked(shape, self.nt, self.vec)
 
     def tid(self) -> str:
-        if "tid" not in self._tbase:
+        if "tid" not in self.cache:
             x = self.pro_op("gpu.thread_id x")
-            self._tbase["tid_index"] = x
-            self._tbase["tid"] = self.pro_op(f"arith.index_cast {x} : index to i32")
-        return self._tbase["tid"]
+            self.cache["tid_index"] = x
+            self.cache["tid"] = self.pro_op(f"arith.index_cast {x} : index to i32")
+        return self.cache["tid"]
 
     def tid_index(self) -> str:
         self.tid()
-        return self._tbase["tid_index"]
+        return self.cache["tid_index"]
 
     def tbase(self, lay: Blocked) -> str:
         """(tid % threads) * vec: the flat index of this thread's register 0."""
         key = (lay.threads, lay.vec)
-        if key not in self._tbase:
+        if key not in self.cache:
             t = self.tid()
             if lay.threads < self.nt:
                 t = self.pro_op(f"arith.remui {t}, {self.i32(lay.threads)} : i32")
             if lay.vec > 1:
                 t = self.pro_op(f"arith.muli {t}, {self.i32(lay.vec)} : i32")
-            self._tbase[key] = t
-        return self._tbase[key]
+            self.cache[key] = t
+        return self.cache[key]
 
     def flat(self, lay: Blocked, k: int) -> str:
         """i32 flat index of this thread's register k."""
         key = ("flat", lay.threads, lay.vec, k)
-        if key not in self._tbase:
+        if key not in self.cache:
             off = lay.offset(k)
             base = self.tbase(lay)
-            self._tbase[key] = base if off == 0 else self.pro_op(f"arith.addi {base}, {self.i32(off)} : i32")
-        return self._tbase[key]
+            self.cache[key] = base if off == 0 else self.pro_op(f"arith.addi {base}, {self.i32(off)} : i32")
+        return self.cache[key]
 
     def flats(self, shape) -> list[str]:
         lay = self.layout(shape)
@@ -201,9 +140,9 @@ class SimtLowering:
         if not lay.replicated:
             return None
         key = ("own", lay.threads)
-        if key not in self._tbase:
-            self._tbase[key] = self.pro_op(f"arith.cmpi ult, {self.tid()}, {self.i32(lay.threads)} : i32")
-        return self._tbase[key]
+        if key not in self.cache:
+            self.cache[key] = self.pro_op(f"arith.cmpi ult, {self.tid()}, {self.i32(lay.threads)} : i32")
+        return self.cache[key]
 
     def unravel(self, idx: str, shape) -> list[str]:
         out = []
@@ -228,23 +167,16 @@ class SimtLowering:
     # ------------------------------------------------------------- values
     def ty(self, t: ir.Type) -> str:
         e = tile.element_type(t)
-        return GPTR if tile.is_ptr(e) else str(e)
+        return GLOBAL_PTR if tile.is_ptr(e) else str(e)
 
     def val(self, v: ir.Value, op=None):
-        """The lowered value of v (an accumulator-layout tile is converted to the blocked layout)."""
+        """The lowered value of v (a tile held in a fragment layout is converted to the blocked layout)."""
         x = self.val_any(v, op)
-        if isinstance(x, M):
-            from alloy.passes.simt_dot import to_dist
-
-            return to_dist(self, x)
-        if isinstance(x, TransOf):
+        if isinstance(x, (Distributed, Uniform)):
+            return x
+        if isinstance(x, DeferredTranspose):
             raise LoweringError("internal error: a deferred transpose used outside a dot", op)
-        if not isinstance(x, (D, U)):
-            from alloy.passes.simt_wgmma import W, to_dist as w_to_dist
-
-            if isinstance(x, W):
-                return w_to_dist(self, x)
-        return x
+        return self.to_blocked[type(x)](self, x)
 
     def val_any(self, v: ir.Value, op=None):
         x = self.env.get(v)
@@ -252,15 +184,15 @@ class SimtLowering:
             raise LoweringError(f"operand of type {v.type} has no lowered value", op)
         return x
 
-    def dist(self, v: ir.Value, op=None) -> D:
+    def dist(self, v: ir.Value, op=None) -> Distributed:
         x = self.val(v, op)
-        if not isinstance(x, D):
+        if not isinstance(x, Distributed):
             raise LoweringError(f"expected a tile operand, got {v.type}", op)
         return x
 
     def regs_of(self, x, shape) -> list[str]:
         """Registers of a tile value, or a uniform scalar repeated over `shape`'s layout."""
-        if isinstance(x, D):
+        if isinstance(x, Distributed):
             return x.regs
         return [x.name] * self.layout(shape).regs
 
@@ -272,20 +204,20 @@ class SimtLowering:
 
     def wg_type(self, buf: str) -> str:
         elem, n = self.wg[buf]
-        return f"memref<{n}x{elem}, {WG}>"
+        return f"memref<{n}x{elem}, {WORKGROUP}>"
 
     def to_mem(self, name: str, elem: str) -> str:
         if elem == "i1":
             return self.op(f"arith.extui {name} : i1 to i8")
-        if elem == GPTR:
-            return self.op(f"llvm.ptrtoint {name} : {GPTR} to i64")
+        if elem == GLOBAL_PTR:
+            return self.op(f"llvm.ptrtoint {name} : {GLOBAL_PTR} to i64")
         return name
 
     def from_mem(self, name: str, elem: str) -> str:
         if elem == "i1":
             return self.op(f"arith.trunci {name} : i8 to i1")
-        if elem == GPTR:
-            return self.op(f"llvm.inttoptr {name} : i64 to {GPTR}")
+        if elem == GLOBAL_PTR:
+            return self.op(f"llvm.inttoptr {name} : i64 to {GLOBAL_PTR}")
         return name
 
     def barrier(self) -> None:
@@ -299,7 +231,7 @@ class SimtLowering:
         i = self.op(f"arith.index_cast {idx} : i32 to index")
         return self.op(f"memref.load {buf}[{i}] : !WG<{buf}>")
 
-    def exchange(self, src: D, idxs: list[str]) -> list[str]:
+    def exchange(self, src: Distributed, idxs: list[str]) -> list[str]:
         """Values of tile `src` at flat indices `idxs`, through workgroup memory."""
         me = mem_elem(src.elem)
         n = math.prod(src.shape)
@@ -346,7 +278,7 @@ class SimtLowering:
         if name == "tile.splat":
             return [self.env[op.operands[0]].name] * len(idxs)
         if name == "arith.constant":
-            c = _constant_scalar(self, op)
+            c = constant_scalar(self, op)
             return [c] * len(idxs)
         src = op.operands[0] if len(op.operands) else None
         if name in ("tile.expand_dims", "tile.reshape"):
@@ -375,16 +307,10 @@ class SimtLowering:
 
     # ------------------------------------------------------------- blocks
     def convert_ops(self, ops) -> None:
-        from alloy.passes.simt_ops import HANDLERS, generic
-
         for op in ops:
-            name = op.operation.name
-            handler = HANDLERS.get(name)
+            handler = self.handler_for(op.operation.name)
             if handler is None:
-                if name.startswith("arith.") or name.startswith("math."):
-                    handler = generic
-                else:
-                    raise LoweringError("op not supported by the CUDA lowering", op)
+                raise LoweringError(f"op not supported by the {self.target.name} lowering", op)
             handler(self, op)
 
     def body(self, block: ir.Block):
@@ -400,14 +326,14 @@ class SimtLowering:
         for i, arg in enumerate(f.arguments):
             t = arg.type
             if tile.is_ptr(t):
-                params.append(f"%arg{i}: {GPTR}")
-                self.env[arg] = U(f"%arg{i}", GPTR)
+                params.append(f"%arg{i}: {GLOBAL_PTR}")
+                self.env[arg] = Uniform(f"%arg{i}", GLOBAL_PTR)
             else:
                 st = str(t)
                 if st not in ("i1", "i8", "i16", "i32", "i64", "f16", "bf16", "f32", "f64"):
                     raise LoweringError(f"kernel argument {i} has unsupported type {st}", f)
                 params.append(f"%arg{i}: {st}")
-                self.env[arg] = U(f"%arg{i}", st)
+                self.env[arg] = Uniform(f"%arg{i}", st)
         self.convert_ops(list(f.regions[0].blocks[0].operations))
         wg = ", ".join(f"{b}: {self.wg_type(b)}" for b in self.wg)
         head = (f"    gpu.func @{name}({', '.join(params)})" + (f" workgroup({wg})" if wg else "")
@@ -417,23 +343,17 @@ class SimtLowering:
             body = body.replace(f"!WG<{b}>", self.wg_type(b))
         dsmem = []
         if self.dynamic_shared:
-            from alloy.passes.simt_wgmma import DSMEM
-
-            dsmem = [f"    llvm.mlir.global external {DSMEM}() {{addr_space = 3 : i32, alignment = 1024 : i64}} "
+            dsmem = [f"    llvm.mlir.global external {DYNAMIC_SHARED}() {{addr_space = 3 : i32, alignment = 1024 : i64}} "
                      ": !llvm.array<0 x i8>"]
         return "\n".join(["module attributes {gpu.container_module} {", "  gpu.module @alloy {", head]
                          + self.pro + [body, "      gpu.return", "    }"] + dsmem + ["  }", "}"])
 
     def shared_bytes(self) -> int:
-        return sum(n * _bytes(e) for e, n in self.wg.values())
+        return sum(n * byte_size(e) for e, n in self.wg.values())
 
 
 def _safe(elem: str) -> str:
     return elem.replace("!", "").replace("<", "_").replace(">", "").replace(".", "_")
-
-
-def _bytes(elem: str) -> int:
-    return {"i8": 1, "i16": 2, "f16": 2, "bf16": 2, "i32": 4, "f32": 4, "i64": 8, "f64": 8}[elem]
 
 
 def pointee(t: ir.Type) -> str:
@@ -444,15 +364,15 @@ def pointee(t: ir.Type) -> str:
 def gep(lw: SimtLowering, p: str, off: str, off_type: str, elem: str) -> str:
     if off_type != "i64":
         off = lw.op(f"arith.extsi {off} : {off_type} to i64")
-    return lw.op(f"llvm.getelementptr {p}[{off}] : ({GPTR}, i64) -> {GPTR}, {elem}")
+    return lw.op(f"llvm.getelementptr {p}[{off}] : ({GLOBAL_PTR}, i64) -> {GLOBAL_PTR}, {elem}")
 
 
-def _constant_scalar(lw: SimtLowering, op) -> str:
+def constant_scalar(lw: SimtLowering, op) -> str:
     attr = op.attributes["value"]
     t = op.results[0].type
     if isinstance(t, ir.RankedTensorType):
         if not (isinstance(attr, ir.DenseElementsAttr) and attr.is_splat):
-            raise LoweringError("non-splat constant tiles are not supported by the CUDA lowering", op)
+            raise LoweringError(f"non-splat constant tiles are not supported by the {lw.target.name} lowering", op)
         elem = str(t.element_type)
         text = str(attr.get_splat_value())
         return lw.const(text.rsplit(" : ", 1)[0], elem)
@@ -461,48 +381,15 @@ def _constant_scalar(lw: SimtLowering, op) -> str:
 
 def scalar_op(lw: SimtLowering, op, operands: list[str]) -> str:
     """One scalar instance of an elementwise arith/math op on `operands`."""
-    from alloy.passes.simt_math import MATH, lower_fptoi, lower_math
-
     name = op.operation.name
     types = [lw.ty(o.type) for o in op.operands]
     rtype = lw.ty(op.results[0].type)
     if name in MATH or name == "arith.remf":
-        return lower_math(lw, name, operands, types[0], rtype)
-    if name in ("arith.fptosi", "arith.fptoui"):
-        r = lower_fptoi(lw, name, operands[0], types[0], rtype)
+        return lw.target.math(lw, name, operands, types[0])
+    if name in ("arith.fptosi", "arith.fptoui") and lw.target.fptoi is not None:
+        r = lw.target.fptoi(lw, name, operands[0], types[0], rtype)
         if r is not None:
             return r
     attrs = {k: str(op.attributes[k]) for k in op.attributes if k != "simt.layout"}
     attr = ("{" + ", ".join(f"{k} = {v}" for k, v in attrs.items()) + "} ") if attrs else ""
     return lw.op(f'"{name}"({", ".join(operands)}) {attr}: ({", ".join(types)}) -> {rtype}')
-
-
-def lower_function_text(func) -> tuple[str, int, int, int]:
-    """(gpu-dialect module text, block size, static and dynamic workgroup bytes) of one tile kernel."""
-    lw = SimtLowering(func)
-    text = lw.run()
-    return text, lw.nt, lw.shared_bytes(), lw.dynamic_shared
-
-
-def convert_tile_to_simt(op, pass_=None) -> None:
-    """Pass: replace the tile kernel of module `op` by a gpu.module holding its gpu.func."""
-    module_op = op.operation if hasattr(op, "operation") else op
-    funcs = tile.kernel_funcs(module_op)
-    if len(funcs) != 1:
-        raise LoweringError(f"expected one tile kernel function in the module, found {len(funcs)}", module_op)
-    f = funcs[0]
-    ctx = module_op.context
-    with ctx:
-        text, nt, smem, dyn = lower_function_text(f)
-        try:
-            new = ir.Module.parse(text, ctx)
-        except ir.MLIRError as e:  # a lowering bug: show what was produced
-            raise LoweringError(f"lowered IR does not verify: {e}\n{text}", f) from None
-        gmod = list(new.body.operations)[0]
-        gfunc = list(gmod.regions[0].blocks[0].operations)[0]
-        gfunc.attributes["simt.shared_bytes"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), smem)
-        if dyn:
-            gfunc.attributes["simt.dynamic_shared_bytes"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), dyn)
-        module_op.attributes["gpu.container_module"] = ir.UnitAttr.get()
-        gmod.operation.move_before(f.operation)
-        f.operation.erase()

@@ -1,4 +1,4 @@
-"""Which K loops simt_wgmma.py pipelines: the pattern match and the plan of the loop body.
+"""Which K loops hopper_wgmma.py pipelines: the pattern match and the plan of the loop body.
 
 `plan_loop(lw, for_op)` accepts an scf.for whose body loads an a tile and a b
 tile (the b through tile.trans) used only by one `tile.dot` accumulating into an
@@ -6,7 +6,7 @@ iter_arg, and splits the body: the ops computing the loads' pointers (the
 slice) and masks, the updates of the iter_args the slice reads, and the ops
 still needed for the current iteration. Pointer iter_args used only by the
 slice and unused after the loop are no longer carried (`dropped`). The shape,
-type and layout requirements are listed in simt_wgmma.py.
+type and layout requirements are listed in hopper_wgmma.py.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mlir import ir
 
 from alloy.dialects import tile
-from alloy.passes.simt_lower import SimtLowering
+from alloy.passes.simt.lowering import SimtLowering
 
 
 @dataclass
@@ -90,7 +90,7 @@ def _op(x):
 
 def plan_loop(lw: SimtLowering, for_op) -> Plan | None:
     """The pipelining plan of an scf.for, or None when it does not have the supported form."""
-    if lw.target != "cuda" or lw.arch != "sm_90a" or lw.nt not in (128, 256) or lw.vec != 8:
+    if not lw.target.warpgroup_mma or lw.nt not in (128, 256) or lw.vec != 8:
         return None
     block = for_op.regions[0].blocks[0]
     ops = list(block.operations)

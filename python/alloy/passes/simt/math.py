@@ -1,6 +1,6 @@
-"""Math functions of the SIMT lowering: PTX formulas for CUDA, `math` ops for Metal.
+"""Math functions of the SIMT lowering: PTX formulas for CUDA (`ptx_math`), `math` ops for Metal (`msl_math`).
 
-Metal (`simt.target = "metal"`): the upstream `math` ops stay, and the MSL
+Each target's SimtTarget (target.py) names its function. Metal: the upstream `math` ops stay, and the MSL
 translator emits Metal's functions for them (`precise::exp`, `precise::tanh`,
 `precise::pow`, ...); `arith.remf` stays (`fmod`). Metal has no erf: it becomes
 the Abramowitz-Stegun formula below over `math.exp`. f16 and bf16 are widened
@@ -116,10 +116,10 @@ def _any(lw, name: str, a: list[str], t: str) -> str:
     raise LoweringError(f"{name} on {t} is not supported by the CUDA target")
 
 
-def lower_fptoi(lw, name: str, x: str, src: str, dst: str) -> str | None:
+def ptx_fptoi(lw, name: str, x: str, src: str, dst: str) -> str | None:
     """fptosi/fptoui to i32/i64 as PTX cvt.rzi, which saturates (NaN -> 0) where LLVM's
-    conversion is poison out of range; None for other widths and on Metal (MSL's conversion)."""
-    if dst not in ("i32", "i64") or lw.target == "metal":
+    conversion is poison out of range; None for other widths (the generic conversion)."""
+    if dst not in ("i32", "i64"):
         return None
     if src in ("f16", "bf16"):
         x, src = lw.op(f"arith.extf {x} : {src} to f32"), "f32"
@@ -129,10 +129,8 @@ def lower_fptoi(lw, name: str, x: str, src: str, dst: str) -> str | None:
     return lw.op(f'llvm.inline_asm "cvt.rzi.{sign}{dst[1:]}.{src} $0, $1;", "={out},{reg}" {x} : ({src}) -> {dst}')
 
 
-def lower_math(lw, name: str, operands: list[str], elem: str, rtype: str) -> str:
-    """One scalar `name`(operands) of float type `elem`."""
-    if lw.target == "metal":
-        return _metal(lw, name, operands, elem)
+def ptx_math(lw, name: str, operands: list[str], elem: str) -> str:
+    """One scalar `name`(operands) of float type `elem`, in PTX instructions."""
     if elem == "f64":
         if name not in _F64_OK:
             raise LoweringError(f"{name} on f64 is not supported by the CUDA target (no libdevice)")
@@ -151,10 +149,11 @@ def _metal_exp(lw, x: str) -> str:
     return lw.op(f"math.exp {x} : f32")
 
 
-def _metal(lw, name: str, a: list[str], elem: str) -> str:
+def msl_math(lw, name: str, a: list[str], elem: str) -> str:
+    """One scalar `name`(a) of float type `elem`, as the `math` op the MSL translator maps to Metal's function."""
     if elem in ("f16", "bf16") and name != "math.absf":
         wide = [lw.op(f"arith.extf {x} : {elem} to f32") for x in a]
-        return lw.op(f"arith.truncf {_metal(lw, name, wide, 'f32')} : f32 to {elem}")
+        return lw.op(f"arith.truncf {msl_math(lw, name, wide, 'f32')} : f32 to {elem}")
     if elem not in ("f32", "f16", "bf16"):
         raise LoweringError(f"{name} on {elem} is not supported by the Metal target (Metal has no double)")
     if name == "math.erf":

@@ -1,19 +1,18 @@
-"""tile.dot in convert-tile-to-simt, and the tensor-core accumulator layout.
+"""tile.dot in convert-tile-to-simt, and the matrix-fragment layout.
 
-f16 x f16 -> f32 (or f16) dots whose M, N, K are multiples of 16 and whose
-16x16 output fragments split evenly over the warps run on the tensor cores
-through the upstream WMMA ops (`gpu.subgroup_mma_*`, PTX wmma.mma.sync
-m16n16k16): a and b are staged in workgroup memory (a `trans` feeding b is not
-moved: its source is staged and read column-major), and each warp multiplies
-its fragments of the result. The result stays in the *accumulator layout*
-(`M`: the warp's fragments in registers), so `acc += tile_dot(a, b)` in a loop
-keeps the accumulator in tensor-core registers: loop-carried values that are
-such sums are `M` (`mma_loop_arg`), `+ - *` between `M` tiles work on
-fragments, and any other use converts to the blocked layout through
-workgroup memory (`to_dist`).
-
-On Metal (`simt.target = "metal"`) the same machinery runs with 8x8
-simdgroup-matrix fragments and f32 or f16 operands (simt_simdgroup.py).
+Dots whose element types the target's matrix unit multiplies (target.py:
+f16 x f16 -> f32/f16 on CUDA's 16x16 WMMA fragments, f32/f16 on Metal's 8x8
+simdgroup matrices), whose M, N, K are multiples of the fragment edge and
+whose output fragments split evenly over the warps run on the matrix unit
+through the upstream ops (`gpu.subgroup_mma_*`): a and b are staged in
+workgroup memory (a `trans` feeding b is not moved: its source is staged and
+read column-major), and each warp multiplies its fragments of the result. The
+result stays in the *fragment layout* (`Fragments`: the warp's fragments in
+registers), so `acc += tile_dot(a, b)` in a loop keeps the accumulator in
+matrix registers: loop-carried values that are such sums are fragments
+(`mma_loop_arg`), `+ - *` between fragment tiles work fragment by fragment
+where the target has element-wise fragment ops, and any other use converts to
+the blocked layout through workgroup memory (`to_blocked`).
 
 Any other dot (f32 on CUDA, integers, other sizes) is computed element by
 element from workgroup memory in the blocked layout.
@@ -22,37 +21,32 @@ from __future__ import annotations
 
 from mlir import ir
 
-from alloy.passes import simt_simdgroup as simdgroup
 from alloy.passes.errors import LoweringError
-from alloy.passes.simt_layout import WARP
-from alloy.passes.simt_lower import D, M, SimtLowering, TransOf, _bytes, is_float
+from alloy.passes.simt.layout import WARP
+from alloy.passes.simt.lowering import SimtLowering
+from alloy.passes.simt.values import DeferredTranspose, Distributed, Fragments, byte_size, is_float
 
-F = 16  # WMMA fragment edge
 PAD_BYTES = 16  # padding per staged row, against shared-memory bank conflicts
 ELEMENTWISE = {"arith.addf": "addf", "arith.subf": "subf", "arith.mulf": "mulf"}
 
 
-def edge(lw: SimtLowering) -> int:
-    """Fragment edge: 16 (WMMA) on CUDA, 8 (simdgroup matrices) on Metal."""
-    return simdgroup.EDGE if lw.target == "metal" else F
-
-
-def _cop(elem: str, e: int = F) -> str:
-    return f'!gpu.mma_matrix<{e}x{e}x{elem}, "COp">'
+def fragment_type(lw: SimtLowering, elem: str, role: str = "COp") -> str:
+    """The MLIR type of one fragment of `elem` values in operand role AOp, BOp or COp."""
+    e = lw.target.matrix.edge
+    return f'!gpu.mma_matrix<{e}x{e}x{elem}, "{role}">'
 
 
 def mma_ok(lw: SimtLowering, op) -> bool:
-    """Whether this tile.dot runs on the tensor cores with its result in the accumulator layout."""
+    """Whether this tile.dot runs on the matrix unit with its result in the fragment layout."""
     a, b, c = (v.type for v in op.operands)
-    if lw.target == "metal":
-        (m, k), (_, n) = a.shape, b.shape
-        return simdgroup.simdgroup_ok(lw.nt, str(a.element_type), str(b.element_type), str(c.element_type), m, n, k)
-    if (str(a.element_type), str(b.element_type)) != ("f16", "f16") or str(c.element_type) not in ("f32", "f16"):
+    unit = lw.target.matrix
+    if (str(a.element_type), str(b.element_type), str(c.element_type)) not in unit.types:
         return False
     (m, k), (_, n) = a.shape, b.shape
-    if m % F or n % F or k % F:
+    e = unit.edge
+    if m % e or n % e or k % e:
         return False
-    return ((m // F) * (n // F)) % (lw.nt // WARP) == 0
+    return ((m // e) * (n // e)) % (lw.nt // WARP) == 0
 
 
 def _is_mma_value(lw: SimtLowering, v: ir.Value, arg: ir.Value) -> bool:
@@ -64,7 +58,7 @@ def _is_mma_value(lw: SimtLowering, v: ir.Value, arg: ir.Value) -> bool:
     name = op.operation.name
     if name == "tile.dot":
         return mma_ok(lw, op)
-    if name in ELEMENTWISE and lw.target != "metal":  # Metal has no element-wise fragment ops
+    if name in ELEMENTWISE and lw.target.matrix.elementwise:
         ops = list(op.operands)
         return all(_is_mma_value(lw, o, arg) for o in ops) and any(o != arg for o in ops)
     return False
@@ -88,14 +82,15 @@ def trans_for_dot(r: ir.Value) -> bool:
 
 
 # ------------------------------------------------------------ conversions
-def _rounds(lw: SimtLowering, shape) -> int:
-    e = edge(lw)
+def fragments_of(lw: SimtLowering, shape) -> int:
+    """Fragments each warp holds of a tile of `shape`."""
+    e = lw.target.matrix.edge
     return (shape[0] // e) * (shape[1] // e) // (lw.nt // WARP)
 
 
 def _frag_offset(lw: SimtLowering, r: int, n: int) -> tuple[str, str]:
     """(row, col) i32 of this warp's fragment of round r in an (.., n) tile."""
-    e = edge(lw)
+    e = lw.target.matrix.edge
     warp = lw.op(f"arith.divui {lw.tid()}, {lw.i32(WARP)} : i32")
     f = lw.op(f"arith.addi {warp}, {lw.i32(r * (lw.nt // WARP))} : i32")
     fm = lw.op(f"arith.muli {lw.op(f'arith.divui {f}, {lw.i32(n // e)} : i32')}, {lw.i32(e)} : i32")
@@ -108,32 +103,32 @@ def _index(lw: SimtLowering, row: str, ld: int, col: str) -> str:
     return lw.op(f"arith.index_cast {at} : i32 to index")
 
 
-def to_dist(lw: SimtLowering, x: M) -> D:
-    """Accumulator layout -> blocked layout, through workgroup memory."""
+def to_blocked(lw: SimtLowering, x: Fragments) -> Distributed:
+    """Fragment layout -> blocked layout, through workgroup memory."""
     m, n = x.shape
     buf = lw.wg_buffer(x.elem, m * n, 4)
     for r, frag in enumerate(x.frags):
         fm, fn = _frag_offset(lw, r, n)
         lw.emit(f"gpu.subgroup_mma_store_matrix {frag}, {buf}[{_index(lw, fm, n, fn)}] "
-                f"{{leadDimension = {n} : index}} : {_cop(x.elem, edge(lw))}, !WG<{buf}>")
+                f"{{leadDimension = {n} : index}} : {fragment_type(lw, x.elem)}, !WG<{buf}>")
     lw.barrier()
     regs = [lw.wg_load(buf, i) for i in lw.flats((m, n))]
     lw.barrier()
-    return D(regs, x.elem, (m, n))
+    return Distributed(regs, x.elem, (m, n))
 
 
-def as_mma(lw: SimtLowering, v: ir.Value) -> M:
-    """The value of tile v in the accumulator layout."""
+def as_fragments(lw: SimtLowering, v: ir.Value) -> Fragments:
+    """The value of tile v in the fragment layout."""
     x = lw.val_any(v)
-    if isinstance(x, M):
+    if isinstance(x, Fragments):
         return x
     shape = tuple(v.type.shape)
     elem = str(v.type.element_type)
     owner = None if isinstance(v, ir.BlockArgument) or isinstance(v.owner, ir.Block) else v.owner
     if owner is not None and owner.operation.name == "arith.constant":
         c = lw.val(v).regs[0]
-        frag = lw.op(f"gpu.subgroup_mma_constant_matrix {c} : {_cop(elem, edge(lw))}")
-        return M([frag] * _rounds(lw, shape), elem, shape)
+        frag = lw.op(f"gpu.subgroup_mma_constant_matrix {c} : {fragment_type(lw, elem)}")
+        return Fragments([frag] * fragments_of(lw, shape), elem, shape)
     d = lw.val(v)
     m, n = shape
     buf = lw.wg_buffer(elem, m * n, 4)
@@ -142,30 +137,31 @@ def as_mma(lw: SimtLowering, v: ir.Value) -> M:
         lw.wg_store(buf, lw.flat(lay, k), r)
     lw.barrier()
     frags = []
-    for r in range(_rounds(lw, shape)):
+    for r in range(fragments_of(lw, shape)):
         fm, fn = _frag_offset(lw, r, n)
         frags.append(lw.op(f"gpu.subgroup_mma_load_matrix {buf}[{_index(lw, fm, n, fn)}] "
-                           f"{{leadDimension = {n} : index}} : !WG<{buf}> -> {_cop(elem, edge(lw))}"))
+                           f"{{leadDimension = {n} : index}} : !WG<{buf}> -> {fragment_type(lw, elem)}"))
     lw.barrier()
-    return M(frags, elem, shape)
+    return Fragments(frags, elem, shape)
 
 
 def elementwise(lw: SimtLowering, op) -> bool:
-    """`+ - *` on accumulator-layout tiles, fragment by fragment; False when it does not apply."""
+    """`+ - *` on fragment-layout tiles, fragment by fragment; False when it does not apply."""
     vals = [lw.val_any(v) for v in op.operands]
-    if op.operation.name not in ELEMENTWISE or lw.target == "metal" or not any(isinstance(x, M) for x in vals):
+    if op.operation.name not in ELEMENTWISE or not lw.target.matrix.elementwise or \
+            not any(isinstance(x, Fragments) for x in vals):
         return False
-    ms = [as_mma(lw, v) for v in op.operands]
+    ms = [as_fragments(lw, v) for v in op.operands]
     kind = ELEMENTWISE[op.operation.name]
-    t = _cop(ms[0].elem)
+    t = fragment_type(lw, ms[0].elem)
     frags = [lw.op(f"gpu.subgroup_mma_elementwise {kind} {a}, {b} : ({t}, {t}) -> {t}")
              for a, b in zip(ms[0].frags, ms[1].frags)]
-    lw.env[op.results[0]] = M(frags, ms[0].elem, ms[0].shape)
+    lw.env[op.results[0]] = Fragments(frags, ms[0].elem, ms[0].shape)
     return True
 
 
 # -------------------------------------------------------------------- dot
-def _stage(lw: SimtLowering, x: D, elem: str, slot: int, ld: int | None = None) -> str:
+def _stage(lw: SimtLowering, x: Distributed, elem: str, slot: int, ld: int | None = None) -> str:
     """Store a 2-D tile row-major with leading dimension `ld` (default: its width) into a
     workgroup buffer, in 16-byte vector stores where the layout's runs allow."""
     rows, cols = x.shape
@@ -174,7 +170,7 @@ def _stage(lw: SimtLowering, x: D, elem: str, slot: int, ld: int | None = None) 
     lay = lw.layout(x.shape)
     regs = [r if x.elem == elem else lw.op(f"arith.{'extf' if is_float(elem) else 'extsi'} {r} : {x.elem} to {elem}")
             for r in x.regs]
-    w = min(lay.vec, 16 // _bytes(elem)) if cols % lay.vec == 0 else 1
+    w = min(lay.vec, 16 // byte_size(elem)) if cols % lay.vec == 0 else 1
     for k0 in range(0, len(regs), w):
         e = lw.flat(lay, k0)
         if ld != cols:
@@ -187,7 +183,7 @@ def _stage(lw: SimtLowering, x: D, elem: str, slot: int, ld: int | None = None) 
         vt = f"vector<{w}x{elem}>"
         v = lw.op(f"vector.from_elements {', '.join(regs[k0:k0 + w])} : {vt}")
         i = lw.op(f"arith.index_cast {e} : i32 to index")
-        lw.emit(f"vector.store {v}, {buf}[{i}] {{alignment = {w * _bytes(elem)} : i64}} : !WG<{buf}>, {vt}")
+        lw.emit(f"vector.store {v}, {buf}[{i}] {{alignment = {w * byte_size(elem)} : i64}} : !WG<{buf}>, {vt}")
     return buf
 
 
@@ -201,32 +197,32 @@ def lower_dot(lw: SimtLowering, op) -> None:
         return
     a, b, c = (lw.dist(v, op) for v in (a_v, b_v, c_v))
     if c.elem in ("f32", "f16", "bf16", "f64", "i32", "i64") and is_float(c.elem) == is_float(a.elem) == is_float(b.elem):
-        lw.env[op.results[0]] = D(_scalar(lw, a, b, c, m, n, k), c.elem, (m, n))
+        lw.env[op.results[0]] = Distributed(_scalar(lw, a, b, c, m, n, k), c.elem, (m, n))
         return
     raise LoweringError(f"dot of {a.elem} x {b.elem} into a {c.elem} accumulator is not supported", op)
 
 
-def _wmma(lw: SimtLowering, op, m: int, n: int, k: int) -> M:
+def _wmma(lw: SimtLowering, op, m: int, n: int, k: int) -> Fragments:
     a_v, b_v, c_v = op.operands
-    acc = as_mma(lw, c_v)
+    acc = as_fragments(lw, c_v)
     a = lw.dist(a_v, op)
     bx = lw.val_any(b_v)
     lw.barrier()  # earlier readers of the staging buffers (a previous iteration) are done
-    e = edge(lw)
-    t = simdgroup.operand_elem(acc.elem) if lw.target == "metal" else "f16"
-    pad = PAD_BYTES // _bytes(t)
+    e = lw.target.matrix.edge
+    t = acc.elem if lw.target.matrix.stage_as_accumulator else a.elem
+    pad = PAD_BYTES // byte_size(t)
     ald = k + pad
     abuf = _stage(lw, a, t, 2, ald)
-    if isinstance(bx, TransOf):  # b = trans(x): x (n x k) row-major is b column-major
+    if isinstance(bx, DeferredTranspose):  # b = trans(x): x (n x k) row-major is b column-major
         bld, trans = k + pad, " transpose,"
         bbuf = _stage(lw, bx.src, t, 3, bld)
     else:
         bld, trans = n + pad, ""
         bbuf = _stage(lw, lw.dist(b_v, op), t, 3, bld)
     lw.barrier()
-    aop = f'!gpu.mma_matrix<{e}x{e}x{t}, "AOp">'
-    bop = f'!gpu.mma_matrix<{e}x{e}x{t}, "BOp">'
-    cop = _cop(acc.elem, e)
+    aop = fragment_type(lw, t, "AOp")
+    bop = fragment_type(lw, t, "BOp")
+    cop = fragment_type(lw, acc.elem)
     frags = []
     for r, frag in enumerate(acc.frags):
         fm, fn = _frag_offset(lw, r, n)
@@ -242,10 +238,10 @@ def _wmma(lw: SimtLowering, op, m: int, n: int, k: int) -> M:
                        f"!WG<{bbuf}> -> {bop}".replace(",}", "}"))
             frag = lw.op(f"gpu.subgroup_mma_compute {fa}, {fb}, {frag} : {aop}, {bop} -> {cop}")
         frags.append(frag)
-    return M(frags, acc.elem, (m, n))
+    return Fragments(frags, acc.elem, (m, n))
 
 
-def _scalar(lw: SimtLowering, a: D, b: D, c: D, m: int, n: int, k: int) -> list[str]:
+def _scalar(lw: SimtLowering, a: Distributed, b: Distributed, c: Distributed, m: int, n: int, k: int) -> list[str]:
     t = c.elem
     abuf = _stage(lw, a, t, 0)
     bbuf = _stage(lw, b, t, 1)

@@ -1,6 +1,6 @@
 """tile.reduce in convert-tile-to-simt.
 
-In the blocked layout (simt_layout.py) the elements of one output of a
+In the blocked layout (layout.py) the elements of one output of a
 reduction sit in a fixed pattern of (thread, register) pairs, so two shapes of
 reduction need little or no communication:
 
@@ -40,8 +40,9 @@ import weakref
 from mlir import ir
 
 from alloy.passes.errors import LoweringError
-from alloy.passes.simt_layout import WARP, Blocked
-from alloy.passes.simt_lower import D, SimtLowering, U, is_float
+from alloy.passes.simt.layout import WARP, Blocked
+from alloy.passes.simt.lowering import SimtLowering
+from alloy.passes.simt.values import Distributed, Uniform, is_float
 
 _COMBINE = {"sum": ("arith.addf", "arith.addi"), "max": ("arith.maximumf", "arith.maxsi"),
             "min": ("arith.minimumf", "arith.minsi")}
@@ -148,9 +149,9 @@ def _bind(lw: SimtLowering, r, out: list, elem: str, kind: str) -> None:
     else:
         vals, relem = [_narrow(lw, p[0], elem) for p in out], elem
     if isinstance(r.type, ir.RankedTensorType):
-        lw.env[r] = D(vals, relem, tuple(r.type.shape))
+        lw.env[r] = Distributed(vals, relem, tuple(r.type.shape))
     else:
-        lw.env[r] = U(vals[0], relem)
+        lw.env[r] = Uniform(vals[0], relem)
 
 
 def _out_layout(lw: SimtLowering, r) -> Blocked:
@@ -158,7 +159,7 @@ def _out_layout(lw: SimtLowering, r) -> Blocked:
 
 
 # ------------------------------------------------------- register-only
-def _registers(lw: SimtLowering, src: D, axis: int, kind: str, r) -> list | None:
+def _registers(lw: SimtLowering, src: Distributed, axis: int, kind: str, r) -> list | None:
     """A slower axis with inner extent a multiple of vec * threads: each output's elements are in
     its own thread; None where that does not hold."""
     shape = src.shape
@@ -182,7 +183,7 @@ def _registers(lw: SimtLowering, src: D, axis: int, kind: str, r) -> list | None
 
 
 # ------------------------------------------------------- along the rows
-def _rows(lw: SimtLowering, src: D, axis: int, kind: str, r, block) -> list | None:
+def _rows(lw: SimtLowering, src: Distributed, axis: int, kind: str, r, block) -> list | None:
     """The fastest axis: registers, a lane butterfly, and at most one workgroup-memory round."""
     shape = src.shape
     lay = lw.layout(shape)
@@ -301,7 +302,7 @@ def _trailing_barrier(lw: SimtLowering, block) -> None:
 
 
 # ------------------------------------------------------- through memory
-def _through_memory(lw: SimtLowering, src: D, axis: int, kind: str, r) -> None:
+def _through_memory(lw: SimtLowering, src: Distributed, axis: int, kind: str, r) -> None:
     shape = src.shape
     t = _wide(src.elem)
     buf = lw.wg_buffer(t, math.prod(shape))
@@ -324,9 +325,9 @@ def _through_memory(lw: SimtLowering, src: D, axis: int, kind: str, r) -> None:
     if not arg:
         out = [_narrow(lw, x, src.elem) for x in out]
     if isinstance(r.type, ir.RankedTensorType):
-        lw.env[r] = D(out, relem, tuple(r.type.shape))
+        lw.env[r] = Distributed(out, relem, tuple(r.type.shape))
     else:
-        lw.env[r] = U(out[0], relem)
+        lw.env[r] = Uniform(out[0], relem)
 
 
 def _walk(lw: SimtLowering, buf: str, t: str, base: str, stride: int, length: int, kind: str) -> str:

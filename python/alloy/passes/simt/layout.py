@@ -12,13 +12,13 @@ so each thread holds `regs` elements, in runs of `vec` neighbours (16-byte
 global accesses when they are contiguous in memory: vec is 4, or 8 in kernels
 whose tile loads/stores move 1- or 2-byte elements). Since the layout
 depends only on N and row-major order, expand_dims and reshape move no data;
-broadcast and trans do (simt-lower recomputes the source when it is index
+broadcast and trans do (convert-tile-to-simt recomputes the source when it is index
 arithmetic, else exchanges it through workgroup memory). Tiles smaller than
 vec * num_threads are replicated: thread t holds what thread t % threads does.
 
 The pass records its choice on the kernel function as `simt.num_threads`, and
 on every op that yields a tile as `simt.layout = "blocked<vec, threads, regs>"`
-(a readable trace for tests; simt-lower recomputes layouts from shapes).
+(a readable trace for tests; convert-tile-to-simt recomputes layouts from shapes).
 """
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ from dataclasses import dataclass
 
 from mlir import ir
 
+from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
+from alloy.passes.simt.target import SimtTarget, for_function
 
-VEC = 4  # elements per contiguous chunk (at least; up to 8 when the kernel's memory tiles are narrow)
+VEC = 4  # elements per contiguous chunk (at least; up to the target's max_vec when the memory tiles are narrow)
 WARP = 32
 MAX_THREADS = 256
 DOT_THREADS = 128  # warps that share a kernel's tensor-core work
@@ -63,7 +65,7 @@ class Blocked:
 def blocked(shape, num_threads: int, vec: int = VEC) -> Blocked:
     n = math.prod(shape)
     if n & (n - 1):
-        raise LoweringError(f"the CUDA target needs tiles of a power-of-two size, got shape {tuple(shape)}")
+        raise LoweringError(f"the GPU targets need tiles of a power-of-two size, got shape {tuple(shape)}")
     vec = min(vec, n)
     threads = min(num_threads, n // vec)
     return Blocked(n, vec, threads, num_threads)
@@ -84,16 +86,15 @@ def _tile_sizes(op) -> list[int]:
     return out
 
 
-def choose_num_threads(func_op) -> int:
+def choose_num_threads(func_op, target: SimtTarget) -> int:
     """Block size: one thread per 8 elements of the largest tile, 32..256; 128 with a tile.dot
-    (256 on sm_90a for dots of 32768+ elements: two warpgroups share the accumulator)."""
+    (256 with warpgroup MMA for dots of 32768+ elements: two warpgroups share the accumulator)."""
     sizes = _tile_sizes(func_op.operation)
     dots = [-s for s in sizes if s < 0]
     if dots:
-        attrs = func_op.attributes
-        hopper = "simt.target" in attrs and ir.StringAttr(attrs["simt.target"]).value == "cuda:sm_90a"
-        # Hopper: a warpgroup (128 threads) per 128 accumulator registers' worth of the largest dot
-        return DOT_THREADS * 2 if hopper and max(dots) >= 2 * 128 * DOT_THREADS else DOT_THREADS
+        # warpgroup MMA: a warpgroup (128 threads) per 128 accumulator registers' worth of the largest dot
+        big = max(dots) >= 2 * 128 * DOT_THREADS
+        return DOT_THREADS * 2 if target.warpgroup_mma and big else DOT_THREADS
     largest = max([s for s in sizes if s > 0], default=1)
     nt = WARP
     while nt < MAX_THREADS and nt * 8 < largest:
@@ -104,15 +105,9 @@ def choose_num_threads(func_op) -> int:
 _BYTES = {"i1": 1, "i8": 1, "i16": 2, "f16": 2, "bf16": 2, "i32": 4, "f32": 4, "i64": 8, "f64": 8}
 
 
-def choose_vec(func_op) -> int:
-    """Chunk length: 16 bytes of the narrowest element a tile load/store moves (4 to 8 elements;
-    4 for `simt.target = "metal"`, whose vectors have at most 4 elements)."""
-    from alloy.dialects import tile
-
-    attrs = func_op.attributes
-    if "simt.target" in attrs and ir.StringAttr(attrs["simt.target"]).value == "metal":
-        return VEC
-
+def choose_vec(func_op, target: SimtTarget) -> int:
+    """Chunk length: 16 bytes of the narrowest element a tile load/store moves (4 elements at least,
+    the target's max_vec at most)."""
     sizes = []
 
     def visit(o):
@@ -121,16 +116,15 @@ def choose_vec(func_op) -> int:
         return ir.WalkResult.ADVANCE
 
     func_op.operation.walk(visit)
-    return max(VEC, min(8, 16 // min(sizes, default=4)))
+    return max(VEC, min(target.max_vec, 16 // min(sizes, default=4)))
 
 
-def simt_layout(op, pass_=None) -> None:
+def simt_layout(op, target: SimtTarget | None = None) -> None:
     """Pass: annotate each tile kernel with simt.num_threads / simt.vec and its tile ops with simt.layout."""
-    from alloy.dialects.tile import kernel_funcs
-
     module = op.operation if hasattr(op, "operation") else op
-    for f in kernel_funcs(module):
-        nt, vec = choose_num_threads(f), choose_vec(f)
+    for f in tile.kernel_funcs(module):
+        gpu = for_function(f, target)
+        nt, vec = choose_num_threads(f, gpu), choose_vec(f, gpu)
         with module.context:
             i32 = ir.IntegerType.get_signless(32)
             f.attributes["simt.num_threads"] = ir.IntegerAttr.get(i32, nt)

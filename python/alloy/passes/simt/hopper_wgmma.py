@@ -30,8 +30,8 @@ The accumulator lives in wgmma's register fragments (`W`): one
 layout through shared memory (`to_dist`) where the tile is used after the
 loop.
 
-Requirements (else the WMMA path of simt_dot.py runs): target cuda sm_90a,
-128 or 256 threads (one or two warpgroups; simt_layout picks two for dots of
+Requirements (else the WMMA path of dot.py runs): a target with warpgroup MMA (CUDA sm_90a),
+128 or 256 threads (one or two warpgroups; simt-layout picks two for dots of
 32768+ elements, warpgroup g owning the 64-row blocks g, g + 2, ...), f16 or
 bf16 operands, f32 accumulator, BM a multiple of 64 per warpgroup, BN a
 multiple of 16 up to 256, at most 128 accumulator registers per thread, BK a
@@ -45,21 +45,21 @@ from dataclasses import dataclass
 from mlir import ir
 
 from alloy.dialects import tile
-from alloy.passes.simt_lower import D, GPTR, SimtLowering, U, mem_elem
-from alloy.passes.simt_memory import _aligned, _all, _if
-from alloy.passes.simt_ops import _bind, _flat_types, _flatten, _results
-from alloy.passes.simt_wgmma_match import Plan, owner, zero_or_none
+from alloy.passes.simt.hopper_wgmma_match import Plan, owner, zero_or_none
+from alloy.passes.simt.lowering import SimtLowering
+from alloy.passes.simt.memory import aligned, all_of, if_op
+from alloy.passes.simt.scf import bind, flat_types, flatten, results
+from alloy.passes.simt.values import DYNAMIC_SHARED, GLOBAL_PTR, Distributed, Uniform, mem_elem
 
 MAX_STAGES = 8
 MMA_IN_FLIGHT = 1  # wgmma groups left running at the end of an iteration (overlapping the next copies)
 STAGE_BUDGET = 200 * 1024  # bytes of stage buffers at most (sm_90 allows 227 KiB of shared memory per block)
-DSMEM = "@alloy_dsmem"
 _SWIZZLE_MODE = {128: 1, 64: 2}  # bytes per swizzled row -> the descriptor's layout type
 EPI_PAD = 8  # f32 of padding per row of the epilogue's exchange buffer
 
 
 @dataclass
-class W:
+class WarpgroupAccumulator:
     """A [BM, BN] f32 tile in wgmma accumulator fragments: one struct per 64-row block."""
 
     structs: list
@@ -135,10 +135,10 @@ class _Emit:
             runs += [(ptrs[8 * j], lw.op(f"arith.addi {sbase}, {off} : i32")) for j, off in enumerate(offs)]
         low = None
         for src, _ in runs:
-            i = lw.op(f"llvm.ptrtoint {src} : {GPTR} to i64")
+            i = lw.op(f"llvm.ptrtoint {src} : {GLOBAL_PTR} to i64")
             low = i if low is None else lw.op(f"arith.ori {low}, {i} : i64")
         low = lw.op(f"arith.andi {low}, {lw.const(15, 'i64')} : i64")
-        ok = _all(lw, [lw.op(f"arith.cmpi eq, {low}, {lw.const(0, 'i64')} : i64")] + conds)
+        ok = all_of(lw, [lw.op(f"arith.cmpi eq, {low}, {lw.const(0, 'i64')} : i64")] + conds)
 
         def fast():
             for src, dst in runs:
@@ -158,7 +158,7 @@ class _Emit:
                     k += 1
             return []
 
-        _if(lw, in_range, [], lambda: _if(lw, ok, [], fast, general) and [], None)
+        if_op(lw, in_range, [], lambda: if_op(lw, ok, [], fast, general) and [], None)
         lw.emit("nvvm.cp.async.commit.group")
 
     def _copy_run(self, src: str, masks, dst: str) -> None:
@@ -172,7 +172,7 @@ class _Emit:
             some = lw.op(f"arith.ori {some}, {m} : i1")
         one = lw.const("true", "i1")
         uniform = lw.op(f"arith.xori {every}, {lw.op(f'arith.xori {some}, {one} : i1')} : i1")
-        fast = lw.op(f"arith.andi {uniform}, {_aligned(lw, src, 16)} : i1")
+        fast = lw.op(f"arith.andi {uniform}, {aligned(lw, src, 16)} : i1")
 
         def vector():
             _cp_async(lw, dst, src, lw.op(f"arith.select {every}, {lw.i32(16)}, {lw.i32(0)} : i32"))
@@ -180,16 +180,16 @@ class _Emit:
 
         def scalar():
             for j, m in enumerate(masks):
-                p = src if j == 0 else lw.op(f"llvm.getelementptr {src}[{j}] : ({GPTR}) -> {GPTR}, i16")
-                v = _if(lw, m, ["i16"], lambda p=p: [lw.op(f"llvm.load {p} : {GPTR} -> i16")],
+                p = src if j == 0 else lw.op(f"llvm.getelementptr {src}[{j}] : ({GLOBAL_PTR}) -> {GLOBAL_PTR}, i16")
+                v = if_op(lw, m, ["i16"], lambda p=p: [lw.op(f"llvm.load {p} : {GLOBAL_PTR} -> i16")],
                         lambda: [lw.const(0, "i16")])[0]
                 a = lw.op(f"arith.addi {dst}, {lw.i32(2 * j)} : i32")
                 lw.emit(f"llvm.store {v}, {lw.op(f'llvm.inttoptr {a} : i32 to !llvm.ptr<3>')} : i16, !llvm.ptr<3>")
             return []
 
-        _if(lw, fast, [], vector, scalar)
+        if_op(lw, fast, [], vector, scalar)
 
-    def mma(self, sbase: str, acc: W) -> W:
+    def mma(self, sbase: str, acc: WarpgroupAccumulator) -> WarpgroupAccumulator:
         lw, p = self.lw, self.p
         st = acc.struct_type
         ab = "bf16" if p.elem == "bf16" else "f16"
@@ -209,7 +209,7 @@ class _Emit:
                     f"D [<f32>, #nvvm.wgmma_scale_out<one>], A [<{ab}>, #nvvm.wgmma_scale_in<one>, <row>], "
                     f"B [<{ab}>, #nvvm.wgmma_scale_in<one>, <col>] : {st} -> {st}")
         lw.emit("nvvm.wgmma.commit.group.sync.aligned")
-        return W(structs, acc.shape)
+        return WarpgroupAccumulator(structs, acc.shape)
 
 
 def all_valid(lw: SimtLowering, v: ir.Value, ks: list[int]) -> str:
@@ -221,7 +221,7 @@ def all_valid(lw: SimtLowering, v: ir.Value, ks: list[int]) -> str:
     shape = tuple(v.type.shape)
     lay = lw.layout(shape)
     if o is not None and o.operation.name == "arith.andi":
-        return _all(lw, [all_valid(lw, x, ks) for x in o.operands])
+        return all_of(lw, [all_valid(lw, x, ks) for x in o.operands])
     if o is not None and o.operation.name == "tile.broadcast" and len(shape) == 2 and \
             (lay.vec * lay.threads) % shape[1] == 0 and shape[1] % lay.vec == 0 and not lay.replicated:
         src = o.operands[0]
@@ -229,14 +229,14 @@ def all_valid(lw: SimtLowering, v: ir.Value, ks: list[int]) -> str:
         if lw.can_remat(src) and src_shape in ((shape[0], 1), (1, shape[1])):
             reps = sorted({(k // lay.vec) * lay.vec if src_shape[1] == 1 else k % lay.vec for k in ks})
             idxs = [lw.broadcast_index(lw.flat(lay, k), shape, src_shape) for k in reps]
-            return _all(lw, lw.remat(src, idxs))
+            return all_of(lw, lw.remat(src, idxs))
     regs = lw.regs_of(lw.val(v), shape)
-    return _all(lw, [regs[k] for k in ks])
+    return all_of(lw, [regs[k] for k in ks])
 
 
 def _cp_async(lw: SimtLowering, dst: str, src: str, size: str) -> None:
     d = lw.op(f"llvm.inttoptr {dst} : i32 to !llvm.ptr<3>")
-    lw.emit(f"nvvm.cp.async.shared.global {d}, {src}, 16, cache = cg, {size} : !llvm.ptr<3>, {GPTR}, i32")
+    lw.emit(f"nvvm.cp.async.shared.global {d}, {src}, 16, cache = cg, {size} : !llvm.ptr<3>, {GLOBAL_PTR}, i32")
 
 
 def _desc(lw: SimtLowering, addr: str, bits: int) -> str:
@@ -250,12 +250,12 @@ def _desc(lw: SimtLowering, addr: str, bits: int) -> str:
 def dsmem_base(lw: SimtLowering) -> str:
     """i32 shared-window address of the kernel's dynamic shared memory, rounded up to 1024 bytes."""
     key = "dsmem"
-    if key not in lw._tbase:
-        p = lw.pro_op(f"llvm.mlir.addressof {DSMEM} : !llvm.ptr<3>")
+    if key not in lw.cache:
+        p = lw.pro_op(f"llvm.mlir.addressof {DYNAMIC_SHARED} : !llvm.ptr<3>")
         a = lw.pro_op(f"llvm.ptrtoint {p} : !llvm.ptr<3> to i32")
         a = lw.pro_op(f"arith.addi {a}, {lw.i32(1023)} : i32")
-        lw._tbase[key] = lw.pro_op(f"arith.andi {a}, {lw.i32(-1024)} : i32")
-    return lw._tbase[key]
+        lw.cache[key] = lw.pro_op(f"arith.andi {a}, {lw.i32(-1024)} : i32")
+    return lw.cache[key]
 
 
 # ------------------------------------------------------------- fragments
@@ -263,10 +263,10 @@ def _wg_rows(lw: SimtLowering, scale: int) -> str:
     """i32: this thread's warpgroup's first accumulator row (warpgroup g owns 64-row blocks g, g + nwg, ...),
     times `scale`."""
     key = ("wg_rows", scale)
-    if key not in lw._tbase:
+    if key not in lw.cache:
         g = lw.pro_op(f"arith.divui {lw.tid()}, {lw.i32(128)} : i32")
-        lw._tbase[key] = lw.pro_op(f"arith.muli {g}, {lw.i32(64 * scale)} : i32")
-    return lw._tbase[key]
+        lw.cache[key] = lw.pro_op(f"arith.muli {g}, {lw.i32(64 * scale)} : i32")
+    return lw.cache[key]
 
 
 def _frag_coords(lw: SimtLowering, shape) -> list[tuple[str, str]]:
@@ -294,7 +294,7 @@ def _epi_addr(lw: SimtLowering, r: str, c: str, n: int) -> str:
     return lw.op(f"llvm.inttoptr {a} : i32 to !llvm.ptr<3>")
 
 
-def to_dist(lw: SimtLowering, x: W) -> D:
+def to_blocked(lw: SimtLowering, x: WarpgroupAccumulator) -> Distributed:
     """Accumulator fragments -> blocked layout, through the (then idle) dynamic shared memory:
     each fragment's column pairs as 8-byte stores, each blocked-layout run as 16-byte loads."""
     m, n = x.shape
@@ -319,18 +319,18 @@ def to_dist(lw: SimtLowering, x: W) -> D:
         v = lw.op(f"llvm.load {_epi_addr(lw, r, c, n)} {{alignment = 16 : i64}} : !llvm.ptr<3> -> vector<4xf32>")
         regs += [lw.op(f"vector.extract {v}[{i}] : f32 from vector<4xf32>") for i in range(4)]
     lw.barrier()
-    return D(regs, "f32", (m, n))
+    return Distributed(regs, "f32", (m, n))
 
 
-def from_value(lw: SimtLowering, v: ir.Value, shape) -> W:
+def from_value(lw: SimtLowering, v: ir.Value, shape) -> WarpgroupAccumulator:
     """The loop's initial accumulator in fragments: zeros directly, anything else through shared memory."""
     st = _struct(shape[1])
     o = owner(v)
     if o is not None and o.operation.name == "arith.constant" and zero_or_none(v):
         z = lw.op(f"llvm.mlir.zero : {st}")
-        return W([z] * (shape[0] // 64 // (lw.nt // 128)), shape)
+        return WarpgroupAccumulator([z] * (shape[0] // 64 // (lw.nt // 128)), shape)
     x = lw.val_any(v)
-    if isinstance(x, W):
+    if isinstance(x, WarpgroupAccumulator):
         return x
     d = lw.dist(v)
     m, n = shape
@@ -346,7 +346,7 @@ def from_value(lw: SimtLowering, v: ir.Value, shape) -> W:
         val = lw.op(f"llvm.load {_epi_addr(lw, r, c, n)} : !llvm.ptr<3> -> f32")
         structs[k // per] = lw.op(f"llvm.insertvalue {val}, {structs[k // per]}[{k % per}] : {st}")
     lw.barrier()
-    return W(structs, shape)
+    return WarpgroupAccumulator(structs, shape)
 
 
 # ------------------------------------------------------------------- loop
@@ -363,7 +363,7 @@ def lower_loop(lw: SimtLowering, for_op, plan: Plan) -> None:
     ahead_args = plan.slice_args
 
     def bind_ahead(iv: str, values: dict) -> None:
-        lw.env[bargs[0]] = U(iv, it_t)
+        lw.env[bargs[0]] = Uniform(iv, it_t)
         for i in ahead_args:
             lw.env[bargs[i + 1]] = values[i]
 
@@ -385,21 +385,21 @@ def lower_loop(lw: SimtLowering, for_op, plan: Plan) -> None:
     # loop-carried: accumulator structs, kept iter_args, the slice's values for iteration i + prefetch, i
     ahead_flat = [r for i in ahead_args for r in _compress(lw, bargs[i + 1], values[i])]
     ahead_types = [t for i in ahead_args for t in _compressed_types(lw, bargs[i + 1])]
-    init_flat = list(acc.structs) + [r for i in kept for r in _flatten(lw, inits[i])] + ahead_flat + [lw.i32(0)]
-    types = [acc.struct_type] * len(acc.structs) + [t for i in kept for t in _flat_types(lw, inits[i].type)] \
+    init_flat = list(acc.structs) + [r for i in kept for r in flatten(lw, inits[i])] + ahead_flat + [lw.i32(0)]
+    types = [acc.struct_type] * len(acc.structs) + [t for i in kept for t in flat_types(lw, inits[i].type)] \
         + ahead_types + ["i32"]
-    prefix, names = _results(lw, len(types))
+    prefix, names = results(lw, len(types))
     iv = lw.new("iv")
     a = [lw.new("a") for _ in types]
     lw.emit(f'{prefix}"scf.for"({", ".join([lb.name, ub.name, step.name] + init_flat)}) ({{')
     lw.emit(f'^bb0({", ".join([f"{iv}: {it_t}"] + [f"{x}: {t}" for x, t in zip(a, types)])}):')
     lw.depth += 1
     nacc = len(acc.structs)
-    cur_acc = W(a[:nacc], acc.shape)
+    cur_acc = WarpgroupAccumulator(a[:nacc], acc.shape)
     pos = nacc
     cur_kept = []
     for i in kept:
-        n = len(_flat_types(lw, inits[i].type))
+        n = len(flat_types(lw, inits[i].type))
         cur_kept.append(a[pos:pos + n])
         pos += n
     ahead_vals = {}
@@ -423,11 +423,11 @@ def lower_loop(lw: SimtLowering, for_op, plan: Plan) -> None:
     new_ahead = advance(ahead_vals)
     lw.emit(f"nvvm.wgmma.wait.group.sync.aligned {MMA_IN_FLIGHT}")  # after the copies: they overlap the MMAs
 
-    lw.env[bargs[0]] = U(iv, it_t)
+    lw.env[bargs[0]] = Uniform(iv, it_t)
     for i, names_i in zip(kept, cur_kept):
-        _bind(lw, [bargs[i + 1]], names_i)
+        bind(lw, [bargs[i + 1]], names_i)
     lw.convert_ops(plan.need_ops)
-    flat = list(new_acc.structs) + [r for i in kept for r in _flatten(lw, term.operands[i])] \
+    flat = list(new_acc.structs) + [r for i in kept for r in flatten(lw, term.operands[i])] \
         + [r for i in ahead_args for r in _compress(lw, bargs[i + 1], new_ahead[i])] \
         + [lw.op(f"arith.addi {count}, {lw.i32(1)} : i32")]
     lw.emit(f'"scf.yield"({", ".join(flat)}) : ({", ".join(types)}) -> ()')
@@ -437,11 +437,11 @@ def lower_loop(lw: SimtLowering, for_op, plan: Plan) -> None:
     lw.emit("nvvm.cp.async.wait.group 0")
     lw.barrier()
     res = list(for_op.results)
-    lw.env[res[plan.acc_index]] = W(names[:nacc], acc.shape)
+    lw.env[res[plan.acc_index]] = WarpgroupAccumulator(names[:nacc], acc.shape)
     pos = nacc
     for i in kept:
-        n = len(_flat_types(lw, inits[i].type))
-        _bind(lw, [res[i]], names[pos:pos + n])
+        n = len(flat_types(lw, inits[i].type))
+        bind(lw, [res[i]], names[pos:pos + n])
         pos += n
 
 
@@ -455,13 +455,13 @@ def _runs_only(lw: SimtLowering, v: ir.Value) -> bool:
 
 
 def _compressed_types(lw: SimtLowering, v: ir.Value) -> list[str]:
-    types = _flat_types(lw, v.type)
+    types = flat_types(lw, v.type)
     return types[::8] if _runs_only(lw, v) else types
 
 
 def _compress(lw: SimtLowering, v: ir.Value, x) -> list[str]:
     """The carried registers of iter_arg v's value x (see _runs_only)."""
-    if isinstance(x, U):
+    if isinstance(x, Uniform):
         return [x.name]
     return x.regs[::8] if _runs_only(lw, v) else list(x.regs)
 
@@ -471,12 +471,12 @@ def _expand(lw: SimtLowering, v: ir.Value, names: list[str]):
     t = v.type
     e = lw.ty(t)
     if not isinstance(t, ir.RankedTensorType):
-        return U(names[0], e)
+        return Uniform(names[0], e)
     if not _runs_only(lw, v):
-        return D(list(names), e, tuple(t.shape))
+        return Distributed(list(names), e, tuple(t.shape))
     me = mem_elem(str(tile.ptr_elem(t.element_type)))
     regs = []
     for first in names:
         regs.append(first)
-        regs += [lw.op(f"llvm.getelementptr {first}[{j}] : ({GPTR}) -> {GPTR}, {me}") for j in range(1, 8)]
-    return D(regs, e, tuple(t.shape))
+        regs += [lw.op(f"llvm.getelementptr {first}[{j}] : ({GLOBAL_PTR}) -> {GLOBAL_PTR}, {me}") for j in range(1, 8)]
+    return Distributed(regs, e, tuple(t.shape))

@@ -1,4 +1,4 @@
-"""Register-only broadcasts between blocked layouts (simt_layout.py).
+"""Register-only broadcasts between blocked layouts (layout.py).
 
 A `tile.broadcast` moves no data when every thread already holds each source
 element its destination registers need, at a source register index that is
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from alloy.passes.simt_layout import Blocked
+from alloy.passes.simt.layout import Blocked
 
 
 def _src_index(e: int, shape: tuple, src_shape: tuple) -> int:

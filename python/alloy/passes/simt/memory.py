@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
-from alloy.passes.simt_lower import D, GPTR, SimtLowering, U, _bytes, is_float, mem_elem, zero_text
+from alloy.passes.simt.lowering import SimtLowering
+from alloy.passes.simt.values import GLOBAL_PTR, Distributed, Uniform, byte_size, is_float, mem_elem, zero_text
 
 _VEC_BYTES = 16
 
@@ -24,14 +25,14 @@ def _vec_ok(lw: SimtLowering, ptr_v, shape, me: str) -> int:
     """Registers per vector access of this pointer tile (1: element by element): the layout's
     runs when contiguous in memory, cut to 16 bytes."""
     lay = lw.layout(shape)
-    width = min(lay.vec, _VEC_BYTES // _bytes(me))
+    width = min(lay.vec, _VEC_BYTES // byte_size(me))
     if width < 2 or shape[-1] % lay.vec:
         return 1
     strides = lw.axis.strides(ptr_v)
     return width if strides is not None and strides[-1] == 1 else 1
 
 
-def _all(lw: SimtLowering, conds: list[str]) -> str | None:
+def all_of(lw: SimtLowering, conds: list[str]) -> str | None:
     conds = [c for c in conds if c is not None]
     if not conds:
         return None
@@ -41,13 +42,13 @@ def _all(lw: SimtLowering, conds: list[str]) -> str | None:
     return acc
 
 
-def _aligned(lw: SimtLowering, p: str, nbytes: int) -> str:
-    i = lw.op(f"llvm.ptrtoint {p} : {GPTR} to i64")
+def aligned(lw: SimtLowering, p: str, nbytes: int) -> str:
+    i = lw.op(f"llvm.ptrtoint {p} : {GLOBAL_PTR} to i64")
     lo = lw.op(f"arith.andi {i}, {lw.const(nbytes - 1, 'i64')} : i64")
     return lw.op(f"arith.cmpi eq, {lo}, {lw.const(0, 'i64')} : i64")
 
 
-def _if(lw: SimtLowering, cond: str, types: list[str], then, other) -> list[str]:
+def if_op(lw: SimtLowering, cond: str, types: list[str], then, other) -> list[str]:
     """scf.if cond -> types; then()/other() emit their branch and return the values to yield."""
     prefix = ""
     names: list[str] = []
@@ -70,8 +71,8 @@ def _if(lw: SimtLowering, cond: str, types: list[str], then, other) -> list[str]
 
 def _load1(lw: SimtLowering, p: str, me: str, mask: str | None, other: str) -> str:
     if mask is None:
-        return lw.op(f"llvm.load {p} : {GPTR} -> {me}")
-    return _if(lw, mask, [me], lambda: [lw.op(f"llvm.load {p} : {GPTR} -> {me}")], lambda: [other])[0]
+        return lw.op(f"llvm.load {p} : {GLOBAL_PTR} -> {me}")
+    return if_op(lw, mask, [me], lambda: [lw.op(f"llvm.load {p} : {GLOBAL_PTR} -> {me}")], lambda: [other])[0]
 
 
 # --------------------------------------------------------------------- load
@@ -81,10 +82,10 @@ def lower_load(lw: SimtLowering, op) -> None:
     r = op.results[0]
     elem = lw.ty(r.type)
     me = mem_elem(elem)
-    if isinstance(p, U):
+    if isinstance(p, Uniform):
         m = lw.val(mv, op).name if mv is not None else None
         other = lw.to_mem(lw.val(ov, op).name, elem) if ov is not None else lw.const(zero_text(me), me)
-        lw.env[r] = U(lw.from_mem(_load1(lw, p.name, me, m, other), elem), elem)
+        lw.env[r] = Uniform(lw.from_mem(_load1(lw, p.name, me, m, other), elem), elem)
         return
     shape = p.shape
     n = len(p.regs)
@@ -103,23 +104,23 @@ def lower_load(lw: SimtLowering, op) -> None:
         vt = f"vector<{vec}x{me}>"
 
         def fast():
-            v = lw.op(f"llvm.load {p.regs[k0]} {{alignment = {vec * _bytes(me)} : i64}} : {GPTR} -> {vt}")
+            v = lw.op(f"llvm.load {p.regs[k0]} {{alignment = {vec * byte_size(me)} : i64}} : {GLOBAL_PTR} -> {vt}")
             return [lw.op(f"vector.extract {v}[{i}] : {me} from {vt}") for i in range(vec)]
 
         def slow():
             return [_load1(lw, p.regs[k], me, masks[k], others[k]) for k in ks]
 
-        cond = _all(lw, [_aligned(lw, p.regs[k0], vec * _bytes(me))] + [masks[k] for k in ks])
-        out.extend(_if(lw, cond, [me] * vec, fast, slow))
-    lw.env[r] = D([lw.from_mem(x, elem) for x in out], elem, shape)
+        cond = all_of(lw, [aligned(lw, p.regs[k0], vec * byte_size(me))] + [masks[k] for k in ks])
+        out.extend(if_op(lw, cond, [me] * vec, fast, slow))
+    lw.env[r] = Distributed([lw.from_mem(x, elem) for x in out], elem, shape)
 
 
 # -------------------------------------------------------------------- store
 def _store1(lw: SimtLowering, p: str, x: str, me: str, mask: str | None) -> None:
     if mask is None:
-        lw.emit(f"llvm.store {x}, {p} : {me}, {GPTR}")
+        lw.emit(f"llvm.store {x}, {p} : {me}, {GLOBAL_PTR}")
         return
-    _if(lw, mask, [], lambda: lw.emit(f"llvm.store {x}, {p} : {me}, {GPTR}") or [], None)
+    if_op(lw, mask, [], lambda: lw.emit(f"llvm.store {x}, {p} : {me}, {GLOBAL_PTR}") or [], None)
 
 
 def _thread0(lw: SimtLowering) -> str:
@@ -131,12 +132,12 @@ def lower_store(lw: SimtLowering, op) -> None:
     p = lw.val(ops[0], op)
     elem = lw.ty(ops[1].type)
     me = mem_elem(elem)
-    if isinstance(p, U):
+    if isinstance(p, Uniform):
         v = lw.val(ops[1], op)
-        if isinstance(v, D):
+        if isinstance(v, Distributed):
             raise LoweringError("storing a tile through a scalar pointer", op)
         m = lw.val(ops[2], op).name if len(ops) > 2 else None
-        _store1(lw, p.name, lw.to_mem(v.name, elem), me, _all(lw, [m, _thread0(lw)]))
+        _store1(lw, p.name, lw.to_mem(v.name, elem), me, all_of(lw, [m, _thread0(lw)]))
         return
     shape = p.shape
     n = len(p.regs)
@@ -144,7 +145,7 @@ def lower_store(lw: SimtLowering, op) -> None:
     masks = lw.regs_of(lw.val(ops[2], op), shape) if len(ops) > 2 else [None] * n
     own = lw.owner(lw.layout(shape))
     if own is not None:
-        masks = [_all(lw, [m, own]) for m in masks]
+        masks = [all_of(lw, [m, own]) for m in masks]
     vec = _vec_ok(lw, ops[0], shape, me)
     for k0 in range(0, n, vec):
         ks = range(k0, k0 + vec)
@@ -157,7 +158,7 @@ def lower_store(lw: SimtLowering, op) -> None:
             v = lw.op(f"llvm.mlir.poison : {vt}")
             for i, k in enumerate(ks):
                 v = lw.op(f"vector.insert {values[k]}, {v}[{i}] : {me} into {vt}")
-            lw.emit(f"llvm.store {v}, {p.regs[k0]} {{alignment = {vec * _bytes(me)} : i64}} : {vt}, {GPTR}")
+            lw.emit(f"llvm.store {v}, {p.regs[k0]} {{alignment = {vec * byte_size(me)} : i64}} : {vt}, {GLOBAL_PTR}")
             return []
 
         def slow():
@@ -165,8 +166,8 @@ def lower_store(lw: SimtLowering, op) -> None:
                 _store1(lw, p.regs[k], values[k], me, masks[k])
             return []
 
-        cond = _all(lw, [_aligned(lw, p.regs[k0], vec * _bytes(me))] + [masks[k] for k in ks])
-        _if(lw, cond, [], fast, slow)
+        cond = all_of(lw, [aligned(lw, p.regs[k0], vec * byte_size(me))] + [masks[k] for k in ks])
+        if_op(lw, cond, [], fast, slow)
 
 
 # ------------------------------------------------------------------ atomics
@@ -178,17 +179,17 @@ def _lanes(lw: SimtLowering, op, p, operands, mask_v, elem: str, body) -> None:
     """Run body(ptr, [lane values]) -> old value on each owned, unmasked lane; bind the result."""
     r = op.results[0]
     zero = lw.const(zero_text(elem), elem)
-    if isinstance(p, U):
+    if isinstance(p, Uniform):
         m = lw.val(mask_v, op).name if mask_v is not None else None
-        cond = _all(lw, [m, _thread0(lw)])
-        old = _if(lw, cond, [elem], lambda: [body(p.name, [v.name for v in operands])], lambda: [zero])[0]
+        cond = all_of(lw, [m, _thread0(lw)])
+        old = if_op(lw, cond, [elem], lambda: [body(p.name, [v.name for v in operands])], lambda: [zero])[0]
         buf = lw.wg_buffer(mem_elem(elem), 1)
-        _if(lw, _thread0(lw), [], lambda: lw.wg_store(buf, lw.i32(0), lw.to_mem(old, elem)) or [],
+        if_op(lw, _thread0(lw), [], lambda: lw.wg_store(buf, lw.i32(0), lw.to_mem(old, elem)) or [],
             None)
         lw.barrier()
         out = lw.from_mem(lw.wg_load(buf, lw.i32(0)), elem)
         lw.barrier()
-        lw.env[r] = U(out, elem)
+        lw.env[r] = Uniform(out, elem)
         return
     shape = p.shape
     n = len(p.regs)
@@ -197,13 +198,13 @@ def _lanes(lw: SimtLowering, op, p, operands, mask_v, elem: str, body) -> None:
     own = lw.owner(lw.layout(shape))
     out = []
     for k in range(n):
-        cond = _all(lw, [masks[k], own])
+        cond = all_of(lw, [masks[k], own])
         lane = [v[k] for v in vals]
         if cond is None:
             out.append(body(p.regs[k], lane))
         else:
-            out.append(_if(lw, cond, [elem], lambda: [body(p.regs[k], lane)], lambda: [zero])[0])
-    lw.env[r] = D(out, elem, shape)
+            out.append(if_op(lw, cond, [elem], lambda: [body(p.regs[k], lane)], lambda: [zero])[0])
+    lw.env[r] = Distributed(out, elem, shape)
 
 
 def lower_atomic_rmw(lw: SimtLowering, op) -> None:
@@ -216,7 +217,7 @@ def lower_atomic_rmw(lw: SimtLowering, op) -> None:
     rmw = _RMW[(kind, is_float(elem))]
 
     def body(ptr, lane):
-        return lw.op(f"llvm.atomicrmw {rmw} {ptr}, {lane[0]} acq_rel : {GPTR}, {elem}")
+        return lw.op(f"llvm.atomicrmw {rmw} {ptr}, {lane[0]} acq_rel : {GLOBAL_PTR}, {elem}")
 
     _lanes(lw, op, p, [lw.val(ops[1], op)], ops[2] if len(ops) > 2 else None, elem, body)
 
@@ -234,7 +235,7 @@ def lower_atomic_cas(lw: SimtLowering, op) -> None:
         if ibits != elem:
             c = lw.op(f"arith.bitcast {c} : {elem} to {ibits}")
             v = lw.op(f"arith.bitcast {v} : {elem} to {ibits}")
-        pair = lw.op(f"llvm.cmpxchg {ptr}, {c}, {v} acq_rel monotonic : {GPTR}, {ibits}")
+        pair = lw.op(f"llvm.cmpxchg {ptr}, {c}, {v} acq_rel monotonic : {GLOBAL_PTR}, {ibits}")
         old = lw.op(f"llvm.extractvalue {pair}[0] : !llvm.struct<({ibits}, i1)>")
         return lw.op(f"arith.bitcast {old} : {ibits} to {elem}") if ibits != elem else old
 
