@@ -109,7 +109,7 @@ def test_tile_dot(run_cuda, dtype):
 @pytest.mark.parametrize("blocks", [(64, 64, 64), (128, 128, 64), (128, 256, 64), (64, 128, 128)])
 @pytest.mark.parametrize("mkn", [(200, 96, 130), (333, 200, 257), (128, 1024, 256)])
 def test_tile_dot_pipelined(run_cuda, dtype, blocks, mkn):
-    """The sm_90a wgmma + cp.async pipeline (simt_wgmma.py): ragged edges, K not a multiple of the
+    """The sm_90a wgmma + cp.async pipeline (passes/simt/hopper_wgmma.py): ragged edges, K not a multiple of the
     block, loops shorter than the pipeline, one and two warpgroups."""
     import ml_dtypes
 

@@ -1,7 +1,7 @@
 """Reductions along either axis of 2-D tiles and the multi-row softmax / layernorm kernels of
 benchmarks/cuda_kernels.py, on the CPU target against numpy.
 
-The shapes are chosen for the CUDA lowering's cases (simt_reduce.py): rows spread over all
+The shapes are chosen for the CUDA lowering's cases (passes/simt/reduce.py): rows spread over all
 threads and several warps, rows shared by a few lanes, replicated small tiles, f16 rows of two
 chunk rounds, axis 0 held in registers, and the general path. test/cuda/test_cuda_rows.py runs
 the same kernels on the GPU.

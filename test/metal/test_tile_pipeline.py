@@ -1,4 +1,4 @@
-"""The whole Metal pipeline (tile IR -> SIMT with simt.target = "metal" -> MSL) on tile-IR inputs and
+"""The whole Metal pipeline (tile IR -> SIMT for the METAL SimtTarget -> MSL) on tile-IR inputs and
 on the spec's matmul: math maps to Metal's functions, tile_dot to 8x8 simdgroup matrices. Each MSL is
 also checked against the Metal-stdlib shim. Nothing here runs on Metal: see docs/metal.md."""
 import importlib.util

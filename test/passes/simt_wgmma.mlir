@@ -1,6 +1,6 @@
 // RUN: alloy-opt %s --pass-pipeline='builtin.module(simt-layout,convert-tile-to-simt,canonicalize,cse)' | FileCheck %s
 
-// The f16 matmul K loop on sm_90a (simt_wgmma.py): a 64x64x64 tile_dot fed by a cp.async pipeline
+// The f16 matmul K loop on sm_90a (passes/simt/hopper_wgmma.py): a 64x64x64 tile_dot fed by a cp.async pipeline
 // of eight 16 KiB stages in dynamic shared memory (stages 0-5 filled before the loop; iteration
 // i + 6 copied while i multiplies, one wgmma group left in flight, so a stage is refilled two
 // iterations after its last reader), the accumulator a wgmma fragment struct carried by the loop
