@@ -66,10 +66,13 @@ def test_cache_miss_without_mlir_fails_loudly(on_cuda, monkeypatch):
 
 
 def test_ptx_cache_round_trip(on_cuda):
-    cuda.cache_put("ab" + "0" * 62, ".version 8.0", {"entry": "k", "num_threads": 32})
-    ptx, meta = cuda.cache_get("ab" + "0" * 62)
+    from alloy.runtime.specializations import PTX_CACHE
+
+    PTX_CACHE.put("ab" + "0" * 62, ".version 8.0", {"entry": "k", "num_threads": 32})
+    ptx, meta = PTX_CACHE.get("ab" + "0" * 62)
     assert ptx == ".version 8.0" and meta == {"entry": "k", "num_threads": 32}
-    assert cuda.cache_get("cd" + "0" * 62) is None
+    assert (on_cuda / "kernels" / "cuda" / "ab" / ("ab" + "0" * 62 + ".ptx")).read_text() == ".version 8.0"
+    assert PTX_CACHE.get("cd" + "0" * 62) is None
 
 
 @pytest.mark.cuda

@@ -265,8 +265,8 @@ def minimum(gen, a, b):
     return V.maximum(gen.operand(a, gen.node), gen.operand(b, gen.node), "min")
 
 
-def where(gen, c, a, b):
-    return V.where(gen.operand(c, gen.node), gen.operand(a, gen.node), gen.operand(b, gen.node))
+def where(gen, condition, a, b):
+    return V.where(gen.operand(condition, gen.node), gen.operand(a, gen.node), gen.operand(b, gen.node))
 
 
 def fma(gen, a, b, c):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 
 _REGISTRY = {
+    "tile-verify": ("alloy.passes.tile_verify", "tile_verify"),
     "tile-canonicalize": ("alloy.passes.tile_canonicalize", "tile_canonicalize"),
     "tile-fold-dot-acc": ("alloy.passes.tile_fold_dot_acc", "tile_fold_dot_acc"),
     "convert-tile-to-vector": ("alloy.passes.vector.convert", "convert_tile_to_vector"),

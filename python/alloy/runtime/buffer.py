@@ -8,13 +8,12 @@ it and back without copies.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-import ml_dtypes
 import numpy as np
 
-bfloat16 = np.dtype(ml_dtypes.bfloat16)
+from . import torch_dtypes
+from .torch_dtypes import bfloat16
 
 # dtypes a kernel argument may have (numpy spelling).
 KERNEL_DTYPES = frozenset(
@@ -35,9 +34,9 @@ def as_dtype(dtype: Any) -> np.dtype:
         return bfloat16
     if isinstance(getattr(dtype, "np", None), np.dtype):  # al.float32, ...
         dtype = dtype.np
-    torch = sys.modules.get("torch")
+    torch = torch_dtypes.loaded_torch()
     if torch is not None and isinstance(dtype, torch.dtype):
-        dt = _torch_to_numpy(torch).get(dtype)
+        dt = torch_dtypes.to_numpy(dtype)
         if dt is None:
             raise TypeError(f"dtype {dtype} is not supported by Alloy kernels")
         return dt
@@ -77,7 +76,7 @@ class AlloyBuffer:
     def from_array(cls, array: Any) -> AlloyBuffer:
         """Wraps a C-contiguous numpy array or torch CPU tensor without copying
         (keeps a reference); other array-likes are copied into a contiguous array."""
-        torch = sys.modules.get("torch")
+        torch = torch_dtypes.loaded_torch()
         if torch is not None and isinstance(array, torch.Tensor):
             t = array.detach()
             arr = t.view(torch.uint16).numpy().view(bfloat16) if t.dtype == torch.bfloat16 else t.numpy()
@@ -141,18 +140,6 @@ class AlloyBuffer:
         return f"AlloyBuffer(shape={self.shape}, dtype={self.dtype})"
 
 
-def _torch_to_numpy(torch) -> dict:
-    return {
-        torch.bool: np.dtype(np.bool_),
-        torch.int8: np.dtype(np.int8), torch.int16: np.dtype(np.int16),
-        torch.int32: np.dtype(np.int32), torch.int64: np.dtype(np.int64),
-        torch.uint8: np.dtype(np.uint8), torch.uint16: np.dtype(np.uint16),
-        torch.uint32: np.dtype(np.uint32), torch.uint64: np.dtype(np.uint64),
-        torch.float16: np.dtype(np.float16), torch.float32: np.dtype(np.float32),
-        torch.float64: np.dtype(np.float64), torch.bfloat16: bfloat16,
-    }
-
-
 def as_kernel_array(obj: Any, where: str) -> tuple[int, tuple[int, ...], np.dtype, Any]:
     """(address, shape, dtype, keepalive) of an array argument, without copying.
 
@@ -162,13 +149,12 @@ def as_kernel_array(obj: Any, where: str) -> tuple[int, tuple[int, ...], np.dtyp
     """
     if isinstance(obj, AlloyBuffer):
         return obj.data_ptr, obj.shape, obj.dtype, obj
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(obj, torch.Tensor):
+    if torch_dtypes.is_tensor(obj):
         if obj.device.type != "cpu":
             raise ValueError(f"{where}: tensor is on {obj.device}; the CPU target needs CPU tensors")
         if not obj.is_contiguous():
             raise ValueError(f"{where}: tensor is not contiguous (strides {obj.stride()}); call .contiguous()")
-        dt = _torch_to_numpy(torch).get(obj.dtype)
+        dt = torch_dtypes.to_numpy(obj.dtype)
         if dt is None:
             raise TypeError(f"{where}: tensor dtype {obj.dtype} is not supported by Alloy kernels")
         return obj.data_ptr(), tuple(obj.shape), dt, obj

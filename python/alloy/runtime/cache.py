@@ -188,7 +188,7 @@ def sources_digest(root: str | os.PathLike, files: list[str | os.PathLike], memo
     value = h.hexdigest()
     if _stat_key(files) == stat_key:  # unchanged while being read
         try:
-            _write_atomic(memo, value.encode())
+            write_atomic(memo, value.encode())
         except OSError:
             pass  # an unwritable cache directory: recompute in each process
     return value
@@ -250,17 +250,17 @@ class KernelCache:
             return hit
         so_path, meta_path = self._paths(key)
         try:
-            _write_atomic(so_path, shared_object)
-            _write_atomic(meta_path, meta_bytes)
+            write_atomic(so_path, shared_object)
+            write_atomic(meta_path, meta_bytes)
         except OSError as exc:
             warnings.warn(f"alloy kernel cache: cannot write {so_path.parent} ({exc}); not caching on disk")
             so_path = _private_dir() / so_path.name
-            _write_atomic(so_path, shared_object)
+            write_atomic(so_path, shared_object)
         if str(so_path) in _handles:
             # An older file at this path is loaded (it failed to give a kernel):
             # dlopen would hand that one back, so load a private copy.
             so_path = _private_dir() / so_path.name
-            _write_atomic(so_path, shared_object)
+            write_atomic(so_path, shared_object)
         # the metadata as a later get() reads it back (tuples become lists)
         kernel = _load(so_path, json.loads(meta_bytes))
         self._memory[key] = kernel
@@ -269,6 +269,39 @@ class KernelCache:
     def _paths(self, key: str) -> tuple[Path, Path]:
         folder = self.directory / key[:2]
         return folder / f"{key}.so", folder / f"{key}.json"
+
+
+class DeviceCodeCache:
+    """Disk cache of a GPU target's device code (text: PTX) and its launch metadata, keyed like KernelCache:
+    `<cache_dir>/kernels/<target>/<key[:2]>/<key><suffix>` and `<key>.json`, the metadata written last."""
+
+    def __init__(self, target: str, suffix: str, cache_dir: str | os.PathLike | None = None):
+        self.target, self.suffix = target, suffix
+        self._cache_dir = None if cache_dir is None else Path(cache_dir)
+
+    def _paths(self, key: str) -> tuple[Path, Path]:
+        _check_key(key)
+        base = self._cache_dir if self._cache_dir is not None else config.get().cache_dir
+        folder = base / "kernels" / self.target / key[:2]
+        return folder / f"{key}{self.suffix}", folder / f"{key}.json"
+
+    def get(self, key: str) -> tuple[str, dict] | None:
+        """(device code, metadata) for `key`, or None when missing or unreadable."""
+        import json
+
+        code_path, meta_path = self._paths(key)
+        try:
+            meta = json.loads(meta_path.read_bytes())
+            return code_path.read_text(), meta
+        except (OSError, ValueError):
+            return None
+
+    def put(self, key: str, code: str, metadata: dict) -> None:
+        import json
+
+        code_path, meta_path = self._paths(key)
+        write_atomic(code_path, code.encode())
+        write_atomic(meta_path, json.dumps(metadata, sort_keys=True).encode())
 
 
 def _check_key(key: str) -> None:
@@ -340,7 +373,8 @@ def _load(so_path: Path, metadata: dict) -> CachedKernel:
     return CachedKernel(native.dlsym(handle, metadata["entry"]), metadata, so_path)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `path` through a temporary file renamed into place: readers see the old file or the whole new one."""
     import threading
 
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,21 +11,19 @@ then raises `CudaUnavailable`, so the same code fills the cache on a machine
 without a GPU and runs from it on one with a GPU (where MLIR need not exist).
 
 PTX cache layout, beside the CPU kernels: `<cache_dir>/kernels/cuda/<key[:2]>/<key>.ptx`
-and `<key>.json` (the launch metadata; written last).
+and `<key>.json` (the launch metadata; written last): `specializations.PTX_CACHE`.
 """
 from __future__ import annotations
 
 import importlib
-
-import json
-import os
-import threading
 from array import array
-from pathlib import Path
 
 import numpy as np
 
 from .. import config
+from . import torch_dtypes
+from .device import Device, DeviceRun
+from .torch_dtypes import is_tensor
 
 _modules: dict[str, tuple[int, int]] = {}  # cache key -> (CUmodule, CUfunction)
 _compile_only = False
@@ -134,31 +132,7 @@ class DeviceBuffer:
         return f"DeviceBuffer(shape={self.shape}, dtype={self.dtype})"
 
 
-# --------------------------------------------------------------- PTX cache
-def _entry_paths(key: str) -> tuple[Path, Path]:
-    folder = config.get().cache_dir / "kernels" / "cuda" / key[:2]
-    return folder / f"{key}.ptx", folder / f"{key}.json"
-
-
-def cache_get(key: str) -> tuple[str, dict] | None:
-    """(PTX, metadata) for a cache key, or None."""
-    ptx_path, meta_path = _entry_paths(key)
-    try:
-        meta = json.loads(meta_path.read_bytes())
-        return ptx_path.read_text(), meta
-    except (OSError, ValueError):
-        return None
-
-
-def cache_put(key: str, ptx: str, meta: dict) -> None:
-    ptx_path, meta_path = _entry_paths(key)
-    for path, data in ((ptx_path, ptx.encode()), (meta_path, json.dumps(meta, sort_keys=True).encode())):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-
-
+# ---------------------------------------------------------------- modules
 def _function(c) -> int:
     hit = _modules.get(c.key)
     if hit is None:
@@ -174,70 +148,21 @@ def _function(c) -> int:
 
 
 # ------------------------------------------------------------------ launch
-def _is_torch(v) -> bool:
-    t = type(v)
-    return t.__module__.startswith("torch") and hasattr(v, "data_ptr") and hasattr(v, "is_cuda")
-
-
 def _proxy(v):
     """A tiny host stand-in with v's dtype and rank (the specialisation sees only those)."""
     if isinstance(v, DeviceBuffer):
         return np.zeros((1,) * len(v.shape), v.dtype)
-    if _is_torch(v):
-        return np.zeros((1,) * v.dim(), _np_dtype(v.dtype))
+    if is_tensor(v):
+        return np.zeros((1,) * v.dim(), torch_dtypes.to_numpy(v.dtype))
     return v
 
 
-def _np_dtype(tdtype) -> np.dtype:
-    import torch
-
-    if tdtype == torch.bfloat16:
-        import ml_dtypes
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return torch.empty(0, dtype=tdtype).numpy().dtype
-
-
-def _torch_dtype(dtype: np.dtype):
-    import torch
-
-    if dtype.name == "bfloat16":
-        return torch.bfloat16
-    return torch.from_numpy(np.empty(0, dtype)).dtype
-
-
-def _dry_outputs(kernel, bound, c, g):
-    """Zero-filled host outputs of the inferred shapes (compile-only mode: nothing runs)."""
-    from .arguments import scalar_slot
-    from .outputs import infer_output_shape
-
-    shapes = {k: tuple(v.shape) for k, v in bound.items() if hasattr(v, "shape")}
-    slots = []
-    for s in c.slots:
-        if s.kind == "ptr":
-            slots.append(0)
-        elif s.kind == "dim":
-            slots.append(shapes[s.param][s.dim])
-        else:
-            slots.append(scalar_slot(bound[s.param], s.dtype))
-    outs = {}
-    for p in kernel.params:
-        if p.kind == "output":
-            v = bound[p.name]
-            outs[p.name] = v if v is not None else np.zeros(
-                infer_output_shape(p.name, c.stores, g, slots), c.outputs[p.name].np)
-    if not outs:
-        return None
-    return next(iter(outs.values())) if len(outs) == 1 else tuple(outs.values())
-
-
 _plans: dict = {}  # (kernel id, argument signature) -> Compiled
-_shapes: dict = {}  # (cache key, output, grid, slots) -> inferred shape
 
 
 def _tag(v):
     """What a launch specialises on for one argument value (None: no fast path)."""
-    if _is_torch(v):
+    if is_tensor(v):
         return ("t", v.dtype, v.dim())
     if isinstance(v, np.ndarray):
         return ("n", v.dtype.str, v.ndim)
@@ -272,101 +197,105 @@ def _compiled(kernel, bound):
     return c
 
 
-def launch(kernel, grid, args, kwargs):
-    """kernel[grid](*args, **kwargs) on the GPU (see the module docstring).
+class CudaRun(DeviceRun):
+    """A launch through the driver: CUDA tensors and DeviceBuffers bound in place, host arrays copied in and
+    back; outputs are torch CUDA tensors when a torch tensor came in (on torch's current stream), else
+    DeviceBuffers, returned as numpy arrays when every array argument was a host array."""
 
-    Outputs the runtime allocates are uninitialised (zeroed only for kernels with atomics):
-    a kernel's stores define them."""
-    from .arguments import scalar_slot
-    from .outputs import InferenceError, infer_output_shape
-
-    bound = kernel.bind(args, kwargs)
-    g = kernel._grid(grid, bound)
-    if g[0] >= 2**31 or g[1] > 65535 or g[2] > 65535:
-        raise ValueError(f"kernel '{kernel.__name__}': grid {g} exceeds CUDA's limits (2^31-1, 65535, 65535)")
-    c = _compiled(kernel, bound)
-    try:
-        rt = _rt()
-    except CudaUnavailable:
-        if _compile_only:
-            return _dry_outputs(kernel, bound, c, g)
-        raise
-    fn = _function(c)
-    where = f"kernel '{kernel.__name__}'"
-    dev: dict = {}  # param -> (device pointer, shape)
-    copies = []  # (numpy array, DeviceBuffer) to copy back after the launch
-    keep = []
-    use_torch = False
-    for p in kernel.params:
-        v = bound[p.name]
-        if p.kind == "constexpr" or v is None or isinstance(v, (bool, int, float, np.number, np.bool_)):
-            continue
-        if isinstance(v, DeviceBuffer):
-            dev[p.name] = (v.data_ptr, v.shape)
-        elif _is_torch(v) and v.is_cuda:
-            if not v.is_contiguous():
-                raise ValueError(f"{where}, argument '{p.name}': CUDA tensors must be contiguous")
-            dev[p.name] = (v.data_ptr(), v.shape)
-            use_torch = True
-        else:
-            a = v.numpy() if _is_torch(v) else np.asarray(v)
-            if not a.flags.c_contiguous:
-                raise ValueError(f"{where}, argument '{p.name}': arrays must be C-contiguous")
-            b = DeviceBuffer.from_numpy(a)
-            dev[p.name] = (b.data_ptr, a.shape)
-            copies.append((a, b))
-    slots = [0] * len(c.slots)
-    pending = []
-    for i, s in enumerate(c.slots):
-        if s.kind == "ptr":
-            if s.param in dev:
-                slots[i] = dev[s.param][0]
+    def __init__(self, rt, compiled, kernel, bound) -> None:
+        self.rt, self.compiled = rt, compiled
+        self.fn = _function(compiled)
+        self.arrays = {}
+        self.copies = []  # (host array, DeviceBuffer) copied back after the launch
+        self.keep = []
+        self.host_outputs: dict = {}
+        self.use_torch = False
+        self.any_device_buffer = False
+        where = f"kernel '{kernel.__name__}'"
+        for p in kernel.params:
+            v = bound[p.name]
+            if p.kind == "constexpr" or v is None or isinstance(v, (bool, int, float, np.number, np.bool_)):
+                continue
+            if isinstance(v, DeviceBuffer):
+                self.arrays[p.name] = (v.data_ptr, v.shape)
+                self.any_device_buffer = True
+            elif is_tensor(v) and v.is_cuda:
+                if not v.is_contiguous():
+                    raise ValueError(f"{where}, argument '{p.name}': CUDA tensors must be contiguous")
+                self.arrays[p.name] = (v.data_ptr(), tuple(v.shape))
+                self.use_torch = True
             else:
-                pending.append(i)
-        elif s.kind == "dim":
-            slots[i] = dev[s.param][1][s.dim]
-        else:
-            slots[i] = scalar_slot(bound[s.param], s.dtype)
-    outs = {p.name: bound[p.name] for p in kernel.params if p.kind == "output"}
-    host_outs = {}
-    zero = c.launch.get("atomics", True)
-    for i in pending:
-        name = c.slots[i].param
-        skey = (c.key, name, g, tuple(slots))
-        shape = _shapes.get(skey)
-        if shape is None:
-            try:
-                shape = infer_output_shape(name, c.stores, g, slots)
-            except InferenceError as e:
-                raise ValueError(f"{where}: cannot infer the shape of output '{name}' ({e}); pass it explicitly")
-            _shapes[skey] = shape
-        dtype = c.outputs[name].np
-        if use_torch:
+                a = v.numpy() if is_tensor(v) else np.asarray(v)
+                if not a.flags.c_contiguous:
+                    raise ValueError(f"{where}, argument '{p.name}': arrays must be C-contiguous")
+                b = DeviceBuffer.from_numpy(a)
+                self.arrays[p.name] = (b.data_ptr, a.shape)
+                self.copies.append((a, b))
+
+    def allocate(self, shape, dtype, zero):
+        if self.use_torch:
             import torch
 
-            t = (torch.zeros if zero else torch.empty)(shape, dtype=_torch_dtype(np.dtype(dtype)), device="cuda")
-            slots[i] = t.data_ptr()
-            outs[name] = t
-        else:
-            b = DeviceBuffer.zeros(shape, dtype) if zero else DeviceBuffer(shape, dtype)
-            keep.append(b)
-            slots[i] = b.data_ptr
-            host_outs[name] = b
-            outs[name] = b
-    stream = 0
-    if use_torch:
-        import torch
+            t = (torch.zeros if zero else torch.empty)(shape, dtype=torch_dtypes.to_torch(dtype), device="cuda")
+            return t.data_ptr(), t
+        b = DeviceBuffer.zeros(shape, dtype) if zero else DeviceBuffer(shape, dtype)
+        self.host_outputs[id(b)] = b
+        return b.data_ptr, b
 
-        stream = torch.cuda.current_stream().cuda_stream
-    if g[0] * g[1] * g[2]:
-        rt.cuda_launch(fn, g[0], g[1], g[2], c.launch["num_threads"], c.launch.get("dynamic_shared_bytes", 0), stream,
-                       array("q", slots))
-    if copies or (host_outs and not any(isinstance(v, DeviceBuffer) for v in bound.values())):
-        rt.cuda_synchronize()
-        for a, b in copies:
-            b.copy_to(a)
-        for name, b in host_outs.items():
-            outs[name] = b.numpy()
-    if not outs:
-        return None
-    return next(iter(outs.values())) if len(outs) == 1 else tuple(outs.values())
+    def execute(self, grid, slots):
+        stream = 0
+        if self.use_torch:
+            import torch
+
+            stream = torch.cuda.current_stream().cuda_stream
+        launch = self.compiled.launch
+        self.rt.cuda_launch(self.fn, grid[0], grid[1], grid[2], launch["num_threads"],
+                            launch.get("dynamic_shared_bytes", 0), stream, array("q", slots))
+
+    def finish(self, outputs):
+        to_host = self.host_outputs and not self.any_device_buffer
+        if self.copies or to_host:
+            self.rt.cuda_synchronize()
+            for a, b in self.copies:
+                b.copy_to(a)
+        if to_host:
+            outputs = {k: v.numpy() if id(v) in self.host_outputs else v for k, v in outputs.items()}
+        return outputs
+
+
+class DryRun(DeviceRun):
+    """Compile-only mode without a driver: host arrays bound as null pointers, zero-filled host outputs."""
+
+    def __init__(self, compiled, bound) -> None:
+        self.compiled = compiled
+        self.arrays = {k: (0, tuple(v.shape)) for k, v in bound.items() if hasattr(v, "shape")}
+
+    def allocate(self, shape, dtype, zero):
+        return 0, np.zeros(shape, dtype)
+
+    def execute(self, grid, slots):
+        pass
+
+
+class CudaDevice(Device):
+    """Launches through the CUDA driver (see the module docstring). Outputs the runtime allocates are
+    uninitialised (zeroed only for kernels with atomics): a kernel's stores define them."""
+
+    target = "cuda"
+
+    def check_grid(self, kernel_name, grid):
+        if grid[0] >= 2**31 or grid[1] > 65535 or grid[2] > 65535:
+            raise ValueError(f"kernel '{kernel_name}': grid {grid} exceeds CUDA's limits (2^31-1, 65535, 65535)")
+
+    def start(self, kernel, bound):
+        c = _compiled(kernel, bound)  # before the driver check: a launch without a GPU still fills the cache
+        try:
+            rt = _rt()
+        except CudaUnavailable:
+            if _compile_only:
+                return DryRun(c, bound)
+            raise
+        return CudaRun(rt, c, kernel, bound)
+
+
+CUDA = CudaDevice()

@@ -1,25 +1,19 @@
-"""`@al.kernel` objects and their launch: `kernel[grid](*args, **kwargs)`.
+"""`@al.kernel` objects: argument binding, specialisation, the compiled-specialisation memo.
 
-A launch binds the arguments (numpy arrays, torch CPU tensors, AlloyBuffers,
-Python scalars), finds or compiles the specialisation, allocates `al.output`
-buffers with inferred shapes, packs the 8-byte argument slots and runs the
-grid on the native thread pool.
+`kernel[grid](*args, **kwargs)` goes through the one launch path
+(runtime/launch.py) to the configured device (runtime/device.py).
 """
 from __future__ import annotations
 
 import inspect as _inspect
-from array import array
 
 import numpy as np
 
 from ..frontend.signature import ArgSpec, Spec, params_of
 from ..language import dtypes as dt
-from .arguments import scalar_slot
-from .buffer import AlloyBuffer, as_kernel_array
-from .outputs import InferenceError, infer_output_shape
+from .buffer import as_kernel_array
 
 _EMPTY = _inspect.Parameter.empty
-_ARRAY_TYPES = (np.ndarray, AlloyBuffer)
 
 
 def _scalar_spec(v, where):
@@ -150,65 +144,10 @@ class Kernel:
             self._compiled[key] = c
         return c
 
-    @staticmethod
-    def _grid(grid, bound):
-        if callable(grid):
-            grid = grid(bound)
-        if isinstance(grid, (int, np.integer)):
-            grid = (int(grid),)
-        grid = tuple(int(g) for g in grid)
-        if not 1 <= len(grid) <= 3:
-            raise ValueError(f"grid must have 1 to 3 dimensions, got {grid}")
-        if any(g < 0 for g in grid):
-            raise ValueError(f"grid sizes must be >= 0, got {grid}")
-        return grid + (1,) * (3 - len(grid))
-
     def launch(self, grid, args, kwargs):
-        from .. import config
+        from .launch import launch
 
-        if config.get().target == "cuda":
-            from . import cuda
-
-            return cuda.launch(self, grid, args, kwargs)
-        from . import native
-
-        bound = self.bind(args, kwargs)
-        spec, host = self.specialize(bound)
-        g = self._grid(grid, bound)
-        c = self.compiled_for(spec)
-        slots = [0] * len(c.slots)
-        pending = []
-        for i, s in enumerate(c.slots):
-            h = host.get(s.param)
-            if s.kind == "ptr":
-                if h is None:
-                    pending.append(i)
-                else:
-                    slots[i] = h[0]
-            elif s.kind == "dim":
-                slots[i] = h[1][s.dim]
-            else:
-                slots[i] = scalar_slot(h, s.dtype)
-        outs = {p.name: bound[p.name] for p in self.params if p.kind == "output"}
-        for i in pending:
-            name = c.slots[i].param
-            skey = (c.key, name, g, tuple(slots))
-            shape = self._shapes.get(skey)
-            if shape is None:
-                try:
-                    shape = infer_output_shape(name, c.stores, g, slots)
-                except InferenceError as e:
-                    raise ValueError(f"kernel '{self.__name__}': cannot infer the shape of output '{name}' "
-                                     f"({e}); pass it explicitly, e.g. {name}=np.zeros(shape, dtype)") from None
-                self._shapes[skey] = shape
-            buf = AlloyBuffer.from_array(np.zeros(shape, dtype=c.outputs[name].np))
-            slots[i] = buf.data_ptr
-            outs[name] = buf
-        if g[0] * g[1] * g[2]:
-            native.launch(c.fn_addr, array("q", slots), g[0], g[1], g[2])
-        if not outs:
-            return None
-        return next(iter(outs.values())) if len(outs) == 1 else tuple(outs.values())
+        return launch(self, grid, args, kwargs)
 
 
 class Func:

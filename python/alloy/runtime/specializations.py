@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from ..frontend.launch_metadata import LaunchMetadata, MetadataFormatError, OutputStore
 from ..frontend.signature import Slot, Spec
 from ..language import dtypes as dt
-from .cache import KernelCache, cache_key, host_cpu
+from .cache import DeviceCodeCache, KernelCache, cache_key, host_cpu
 
 _cache: KernelCache | None = None
+PTX_CACHE = DeviceCodeCache("cuda", ".ptx")  # follows alloy.config.cache_dir
 
 
 def kernel_cache() -> KernelCache:
@@ -38,6 +39,7 @@ class Compiled:
     key: str
     target: str = "cpu"
     launch: dict | None = None  # cuda: the launch fields + {"ptx", "entry"}
+    zero_outputs: bool = True  # outputs the runtime allocates start zeroed (CUDA: only for kernels with atomics)
 
 
 def _compiled(fn_addr: int, meta: LaunchMetadata, key: str) -> Compiled:
@@ -91,11 +93,9 @@ def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
     """PTX for one specialisation, from the PTX cache or compiled (MLIR is imported only on a miss)."""
     import importlib.util
 
-    from . import cuda
-
     arch = _config().cuda_arch
     key = cuda_key(source_hash, spec, arch)
-    hit = cuda.cache_get(key)
+    hit = PTX_CACHE.get(key)
     meta = _read(hit[1]) if hit is not None else None
     if meta is None:
         if importlib.util.find_spec("mlir") is None:
@@ -104,13 +104,14 @@ def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
         from ..compiler import compile_cuda
 
         art, meta = compile_cuda(source, spec, arch)
-        cuda.cache_put(key, art.ptx, meta.to_json())
+        PTX_CACHE.put(key, art.ptx, meta.to_json())
         ptx = art.ptx
     else:
         ptx = hit[0]
     c = _compiled(0, meta, key)
     c.target = "cuda"
     c.launch = dict(meta.launch, ptx=ptx, entry=meta.entry)
+    c.zero_outputs = bool(meta.launch.get("atomics", True))
     return c
 
 

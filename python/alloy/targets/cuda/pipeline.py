@@ -1,6 +1,6 @@
 """The CUDA lowering pipeline: tile IR -> gpu dialect (SIMT) -> NVVM -> PTX text.
 
-Stages (names for al.inspect and tests): "tile-opt" (tile-canonicalize),
+Stages (names for al.inspect and tests): "tile-opt" (tile-verify, tile-canonicalize, tile-fold-dot-acc),
 "simt" (simt-layout, convert-tile-to-simt, canonicalize, cse), "nvvm" (the
 gpu.module lowered to the NVVM/LLVM dialects for the target chip), "ptx"
 (gpu-module-to-binary{format=isa}: LLVM's NVPTX backend, in process).
@@ -17,7 +17,7 @@ MAX_SHARED = 227 * 1024  # static + dynamic shared memory per block on sm_90 (op
 PTX_VERSION = {"sm_80": "+ptx70", "sm_86": "+ptx71", "sm_89": "+ptx78", "sm_90": "+ptx80", "sm_90a": "+ptx80"}
 
 TILE_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tile-opt", ("tile-canonicalize", "tile-fold-dot-acc")),
+    ("tile-opt", ("tile-verify", "tile-canonicalize", "tile-fold-dot-acc")),
     ("simt", ("simt-layout", "convert-tile-to-simt", "canonicalize", "cse")),
 )
 NVVM_PASSES = ("gpu.module(convert-scf-to-cf,convert-nvgpu-to-nvvm,convert-gpu-to-nvvm,"

@@ -1,6 +1,6 @@
 """The Metal pipeline: tile IR -> SIMT gpu dialect (shared with CUDA) -> MSL source.
 
-Stages (the CUDA target's TILE_STAGES, then MSL): "tile-opt" (tile-canonicalize, tile-fold-dot-acc:
+Stages (the CUDA target's TILE_STAGES, then MSL): "tile-opt" (tile-verify, tile-canonicalize, tile-fold-dot-acc:
 `acc += tile_dot(a, b)` becomes `tile_dot(a, b, acc)`, so the accumulator stays in simdgroup
 matrices across a K loop), "simt" (the CUDA target's SIMT stages, for the METAL SimtTarget),
 "msl" (the C++ translator, alloy._compiler). The result is MSL text for Metal's

@@ -1,0 +1,96 @@
+"""The one launch path of `kernel[grid](...)`, for every device (device.py).
+
+Bind the arguments, normalise the grid, let the configured device find the
+specialisation and bind the arrays, pack the 8-byte argument slots
+(docs/cpu-abi.md; the GPU entries take the same slots), allocate the
+`al.output` buffers with inferred shapes, run, and return the outputs (one,
+a tuple, or None).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import config
+from .arguments import scalar_slot
+from .device import Device
+from .outputs import InferenceError, infer_output_shape
+
+
+def device_for(target: str) -> Device:
+    """The device of an alloy.config target name."""
+    if target == "cuda":
+        from .cuda import CUDA
+
+        return CUDA
+    if target == "cpu":
+        from .cpu import CPU
+
+        return CPU
+    raise NotImplementedError(f"target '{target}' has no runtime yet; use 'cpu' or 'cuda'")
+
+
+def grid_dims(grid, bound) -> tuple[int, int, int]:
+    """A launch grid (int, tuple, or callable of the bound arguments) as three dimensions."""
+    if callable(grid):
+        grid = grid(bound)
+    if isinstance(grid, (int, np.integer)):
+        grid = (int(grid),)
+    grid = tuple(int(g) for g in grid)
+    if not 1 <= len(grid) <= 3:
+        raise ValueError(f"grid must have 1 to 3 dimensions, got {grid}")
+    if any(g < 0 for g in grid):
+        raise ValueError(f"grid sizes must be >= 0, got {grid}")
+    return grid + (1,) * (3 - len(grid))
+
+
+def pack_slots(compiled, arrays: dict, bound: dict) -> tuple[list[int], list[int]]:
+    """The argument slots, and the indices of output pointers still to allocate."""
+    slots = [0] * len(compiled.slots)
+    pending = []
+    for i, s in enumerate(compiled.slots):
+        if s.kind == "ptr":
+            a = arrays.get(s.param)
+            if a is None:
+                pending.append(i)
+            else:
+                slots[i] = a[0]
+        elif s.kind == "dim":
+            slots[i] = arrays[s.param][1][s.dim]
+        else:
+            slots[i] = scalar_slot(bound[s.param], s.dtype)
+    return slots, pending
+
+
+def output_shape(kernel, compiled, name: str, grid, slots) -> tuple:
+    """The inferred shape of output `name` (memoised per kernel, specialisation, grid and slots)."""
+    key = (compiled.key, name, grid, tuple(slots))
+    shape = kernel._shapes.get(key)
+    if shape is None:
+        try:
+            shape = infer_output_shape(name, compiled.stores, grid, slots)
+        except InferenceError as e:
+            raise ValueError(f"kernel '{kernel.__name__}': cannot infer the shape of output '{name}' ({e}); "
+                             f"pass it explicitly, e.g. {name}=np.zeros(shape, dtype)") from None
+        kernel._shapes[key] = shape
+    return shape
+
+
+def launch(kernel, grid, args, kwargs):
+    device = device_for(config.get().target)
+    bound = kernel.bind(args, kwargs)
+    g = grid_dims(grid, bound)
+    device.check_grid(kernel.__name__, g)
+    run = device.start(kernel, bound)
+    c = run.compiled
+    slots, pending = pack_slots(c, run.arrays, bound)
+    outs = {p.name: bound[p.name] for p in kernel.params if p.kind == "output"}
+    for i in pending:
+        name = c.slots[i].param
+        shape = output_shape(kernel, c, name, g, slots)
+        slots[i], outs[name] = run.allocate(shape, c.outputs[name].np, c.zero_outputs)
+    if g[0] * g[1] * g[2]:
+        run.execute(g, slots)
+    outs = run.finish(outs)
+    if not outs:
+        return None
+    return next(iter(outs.values())) if len(outs) == 1 else tuple(outs.values())
