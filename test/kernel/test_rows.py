@@ -127,6 +127,17 @@ def test_argmax_first_nan_and_first_tie():
     np.testing.assert_array_equal(out, ref)
 
 
+@pytest.mark.parametrize("kind", ["argmax", "argmin"])
+def test_arg_reduction_down_columns_first_nan_and_tie(kind):
+    """Along axis 0 (one elementwise pass over the rows): the first NaN wins, ties keep the first row."""
+    x = rng.standard_normal((16, 256)).astype(np.float32)
+    x[[5, 9], 3] = np.nan
+    x[[0, 2], 7] = x[[4, 11], 8] = np.float32(50.0 if kind == "argmax" else -50.0)
+    x[15, 9] = np.nan
+    out = np.asarray(reduce_tile[1](x, 16, 256, KIND=kind, AXIS=0, FILL=fill(kind, "float32"), BR=16, BC=256))
+    np.testing.assert_array_equal(out, NP[kind](x, axis=0))
+
+
 def center_case(launch, R, C, BR, BC):
     x = rng.standard_normal((R, C)).astype(np.float32)
     w = rng.standard_normal(C).astype(np.float32)

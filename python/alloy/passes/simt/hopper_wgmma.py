@@ -48,7 +48,7 @@ from alloy.dialects import tile
 from alloy.passes.simt.hopper_wgmma_match import Plan, owner, zero_or_none
 from alloy.passes.simt.lowering import SimtLowering
 from alloy.passes.simt.memory import aligned, all_of, if_op
-from alloy.passes.simt.scf import bind, flat_types, flatten, results
+from alloy.passes.simt.scf import bind, flat_types, flatten
 from alloy.passes.simt.values import DYNAMIC_SHARED, GLOBAL_PTR, Distributed, Uniform, mem_elem
 
 MAX_STAGES = 8
@@ -388,7 +388,7 @@ def lower_loop(lw: SimtLowering, for_op, plan: Plan) -> None:
     init_flat = list(acc.structs) + [r for i in kept for r in flatten(lw, inits[i])] + ahead_flat + [lw.i32(0)]
     types = [acc.struct_type] * len(acc.structs) + [t for i in kept for t in flat_types(lw, inits[i].type)] \
         + ahead_types + ["i32"]
-    prefix, names = results(lw, len(types))
+    prefix, names = lw.results(len(types))
     iv = lw.new("iv")
     a = [lw.new("a") for _ in types]
     lw.emit(f'{prefix}"scf.for"({", ".join([lb.name, ub.name, step.name] + init_flat)}) ({{')

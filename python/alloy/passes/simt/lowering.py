@@ -30,6 +30,7 @@ from mlir import ir
 
 from alloy.dialects import tile
 from alloy.passes.contiguity import AxisInfo
+from alloy.passes.emitter import TextEmitter
 from alloy.passes.errors import LoweringError
 from alloy.passes.simt.layout import Blocked, blocked, choose_num_threads, choose_vec
 from alloy.passes.simt.math import MATH
@@ -38,12 +39,13 @@ from alloy.passes.simt.values import (DYNAMIC_SHARED, GLOBAL_PTR, WORKGROUP, Def
                                       Uniform, byte_size, mem_elem)
 
 
-class SimtLowering:
+class SimtLowering(TextEmitter):
     """Rebuilds one tile kernel function as gpu-dialect text."""
 
     def __init__(self, func, target: SimtTarget, handler_for, to_blocked: dict) -> None:
         """`handler_for(op name)` gives an op's handler (or None); `to_blocked[type](lw, value)` converts a
         value held in a fragment layout to the blocked layout."""
+        super().__init__(depth=2)
         self.func = func
         self.target = target
         self.handler_for, self.to_blocked = handler_for, to_blocked
@@ -52,9 +54,6 @@ class SimtLowering:
             else choose_num_threads(func, target)
         self.vec = ir.IntegerAttr(attrs["simt.vec"]).value if "simt.vec" in attrs else choose_vec(func, target)
         self.pro: list[str] = []  # prologue: thread-id arithmetic, valid everywhere
-        self.lines: list[str] = []
-        self.depth = 2
-        self.n = 0
         self.env: dict = {}
         self.wg: dict[str, tuple[str, int]] = {}  # workgroup buffer name -> (memory element type, elements)
         self.dynamic_shared = 0  # bytes of dynamic shared memory (DYNAMIC_SHARED) the kernel needs
@@ -64,18 +63,6 @@ class SimtLowering:
         self._remat: dict = {}
 
     # ----------------------------------------------------------- emission
-    def new(self, prefix: str = "v") -> str:
-        self.n += 1
-        return f"%{prefix}{self.n}"
-
-    def emit(self, text: str) -> None:
-        self.lines.append("  " * self.depth + text)
-
-    def op(self, text: str, prefix: str = "v") -> str:
-        r = self.new(prefix)
-        self.emit(f"{r} = {text}")
-        return r
-
     def pro_op(self, text: str, prefix: str = "t") -> str:
         r = self.new(prefix)
         self.pro.append(f"    {r} = {text}")

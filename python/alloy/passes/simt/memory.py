@@ -50,12 +50,7 @@ def aligned(lw: SimtLowering, p: str, nbytes: int) -> str:
 
 def if_op(lw: SimtLowering, cond: str, types: list[str], then, other) -> list[str]:
     """scf.if cond -> types; then()/other() emit their branch and return the values to yield."""
-    prefix = ""
-    names: list[str] = []
-    if types:
-        r = lw.new("r")
-        prefix = f"{r} = " if len(types) == 1 else f"{r}:{len(types)} = "
-        names = [r] if len(types) == 1 else [f"{r}#{i}" for i in range(len(types))]
+    prefix, names = lw.results(len(types))
     tl = ", ".join(types)
     lw.emit(f'{prefix}"scf.if"({cond}) ({{')
     for i, branch in enumerate((then, other)):
@@ -231,13 +226,7 @@ def lower_atomic_cas(lw: SimtLowering, op) -> None:
     ibits = {"f16": "i16", "bf16": "i16", "f32": "i32", "f64": "i64"}.get(elem, elem)
 
     def body(ptr, lane):
-        c, v = lane
-        if ibits != elem:
-            c = lw.op(f"arith.bitcast {c} : {elem} to {ibits}")
-            v = lw.op(f"arith.bitcast {v} : {elem} to {ibits}")
-        pair = lw.op(f"llvm.cmpxchg {ptr}, {c}, {v} acq_rel monotonic : {GLOBAL_PTR}, {ibits}")
-        old = lw.op(f"llvm.extractvalue {pair}[0] : !llvm.struct<({ibits}, i1)>")
-        return lw.op(f"arith.bitcast {old} : {ibits} to {elem}") if ibits != elem else old
+        return lw.cmpxchg(ptr, GLOBAL_PTR, lane[0], lane[1], elem, ibits)
 
     _lanes(lw, op, p, [lw.val(ops[1], op), lw.val(ops[2], op)], None, elem, body)
 

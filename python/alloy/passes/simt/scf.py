@@ -42,15 +42,6 @@ def bind(lw: SimtLowering, values, names: list[str]) -> None:
             names = names[1:]
 
 
-def results(lw: SimtLowering, n: int) -> tuple[str, list[str]]:
-    if n == 0:
-        return "", []
-    r = lw.new("r")
-    if n == 1:
-        return f"{r} = ", [r]
-    return f"{r}:{n} = ", [f"{r}#{i}" for i in range(n)]
-
-
 def yield_values(lw: SimtLowering, values, name: str, prefix=()) -> None:
     flat = list(prefix) + [n for v in values for n in flatten(lw, v)]
     types = (["i1"] if prefix else []) + [t for v in values for t in flat_types(lw, v.type)]
@@ -72,7 +63,7 @@ def lower_for(lw: SimtLowering, op) -> None:
         else:
             init_flat += flatten(lw, v)
             types += flat_types(lw, v.type)
-    prefix, names = results(lw, len(types))
+    prefix, names = lw.results(len(types))
     block = op.regions[0].blocks[0]
     iv = lw.new("iv")
     args = [lw.new("a") for _ in types]
@@ -107,7 +98,7 @@ def lower_if(lw: SimtLowering, op) -> None:
     if isinstance(cond, Distributed):
         raise LoweringError("scf.if on a tile condition", op)
     types = [t for r in op.results for t in flat_types(lw, r.type)]
-    prefix, names = results(lw, len(types))
+    prefix, names = lw.results(len(types))
     lw.emit(f'{prefix}"scf.if"({cond.name}) ({{')
     for i, region in enumerate(op.regions):
         blocks = list(region.blocks)
@@ -129,7 +120,7 @@ def lower_while(lw: SimtLowering, op) -> None:
     init_flat = [n for v in inits for n in flatten(lw, v)]
     in_types = [t for v in inits for t in flat_types(lw, v.type)]
     out_types = [t for r in op.results for t in flat_types(lw, r.type)]
-    prefix, names = results(lw, len(out_types))
+    prefix, names = lw.results(len(out_types))
     before, after = (r.blocks[0] for r in op.regions)
     lw.emit(f'{prefix}"scf.while"({", ".join(init_flat)}) ({{')
     args = [lw.new("a") for _ in in_types]

@@ -39,12 +39,18 @@ class MemTile:
     elem: str
 
 
-def scratch(lw: Lowering, shape, elem: str) -> str:
-    """A row-major stack buffer allocated once at function entry."""
+def scratch(lw: Lowering, shape, elem: str, role: str | None = None) -> str:
+    """A row-major stack buffer allocated once at function entry; with a `role`, the one buffer of that
+    role, shape and type that every user shares (users whose contents never outlive their own op)."""
     n = 1
     for d in shape:
         n *= d
+    key = (role, n, elem)
+    if role is not None and key in lw.shared_scratch:
+        return lw.shared_scratch[key]
     name = lw.new("buf")
+    if role is not None:
+        lw.shared_scratch[key] = name
     lw.entry_lines.append(f"  {name} = memref.alloca() {{alignment = 64 : i64}} : memref<{n}x{elem}>")
     return name
 

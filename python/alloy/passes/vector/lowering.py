@@ -9,55 +9,34 @@ from mlir import ir
 
 from alloy.dialects import tile
 from alloy.passes.contiguity import AxisInfo
+from alloy.passes.emitter import TextEmitter
 from alloy.passes.errors import LoweringError
 from alloy.passes.vector.target import VectorTarget
 from alloy.passes.vector.values import MEM_SIZE, LoweredPointer, LoweredValue, vtype, zero_text
 
 
-class Lowering:
+class Lowering(TextEmitter):
     """Rebuilds one tile kernel function as text."""
 
     def __init__(self, func, target: VectorTarget, handler_for, plan_group, lower_group) -> None:
         """`handler_for(op name)` gives an op's handler (or None); `plan_group(lw, ops, i)` a strip-mined run
         starting at ops[i] (or None), which `lower_group(lw, group)` lowers."""
+        super().__init__(depth=1)
         self.func = func
         self.target = target
         self.handler_for, self.plan_group, self.lower_group = handler_for, plan_group, lower_group
-        self.lines: list[str] = []
-        self.depth = 1
-        self.n = 0
         self.env: dict = {}
         self.axis = AxisInfo()
         self.mems: dict[int, tuple[str, str]] = {}  # arg index -> (memref name, memory elem type)
         self.raw: dict[int, str] = {}  # arg index -> its !llvm.ptr
         self.bit_views: dict[int, str] = {}  # arg index -> memref<?xi16> view of an f16/bf16 argument
         self.entry_lines: list[str] = []  # stack buffers, allocated once at function entry
+        self.shared_scratch: dict = {}  # (role, elements, type) -> the stack buffer its users share
         self.chunk: tuple | None = None  # (tile shape, chunk shape) inside a strip-mined loop
         self.pids: list[str] = []
         self.grid: list[str] = []
 
     # ----------------------------------------------------------- emission
-    def new(self, prefix: str = "v") -> str:
-        self.n += 1
-        return f"%{prefix}{self.n}"
-
-    def emit(self, text: str) -> None:
-        self.lines.append("  " * self.depth + text)
-
-    def op(self, text: str, prefix: str = "v") -> str:
-        r = self.new(prefix)
-        self.emit(f"{r} = {text}")
-        return r
-
-    def results(self, n: int) -> tuple[str, list[str]]:
-        """(definition prefix, names) for an op with n results."""
-        if n == 0:
-            return "", []
-        r = self.new("r")
-        if n == 1:
-            return f"{r} = ", [r]
-        return f"{r}:{n} = ", [f"{r}#{i}" for i in range(n)]
-
     def const(self, value, type_: str) -> str:
         return self.op(f"arith.constant {value} : {type_}", "c")
 

@@ -86,26 +86,19 @@ def _in_pieces(lw: Lowering, n: int, melem: str) -> bool:
     return n > PIECE and n % PIECE == 0 and _element_bytes(melem) not in lw.target.masked_bytes
 
 
-def _stage_row(lw: Lowering, name: str, n: int, elem: str) -> str:
-    """A stack buffer holding the row `name` (i1 rows as bytes)."""
-    buf = scratch(lw, (n,), "i8" if elem == "i1" else elem)
-    if elem == "i1":
-        name = lw.op(f"arith.extui {name} : {vtype((n,), 'i1')} to {vtype((n,), 'i8')}")
-        elem = "i8"
-    lw.emit(f"vector.store {name}, {buf}[{lw.index(0)}] : memref<{n}x{elem}>, {vtype((n,), elem)}")
-    return buf
-
-
-def _piece_loop(lw: Lowering, n: int, mbuf: str, body) -> None:
-    """for k in 0..n step PIECE: body(k, piece mask, all lanes on)."""
+def _piece_loop(lw: Lowering, n: int, size: int, mbuf: str, base: str, off: str, body) -> None:
+    """for k in 0..n step PIECE: body(base + k, off + k, piece mask, all lanes on); the mask bytes of the
+    row are at mbuf[base:] (a buffer of `size` bytes)."""
     k = lw.new("k")
     lw.emit(f'"scf.for"({lw.index(0)}, {lw.index(n)}, {lw.index(PIECE)}) ({{')
     lw.emit(f"^bb0({k}: index):")
     lw.depth += 1
-    bytes_ = lw.op(f"vector.load {mbuf}[{k}] : memref<{n}xi8>, {vtype((PIECE,), 'i8')}")
+    at_buf = lw.op(f"arith.addi {base}, {k} : index")
+    at_mem = lw.op(f"arith.addi {off}, {k} : index")
+    bytes_ = lw.op(f"vector.load {mbuf}[{at_buf}] : memref<{size}xi8>, {vtype((PIECE,), 'i8')}")
     mask = lw.op(f"arith.cmpi ne, {bytes_}, {lw.zeros((PIECE,), 'i8')} : {vtype((PIECE,), 'i8')}")
     full = lw.op(f"vector.reduction <and>, {mask} : {vtype((PIECE,), 'i1')} into i1")
-    body(k, mask, full)
+    body(at_buf, at_mem, mask, full)
     lw.emit('"scf.yield"() : () -> ()')
     lw.depth -= 1
     lw.emit("}) : (index, index, index) -> ()")
@@ -117,12 +110,33 @@ def masked_load_row(lw: Lowering, mem: str, melem: str, off: str, mask: str, oth
     if not _in_pieces(lw, n, melem):
         return lw.op(f"vector.maskedload {mem}[{off}], {mask}, {other} : {mt}, {vtype((n,), 'i1')}, "
                      f"{row_t} into {row_t}")
-    mbuf, obuf = _stage_row(lw, mask, n, "i1"), _stage_row(lw, other, n, melem)
-    rbuf = scratch(lw, (n,), melem)
-    piece_t, bt = vtype((PIECE,), melem), f"memref<{n}x{melem}>"
+    return masked_load_rows(lw, mem, melem, [off], [mask], [other], n)[0]
 
-    def body(k, piece_mask, full):
-        at = lw.op(f"arith.addi {off}, {k} : index")
+
+def _stage_rows(lw: Lowering, rows: list[str], n: int, elem: str, role: str) -> str:
+    """A stack buffer (shared by the users of this `role`) holding the n-element rows one after another
+    (i1 rows as bytes)."""
+    melem = "i8" if elem == "i1" else elem
+    buf = scratch(lw, (len(rows) * n,), melem, role)
+    for r, row in enumerate(rows):
+        if elem == "i1":
+            row = lw.op(f"arith.extui {row} : {vtype((n,), 'i1')} to {vtype((n,), 'i8')}")
+        lw.emit(f"vector.store {row}, {buf}[{lw.index(r * n)}] : memref<{len(rows) * n}x{melem}>, "
+                f"{vtype((n,), melem)}")
+    return buf
+
+
+def masked_load_rows(lw: Lowering, mem: str, melem: str, offs: list[str], masks: list[str], others: list[str],
+                     n: int) -> list[str]:
+    """The masked rows of n contiguous elements at mem[offs[r]], piece by piece in one loop nest over rows and
+    pieces (so that LLVM meets one small loop body, not a loop per row, and no vector wider than a row)."""
+    total = n * len(offs)
+    mt, row_t = f"memref<?x{melem}>", vtype((n,), melem)
+    mbuf, obuf = _stage_rows(lw, masks, n, "i1", "row mask"), _stage_rows(lw, others, n, melem, "row other")
+    rbuf = scratch(lw, (total,), melem, "row result")
+    piece_t, bt = vtype((PIECE,), melem), f"memref<{total}x{melem}>"
+
+    def body(k, at, piece_mask, full):  # k: index into the row buffers, at: into memory
         res = lw.new("r")
         lw.emit(f'{res} = "scf.if"({full}) ({{')
         lw.emit(f"  %a{res[1:]} = vector.load {mem}[{at}] : {mt}, {piece_t}")
@@ -135,8 +149,30 @@ def masked_load_row(lw: Lowering, mem: str, melem: str, off: str, mask: str, oth
         lw.emit(f"}}) : (i1) -> ({piece_t})")
         lw.emit(f"vector.store {res}, {rbuf}[{k}] : {bt}, {piece_t}")
 
-    _piece_loop(lw, n, mbuf, body)
-    return lw.op(f"vector.load {rbuf}[{lw.index(0)}] : {bt}, {row_t}")
+    _rows_in_pieces(lw, offs, n, mbuf, body)
+    return [lw.op(f"vector.load {rbuf}[{lw.index(r * n)}] : {bt}, {row_t}") for r in range(len(offs))]
+
+
+def _rows_in_pieces(lw: Lowering, offs: list[str], n: int, mbuf: str, body) -> None:
+    """for each row r (memory offset offs[r]) and piece k: body(buffer index, memory index, piece mask,
+    all lanes on); several rows loop over a stack buffer of their offsets."""
+    if len(offs) == 1:
+        _piece_loop(lw, n, len(offs) * n, mbuf, lw.index(0), offs[0], body)
+        return
+    obuf = scratch(lw, (len(offs),), "index", "row offsets")
+    ot = f"memref<{len(offs)}xindex>"
+    for r, off in enumerate(offs):
+        lw.emit(f"memref.store {off}, {obuf}[{lw.index(r)}] : {ot}")
+    r = lw.new("row")
+    lw.emit(f'"scf.for"({lw.index(0)}, {lw.index(len(offs))}, {lw.index(1)}) ({{')
+    lw.emit(f"^bb0({r}: index):")
+    lw.depth += 1
+    off = lw.op(f"memref.load {obuf}[{r}] : {ot}")
+    base = lw.op(f"arith.muli {r}, {lw.index(n)} : index")
+    _piece_loop(lw, n, len(offs) * n, mbuf, base, off, body)
+    lw.emit('"scf.yield"() : () -> ()')
+    lw.depth -= 1
+    lw.emit("}) : (index, index, index) -> ()")
 
 
 def masked_store_row(lw: Lowering, mem: str, melem: str, off: str, mask: str, value: str, n: int) -> None:
@@ -146,11 +182,19 @@ def masked_store_row(lw: Lowering, mem: str, melem: str, off: str, mask: str, va
         lw.emit(f"vector.maskedstore {mem}[{off}], {mask}, {value} : {mt}, {vtype((n,), 'i1')}, "
                 f"{vtype((n,), melem)}")
         return
-    mbuf, vbuf = _stage_row(lw, mask, n, "i1"), _stage_row(lw, value, n, melem)
-    piece_t, bt = vtype((PIECE,), melem), f"memref<{n}x{melem}>"
+    masked_store_rows(lw, mem, melem, [off], [mask], [value], n)
 
-    def body(k, piece_mask, full):
-        at = lw.op(f"arith.addi {off}, {k} : index")
+
+def masked_store_rows(lw: Lowering, mem: str, melem: str, offs: list[str], masks: list[str], values: list[str],
+                      n: int) -> None:
+    """The masked stores of rows of n elements at mem[offs[r]], piece by piece in one loop nest
+    (masked_load_rows)."""
+    total = n * len(offs)
+    mt = f"memref<?x{melem}>"
+    mbuf, vbuf = _stage_rows(lw, masks, n, "i1", "row mask"), _stage_rows(lw, values, n, melem, "row value")
+    piece_t, bt = vtype((PIECE,), melem), f"memref<{total}x{melem}>"
+
+    def body(k, at, piece_mask, full):
         x = lw.op(f"vector.load {vbuf}[{k}] : {bt}, {piece_t}")
         lw.emit(f'"scf.if"({full}) ({{')
         lw.emit(f"  vector.store {x}, {mem}[{at}] : {mt}, {piece_t}")
@@ -160,7 +204,7 @@ def masked_store_row(lw: Lowering, mem: str, melem: str, off: str, mask: str, va
         lw.emit('  "scf.yield"() : () -> ()')
         lw.emit("}) : (i1) -> ()")
 
-    _piece_loop(lw, n, mbuf, body)
+    _rows_in_pieces(lw, offs, n, mbuf, body)
 
 
 # --------------------------------------------------------------------- load
@@ -235,6 +279,19 @@ def _load_tile(lw: Lowering, p: LoweredPointer, mem: str, melem: str, strides, m
                 stager.row(i, lw.extract(x, (i,), shape, melem))
             return None
         return x
+    if strides[-1] == 1 and mask is not None and _in_pieces(lw, n, melem):  # all rows in one loop nest
+        rows = list(_rows(shape))
+        xs = masked_load_rows(lw, mem, melem, [lw.offset_at(p, row + (0,)) for row in rows],
+                              [lw.extract(mask, row, shape, "i1") for row in rows],
+                              [lw.extract(other, row, shape, melem) for row in rows], n)
+        if stager is not None:
+            for row, x in zip(rows, xs):
+                stager.row(row[0], x)
+            return None
+        res = other
+        for row, x in zip(rows, xs):
+            res = lw.insert(x, res, row, shape, melem)
+        return res
     if strides[-1] in (0, 1) and (mask is None or strides[-1] == 1):
         res = other if other is not None else lw.zeros(shape, melem)
         row_t = vtype((n,), melem)
@@ -278,6 +335,14 @@ def _check_shapes(op, ptr_v, others) -> None:
                                 f"shape {list(want or [])}", op)
 
 
+def _store_row(lw, mem: str, melem: str, off: str, x: str, mask: str | None, n: int) -> None:
+    """Store the n-element vector x at mem[off], under the i1 vector `mask` when given."""
+    if mask is None:
+        lw.emit(f"vector.store {x}, {mem}[{off}] : memref<?x{melem}>, {vtype((n,), melem)}")
+    else:
+        masked_store_row(lw, mem, melem, off, mask, x, n)
+
+
 def lower_store(lw: Lowering, op) -> None:
     ops = list(op.operands)
     _check_shapes(op, ops[0], ops[1:])
@@ -309,12 +374,14 @@ def lower_store(lw: Lowering, op) -> None:
     if strides[-1] == 1 and len(shape) == 1:
         off = lw.offset_at(p, (0,) * len(shape))
         flat = (total,)
-        v = lw.shape_cast(value, shape, flat, melem)
-        if mask is None:
-            lw.emit(f"vector.store {v}, {mem}[{off}] : {mt}, {vtype(flat, melem)}")
-        else:
-            m = lw.shape_cast(mask, shape, flat, "i1")
-            masked_store_row(lw, mem, melem, off, m, v, total)
+        m = None if mask is None else lw.shape_cast(mask, shape, flat, "i1")
+        _store_row(lw, mem, melem, off, lw.shape_cast(value, shape, flat, melem), m, total)
+        return
+    if strides[-1] == 1 and mask is not None and _in_pieces(lw, n, melem):  # all rows in one loop nest
+        rows = list(_rows(shape))
+        masked_store_rows(lw, mem, melem, [lw.offset_at(p, row + (0,)) for row in rows],
+                          [lw.extract(mask, row, shape, "i1") for row in rows],
+                          [lw.extract(value, row, shape, melem) for row in rows], n)
         return
     if strides[-1] == 1 or (strides[-1] == 0 and mask is None):
         for row in _rows(shape):
@@ -323,12 +390,8 @@ def lower_store(lw: Lowering, op) -> None:
                 x = lw.extract(value, row + (n - 1,), shape, melem)
                 lw.emit(f"memref.store {x}, {mem}[{off}] : {mt}")
                 continue
-            x = lw.extract(value, row, shape, melem)
-            if mask is None:
-                lw.emit(f"vector.store {x}, {mem}[{off}] : {mt}, {vtype((n,), melem)}")
-            else:
-                m = lw.extract(mask, row, shape, "i1")
-                masked_store_row(lw, mem, melem, off, m, x, n)
+            m = None if mask is None else lw.extract(mask, row, shape, "i1")
+            _store_row(lw, mem, melem, off, lw.extract(value, row, shape, melem), m, n)
         return
     flat = (total,)
     idx = lw.shape_cast(lw.voff_or_zero(p), shape, flat, "i64")
@@ -430,15 +493,7 @@ def lower_atomic_cas(lw: Lowering, op) -> None:
         # llvm.cmpxchg on the integer bits of the element (memref has no CAS op that lowers here)
         off = lw.op(f"arith.index_cast {idx} : index to i64")
         addr = lw.op(f"llvm.getelementptr {raw}[{off}] : (!llvm.ptr, i64) -> !llvm.ptr, {ibits}")
-        c, v = lanes
-        if ibits != elem:
-            c = lw.op(f"arith.bitcast {c} : {elem} to {ibits}")
-            v = lw.op(f"arith.bitcast {v} : {elem} to {ibits}")
-        pair = lw.op(f"llvm.cmpxchg {addr}, {c}, {v} acq_rel monotonic : !llvm.ptr, {ibits}")
-        old = lw.op(f"llvm.extractvalue {pair}[0] : !llvm.struct<({ibits}, i1)>")
-        if ibits != elem:
-            old = lw.op(f"arith.bitcast {old} : {ibits} to {elem}")
-        return old
+        return lw.cmpxchg(addr, "!llvm.ptr", lanes[0], lanes[1], elem, ibits)
 
     out = _lanewise(lw, p, elem, [cmp, value], None, body)
     lw.env[op.results[0]] = LoweredValue(out, value.type if p.shape is None else vtype(p.shape, elem))

@@ -4,7 +4,8 @@ sum/max/min along the last axis: one vector.reduction per row; along another
 axis: the rows of that axis combined elementwise (a tree of arith ops).
 Float max/min propagate NaN like numpy (maximumf/minimumf); integers are
 signed. argmax/argmin give the first index of the extreme value (of the first
-NaN, if any) as i32, computed along the last axis after a transpose.
+NaN, if any) as i32: along the last axis per row, along another in one
+elementwise pass over the rows of that axis.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from mlir import ir
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
 from alloy.passes.vector.lowering import Lowering
+from alloy.passes.vector.target import WIDENED_FLOATS
 from alloy.passes.vector.values import LoweredValue, is_float, vtype
 
 _COMBINE = {  # kind -> (float op, int op, float reduction kind, int reduction kind)
@@ -41,14 +43,10 @@ def lower_reduce(lw: Lowering, op) -> None:
     out_shape = shape[:axis] + shape[axis + 1:]
     r = op.results[0]
     rt = lw.ty(r.type, op)
-    if kind in _COMBINE and axis != len(shape) - 1:
-        lw.env[r] = LoweredValue(_reduce_leading(lw, x, shape, axis, elem, kind), rt)
+    if axis != len(shape) - 1:
+        reduce = _reduce_leading if kind in _COMBINE else _arg_leading
+        lw.env[r] = LoweredValue(reduce(lw, x, shape, axis, elem, kind), rt)
         return
-    if axis != len(shape) - 1:  # arg reductions: move the axis last
-        perm = [d for d in range(len(shape)) if d != axis] + [axis]
-        tshape = tuple(shape[d] for d in perm)
-        x = lw.op(f"vector.transpose {x}, [{', '.join(map(str, perm))}] : {vtype(shape, elem)} to {vtype(tshape, elem)}")
-        shape = tshape
     relem = "i32" if kind in ("argmax", "argmin") else elem
     lead = shape[:-1]
     scalars = []
@@ -69,6 +67,13 @@ def _reduce_row(lw: Lowering, v: str, n: int, elem: str, kind: str) -> str:
     if kind in _COMBINE:
         red = _COMBINE[kind][2 if f else 3]
         return lw.op(f"vector.reduction <{red}>, {v} : {vt} into {elem}")
+    width = 4 * lw.target.lanes(4)  # lanes of four f32 registers
+    if n > width and n % width == 0:
+        v, idx = _arg_chunks(lw, v, n, width, elem, kind)
+        elem = "f32" if elem in WIDENED_FLOATS else elem
+        n, vt = width, vtype((width,), elem)
+    else:
+        idx = _iota(lw, n, 0)
     best = _reduce_row(lw, v, n, elem, "max" if kind == "argmax" else "min")
     b = lw.splat(best, elem, (n,))
     if f:
@@ -78,19 +83,79 @@ def _reduce_row(lw: Lowering, v: str, n: int, elem: str, kind: str) -> str:
     else:
         eq = lw.op(f"arith.cmpi eq, {v}, {b} : {vt}")
     it = vtype((n,), "i32")
-    iota = lw.const(f"dense<[{', '.join(str(i) for i in range(n))}]>", it)
-    big = lw.const(f"dense<{n}>", it)
-    idx = lw.op(f"arith.select {eq}, {iota}, {big} : {vtype((n,), 'i1')}, {it}")
+    big = lw.const("dense<2147483647>", it)
+    idx = lw.op(f"arith.select {eq}, {idx}, {big} : {vtype((n,), 'i1')}, {it}")
     return lw.op(f"vector.reduction <minsi>, {idx} : {it} into i32")
+
+
+def _iota(lw: Lowering, n: int, start: int) -> str:
+    return lw.const(f"dense<[{', '.join(str(start + i) for i in range(n))}]>", vtype((n,), "i32"))
+
+
+def _better(lw: Lowering, x: str, best: str, vt: str, bt: str, elem: str, kind: str) -> str:
+    """i1 lanes where x replaces best in an arg reduction scanned in index order: strictly better,
+    or the first NaN over a number."""
+    if not is_float(elem):
+        return lw.op(f"arith.cmpi {'sgt' if kind == 'argmax' else 'slt'}, {x}, {best} : {vt}")
+    better = lw.op(f"arith.cmpf {'ogt' if kind == 'argmax' else 'olt'}, {x}, {best} : {vt}")
+    x_nan = lw.op(f"arith.cmpf uno, {x}, {x} : {vt}")
+    best_num = lw.op(f"arith.cmpf ord, {best}, {best} : {vt}")
+    return lw.op(f"arith.ori {better}, {lw.op(f'arith.andi {x_nan}, {best_num} : {bt}')} : {bt}")
+
+
+def _arg_chunks(lw: Lowering, v: str, n: int, width: int, elem: str, kind: str) -> tuple[str, str]:
+    """A long row folded into `width` lanes: (best value, its first index) per lane, chunk by chunk,
+    so that LLVM meets vectors of a few registers instead of the whole row."""
+    wide = "f32" if elem in WIDENED_FLOATS else elem  # f16/bf16 compared in f32 (exact), chunk by chunk
+    vt, bt = vtype((width,), wide), vtype((width,), "i1")
+    it = vtype((width,), "i32")
+
+    def chunk(k):
+        x = lw.op(f"vector.extract_strided_slice {v} {{offsets = [{k * width}], sizes = [{width}], "
+                  f"strides = [1]}} : {vtype((n,), elem)} to {vtype((width,), elem)}")
+        return x if wide == elem else lw.op(f"arith.extf {x} : {vtype((width,), elem)} to {vt}")
+
+    best, idx = chunk(0), _iota(lw, width, 0)
+    step = lw.const(f"dense<{width}>", it)
+    at = idx
+    for k in range(1, n // width):
+        x = chunk(k)
+        at = lw.op(f"arith.addi {at}, {step} : {it}")
+        better = _better(lw, x, best, vt, bt, wide, kind)
+        best = lw.op(f"arith.select {better}, {x}, {best} : {bt}, {vt}")
+        idx = lw.op(f"arith.select {better}, {at}, {idx} : {bt}, {it}")
+    return best, idx
+
+
+def _axis_first(lw: Lowering, x: str, shape, axis: int, elem: str) -> tuple[str, tuple]:
+    """x with `axis` moved to the front (a transpose unless it is there already), and its shape."""
+    if axis == 0:
+        return x, tuple(shape)
+    perm = [axis] + [d for d in range(len(shape)) if d != axis]
+    tshape = tuple(shape[d] for d in perm)
+    return lw.op(f"vector.transpose {x}, [{', '.join(map(str, perm))}] : {vtype(shape, elem)} to "
+                 f"{vtype(tshape, elem)}"), tshape
+
+
+def _arg_leading(lw: Lowering, x: str, shape, axis: int, elem: str, kind: str) -> str:
+    """argmax/argmin along a non-last axis: one pass over its rows, elementwise, keeping the best value and
+    its index (a later row wins only if strictly better, or the first NaN over a number), so that no
+    transpose of the whole tile to rows of a few elements reaches LLVM."""
+    x, shape = _axis_first(lw, x, shape, axis, elem)
+    rest = shape[1:]
+    vt, it, bt = vtype(rest, elem), vtype(rest, "i32"), vtype(rest, "i1")
+    best, idx = lw.extract(x, (0,), shape, elem), lw.const("dense<0>", it)
+    for i in range(1, shape[0]):
+        row = lw.extract(x, (i,), shape, elem)
+        better = _better(lw, row, best, vt, bt, elem, kind)
+        best = lw.op(f"arith.select {better}, {row}, {best} : {bt}, {vt}")
+        idx = lw.op(f"arith.select {better}, {lw.const(f'dense<{i}>', it)}, {idx} : {bt}, {it}")
+    return idx
 
 
 def _reduce_leading(lw: Lowering, x: str, shape, axis: int, elem: str, kind: str) -> str:
     """Reduce a non-last axis: rows along `axis` combined elementwise."""
-    if axis != 0:
-        perm = [axis] + [d for d in range(len(shape)) if d != axis]
-        tshape = tuple(shape[d] for d in perm)
-        x = lw.op(f"vector.transpose {x}, [{', '.join(map(str, perm))}] : {vtype(shape, elem)} to {vtype(tshape, elem)}")
-        shape = tshape
+    x, shape = _axis_first(lw, x, shape, axis, elem)
     rest = shape[1:]
     comb = _COMBINE[kind][0 if is_float(elem) else 1]
     rt = vtype(rest, elem)
