@@ -14,14 +14,14 @@ from .values import ArrayArg, StoreRecord
 def _ptr(gen, p, what):
     if isinstance(p, ArrayArg):
         return p.ptr
-    if isinstance(p, V.TV) and p.is_ptr:
+    if isinstance(p, V.TileValue) and p.is_ptr:
         return p
     raise V.SemanticError(f"{what} needs a pointer (an array parameter plus offsets), got "
-                          f"{p.describe() if isinstance(p, V.TV) else type(p).__name__}")
+                          f"{p.describe() if isinstance(p, V.TileValue) else type(p).__name__}")
 
 
 def _int_const(v, what):
-    if isinstance(v, V.TV) or not isinstance(v, int):
+    if isinstance(v, V.TileValue) or not isinstance(v, int):
         raise V.SemanticError(f"{what} must be a compile-time integer (a literal or al.constexpr)")
     return v
 
@@ -47,14 +47,14 @@ def program_id(gen, axis=0):
     axis = _int_const(axis, "program_id axis")
     if axis not in (0, 1, 2):
         raise V.SemanticError("program_id axis must be 0, 1 or 2")
-    return V.TV(tile.program_id(axis), dt.int32, sym=("pid", axis))
+    return V.TileValue(tile.program_id(axis), dt.int32, sym=("pid", axis))
 
 
 def num_programs(gen, axis=0):
     axis = _int_const(axis, "num_programs axis")
     if axis not in (0, 1, 2):
         raise V.SemanticError("num_programs axis must be 0, 1 or 2")
-    return V.TV(tile.num_programs(axis), dt.int32, sym=("nprog", axis))
+    return V.TileValue(tile.num_programs(axis), dt.int32, sym=("nprog", axis))
 
 
 def arange(gen, start, end=None):
@@ -63,12 +63,12 @@ def arange(gen, start, end=None):
     start, end = _int_const(start, "arange start"), _int_const(end, "arange end")
     if end <= start:
         raise V.SemanticError(f"arange({start}, {end}) is empty")
-    return V.TV(tile.arange(start, end), dt.int32, (end - start,), sym=("arange", start, end))
+    return V.TileValue(tile.arange(start, end), dt.int32, (end - start,), sym=("arange", start, end))
 
 
 def full(gen, shape, value, dtype=None):
     shape = _shape(shape, "full() shape")
-    if isinstance(value, V.TV):
+    if isinstance(value, V.TileValue):
         d = _dtype(dtype, value.dtype)
         return V.broadcast_to(V.cast(value, d), shape)
     d = _dtype(dtype, V.py_dtype(value))
@@ -89,7 +89,8 @@ def _record(gen, ptr, value_dtype, mask, shape):
     if spec.get(name) is None or spec[name].kind != "output":
         return
     gen.stored_dtypes.setdefault(name, value_dtype)
-    gen.stores.append(StoreRecord(name, sym[2], mask.sym if isinstance(mask, V.TV) else mask, value_dtype, shape))
+    mask_sym = mask.sym if isinstance(mask, V.TileValue) else mask
+    gen.stores.append(StoreRecord(name, sym[2], mask_sym, value_dtype, shape))
 
 
 def _mask(mask, shape):
@@ -111,16 +112,16 @@ def load(gen, pointer, mask=None, other=None, **kw):
     if kw:
         raise V.SemanticError(f"al.load got unsupported arguments {sorted(kw)}")
     p = _ptr(gen, pointer, "al.load")
-    if isinstance(mask, V.TV) and mask.is_tile:
+    if isinstance(mask, V.TileValue) and mask.is_tile:
         p = _align(p, mask.shape)
     m = _mask(mask, p.shape)
     o = None
     if other is not None:
         if m is None:
             raise V.SemanticError("al.load: 'other' needs a 'mask'")
-        o = V.broadcast_to(V.cast(V.to_tv(other, V.TV(None, p.dtype)), p.dtype), p.shape)
+        o = V.broadcast_to(V.cast(V.to_tv(other, V.TileValue(None, p.dtype)), p.dtype), p.shape)
     v = tile.load(p.value, m.value if m else None, o.value if o else None)
-    return V.TV(v, p.dtype, p.shape)
+    return V.TileValue(v, p.dtype, p.shape)
 
 
 def store(gen, pointer, value, mask=None, **kw):
@@ -128,11 +129,11 @@ def store(gen, pointer, value, mask=None, **kw):
         raise V.SemanticError(f"al.store got unsupported arguments {sorted(kw)}")
     p = _ptr(gen, pointer, "al.store")
     value = gen.operand(value, gen.node)
-    if isinstance(value, V.TV) and value.is_tile:
+    if isinstance(value, V.TileValue) and value.is_tile:
         p = _align(p, value.shape)
-    if isinstance(mask, V.TV) and mask.is_tile:
+    if isinstance(mask, V.TileValue) and mask.is_tile:
         p = _align(p, mask.shape)
-    vt = V.to_tv(value, V.TV(None, p.dtype))
+    vt = V.to_tv(value, V.TileValue(None, p.dtype))
     _record(gen, p, vt.dtype, mask, p.shape)
     v = V.broadcast_to(V.cast(vt, p.dtype), p.shape)
     m = _mask(mask, p.shape)
@@ -148,15 +149,15 @@ def _atomic(kind):
             raise V.SemanticError(f"al.atomic_{kind} takes (ptr, value) or (ptr, index, value)")
         p = _ptr(gen, pointer, f"al.atomic_{kind}")
         val = gen.operand(args[0], gen.node)
-        if isinstance(val, V.TV) and val.is_tile:
+        if isinstance(val, V.TileValue) and val.is_tile:
             p = _align(p, val.shape)
-        vt = V.to_tv(val, V.TV(None, p.dtype))
+        vt = V.to_tv(val, V.TileValue(None, p.dtype))
         if p.dtype not in (dt.int32, dt.float32, dt.int64, dt.uint32):
             raise V.SemanticError(f"atomics support int32, uint32, int64 and float32 pointers, not {p.dtype.name}")
         _record(gen, p, vt.dtype, mask, p.shape)
         v = V.broadcast_to(V.cast(vt, p.dtype), p.shape)
         m = _mask(mask, p.shape)
-        return V.TV(tile.atomic_rmw(kind, p.value, v.value, m.value if m else None), p.dtype, p.shape)
+        return V.TileValue(tile.atomic_rmw(kind, p.value, v.value, m.value if m else None), p.dtype, p.shape)
     return impl
 
 
@@ -169,10 +170,10 @@ def atomic_cas(gen, pointer, *args):
     p = _ptr(gen, pointer, "al.atomic_cas")
     if p.is_tile:
         raise V.SemanticError("al.atomic_cas works on one element (a scalar pointer)")
-    cmp = V.cast(V.to_tv(args[0], V.TV(None, p.dtype)), p.dtype)
-    val = V.cast(V.to_tv(args[1], V.TV(None, p.dtype)), p.dtype)
+    cmp = V.cast(V.to_tv(args[0], V.TileValue(None, p.dtype)), p.dtype)
+    val = V.cast(V.to_tv(args[1], V.TileValue(None, p.dtype)), p.dtype)
     _record(gen, p, val.dtype, None, None)
-    return V.TV(tile.atomic_cas(p.value, cmp.value, val.value), p.dtype)
+    return V.TileValue(tile.atomic_cas(p.value, cmp.value, val.value), p.dtype)
 
 
 # ------------------------------------------------------------------ shapes
@@ -195,14 +196,14 @@ def reshape(gen, x, shape):
         n_out *= s
     if n_in != n_out:
         raise V.SemanticError(f"cannot reshape a tile of shape {x.shape} to {shape}")
-    return V.TV(tile.reshape(x.value, shape), x.dtype, shape, x.is_ptr)
+    return V.TileValue(tile.reshape(x.value, shape), x.dtype, shape, x.is_ptr)
 
 
 def trans(gen, x):
     x = gen.operand(x, gen.node)
     if not x.is_tile or len(x.shape) != 2:
         raise V.SemanticError("al.trans needs a 2-D tile")
-    return V.TV(tile.trans(x.value), x.dtype, (x.shape[1], x.shape[0]), x.is_ptr)
+    return V.TileValue(tile.trans(x.value), x.dtype, (x.shape[1], x.shape[0]), x.is_ptr)
 
 
 # ------------------------------------------------------------------ reductions
@@ -230,7 +231,7 @@ def _reduce(kind):
             shape = list(out.shape)
             del shape[a]
             d = dt.int32 if kind in ("argmax", "argmin") else out.dtype
-            out = V.TV(tile.reduce(out.value, a, kind), d, tuple(shape) if shape else None)
+            out = V.TileValue(tile.reduce(out.value, a, kind), d, tuple(shape) if shape else None)
             if keepdims:
                 out = V.expand_dims(out, a) if out.is_tile else V.broadcast_to(out, (1,))
         return out
@@ -276,11 +277,11 @@ def fma(gen, a, b, c):
 def cast(gen, x, dtype):
     d = _dtype(dtype)
     x = gen.operand(x, gen.node)
-    return V.cast(V.to_tv(x) if not isinstance(x, V.TV) else x, d)
+    return V.cast(V.to_tv(x) if not isinstance(x, V.TileValue) else x, d)
 
 
 def cdiv(gen, a, b):
-    if not isinstance(a, V.TV) and not isinstance(b, V.TV):
+    if not isinstance(a, V.TileValue) and not isinstance(b, V.TileValue):
         return -(-a // b)
     return V.binary("floordiv", V.binary("sub", V.binary("add", a, b), 1), b)
 
@@ -288,7 +289,7 @@ def cdiv(gen, a, b):
 def tile_dot(gen, a, b, acc=None, transpose_rhs=False, transpose_lhs=False):
     a, b = gen.operand(a, gen.node), gen.operand(b, gen.node)
     for x, n in ((a, "a"), (b, "b")):
-        if not isinstance(x, V.TV) or not x.is_tile or len(x.shape) != 2:
+        if not isinstance(x, V.TileValue) or not x.is_tile or len(x.shape) != 2:
             raise V.SemanticError(f"al.tile_dot operand '{n}' must be a 2-D tile")
     if transpose_lhs:
         a = trans(gen, a)
@@ -304,7 +305,7 @@ def tile_dot(gen, a, b, acc=None, transpose_rhs=False, transpose_lhs=False):
         accv = V.const(0.0, dt.float32, (m, n))
     else:
         accv = V.broadcast_to(V.cast(V.to_tv(gen.operand(acc, gen.node)), dt.float32), (m, n))
-    return V.TV(tile.dot(a.value, b.value, accv.value), dt.float32, (m, n))
+    return V.TileValue(tile.dot(a.value, b.value, accv.value), dt.float32, (m, n))
 
 
 def static_range(gen, *args):

@@ -73,11 +73,11 @@ class CodeGenerator(ExpressionMixin):
             pending: dict[str, list] = {}
             for i, (kind, a, extra) in enumerate(binders):
                 if kind == "ptr":
-                    pending[a.name] = [V.TV(args[i], extra, None, True, ("ptr", a.name, ("const", 0))), []]
+                    pending[a.name] = [V.TileValue(args[i], extra, None, True, ("ptr", a.name, ("const", 0))), []]
                 elif kind == "dim":
-                    pending[a.name][1].append(V.TV(args[i], dt.int32, sym=("arg", i)))
+                    pending[a.name][1].append(V.TileValue(args[i], dt.int32, sym=("arg", i)))
                 else:
-                    self.scope[a.name] = V.TV(args[i], extra, sym=("arg", i) if extra.is_int else None)
+                    self.scope[a.name] = V.TileValue(args[i], extra, sym=("arg", i) if extra.is_int else None)
             for a in self.spec.args:
                 if a.kind in ("array", "output"):
                     ptr, dims = pending[a.name]
@@ -172,7 +172,7 @@ class CodeGenerator(ExpressionMixin):
 
     def stmt_Assert(self, s):
         test = self.eval(s.test)
-        if isinstance(test, V.TV):
+        if isinstance(test, V.TileValue):
             raise self.error("assert needs a compile-time condition (constexpr)", s)
         if not test:
             msg = self.eval(s.msg) if s.msg is not None else "assertion failed"
@@ -203,7 +203,7 @@ class CodeGenerator(ExpressionMixin):
         return seen
 
     def _carried_type(self, v, name, node):
-        if isinstance(v, V.TV):
+        if isinstance(v, V.TileValue):
             return (v.dtype, v.shape, v.is_ptr)
         if isinstance(v, (bool, int, float)):
             return (V.py_dtype(v), None, False)
@@ -226,7 +226,7 @@ class CodeGenerator(ExpressionMixin):
 
     def _materialize(self, v, t):
         d, shape, is_ptr = t
-        if not isinstance(v, V.TV):
+        if not isinstance(v, V.TileValue):
             v = V.const(v, d)
         if not is_ptr:
             v = V.cast(v, d)
@@ -234,19 +234,19 @@ class CodeGenerator(ExpressionMixin):
 
     @staticmethod
     def _ptr_sym(vals):
-        syms = {v.sym[1] if isinstance(v, V.TV) and v.sym and v.sym[0] == "ptr" else None for v in vals}
+        syms = {v.sym[1] if isinstance(v, V.TileValue) and v.sym and v.sym[0] == "ptr" else None for v in vals}
         return ("ptr", syms.pop(), None) if len(syms) == 1 and None not in syms else None
 
     def _bind_results(self, names, types, results, inits_by_name):
         for n, t, r in zip(names, types, results):
             sym = self._ptr_sym(inits_by_name.get(n, [])) if t[2] else None
-            self.scope[n] = V.TV(r, t[0], t[1], t[2], sym)
+            self.scope[n] = V.TileValue(r, t[0], t[1], t[2], sym)
 
     def _bind_carried(self, before, names, tys, args, inits):
         """Scope for a loop region: `before`, with the carried names bound to the region's arguments."""
         self.scope = dict(before)
         for n, t, a in zip(names, tys, args):
-            self.scope[n] = V.TV(a, t[0], t[1], t[2], self._ptr_sym(inits[n]) if t[2] else None)
+            self.scope[n] = V.TileValue(a, t[0], t[1], t[2], self._ptr_sym(inits[n]) if t[2] else None)
 
     def _yield_if_settled(self, names, tys, inits, node):
         """Yield the carried values if their types are `tys`; return the types they have."""
@@ -271,7 +271,7 @@ class CodeGenerator(ExpressionMixin):
 
     def stmt_If(self, s):
         cond = self.eval(s.test)
-        if not isinstance(cond, V.TV):
+        if not isinstance(cond, V.TileValue):
             self.visit_block(s.body if cond else s.orelse)
             return
         if cond.is_tile:
@@ -355,7 +355,7 @@ class CodeGenerator(ExpressionMixin):
         raise self.error("for loops must iterate over range(...), al.static_range(...) or a tuple", s)
 
     def _unrolled_for(self, s, args):
-        if any(isinstance(a, V.TV) for a in args):
+        if any(isinstance(a, V.TileValue) for a in args):
             raise self.error("al.static_range bounds must be compile-time constants", s)
         for i in range(*args):
             self.assign(s.target, i)
@@ -366,22 +366,22 @@ class CodeGenerator(ExpressionMixin):
             raise self.error("the loop variable must be a plain name", s)
         start, stop, step = args
         for a in args:
-            if isinstance(a, V.TV) and (a.is_tile or not a.dtype.is_int) or \
-                    not isinstance(a, V.TV) and not isinstance(a, int):
+            if isinstance(a, V.TileValue) and (a.is_tile or not a.dtype.is_int) or \
+                    not isinstance(a, V.TileValue) and not isinstance(a, int):
                 raise self.error("range() bounds must be integer scalars", s)
-        if not isinstance(step, V.TV) and step == 0:
+        if not isinstance(step, V.TileValue) and step == 0:
             raise self.error("range() step must not be zero", s)
         ity = dt.int32
         for a in args:
-            ity = dt.promote(ity, a.dtype if isinstance(a, V.TV) else V.py_dtype(a))
-        if not isinstance(step, V.TV) and step < 0:  # count down: iterate over a trip count
+            ity = dt.promote(ity, a.dtype if isinstance(a, V.TileValue) else V.py_dtype(a))
+        if not isinstance(step, V.TileValue) and step < 0:  # count down: iterate over a trip count
             n = V.binary("floordiv", V.binary("sub", V.binary("sub", start, stop), step + 1), -step)
             n = V.maximum(n, 0)
             lb, ub, st = V.const(0, ity), V.cast(n, ity), V.const(1, ity)
             def ivmap(iv):
                 return V.binary("add", start, V.binary("mul", iv, step))
         else:
-            lb, ub, st = (V.cast(a, ity) if isinstance(a, V.TV) else V.const(a, ity) for a in args)
+            lb, ub, st = (V.cast(a, ity) if isinstance(a, V.TileValue) else V.const(a, ity) for a in args)
             ivmap = None
         before = dict(self.scope)
         body_names = self.assigned_names(s.body)
@@ -395,7 +395,7 @@ class CodeGenerator(ExpressionMixin):
             loop = scf.ForOp(lb.value, ub.value, st.value, init_vals)
             self._bind_carried(before, names, tys, loop.inner_iter_args, inits)
             with ir.InsertionPoint(loop.body):
-                iv = V.TV(loop.induction_variable, ity)
+                iv = V.TileValue(loop.induction_variable, ity)
                 self.scope[s.target.id] = ivmap(iv) if ivmap else iv
                 self.visit_block(s.body)
                 got = self._yield_if_settled(names, tys, inits, s)
@@ -426,7 +426,7 @@ class CodeGenerator(ExpressionMixin):
             self._bind_carried(before, names, tys, bblk.arguments, inits)
             with ir.InsertionPoint(bblk):
                 c = self.eval(s.test)
-                if not isinstance(c, V.TV):
+                if not isinstance(c, V.TileValue):
                     c = V.const(bool(c), dt.bool_)
                 if c.is_tile:
                     raise self.error("a 'while' condition must be a scalar", s)

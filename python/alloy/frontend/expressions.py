@@ -1,7 +1,7 @@
 """Expression evaluation for the code generator.
 
 Every expression evaluates to a Python constant (folded at compile time), a
-`TV`, an array parameter, a tuple, or a callable (builtin, @al.func, Python
+`TileValue`, an array parameter, a tuple, or a callable (builtin, @al.func, Python
 builtin).
 """
 from __future__ import annotations
@@ -69,7 +69,7 @@ class ExpressionMixin:
             if n.attr == "dtype":
                 return base.dtype
             raise self.error(f"array parameter has no attribute '{n.attr}'", n)
-        if isinstance(base, V.TV):
+        if isinstance(base, V.TileValue):
             if n.attr == "shape":
                 return base.shape if base.shape is not None else ()
             if n.attr == "dtype":
@@ -88,7 +88,7 @@ class ExpressionMixin:
 
         if isinstance(v, ArrayArg):
             return v.ptr
-        if isinstance(v, (V.TV, bool, int, float)):
+        if isinstance(v, (V.TileValue, bool, int, float)):
             return v
         raise self.error(f"cannot use a value of type {type(v).__name__} here", node)
 
@@ -182,7 +182,7 @@ class ExpressionMixin:
                 raise self.error("tuples can only be indexed with constants", n)
             return base[i]
         base = self.operand(base, n)
-        if not isinstance(base, V.TV) or not base.is_tile:
+        if not isinstance(base, V.TileValue) or not base.is_tile:
             raise self.error("only tiles can be indexed (with ':' and None)", n)
         out, axis = base, 0
         for it in items:
@@ -275,7 +275,7 @@ def _py_len(gen, args, kwargs, node):
     (x,) = args
     if isinstance(x, (tuple, list)):
         return len(x)
-    if isinstance(x, V.TV) and x.is_tile:
+    if isinstance(x, V.TileValue) and x.is_tile:
         return x.shape[0]
     raise gen.error("len() needs a tuple or a tile", node)
 

@@ -1,11 +1,11 @@
 """Typed values of the frontend and the semantics of operators on them.
 
-A `TV` wraps an MLIR value with its Alloy dtype, its tile shape (None for a
+A `TileValue` wraps an MLIR value with its Alloy dtype, its tile shape (None for a
 scalar), whether it is a pointer, and a small symbolic form (`sym`) of integer
 index arithmetic that the runtime uses to infer output shapes.
 
-Python constants stay Python values until they meet a TV; then they adopt
-the TV's type ("weak" literals, as in Triton).
+Python constants stay Python values until they meet a TileValue; then they adopt
+the TileValue's type ("weak" literals, as in Triton).
 """
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ class SemanticError(Exception):
     """A type or shape error in kernel code (the caller adds file and line)."""
 
 
-class TV:
+class TileValue:
+    """A kernel value during code generation: its MLIR value, Alloy dtype, tile shape (None for a scalar),
+    whether it is a pointer, and the symbolic form output-shape inference reads (`sym`)."""
+
     __slots__ = ("value", "dtype", "shape", "is_ptr", "sym")
 
     def __init__(self, value, dtype: dt.dtype, shape=None, is_ptr=False, sym=None):
@@ -53,7 +56,7 @@ def py_dtype(v) -> dt.dtype:
     raise SemanticError(f"cannot use a value of type {type(v).__name__} in kernel arithmetic")
 
 
-def const(v, dtype: dt.dtype, shape=None) -> TV:
+def const(v, dtype: dt.dtype, shape=None) -> TileValue:
     scalar_t = dtype.to_ir()
     if dtype.is_float:
         attr = ir.FloatAttr.get(scalar_t, float(v))
@@ -70,14 +73,14 @@ def const(v, dtype: dt.dtype, shape=None) -> TV:
         t = tile.tile_type(shape, scalar_t)
         val = arith.ConstantOp(t, ir.DenseElementsAttr.get_splat(t, attr)).result
     sym = ("const", v) if dtype.is_int else None
-    return TV(val, dtype, shape, sym=sym)
+    return TileValue(val, dtype, shape, sym=sym)
 
 
-def to_tv(x, like: TV | None = None) -> TV:
+def to_tv(x, like: TileValue | None = None) -> TileValue:
     """Materialise a Python constant, typed like `like` where sensible."""
-    if isinstance(x, TV):
+    if isinstance(x, TileValue):
         return x
-    if isinstance(like, TV) and not like.is_ptr:
+    if isinstance(like, TileValue) and not like.is_ptr:
         if isinstance(x, bool):
             d = dt.bool_ if like.dtype.is_bool else like.dtype
         elif isinstance(x, int):
@@ -92,12 +95,12 @@ def to_tv(x, like: TV | None = None) -> TV:
 
 
 # ------------------------------------------------------------------ casts
-def cast(x: TV, to: dt.dtype) -> TV:
+def cast(x: TileValue, to: dt.dtype) -> TileValue:
     if x.is_ptr:
         raise SemanticError("cannot cast a pointer")
     fr = x.dtype
     if fr == to or (fr.bits == to.bits and fr.is_int and to.is_int and not fr.is_bool and not to.is_bool):
-        return TV(x.value, to, x.shape, sym=x.sym) if fr != to else x
+        return TileValue(x.value, to, x.shape, sym=x.sym) if fr != to else x
     rt = ir_type(to, x.shape)
     v = x.value
     if to.is_bool:
@@ -106,7 +109,7 @@ def cast(x: TV, to: dt.dtype) -> TV:
             out = arith.cmpf(arith.CmpFPredicate.UNE, v, zero.value)
         else:
             out = arith.cmpi(arith.CmpIPredicate.ne, v, zero.value)
-        return TV(out, to, x.shape)
+        return TileValue(out, to, x.shape)
     if fr.is_float and to.is_float:
         if fr.bits == to.bits:  # f16 <-> bf16 through f32
             return cast(cast(x, dt.float32), to)
@@ -120,7 +123,7 @@ def cast(x: TV, to: dt.dtype) -> TV:
             out = arith.extsi(rt, v) if fr.is_signed else arith.extui(rt, v)
         else:
             out = arith.trunci(rt, v)
-    return TV(out, to, x.shape, sym=x.sym if (fr.is_int and to.is_int) else None)
+    return TileValue(out, to, x.shape, sym=x.sym if (fr.is_int and to.is_int) else None)
 
 
 def _int_range(to: dt.dtype) -> tuple[int, int]:
@@ -129,7 +132,7 @@ def _int_range(to: dt.dtype) -> tuple[int, int]:
     return 0, (1 << to.bits) - 1
 
 
-def _float_to_int(x: TV, to: dt.dtype, rt):
+def _float_to_int(x: TileValue, to: dt.dtype, rt):
     """Saturating float -> int conversion (NaN -> 0, out-of-range -> the nearest bound), like CUDA's
     cvt.rzi.sat: LLVM's fptosi/fptoui of an out-of-range value is poison. The float is clamped to
     the largest float below the bound; a value past it gives the bound itself."""
@@ -174,12 +177,12 @@ def broadcast_shapes(a, b):
     return tuple(out)
 
 
-def broadcast_to(x: TV, shape) -> TV:
+def broadcast_to(x: TileValue, shape) -> TileValue:
     if shape is None or x.shape == tuple(shape):
         return x
     shape = tuple(shape)
     if x.shape is None:
-        return TV(tile.splat(x.value, shape), x.dtype, shape, x.is_ptr, x.sym)
+        return TileValue(tile.splat(x.value, shape), x.dtype, shape, x.is_ptr, x.sym)
     v, cur = x.value, list(x.shape)
     while len(cur) < len(shape):
         v = tile.expand_dims(v, 0)
@@ -189,10 +192,10 @@ def broadcast_to(x: TV, shape) -> TV:
             raise SemanticError(f"cannot broadcast tile of shape {x.shape} to {shape}")
     if tuple(cur) != shape:
         v = tile.broadcast(v, shape)
-    return TV(v, x.dtype, shape, x.is_ptr, x.sym)
+    return TileValue(v, x.dtype, shape, x.is_ptr, x.sym)
 
 
-def expand_dims(x: TV, axis: int) -> TV:
+def expand_dims(x: TileValue, axis: int) -> TileValue:
     if x.shape is None:
         raise SemanticError("cannot index a scalar with None; make a tile first")
     rank = len(x.shape) + 1
@@ -201,7 +204,7 @@ def expand_dims(x: TV, axis: int) -> TV:
     axis %= rank
     shape = list(x.shape)
     shape.insert(axis, 1)
-    return TV(tile.expand_dims(x.value, axis), x.dtype, tuple(shape), x.is_ptr, x.sym)
+    return TileValue(tile.expand_dims(x.value, axis), x.dtype, tuple(shape), x.is_ptr, x.sym)
 
 
 # ------------------------------------------------------- binary operators
@@ -217,19 +220,19 @@ _CMP_F = {"lt": "OLT", "le": "OLE", "gt": "OGT", "ge": "OGE", "eq": "OEQ", "ne":
 
 
 def _unify(a, b):
-    """Bring two operands (TV or Python constants) to one dtype and shape."""
-    if not isinstance(a, TV):
+    """Bring two operands (TileValue or Python constants) to one dtype and shape."""
+    if not isinstance(a, TileValue):
         a = to_tv(a, b)
-    if not isinstance(b, TV):
+    if not isinstance(b, TileValue):
         b = to_tv(b, a)
     d = dt.promote(a.dtype, b.dtype)
     shape = broadcast_shapes(a.shape, b.shape)
     return broadcast_to(cast(a, d), shape), broadcast_to(cast(b, d), shape), d, shape
 
 
-def ptr_offset(p: TV, off, negate=False) -> TV:
+def ptr_offset(p: TileValue, off, negate=False) -> TileValue:
     """`p + off` for a pointer (scalar or tile) and an integer offset."""
-    off = to_tv(off) if not isinstance(off, TV) else off
+    off = to_tv(off) if not isinstance(off, TileValue) else off
     if off.is_ptr or not off.dtype.is_int:
         raise SemanticError(f"pointer arithmetic needs an integer offset, got {off.describe()}")
     if negate:
@@ -242,12 +245,12 @@ def ptr_offset(p: TV, off, negate=False) -> TV:
     if p.sym is not None:  # ("ptr", base parameter, element offset or None)
         off_sym = ("add", p.sym[2], ob.sym) if p.sym[2] is not None and ob.sym is not None else None
         sym = ("ptr", p.sym[1], off_sym)
-    return TV(tile.addptr(pb.value, ob.value), p.dtype, shape, True, sym)
+    return TileValue(tile.addptr(pb.value, ob.value), p.dtype, shape, True, sym)
 
 
-def binary(op: str, a, b) -> TV:
-    a_ptr = isinstance(a, TV) and a.is_ptr
-    b_ptr = isinstance(b, TV) and b.is_ptr
+def binary(op: str, a, b) -> TileValue:
+    a_ptr = isinstance(a, TileValue) and a.is_ptr
+    b_ptr = isinstance(b, TileValue) and b.is_ptr
     if a_ptr or b_ptr:
         if op == "add":
             return ptr_offset(a, b) if a_ptr else ptr_offset(b, a)
@@ -258,46 +261,46 @@ def binary(op: str, a, b) -> TV:
         a, b, d, shape = _unify(a, b)
         if not d.is_float:
             a, b, d = cast(a, dt.float32), cast(b, dt.float32), dt.float32
-        return TV(arith.divf(a.value, b.value), d, shape)
+        return TileValue(arith.divf(a.value, b.value), d, shape)
     if op == "pow":
         a, b, d, shape = _unify(a, b)
         if not d.is_float:
             raise SemanticError("** needs float operands")
-        return TV(math.powf(a.value, b.value), d, shape)
+        return TileValue(math.powf(a.value, b.value), d, shape)
     a, b, d, shape = _unify(a, b)
     sym = (op, a.sym, b.sym) if a.sym is not None and b.sym is not None else None
     va, vb = a.value, b.value
     if op in _CMP_I:
         if d.is_float:
             pred = getattr(arith.CmpFPredicate, _CMP_F[op])
-            return TV(arith.cmpf(pred, va, vb), dt.bool_, shape, sym=sym)
+            return TileValue(arith.cmpf(pred, va, vb), dt.bool_, shape, sym=sym)
         pred = _CMP_I[op][0 if d.is_signed else 1]
-        return TV(arith.cmpi(getattr(arith.CmpIPredicate, pred), va, vb), dt.bool_, shape, sym=sym)
+        return TileValue(arith.cmpi(getattr(arith.CmpIPredicate, pred), va, vb), dt.bool_, shape, sym=sym)
     if d.is_float:
         if op not in _FLOAT_OPS:
             if op == "floordiv":
-                return unary_math("floor", TV(arith.divf(va, vb), d, shape))
+                return unary_math("floor", TileValue(arith.divf(va, vb), d, shape))
             raise SemanticError(f"operator '{op}' is not defined for {d.name}")
         if op == "mod":  # Python semantics: result has the sign of the divisor
-            r = TV(arith.remf(va, vb), d, shape)
+            r = TileValue(arith.remf(va, vb), d, shape)
             fix = binary("and", binary("ne", r, 0.0), binary("ne", binary("lt", r, 0.0), binary("lt", b, 0.0)))
             return where(fix, binary("add", r, b), r)
-        return TV(_FLOAT_OPS[op](va, vb), d, shape)
+        return TileValue(_FLOAT_OPS[op](va, vb), d, shape)
     if op in _INT_OPS:
         if d.is_bool and op in ("add", "sub", "mul"):
             a, b = cast(a, dt.int32), cast(b, dt.int32)
             return binary(op, a, b)
-        return TV(_INT_OPS[op](va, vb), d, shape, sym=sym)
+        return TileValue(_INT_OPS[op](va, vb), d, shape, sym=sym)
     if op == "shr":
         f = arith.shrsi if d.is_signed else arith.shrui
-        return TV(f(va, vb), d, shape)
+        return TileValue(f(va, vb), d, shape)
     if op == "floordiv":
         f = arith.floordivsi if d.is_signed else arith.divui
-        return TV(f(va, vb), d, shape, sym=("floordiv", a.sym, b.sym) if sym else None)
+        return TileValue(f(va, vb), d, shape, sym=("floordiv", a.sym, b.sym) if sym else None)
     if op == "mod":
         if not d.is_signed:
-            return TV(arith.remui(va, vb), d, shape, sym=sym)
-        r = TV(arith.remsi(va, vb), d, shape)
+            return TileValue(arith.remui(va, vb), d, shape, sym=sym)
+        r = TileValue(arith.remsi(va, vb), d, shape)
         fix = binary("and", binary("ne", r, 0), binary("ne", binary("lt", r, 0), binary("lt", b, 0)))
         out = where(fix, binary("add", r, b), r)
         out.sym = sym
@@ -305,36 +308,36 @@ def binary(op: str, a, b) -> TV:
     raise SemanticError(f"unsupported operator '{op}'")
 
 
-def where(c, a, b) -> TV:
+def where(c, a, b) -> TileValue:
     c = to_tv(c)
     if not c.dtype.is_bool:
         c = cast(c, dt.bool_)
-    if isinstance(a, TV) and a.is_ptr or isinstance(b, TV) and b.is_ptr:
+    if isinstance(a, TileValue) and a.is_ptr or isinstance(b, TileValue) and b.is_ptr:
         raise SemanticError("where() on pointers is not supported")
     a, b, d, shape = _unify(a, b)
     shape = broadcast_shapes(shape, c.shape)
     a, b, c = broadcast_to(a, shape), broadcast_to(b, shape), broadcast_to(c, shape)
-    return TV(arith.select(c.value, a.value, b.value), d, shape)
+    return TileValue(arith.select(c.value, a.value, b.value), d, shape)
 
 
-def neg(x: TV) -> TV:
+def neg(x: TileValue) -> TileValue:
     if x.dtype.is_float:
-        return TV(arith.negf(x.value), x.dtype, x.shape)
+        return TileValue(arith.negf(x.value), x.dtype, x.shape)
     out = binary("sub", 0, x)
     return out
 
 
-def invert(x: TV) -> TV:
+def invert(x: TileValue) -> TileValue:
     if not x.dtype.is_int:
         raise SemanticError("~ needs an integer or bool operand")
     return binary("xor", x, -1 if not x.dtype.is_bool else True)
 
 
-def logical_not(x: TV) -> TV:
+def logical_not(x: TileValue) -> TileValue:
     return binary("xor", cast(x, dt.bool_), True)
 
 
-def maximum(a, b, kind="max") -> TV:
+def maximum(a, b, kind="max") -> TileValue:
     a, b, d, shape = _unify(a, b)
     if d.is_float:
         f = arith.maximumf if kind == "max" else arith.minimumf
@@ -342,7 +345,7 @@ def maximum(a, b, kind="max") -> TV:
         f = arith.maxsi if kind == "max" else arith.minsi
     else:
         f = arith.maxui if kind == "max" else arith.minui
-    return TV(f(a.value, b.value), d, shape)
+    return TileValue(f(a.value, b.value), d, shape)
 
 
 _MATH = {"exp": math.exp, "exp2": math.exp2, "log": math.log, "log2": math.log2, "sqrt": math.sqrt,
@@ -350,33 +353,33 @@ _MATH = {"exp": math.exp, "exp2": math.exp2, "log": math.log, "log2": math.log2,
          "floor": math.floor, "ceil": math.ceil}
 
 
-def unary_math(name: str, x) -> TV:
+def unary_math(name: str, x) -> TileValue:
     x = to_tv(x)
     if name == "abs":
         if x.dtype.is_float:
-            return TV(math.absf(x.value), x.dtype, x.shape)
-        return TV(math.absi(x.value), x.dtype, x.shape) if x.dtype.is_signed else x
+            return TileValue(math.absf(x.value), x.dtype, x.shape)
+        return TileValue(math.absi(x.value), x.dtype, x.shape) if x.dtype.is_signed else x
     if not x.dtype.is_float:
         x = cast(x, dt.float32)
     if name == "sigmoid":
         e = unary_math("exp", neg(x))
         return binary("truediv", 1.0, binary("add", 1.0, e))
-    return TV(_MATH[name](x.value), x.dtype, x.shape)
+    return TileValue(_MATH[name](x.value), x.dtype, x.shape)
 
 
-def fma(a, b, c) -> TV:
+def fma(a, b, c) -> TileValue:
     a, b, d, shape = _unify(a, b)
     a, c, d, shape = _unify(a, c)
     b = broadcast_to(cast(b, d), shape)
     if not d.is_float:
         return binary("add", binary("mul", a, b), c)
-    return TV(math.fma(a.value, b.value, c.value), d, shape)
+    return TileValue(math.fma(a.value, b.value, c.value), d, shape)
 
 
 class ArrayArg:
     """An array parameter inside the kernel: its base pointer and shape."""
 
-    def __init__(self, name, ptr: TV, shape: tuple):
+    def __init__(self, name, ptr: TileValue, shape: tuple):
         self.name, self.ptr, self.shape = name, ptr, shape
         self.dtype = ptr.dtype
 

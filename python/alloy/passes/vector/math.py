@@ -29,7 +29,7 @@ LN2_HI, LN2_LO, LOG2E = 0.693359375, -2.12194440e-4, 1.44269504088896341
 EXP_HI, EXP_LO = 88.7228317, -87.3365479
 
 
-class _F:
+class F32Arithmetic:
     """Tiny emitter of f32 vector arithmetic."""
 
     def __init__(self, lw: Lowering, vt: str, ivt: str, bvt: str) -> None:
@@ -135,7 +135,7 @@ def expand(lw: Lowering, op) -> bool:
     t = lw.ty(r.type, op)
     if name not in EXPANDED or not (t.startswith("vector<") and t.endswith("xf32>")):
         return False
-    f = _F(lw, t, t[:-4] + "i32>", t[:-4] + "i1>")
+    f = F32Arithmetic(lw, t, t[:-4] + "i32>", t[:-4] + "i1>")
     x = lw.val(op.operands[0], op).name
     if name == "math.exp":
         out = f.exp(x)
