@@ -9,6 +9,9 @@
 
 #include "cpu/launch.h"
 #include "cuda/driver.h"
+#ifdef ALLOY_WITH_METAL
+#include "metal/device.h"
+#endif
 
 namespace nb = nanobind;
 
@@ -111,4 +114,7 @@ NB_MODULE(_runtime, m) {
         "Pool size for later launches, counting the calling thread.");
   m.def("get_num_threads", [] { return alloy::cpu::get_num_threads(); });
   alloy::cuda::register_functions(m);
+#ifdef ALLOY_WITH_METAL
+  alloy::metal::register_functions(m);
+#endif
 }

@@ -66,14 +66,32 @@ def compile_cuda(source, spec: Spec, arch: str):
     return art, meta
 
 
+def compile_metal(source, spec: Spec):
+    """(MetalKernel, metadata with the launch fields) of one specialisation: MSL for Metal's runtime compiler."""
+    from .passes.errors import LoweringError
+    from .targets.metal import compile_tile_module
+    from .targets.metal.translate import MSLTranslationError
+
+    ctx, module, gen = tile_ir(source, spec)
+    with ctx:
+        try:
+            art = compile_tile_module(module)
+        except (LoweringError, MSLTranslationError) as e:
+            raise _lowering_failure("Metal", e, source) from None
+        uses_atomics = _uses_atomics(module)
+    meta = metadata(source, gen, art.entry, dict(num_threads=art.num_threads, params=art.params,
+                                                 atomics=uses_atomics))
+    return art, meta
+
+
 def _lowering_failure(target: str, error, source):
     """A CompilationError for a LoweringError, naming the kernel line of the failing op where known."""
     from .language.core import CompilationError
 
-    same_file = error.filename == source.filename and error.line is not None
+    line = getattr(error, "line", None)  # LoweringError knows the op's kernel line; the MSL translator's may not
+    same_file = getattr(error, "filename", None) == source.filename and line is not None
     return CompilationError(f"could not lower to {target}: {error}", kernel=source.name, filename=source.filename,
-                            lineno=error.line if same_file else None,
-                            source_line=source.line(error.line) if same_file else None)
+                            lineno=line if same_file else None, source_line=source.line(line) if same_file else None)
 
 
 def _uses_atomics(module) -> bool:

@@ -283,6 +283,9 @@ class CudaDevice(Device):
 
     target = "cuda"
 
+    def synchronize(self):
+        _rt().cuda_synchronize()
+
     def check_grid(self, kernel_name, grid):
         if grid[0] >= 2**31 or grid[1] > 65535 or grid[2] > 65535:
             raise ValueError(f"kernel '{kernel_name}': grid {grid} exceeds CUDA's limits (2^31-1, 65535, 65535)")

@@ -4,8 +4,8 @@ A `Device` turns a bound launch into a `DeviceRun`: it finds the compiled
 specialisation and binds the array arguments in its memory; the run then
 allocates the outputs the launch infers, executes the grid and hands back the
 results. `CpuDevice` (cpu.py) runs on the native thread pool, `CudaDevice`
-(cuda.py) through the CUDA driver; a Metal device would be a third class, with
-no change to the launch path.
+(cuda.py) through the CUDA driver, `MetalDevice` (metal.py; macOS, unverified)
+through Metal; the launch path (launch.py) is the same for all three.
 """
 from __future__ import annotations
 
@@ -39,5 +39,9 @@ class Device:
         """Raise ValueError when the device cannot run a grid this large."""
 
     def start(self, kernel, bound: dict) -> DeviceRun:
-        """Compile or look up the specialisation for the bound arguments and bind them."""
+        """Compile or look up the specialisation for the bound arguments (loading its module on the device
+        once per process) and bind them."""
         raise NotImplementedError
+
+    def synchronize(self) -> None:
+        """Wait for the device's launched work (the CPU and Metal launches return when done)."""

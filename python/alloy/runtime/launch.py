@@ -22,11 +22,15 @@ def device_for(target: str) -> Device:
         from .cuda import CUDA
 
         return CUDA
+    if target == "metal":
+        from .metal import METAL
+
+        return METAL
     if target == "cpu":
         from .cpu import CPU
 
         return CPU
-    raise NotImplementedError(f"target '{target}' has no runtime yet; use 'cpu' or 'cuda'")
+    raise NotImplementedError(f"target '{target}' has no runtime; use 'cpu', 'cuda' or 'metal'")
 
 
 def grid_dims(grid, bound) -> tuple[int, int, int]:

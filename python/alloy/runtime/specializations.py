@@ -19,6 +19,7 @@ from .cache import DeviceCodeCache, KernelCache, cache_key, host_cpu
 
 _cache: KernelCache | None = None
 PTX_CACHE = DeviceCodeCache("cuda", ".ptx")  # follows alloy.config.cache_dir
+MSL_CACHE = DeviceCodeCache("metal", ".metal")
 
 
 def kernel_cache() -> KernelCache:
@@ -38,7 +39,7 @@ class Compiled:
     stores: tuple[OutputStore, ...]
     key: str
     target: str = "cpu"
-    launch: dict | None = None  # cuda: the launch fields + {"ptx", "entry"}
+    launch: dict | None = None  # GPUs: the launch fields + {"ptx" or "msl", "entry"}
     zero_outputs: bool = True  # outputs the runtime allocates start zeroed (CUDA: only for kernels with atomics)
 
 
@@ -115,6 +116,26 @@ def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
     return c
 
 
+def _compile_metal(source, source_hash: str, spec: Spec) -> Compiled:
+    """MSL for one specialisation, from the MSL cache or compiled (Metal compiles it at load)."""
+    key = cache_key(source_hash, spec.key(), "metal", compiler_fingerprint())
+    hit = MSL_CACHE.get(key)
+    meta = _read(hit[1]) if hit is not None else None
+    if meta is None:
+        from ..compiler import compile_metal
+
+        art, meta = compile_metal(source, spec)
+        MSL_CACHE.put(key, art.msl, meta.to_json())
+        msl = art.msl
+    else:
+        msl = hit[0]
+    c = _compiled(0, meta, key)
+    c.target = "metal"
+    c.launch = dict(meta.launch, msl=msl, entry=meta.entry)
+    c.zero_outputs = True  # outputs live in host memory the launch copies in
+    return c
+
+
 def _config():
     from .. import config
 
@@ -124,8 +145,10 @@ def _config():
 def compile_spec(source, source_hash: str, spec: Spec, target: str = "cpu") -> Compiled:
     if target == "cuda":
         return _compile_cuda(source, source_hash, spec)
+    if target == "metal":
+        return _compile_metal(source, source_hash, spec)
     if target != "cpu":
-        raise NotImplementedError(f"target '{target}' is not available yet; use 'cpu' or 'cuda'")
+        raise NotImplementedError(f"target '{target}' is not available; use 'cpu', 'cuda' or 'metal'")
     key = cache_key(source_hash, spec.key(), target, compiler_fingerprint(), host_cpu(), _config().cpu_target)
     cache = kernel_cache()
     hit = cache.get(key)

@@ -30,10 +30,9 @@ from typing import Callable
 
 from mlir import ir
 
+from alloy.config import CUDA_ARCHS
 from alloy.passes.errors import LoweringError
 from alloy.passes.simt.math import msl_math, ptx_fptoi, ptx_math
-
-CUDA_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a")
 
 
 @dataclass(frozen=True)

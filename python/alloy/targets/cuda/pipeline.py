@@ -39,7 +39,8 @@ class CudaKernel:
     stages: dict = field(default_factory=dict)
 
 
-def _param_kind(t) -> str:
+def param_kind(t) -> str:
+    """A kernel parameter as the launch sees it: "ptr" or the scalar's MLIR type."""
     from alloy.dialects import tile
 
     return "ptr" if tile.is_ptr(t) else str(t)
@@ -57,7 +58,7 @@ def compile_module(module, *, arch: str, keep_stages: bool = False) -> CudaKerne
         raise LoweringError(f"unknown CUDA architecture {arch!r}; choose one of {sorted(PTX_VERSION)}")
     src, func = single_kernel(module)
     entry = func.sym_name.value
-    params = [_param_kind(a.type) for a in func.arguments]
+    params = [param_kind(a.type) for a in func.arguments]
     op = src.clone()
     stages: dict = {"tile-ir": str(src)} if keep_stages else {}
     try:

@@ -18,6 +18,7 @@ class MetalKernel:
     entry: str  # the `kernel void` function name
     msl: str
     num_threads: int  # threads per threadgroup (x)
+    params: list = field(default_factory=list)  # per [[buffer(i)]]: "ptr" or the scalar's MLIR type
     stages: dict = field(default_factory=dict)
 
 
@@ -26,11 +27,12 @@ def compile_tile_module(module, *, keep_stages: bool = False) -> MetalKernel:
     from alloy.passes.pipeline import run_passes
     from alloy.passes.simt.target import METAL
     from alloy.targets import single_kernel
-    from alloy.targets.cuda.pipeline import TILE_STAGES, block_size, gpu_func
+    from alloy.targets.cuda.pipeline import TILE_STAGES, block_size, gpu_func, param_kind
     from alloy.targets.metal.translate import to_msl
 
     src, func = single_kernel(module)
     entry = func.sym_name.value
+    params = [param_kind(a.type) for a in func.arguments]
     op = src.clone()
     stages: dict = {"tile-ir": str(src)} if keep_stages else {}
     try:
@@ -44,5 +46,5 @@ def compile_tile_module(module, *, keep_stages: bool = False) -> MetalKernel:
         op.erase()
     if keep_stages:
         stages["msl"] = msl
-    return MetalKernel(entry, msl, num_threads, stages)
+    return MetalKernel(entry, msl, num_threads, params, stages)
 
