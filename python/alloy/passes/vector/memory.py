@@ -8,8 +8,8 @@ scf.if. Atomics run lane by lane (an scf.for over the flattened tile) with
 memref.atomic_rmw / llvm.cmpxchg and return the old values.
 i1 data lives in memory as bytes.
 
-A masked row wider than one piece (PIECE lanes) of an element size the CPU
-cannot mask natively (AVX2: 8/16-bit; NEON: any) goes piece by piece through
+A masked row of an element size the CPU cannot mask natively (AVX2: 8/16-bit;
+NEON: any) goes piece by piece (PIECE lanes, fewer for short rows) through
 stack buffers: a piece whose lanes are all on is a plain vector load/store,
 only a partial piece takes the masked access that LLVM expands lane by lane.
 Handing LLVM the whole masked row instead would make it emit one branch per
@@ -83,21 +83,27 @@ def _element_bytes(elem: str) -> int:
 
 
 def _in_pieces(lw: Lowering, n: int, melem: str) -> bool:
-    return n > PIECE and n % PIECE == 0 and _element_bytes(melem) not in lw.target.masked_bytes
+    """Whether masked rows of n `melem` elements go piece by piece (the CPU cannot mask this element size)."""
+    return _element_bytes(melem) not in lw.target.masked_bytes and n > 1
+
+
+def _piece(n: int) -> int:
+    """Lanes of one piece of a row of n: PIECE, or the largest divisor of n that fits one."""
+    return math.gcd(n, PIECE)
 
 
 def _piece_loop(lw: Lowering, n: int, size: int, mbuf: str, base: str, off: str, body) -> None:
-    """for k in 0..n step PIECE: body(base + k, off + k, piece mask, all lanes on); the mask bytes of the
+    """for k in 0..n step _piece(n): body(base + k, off + k, piece mask, all lanes on); the mask bytes of the
     row are at mbuf[base:] (a buffer of `size` bytes)."""
-    k = lw.new("k")
-    lw.emit(f'"scf.for"({lw.index(0)}, {lw.index(n)}, {lw.index(PIECE)}) ({{')
+    k, width = lw.new("k"), _piece(n)
+    lw.emit(f'"scf.for"({lw.index(0)}, {lw.index(n)}, {lw.index(width)}) ({{')
     lw.emit(f"^bb0({k}: index):")
     lw.depth += 1
     at_buf = lw.op(f"arith.addi {base}, {k} : index")
     at_mem = lw.op(f"arith.addi {off}, {k} : index")
-    bytes_ = lw.op(f"vector.load {mbuf}[{at_buf}] : memref<{size}xi8>, {vtype((PIECE,), 'i8')}")
-    mask = lw.op(f"arith.cmpi ne, {bytes_}, {lw.zeros((PIECE,), 'i8')} : {vtype((PIECE,), 'i8')}")
-    full = lw.op(f"vector.reduction <and>, {mask} : {vtype((PIECE,), 'i1')} into i1")
+    bytes_ = lw.op(f"vector.load {mbuf}[{at_buf}] : memref<{size}xi8>, {vtype((width,), 'i8')}")
+    mask = lw.op(f"arith.cmpi ne, {bytes_}, {lw.zeros((width,), 'i8')} : {vtype((width,), 'i8')}")
+    full = lw.op(f"vector.reduction <and>, {mask} : {vtype((width,), 'i1')} into i1")
     body(at_buf, at_mem, mask, full)
     lw.emit('"scf.yield"() : () -> ()')
     lw.depth -= 1
@@ -134,7 +140,8 @@ def masked_load_rows(lw: Lowering, mem: str, melem: str, offs: list[str], masks:
     mt, row_t = f"memref<?x{melem}>", vtype((n,), melem)
     mbuf, obuf = _stage_rows(lw, masks, n, "i1", "row mask"), _stage_rows(lw, others, n, melem, "row other")
     rbuf = scratch(lw, (total,), melem, "row result")
-    piece_t, bt = vtype((PIECE,), melem), f"memref<{total}x{melem}>"
+    width = _piece(n)
+    piece_t, bt = vtype((width,), melem), f"memref<{total}x{melem}>"
 
     def body(k, at, piece_mask, full):  # k: index into the row buffers, at: into memory
         res = lw.new("r")
@@ -144,7 +151,7 @@ def masked_load_rows(lw: Lowering, mem: str, melem: str, offs: list[str], masks:
         lw.emit("}, {")
         lw.emit(f"  %o{res[1:]} = vector.load {obuf}[{k}] : {bt}, {piece_t}")
         lw.emit(f"  %b{res[1:]} = vector.maskedload {mem}[{at}], {piece_mask}, %o{res[1:]} : {mt}, "
-                f"{vtype((PIECE,), 'i1')}, {piece_t} into {piece_t}")
+                f"{vtype((width,), 'i1')}, {piece_t} into {piece_t}")
         lw.emit(f'  "scf.yield"(%b{res[1:]}) : ({piece_t}) -> ()')
         lw.emit(f"}}) : (i1) -> ({piece_t})")
         lw.emit(f"vector.store {res}, {rbuf}[{k}] : {bt}, {piece_t}")
@@ -192,7 +199,8 @@ def masked_store_rows(lw: Lowering, mem: str, melem: str, offs: list[str], masks
     total = n * len(offs)
     mt = f"memref<?x{melem}>"
     mbuf, vbuf = _stage_rows(lw, masks, n, "i1", "row mask"), _stage_rows(lw, values, n, melem, "row value")
-    piece_t, bt = vtype((PIECE,), melem), f"memref<{total}x{melem}>"
+    width = _piece(n)
+    piece_t, bt = vtype((width,), melem), f"memref<{total}x{melem}>"
 
     def body(k, at, piece_mask, full):
         x = lw.op(f"vector.load {vbuf}[{k}] : {bt}, {piece_t}")
@@ -200,7 +208,7 @@ def masked_store_rows(lw: Lowering, mem: str, melem: str, offs: list[str], masks
         lw.emit(f"  vector.store {x}, {mem}[{at}] : {mt}, {piece_t}")
         lw.emit('  "scf.yield"() : () -> ()')
         lw.emit("}, {")
-        lw.emit(f"  vector.maskedstore {mem}[{at}], {piece_mask}, {x} : {mt}, {vtype((PIECE,), 'i1')}, {piece_t}")
+        lw.emit(f"  vector.maskedstore {mem}[{at}], {piece_mask}, {x} : {mt}, {vtype((width,), 'i1')}, {piece_t}")
         lw.emit('  "scf.yield"() : () -> ()')
         lw.emit("}) : (i1) -> ()")
 
