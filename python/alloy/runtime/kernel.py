@@ -135,7 +135,7 @@ class Kernel:
 
         cfg = config.get()
         target = target or cfg.target
-        key = (spec.key(), target, cfg.cpu_target if target == "cpu" else cfg.cuda_arch)
+        key = (spec.key(), target, {"cpu": cfg.cpu_target, "cuda": cfg.cuda_arch}.get(target))
         c = self._compiled.get(key)
         if c is None:
             from .specializations import compile_spec

@@ -17,7 +17,7 @@ import importlib
 
 import numpy as np
 
-from .buffer import AlloyBuffer, as_kernel_array
+from .buffer import AlloyBuffer
 from .device import Device, DeviceRun
 
 # bytes of a scalar parameter (`constant T&` in the MSL; index is a 32-bit int there)
@@ -61,12 +61,10 @@ class MetalRun(DeviceRun):
             _pipelines[key] = rt.metal_load_pipeline(compiled.launch["msl"], compiled.launch["entry"])
         self.pipeline = _pipelines[key]
         self.arrays, self.buffers = {}, []  # buffers: (handle, host array) copied back after the dispatch
-        where = f"kernel '{kernel.__name__}'"
         for p in kernel.params:
             v = bound[p.name]
             if p.kind == "constexpr" or v is None or isinstance(v, (bool, int, float, np.number, np.bool_)):
                 continue
-            as_kernel_array(v, f"{where}, argument '{p.name}'")  # the CPU target's checks: contiguous, dtype
             host = v if isinstance(v, AlloyBuffer) else AlloyBuffer.from_array(v)  # a view, not a copy
             self.arrays[p.name] = (self._buffer_from(host.numpy()), host.shape)
 
@@ -98,7 +96,7 @@ class MetalDevice(Device):
     target = "metal"
 
     def start(self, kernel, bound):
-        spec, _ = kernel.specialize(bound)
+        spec, _ = kernel.specialize(bound)  # also checks every array (contiguous, a kernel dtype)
         c = kernel.compiled_for(spec, "metal")  # before the device check: the MSL is cached either way
         return MetalRun(_rt(), c, kernel, bound)
 

@@ -90,50 +90,59 @@ def cuda_key(source_hash: str, spec: Spec, arch: str) -> str:
     return cache_key(source_hash, spec.key(), "cuda", arch, compiler_fingerprint())
 
 
-def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
-    """PTX for one specialisation, from the PTX cache or compiled (MLIR is imported only on a miss)."""
+def _device_code(cache: DeviceCodeCache, what: str, key: str, source, compile_fn) -> tuple[str, LaunchMetadata]:
+    """(device code text, metadata) from `cache`, or from `compile_fn()` -> (text, metadata), stored there.
+    MLIR is imported only on a miss; without it a miss fails naming the cache and key."""
     import importlib.util
 
-    arch = _config().cuda_arch
-    key = cuda_key(source_hash, spec, arch)
-    hit = PTX_CACHE.get(key)
+    hit = cache.get(key)
     meta = _read(hit[1]) if hit is not None else None
-    if meta is None:
-        if importlib.util.find_spec("mlir") is None:
-            raise RuntimeError(f"kernel '{source.name}': no PTX for this specialisation in the kernel cache "
-                               f"({_config().cache_dir}, key {key}) and MLIR is not installed to compile it")
-        from ..compiler import compile_cuda
+    if meta is not None:
+        return hit[0], meta
+    if importlib.util.find_spec("mlir") is None:
+        raise RuntimeError(f"kernel '{source.name}': no {what} for this specialisation in the kernel "
+                           f"cache ({_config().cache_dir}, key {key}) and MLIR is not installed to compile it")
+    code, meta = compile_fn()
+    cache.put(key, code, meta.to_json())
+    return code, meta
 
-        art, meta = compile_cuda(source, spec, arch)
-        PTX_CACHE.put(key, art.ptx, meta.to_json())
-        ptx = art.ptx
-    else:
-        ptx = hit[0]
+
+def _gpu_compiled(meta: LaunchMetadata, key: str, target: str, **code) -> Compiled:
     c = _compiled(0, meta, key)
-    c.target = "cuda"
-    c.launch = dict(meta.launch, ptx=ptx, entry=meta.entry)
+    c.target = target
+    c.launch = dict(meta.launch, entry=meta.entry, **code)
+    return c
+
+
+def _compile_cuda(source, source_hash: str, spec: Spec) -> Compiled:
+    """PTX for one specialisation, from the PTX cache or compiled."""
+    from ..compiler import compile_cuda
+
+    arch = _config().cuda_arch
+
+    def compile_fn():
+        art, meta = compile_cuda(source, spec, arch)
+        return art.ptx, meta
+
+    key = cuda_key(source_hash, spec, arch)
+    ptx, meta = _device_code(PTX_CACHE, "PTX", key, source, compile_fn)
+    c = _gpu_compiled(meta, key, "cuda", ptx=ptx)
     c.zero_outputs = bool(meta.launch.get("atomics", True))
     return c
 
 
 def _compile_metal(source, source_hash: str, spec: Spec) -> Compiled:
-    """MSL for one specialisation, from the MSL cache or compiled (Metal compiles it at load)."""
-    key = cache_key(source_hash, spec.key(), "metal", compiler_fingerprint())
-    hit = MSL_CACHE.get(key)
-    meta = _read(hit[1]) if hit is not None else None
-    if meta is None:
-        from ..compiler import compile_metal
+    """MSL for one specialisation, from the MSL cache or compiled (Metal compiles it at load). Outputs live in
+    host memory the launch copies in, so they start zeroed."""
+    from ..compiler import compile_metal
 
+    def compile_fn():
         art, meta = compile_metal(source, spec)
-        MSL_CACHE.put(key, art.msl, meta.to_json())
-        msl = art.msl
-    else:
-        msl = hit[0]
-    c = _compiled(0, meta, key)
-    c.target = "metal"
-    c.launch = dict(meta.launch, msl=msl, entry=meta.entry)
-    c.zero_outputs = True  # outputs live in host memory the launch copies in
-    return c
+        return art.msl, meta
+
+    key = cache_key(source_hash, spec.key(), "metal", compiler_fingerprint())
+    msl, meta = _device_code(MSL_CACHE, "MSL", key, source, compile_fn)
+    return _gpu_compiled(meta, key, "metal", msl=msl)
 
 
 def _config():

@@ -30,6 +30,7 @@ from mlir import ir
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
 from alloy.passes.simt.target import SimtTarget, for_function
+from alloy.passes.simt.values import byte_size, mem_elem
 
 VEC = 4  # elements per contiguous chunk (at least; up to the target's max_vec when the memory tiles are narrow)
 WARP = 32
@@ -102,9 +103,6 @@ def choose_num_threads(func_op, target: SimtTarget) -> int:
     return nt
 
 
-_BYTES = {"i1": 1, "i8": 1, "i16": 2, "f16": 2, "bf16": 2, "i32": 4, "f32": 4, "i64": 8, "f64": 8}
-
-
 def choose_vec(func_op, target: SimtTarget) -> int:
     """Chunk length: 16 bytes of the narrowest element a tile load/store moves (4 elements at least,
     the target's max_vec at most)."""
@@ -112,7 +110,7 @@ def choose_vec(func_op, target: SimtTarget) -> int:
 
     def visit(o):
         if o.name in ("tile.load", "tile.store") and isinstance(o.operands[0].type, ir.RankedTensorType):
-            sizes.append(_BYTES.get(str(tile.ptr_elem(o.operands[0].type.element_type)), 4))
+            sizes.append(byte_size(mem_elem(str(tile.ptr_elem(o.operands[0].type.element_type)))))
         return ir.WalkResult.ADVANCE
 
     func_op.operation.walk(visit)
