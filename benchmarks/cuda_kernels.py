@@ -150,6 +150,10 @@ def compile_all() -> None:
     h = np.zeros((2, 2), np.float16)
     for bm, bn, bk, out in MATMUL_BLOCKS:
         matmul[1, 1](h, h, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, OUT=out)
+    for dt in (np.float32, np.float16):  # the builtins' specialisations at 8192x4096 (BLOCK 4096)
+        a, v = np.zeros((2, COLS), dt), np.zeros(COLS, dt)
+        al.softmax(a), al.layernorm(a, v, v), al.rms_norm(a, v)
+    al.dot_transpose_rhs(h, h)
     print("compiled the CUDA benchmark kernels into", alloy.config.get().cache_dir)
 
 
@@ -214,6 +218,35 @@ def _rows_variants(a, w, b, out) -> int:
     return bad
 
 
+def _builtins() -> int:
+    """alloy.std's softmax / layernorm / rms_norm at 8192x4096 and dot_transpose_rhs at 4096^3 f16, called with
+    torch CUDA tensors (each call allocates its output, as torch's does), against torch; mismatches."""
+    import torch
+    import torch.nn.functional as F
+
+    bad = 0
+    for tdt in (torch.float32, torch.float16):
+        a = torch.randn(ROWS, COLS, device="cuda", dtype=tdt)
+        w, b = torch.randn(COLS, device="cuda", dtype=tdt), torch.randn(COLS, device="cuda", dtype=tdt)
+        tol = 2e-2 if tdt == torch.float16 else 1e-4
+        cases = (("softmax", lambda: al.softmax(a), lambda: torch.softmax(a, -1)),
+                 ("layernorm", lambda: al.layernorm(a, w, b), lambda: F.layer_norm(a, (COLS,), w, b, 1e-5)),
+                 ("rms_norm", lambda: al.rms_norm(a, w)[0], lambda: F.rms_norm(a, (COLS,), w, 1e-6)))
+        for name, ours, theirs in cases:
+            ok = bool(torch.allclose(ours().float(), theirs().float(), atol=tol, rtol=tol))
+            nbytes = 2 * a.numel() * a.element_size()
+            ta, tt = _time(ours), _time(theirs)
+            _row(f"al.{name} 8192x4096 {str(tdt)[6:]}", ta, tt, f"{nbytes / ta / 1e9:.0f} GB/s", ok)
+            bad += not ok
+        del a
+    s = 4096
+    A, B = (torch.randn(s, s, device="cuda", dtype=torch.float16) for _ in range(2))
+    ok = bool(torch.allclose(al.dot_transpose_rhs(A, B).float(), A.float() @ B.float().T, atol=0.5, rtol=2e-2))
+    ta, tt = _time(lambda: al.dot_transpose_rhs(A, B), reps=10), _time(lambda: torch.matmul(A, B.T), reps=10)
+    _row("al.dot_transpose_rhs 4096^3 f16", ta, tt, f"{2 * s ** 3 / ta / 1e12:.0f} TFLOP/s", ok)
+    return bad + (not ok)
+
+
 def run_all() -> int:
     import torch
     import torch.nn.functional as F
@@ -264,6 +297,7 @@ def run_all() -> int:
         ta = _time(lambda: matmul[grid](A, BT, BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, OUT=out), reps=10)
         _row(f"matmul 4096^3 f16->{str(out)[3:]} {bm}x{bn}x{bk}", ta, tt, f"{2 * s ** 3 / ta / 1e12:.0f} TFLOP/s", ok)
         bad += not ok
+    bad += _builtins()
     return 1 if bad else 0
 
 

@@ -43,3 +43,8 @@ def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
     from .inspection import inspect_kernel
 
     return inspect_kernel(kernel, args, kwargs, level, print_ir)
+
+
+from .tuning import Config, autotune  # noqa: E402,F401  (after kernel: the builtins below are kernels)
+from .std import (attention, cross_entropy, dot_transpose_rhs, gelu, layernorm, matmul, rms_norm,  # noqa: E402,F401
+                  rope, silu, softmax)

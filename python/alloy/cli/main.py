@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "run": "alloy.cli.run_cmd:run_cmd",
     "serve": "alloy.cli.serve_cmd:serve_cmd",
     "show": "alloy.cli.models_cmd:show_cmd",
+    "tune": "alloy.cli.tune_cmd:tune_cmd",
 }
 
 

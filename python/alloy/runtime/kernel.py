@@ -144,10 +144,11 @@ class Kernel:
             self._compiled[key] = c
         return c
 
-    def launch(self, grid, args, kwargs):
+    def launch(self, grid, args, kwargs, target: str | None = None):
+        """`self[grid](*args, **kwargs)`, on `target` when given (else alloy.config's)."""
         from .launch import launch
 
-        return launch(self, grid, args, kwargs)
+        return launch(self, grid, args, kwargs, target)
 
 
 class Func:

@@ -79,8 +79,9 @@ def output_shape(kernel, compiled, name: str, grid, slots) -> tuple:
     return shape
 
 
-def launch(kernel, grid, args, kwargs):
-    device = device_for(config.get().target)
+def launch(kernel, grid, args, kwargs, target: str | None = None):
+    """Run `kernel[grid](*args, **kwargs)` on `target` (default: alloy.config's)."""
+    device = device_for(target or config.get().target)
     bound = kernel.bind(args, kwargs)
     g = grid_dims(grid, bound)
     device.check_grid(kernel.__name__, g)

@@ -1,0 +1,13 @@
+"""Alloy's builtins: fast kernels for common operations, with shapes and constexprs inferred from the inputs.
+
+Each takes numpy arrays, torch tensors (CPU or CUDA; CUDA tensors run on the CUDA
+target) or AlloyBuffers in float32, float16 or bfloat16, computes in float32 and
+returns the input's dtype: torch tensors for torch inputs, AlloyBuffers otherwise.
+"""
+from .activations import gelu, silu  # noqa: F401
+from .flash_attention import attention  # noqa: F401
+from .gemm import dot_transpose_rhs, matmul  # noqa: F401
+from .losses import cross_entropy  # noqa: F401
+from .normalization import layernorm, rms_norm  # noqa: F401
+from .rotary import rope  # noqa: F401
+from .row_softmax import softmax  # noqa: F401

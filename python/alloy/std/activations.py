@@ -1,0 +1,52 @@
+"""`al.silu` and `al.gelu`: elementwise activations over arrays of any shape, computed in float32."""
+from __future__ import annotations
+
+import math
+
+import alloy as al
+
+from .arrays import Call, dtype_of, shape_of
+
+BLOCK = 2048
+GELU_MODES = ("none", "tanh")
+
+
+@al.kernel
+def silu_kernel(X, Y: al.output, n, BLOCK: al.constexpr):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    x = al.load(X + offs, mask=offs < n, other=0.0).to(al.float32)
+    al.store(Y + offs, (x * al.sigmoid(x)).to(X.dtype), mask=offs < n)
+
+
+@al.kernel
+def gelu_kernel(X, Y: al.output, n, BLOCK: al.constexpr, TANH: al.constexpr):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    x = al.load(X + offs, mask=offs < n, other=0.0).to(al.float32)
+    if TANH:
+        y = 0.5 * x * (1.0 + al.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    else:
+        y = 0.5 * x * (1.0 + al.erf(x * 0.7071067811865476))
+    al.store(Y + offs, y.to(X.dtype), mask=offs < n)
+
+
+def _elementwise(name: str, kernel, x, **constexprs):
+    call = Call(name)
+    x = call.array("x", x)
+    shape = shape_of(x)
+    n = math.prod(shape)
+    y = call.empty((n,), dtype_of(x))
+    if n:
+        call.launch(kernel, al.cdiv(n, BLOCK), x.reshape(n), n, Y=y, BLOCK=BLOCK, **constexprs)
+    return call.result(y, shape)
+
+
+def silu(x):
+    """x * sigmoid(x), elementwise (torch.nn.functional.silu)."""
+    return _elementwise("silu", silu_kernel, x)
+
+
+def gelu(x, approximate: str = "none"):
+    """GELU, elementwise: exact (erf) or, with approximate="tanh", the tanh form (torch.nn.functional.gelu)."""
+    if approximate not in GELU_MODES:
+        raise ValueError(f"al.gelu: approximate must be one of {GELU_MODES}, got {approximate!r}")
+    return _elementwise("gelu", gelu_kernel, x, TANH=approximate == "tanh")

@@ -1,0 +1,134 @@
+"""`al.dot_transpose_rhs(A, B)` (A @ B.T) and `al.matmul(A, B)` (A @ B): tiled `tile_dot` GEMMs that
+accumulate in float32 and return A's dtype.
+
+A may have leading batch axes; B is 2-D (shared by the batch) or has the same
+batch axes (one launch per batch entry). Block sizes come from the tuning
+tables (`alloy tune matmul`), per device and shape.
+"""
+from __future__ import annotations
+
+import math
+
+import alloy as al
+
+from ..tuning import Config, Tuner
+from ..tuning.autotune import key_text
+from .arrays import Call, dtype_of, shape_of
+
+
+@al.kernel
+def matmul_nt(A, B_T, C: al.output, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
+    M, K = A.shape
+    N = B_T.shape[0]
+    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
+    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
+    rk = al.arange(0, BLOCK_K)
+    a_ptrs = A + rm[:, None] * K + rk[None, :]
+    b_ptrs = B_T + rn[:, None] * K + rk[None, :]
+    acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
+    for k in range(0, K, BLOCK_K):
+        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
+        b = al.load(b_ptrs, mask=(rn[:, None] < N) & (rk[None, :] + k < K))
+        acc += al.tile_dot(a, b, transpose_rhs=True)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K
+    al.store(C + rm[:, None] * N + rn[None, :], acc.to(C.dtype), mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+@al.kernel
+def matmul_nn(A, B, C: al.output, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
+    M, K = A.shape
+    N = B.shape[1]
+    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
+    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
+    rk = al.arange(0, BLOCK_K)
+    a_ptrs = A + rm[:, None] * K + rk[None, :]
+    b_ptrs = B + rk[:, None] * N + rn[None, :]
+    acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
+    for k in range(0, K, BLOCK_K):
+        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
+        b = al.load(b_ptrs, mask=(rk[:, None] + k < K) & (rn[None, :] < N))
+        acc += al.tile_dot(a, b)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K * N
+    al.store(C + rm[:, None] * N + rn[None, :], acc.to(C.dtype), mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+def _blocks(transpose_rhs: bool):
+    def configs(target: str, key: str | None) -> list[Config]:
+        if target != "cuda":
+            sizes = ((32, 32, 32), (64, 64, 16), (64, 32, 32), (128, 64, 16), (16, 64, 64))
+        elif transpose_rhs and key is not None and '"float32"' not in key:
+            # 16-bit A @ B.T takes the sm_90a warpgroup-MMA pipeline (dynamic shared memory)
+            sizes = ((128, 256, 64), (128, 128, 64), (64, 64, 32))
+        else:  # the other GEMMs stage tiles in static shared memory (48 KiB)
+            sizes = ((64, 64, 32), (32, 64, 32), (64, 32, 32))
+        return [Config(BLOCK_M=m, BLOCK_N=n, BLOCK_K=k) for m, n, k in sizes]
+
+    return configs
+
+
+TUNERS = {
+    "dot_transpose_rhs": Tuner("alloy.std.dot_transpose_rhs", _blocks(True), measure_on_miss=False),
+    "matmul": Tuner("alloy.std.matmul", _blocks(False), measure_on_miss=False),
+}
+
+
+def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
+    call = Call(builtin)
+    a, b = call.array("A", A), call.array("B", B)
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sa) < 2 or len(sb) < 2:
+        raise ValueError(f"al.{builtin}: A and B need at least 2 dimensions, got {sa} and {sb}")
+    if dtype_of(a) != dtype_of(b):
+        raise TypeError(f"al.{builtin}: A is {dtype_of(a)} and B is {dtype_of(b)}; pass one dtype")
+    n, kb = (sb[-2], sb[-1]) if transpose_rhs else (sb[-1], sb[-2])
+    m, k = sa[-2], sa[-1]
+    if k != kb:
+        raise ValueError(f"al.{builtin}: A {sa} and B {sb} do not agree on K ({k} vs {kb})")
+    batch_b = sb[:-2]
+    if batch_b and batch_b != sa[:-2]:
+        raise ValueError(f"al.{builtin}: B's batch axes {batch_b} differ from A's {sa[:-2]}")
+    out_shape = sa[:-1] + (n,)
+    c = call.empty(out_shape, dtype_of(a))
+    if math.prod(out_shape) == 0:
+        return call.result(c, out_shape)
+    if k == 0:
+        raise ValueError(f"al.{builtin}: K is 0 (A {sa}, B {sb})")
+    kernel = matmul_nt if transpose_rhs else matmul_nn
+    if batch_b:  # one launch per batch entry
+        count = math.prod(batch_b)
+        pairs = [(a.reshape(count, m, k)[i], b.reshape((count,) + sb[-2:])[i], _rows(c, count, m, n, i))
+                 for i in range(count)]
+    else:
+        pairs = [(a.reshape(math.prod(sa[:-1]), k), b, _rows(c, 1, math.prod(sa[:-1]), n, 0))]
+    rows = pairs[0][0].shape[0]
+    key = key_text([(rows, n, k), str(dtype_of(a))])
+    tuner = TUNERS[builtin]
+
+    def run(config):
+        blocks = config.constexprs
+        grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
+        for lhs, rhs, out in pairs:
+            call.launch(kernel, grid, lhs, rhs, C=out, **blocks)
+
+    if tune:
+        return tuner.measure(call.run_target, key, run, progress=tune)
+    run(tuner.choose(call.run_target, key, run))
+    return call.result(c, out_shape)
+
+
+def _rows(c, count: int, m: int, n: int, i: int):
+    """Batch entry `i` of output `c` as a contiguous (m, n) view."""
+    view = c.numpy() if isinstance(c, al.AlloyBuffer) else c
+    return view.reshape(count, m, n)[i]
+
+
+def dot_transpose_rhs(A, B):
+    """A @ B.T for A (..., M, K) and B (N, K) or (..., N, K)."""
+    return _gemm("dot_transpose_rhs", A, B, transpose_rhs=True)
+
+
+def matmul(A, B):
+    """A @ B for A (..., M, K) and B (K, N) or (..., K, N)."""
+    return _gemm("matmul", A, B, transpose_rhs=False)

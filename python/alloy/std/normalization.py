@@ -1,0 +1,121 @@
+"""`al.layernorm` and `al.rms_norm` over the last axis, computed in float32.
+
+Rows up to `ROW_TILE` elements are one tile per program; longer rows stream
+in chunks (a pass for the statistics, a pass for the result).
+"""
+from __future__ import annotations
+
+import alloy as al
+
+from .arrays import Call, as_rows, dtype_of, row_block, shape_of
+
+ROW_TILE = 8192
+CHUNK = 2048
+
+
+@al.kernel
+def layernorm_row_tile(X, W, B, Y: al.output, n_cols, eps, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    cols = al.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = al.load(X + row * n_cols + cols, mask=mask, other=0.0).to(al.float32)
+    mean = al.sum(x, axis=0) / n_cols
+    d = al.where(mask, x - mean, 0.0)
+    rstd = al.rsqrt(al.sum(d * d, axis=0) / n_cols + eps)
+    w = al.load(W + cols, mask=mask, other=0.0).to(al.float32)
+    b = al.load(B + cols, mask=mask, other=0.0).to(al.float32)
+    al.store(Y + row * n_cols + cols, (d * rstd * w + b).to(X.dtype), mask=mask)
+
+
+@al.kernel
+def layernorm_row_stream(X, W, B, Y: al.output, n_cols, eps, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    base = row * n_cols
+    total = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        total += al.load(X + base + cols, mask=cols < n_cols, other=0.0).to(al.float32)
+    mean = al.sum(total, axis=0) / n_cols
+    squares = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        x = al.load(X + base + cols, mask=cols < n_cols, other=0.0).to(al.float32)
+        d = al.where(cols < n_cols, x - mean, 0.0)
+        squares += d * d
+    rstd = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        mask = cols < n_cols
+        x = al.load(X + base + cols, mask=mask, other=0.0).to(al.float32)
+        w = al.load(W + cols, mask=mask, other=0.0).to(al.float32)
+        b = al.load(B + cols, mask=mask, other=0.0).to(al.float32)
+        al.store(Y + base + cols, ((x - mean) * rstd * w + b).to(X.dtype), mask=mask)
+
+
+@al.kernel
+def rms_norm_row_tile(X, W, Y: al.output, R: al.output, n_cols, eps, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    cols = al.arange(0, BLOCK)
+    mask = cols < n_cols
+    x = al.load(X + row * n_cols + cols, mask=mask, other=0.0).to(al.float32)
+    rstd = al.rsqrt(al.sum(x * x, axis=0) / n_cols + eps)
+    w = al.load(W + cols, mask=mask, other=0.0).to(al.float32)
+    al.store(Y + row * n_cols + cols, (x * rstd * w).to(X.dtype), mask=mask)
+    al.store(R + row, rstd)
+
+
+@al.kernel
+def rms_norm_row_stream(X, W, Y: al.output, R: al.output, n_cols, eps, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    base = row * n_cols
+    squares = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        x = al.load(X + base + cols, mask=cols < n_cols, other=0.0).to(al.float32)
+        squares += x * x
+    rstd = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        mask = cols < n_cols
+        x = al.load(X + base + cols, mask=mask, other=0.0).to(al.float32)
+        w = al.load(W + cols, mask=mask, other=0.0).to(al.float32)
+        al.store(Y + base + cols, (x * rstd * w).to(X.dtype), mask=mask)
+    al.store(R + row, rstd)
+
+
+def _weight(call: Call, name: str, value, n_cols: int):
+    w = call.array(name, value)
+    if shape_of(w) != (n_cols,):
+        raise ValueError(f"al.{call.builtin}: argument '{name}' must have shape ({n_cols},) (the last axis of x), "
+                         f"got {shape_of(w)}")
+    return w
+
+
+def layernorm(x, gamma, beta, eps: float = 1e-5):
+    """Layer normalisation of `x` over its last axis: (x - mean) / sqrt(var + eps) * gamma + beta."""
+    call = Call("layernorm")
+    x2d, rows, n_cols, restore = as_rows(call, call.array("x", x), -1)
+    w, b = _weight(call, "gamma", gamma, n_cols), _weight(call, "beta", beta, n_cols)
+    y = call.empty((rows, n_cols), dtype_of(x2d))
+    if rows * n_cols:
+        if n_cols <= ROW_TILE:
+            call.launch(layernorm_row_tile, rows, x2d, w, b, n_cols, float(eps), Y=y,
+                        BLOCK=row_block(n_cols, ROW_TILE))
+        else:
+            call.launch(layernorm_row_stream, rows, x2d, w, b, n_cols, float(eps), Y=y, BLOCK=CHUNK)
+    return restore(y)
+
+
+def rms_norm(x, weight, eps: float = 1e-6):
+    """RMS normalisation of `x` over its last axis: (x / sqrt(mean(x^2) + eps) * weight, the float32
+    1/rms of each row, shaped as x without its last axis)."""
+    call = Call("rms_norm")
+    x2d, rows, n_cols, restore = as_rows(call, call.array("x", x), -1)
+    w = _weight(call, "weight", weight, n_cols)
+    y = call.empty((rows, n_cols), dtype_of(x2d))
+    rstd = call.empty((rows,), "float32")
+    if rows * n_cols:
+        kernel, block = ((rms_norm_row_tile, row_block(n_cols, ROW_TILE)) if n_cols <= ROW_TILE
+                         else (rms_norm_row_stream, CHUNK))
+        call.launch(kernel, rows, x2d, w, n_cols, float(eps), Y=y, R=rstd, BLOCK=block)
+    return restore(y), call.result(rstd, shape_of(x)[:-1])

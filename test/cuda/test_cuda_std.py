@@ -1,0 +1,111 @@
+"""The builtins (alloy.std) on the CUDA target: host arrays with the target set to CUDA, and torch CUDA
+tensors where torch has CUDA; numbers against torch on the CPU. Without a driver the first launch of each
+builtin compiles its PTX (filling the cache) and the test skips."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import alloy as al
+import alloy.config
+
+pytestmark = pytest.mark.cuda
+
+
+class Gpu:
+    """Runs builtins on the CUDA target; without a driver every launch only compiles (filling the cache),
+    checks are skipped and `finish()` skips the test."""
+
+    def __init__(self, cuda):
+        self.cuda = cuda
+        self.present = cuda.available()
+        self.reason = cuda.unavailable_reason()
+
+    def __call__(self, fn, *args, **kwargs):
+        return fn(*args, **kwargs)
+
+    def check(self, got, ref, tol):
+        if not self.present:
+            return
+        got = got.cpu() if isinstance(got, torch.Tensor) else torch.from_numpy(np.asarray(got).astype(np.float64))
+        torch.testing.assert_close(got.double(), ref.double(), atol=tol, rtol=tol)
+
+    def finish(self):
+        if not self.present:
+            pytest.skip(f"compiled to PTX only; not run: {self.reason}")
+
+
+def close(got, ref, tol):
+    torch.testing.assert_close(got.double().cpu(), ref.double().cpu(), atol=tol, rtol=tol)
+
+
+@pytest.fixture
+def on_cuda():
+    from alloy.runtime import cuda
+
+    old = alloy.config.get().target
+    alloy.config.set(target="cuda")
+    gpu = Gpu(cuda)
+    cuda.compile_only(not gpu.present)
+    yield gpu
+    cuda.compile_only(False)
+    alloy.config.set(target=old)
+
+
+DTYPES = [(torch.float32, 2e-5), (torch.float16, 2e-2)]
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_rows(on_cuda, dtype, tol):
+    x = torch.randn(33, 1500).to(dtype)
+    w, b = torch.randn(1500).to(dtype), torch.randn(1500).to(dtype)
+    xs = x.numpy() if dtype == torch.float32 else x.numpy()
+    on_cuda.check(on_cuda(al.softmax, xs), torch.softmax(x.double(), -1), tol)
+    on_cuda.check(on_cuda(al.layernorm, xs, w.numpy(), b.numpy()), F.layer_norm(x.double(), (1500,), w.double(), b.double()),
+          tol * 4)
+    y, rstd = on_cuda(al.rms_norm, xs, w.numpy())
+    ref = torch.rsqrt(x.double().pow(2).mean(-1) + 1e-6)
+    on_cuda.check(rstd, ref, tol)
+    on_cuda.check(y, x.double() * ref[:, None] * w.double(), tol * 4)
+    on_cuda.check(on_cuda(al.silu, xs), F.silu(x.double()), tol)
+    on_cuda.check(on_cuda(al.gelu, xs), F.gelu(x.double()), tol)
+    labels = torch.randint(0, 1500, (33,))
+    loss = on_cuda(al.cross_entropy, xs, labels.numpy())
+    on_cuda.check(loss, F.cross_entropy(x.double(), labels, reduction="none"), tol)
+    on_cuda.finish()
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_long_rows(on_cuda, dtype, tol):
+    x = torch.randn(4, 20000).to(dtype)
+    on_cuda.check(on_cuda(al.softmax, x.numpy()), torch.softmax(x.double(), -1), tol)
+    on_cuda.finish()
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_gemm_attention_rope(on_cuda, dtype, tol):
+    a, b = torch.randn(300, 256).to(dtype), torch.randn(200, 256).to(dtype)
+    on_cuda.check(on_cuda(al.dot_transpose_rhs, a.numpy(), b.numpy()), a.double() @ b.double().T, tol * 20)
+    on_cuda.check(on_cuda(al.matmul, a.numpy(), b.T.contiguous().numpy()), a.double() @ b.double().T, tol * 20)
+    q = torch.randn(1, 4, 70, 64).to(dtype)
+    k, v = torch.randn(1, 2, 70, 64).to(dtype), torch.randn(1, 2, 70, 64).to(dtype)
+    mask = torch.ones(70, 70, dtype=torch.bool).tril()
+    ref = F.scaled_dot_product_attention(q.double(), k.double().repeat_interleave(2, 1),
+                                         v.double().repeat_interleave(2, 1), attn_mask=mask)
+    on_cuda.check(on_cuda(al.attention, q.numpy(), k.numpy(), v.numpy(), causal=True), ref, tol)
+    x = torch.randn(5, 3, 64)
+    pos = torch.arange(5)
+    on_cuda(al.rope, x.numpy(), pos.numpy())
+    on_cuda.finish()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch without CUDA")
+def test_torch_cuda_tensors_stay_on_the_gpu():
+    x = torch.randn(64, 1500, device="cuda", dtype=torch.float16)  # the PTX of test_rows
+    y = al.softmax(x)
+    assert y.is_cuda and y.dtype == torch.float16
+    close(y, torch.softmax(x.double(), -1), 2e-2)
+    a, b = torch.randn(256, 128, device="cuda"), torch.randn(96, 128, device="cuda")  # the PTX of test_gemm_attention_rope
+    c = al.dot_transpose_rhs(a, b)
+    assert c.is_cuda and c.shape == (256, 96)
+    close(c, a.double() @ b.double().T, 1e-3)

@@ -1,0 +1,190 @@
+"""The builtins (alloy.std) on the CPU target, against torch's CPU ops (float64 references where exactness
+matters); float32, float16 and bfloat16; numpy, torch and AlloyBuffer inputs; errors name the argument."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import alloy as al
+
+TOL = {torch.float32: 2e-5, torch.float16: 2e-2, torch.bfloat16: 5e-2}
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def close(got, ref, dtype=torch.float32, scale=1.0):
+    got = got if isinstance(got, torch.Tensor) else torch.from_numpy(np.asarray(got).astype(np.float64))
+    torch.testing.assert_close(got.double(), ref.double(), atol=TOL[dtype] * scale, rtol=TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [1, 1000, 12000])  # one tile per row; a streamed row
+def test_softmax(dtype, cols):
+    x = torch.randn(7, cols).to(dtype) * 4
+    y = al.softmax(x)
+    assert isinstance(y, torch.Tensor) and y.dtype == dtype and y.shape == x.shape
+    close(y, torch.softmax(x.double(), -1), dtype)
+
+
+def test_softmax_axis_and_inputs():
+    x = np.random.default_rng(0).standard_normal((3, 50, 4)).astype(np.float32)
+    y = al.softmax(x, axis=1)
+    assert isinstance(y, al.AlloyBuffer) and y.shape == x.shape
+    close(y, torch.softmax(torch.from_numpy(x).double(), 1))
+    close(al.softmax(al.AlloyBuffer.from_array(x[0])), torch.softmax(torch.from_numpy(x[0]).double(), -1))
+    close(al.softmax(x[:, ::2, 0]), torch.softmax(torch.from_numpy(x[:, ::2, 0].copy()).double(), -1))  # a strided view
+    inf = np.full((2, 6), -np.inf, np.float32)
+    inf[0, 2] = 1.0
+    out = np.asarray(al.softmax(inf))
+    assert out[0].tolist() == [0, 0, 1, 0, 0, 0] and np.isnan(out[1]).all()  # as torch: all -inf rows are NaN
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [64, 1000, 9000])
+def test_layernorm(dtype, cols):
+    x, w, b = torch.randn(5, cols).to(dtype) + 3, torch.randn(cols).to(dtype), torch.randn(cols).to(dtype)
+    y = al.layernorm(x, w, b, eps=1e-5)
+    assert y.dtype == dtype
+    close(y, F.layer_norm(x.double(), (cols,), w.double(), b.double(), 1e-5), dtype, scale=4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cols", [64, 1000, 9000])
+def test_rms_norm(dtype, cols):
+    x, w = torch.randn(2, 3, cols).to(dtype), torch.randn(cols).to(dtype)
+    y, rstd = al.rms_norm(x, w, eps=1e-6)
+    xd = x.double()
+    ref_rstd = torch.rsqrt(xd.pow(2).mean(-1) + 1e-6)
+    assert y.shape == x.shape and y.dtype == dtype and rstd.shape == (2, 3) and rstd.dtype == torch.float32
+    close(rstd, ref_rstd, torch.float32 if dtype == torch.float32 else dtype)
+    close(y, xd * ref_rstd[..., None] * w.double(), dtype, scale=4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_entropy(dtype):
+    logits = (torch.randn(9, 5000) * 3).to(dtype)
+    labels = torch.randint(0, 5000, (9,))
+    labels[4] = -100
+    loss = al.cross_entropy(logits, labels)
+    assert loss.dtype == torch.float32 and loss.shape == (9,)
+    ref = F.cross_entropy(logits.double(), labels, reduction="none")
+    close(loss, ref, dtype)
+    assert loss[4] == 0
+    loss32 = al.cross_entropy(logits.numpy() if dtype == torch.float32 else logits.float().numpy(),
+                              labels.numpy().astype(np.int32))
+    close(loss32, F.cross_entropy(logits.float().double(), labels, reduction="none"))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations(dtype):
+    x = torch.randn(3, 1000, 3).to(dtype) * 3
+    close(al.silu(x), F.silu(x.double()), dtype)
+    close(al.gelu(x), F.gelu(x.double()), dtype)
+    close(al.gelu(x, approximate="tanh"), F.gelu(x.double(), approximate="tanh"), dtype)
+    with pytest.raises(ValueError, match="approximate"):
+        al.gelu(x, approximate="fast")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemms(dtype):
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(100, 70, generator=g).to(dtype)
+    b = torch.randn(45, 70, generator=g).to(dtype)
+    ref = a.double() @ b.double().T
+    close(al.dot_transpose_rhs(a, b), ref, dtype, scale=20)
+    close(al.matmul(a, b.T.contiguous()), ref, dtype, scale=20)
+
+
+def test_gemm_batches_and_errors():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((2, 3, 17, 33)).astype(np.float32)
+    w = rng.standard_normal((33, 20)).astype(np.float32)
+    bb = rng.standard_normal((2, 3, 33, 20)).astype(np.float32)
+    close(al.matmul(a, w), torch.from_numpy(a).double() @ torch.from_numpy(w).double())
+    close(al.matmul(a, bb), torch.from_numpy(a).double() @ torch.from_numpy(bb).double())
+    with pytest.raises(ValueError, match="do not agree on K"):
+        al.matmul(a, bb.transpose(0, 1, 3, 2))
+    with pytest.raises(TypeError, match="A is float32 and B is float16"):
+        al.matmul(a, w.astype(np.float16))
+    with pytest.raises(TypeError, match="argument 'A': dtype float64"):
+        al.dot_transpose_rhs(a.astype(np.float64), w)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch,heads,kv_heads,lq,lk,dim,causal", [
+    (2, 4, 2, 37, 37, 64, True),   # grouped-query prefill
+    (1, 8, 2, 1, 70, 64, True),    # one decoding query over a cache
+    (2, 2, 1, 20, 45, 80, False),  # head size not a power of two
+])
+def test_attention(dtype, batch, heads, kv_heads, lq, lk, dim, causal):
+    q = torch.randn(batch, heads, lq, dim).to(dtype)
+    k, v = (torch.randn(batch, kv_heads, lk, dim).to(dtype) for _ in range(2))
+    o = al.attention(q, k, v, causal=causal)
+    assert o.shape == q.shape and o.dtype == dtype
+    group = heads // kv_heads
+    mask = torch.ones(lq, lk, dtype=torch.bool).tril(lk - lq) if causal else None
+    ref = F.scaled_dot_product_attention(q.double(), k.double().repeat_interleave(group, 1),
+                                         v.double().repeat_interleave(group, 1), attn_mask=mask)
+    close(o, ref, dtype)
+
+
+def test_attention_errors():
+    q = np.zeros((1, 3, 4, 16), np.float32)
+    with pytest.raises(ValueError, match="not a multiple of 2 kv heads"):
+        al.attention(q, np.zeros((1, 2, 4, 16), np.float32), np.zeros((1, 2, 4, 16), np.float32))
+    with pytest.raises(ValueError, match="argument 'q': expected"):
+        al.attention(q[0, 0], q[0, 0], q[0, 0])
+
+
+def _rope_reference(x, pos, base, rot, interleaved):
+    x = x.astype(np.float64)
+    half = rot // 2
+    angle = pos[..., None].astype(np.float64) * base ** (-2 * np.arange(half) / rot)
+    c, s = np.cos(angle)[..., None, :], np.sin(angle)[..., None, :]
+    first = slice(0, rot, 2) if interleaved else slice(0, half)
+    second = slice(1, rot, 2) if interleaved else slice(half, rot)
+    y = x.copy()
+    y[..., first] = x[..., first] * c - x[..., second] * s
+    y[..., second] = x[..., second] * c + x[..., first] * s
+    return y
+
+
+@pytest.mark.parametrize("shape,rot,interleaved", [((7, 3, 64), None, False), ((2, 5, 4, 32), 16, True),
+                                                   ((6, 2, 48), 32, False)])
+def test_rope(shape, rot, interleaved):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    pos = rng.integers(0, 300, size=shape[:-2])
+    y = al.rope(x, pos, base=10000.0, rotary_dim=rot, interleaved=interleaved)
+    ref = _rope_reference(x, pos, 10000.0, rot or shape[-1], interleaved)
+    np.testing.assert_allclose(np.asarray(y), ref, atol=3e-5 * math.log2(300))
+    with pytest.raises(ValueError, match="positions must have shape"):
+        al.rope(x, pos[..., :-1])
+
+
+def test_rope_matches_transformers():
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    tokens, heads, dim = 9, 4, 32
+    x = torch.randn(1, tokens, heads, dim)
+    pos = torch.arange(tokens) + 5
+    inv = 1.0 / (10000.0 ** (torch.arange(0, dim, 2).double() / dim))
+    freqs = pos.double()[:, None] * inv[None, :]
+    emb = torch.cat([freqs, freqs], -1)
+    ref, _ = apply_rotary_pos_emb(x.transpose(1, 2).double(), x.transpose(1, 2).double(), emb.cos()[None],
+                                  emb.sin()[None])
+    close(al.rope(x, pos[None]), ref.transpose(1, 2))
+
+
+def test_errors_name_the_builtin_and_argument():
+    with pytest.raises(TypeError, match=r"al.softmax: argument 'x': dtype int32"):
+        al.softmax(np.zeros(4, np.int32))
+    with pytest.raises(ValueError, match=r"al.softmax: axis 2 is out of range"):
+        al.softmax(np.zeros((2, 2), np.float32), axis=2)
+    with pytest.raises(ValueError, match=r"argument 'gamma' must have shape \(8,\)"):
+        al.layernorm(np.zeros((2, 8), np.float32), np.zeros(7, np.float32), np.zeros(8, np.float32))
+    with pytest.raises(TypeError, match="argument 'labels': dtype float32"):
+        al.cross_entropy(np.zeros((2, 8), np.float32), np.zeros(2, np.float32))
+    with pytest.raises(TypeError, match="expected a numpy array"):
+        al.silu(object())
