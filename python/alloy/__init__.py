@@ -15,6 +15,7 @@ first cache miss.
 """
 from .language.core import *  # noqa: F401,F403  (builtins: program_id, load, store, ...)
 from .language.core import CompilationError, cdiv, constexpr, output
+from .language.simt import *  # noqa: F401,F403  (thread-level builtins: thread_id, shared, simd_mma, ...)
 from .language.dtypes import (bfloat16, bool_, dtype, float16, float32, float64, int8, int16, int32,  # noqa: F401
                               int64, uint8, uint16, uint32, uint64)
 from .runtime.buffer import AlloyBuffer

@@ -44,7 +44,7 @@ def compile_cpu(source, spec: Spec):
         try:
             art = compile_tile_module(module)
         except LoweringError as e:
-            raise _lowering_failure("the CPU", e, source) from None
+            raise lowering_failure("the CPU", e, source) from None
     return art, metadata(source, gen, art.entry)
 
 
@@ -58,7 +58,7 @@ def compile_cuda(source, spec: Spec, arch: str):
         try:
             art = compile_tile_module(module, arch=arch)
         except LoweringError as e:
-            raise _lowering_failure("CUDA", e, source) from None
+            raise lowering_failure("CUDA", e, source) from None
         uses_atomics = _uses_atomics(module)
     meta = metadata(source, gen, art.entry, dict(
         num_threads=art.num_threads, shared_bytes=art.shared_bytes, dynamic_shared_bytes=art.dynamic_shared_bytes,
@@ -77,14 +77,14 @@ def compile_metal(source, spec: Spec):
         try:
             art = compile_tile_module(module)
         except (LoweringError, MSLTranslationError) as e:
-            raise _lowering_failure("Metal", e, source) from None
+            raise lowering_failure("Metal", e, source) from None
         uses_atomics = _uses_atomics(module)
     meta = metadata(source, gen, art.entry, dict(num_threads=art.num_threads, params=art.params,
                                                  atomics=uses_atomics))
     return art, meta
 
 
-def _lowering_failure(target: str, error, source):
+def lowering_failure(target: str, error, source):
     """A CompilationError for a LoweringError, naming the kernel line of the failing op where known."""
     from .language.core import CompilationError
 

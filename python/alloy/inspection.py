@@ -60,24 +60,35 @@ def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = Fa
             raise
         raise CompilationError(f"{e.message}\n{example_args.undecided(guesses)}", kernel=e.kernel,
                                filename=e.filename, lineno=e.lineno, source_line=e.source_line) from None
+    from .compiler import lowering_failure
+    from .passes.errors import LoweringError
+
+    try:
+        text = _lowered(ctx, module, level)
+    except LoweringError as e:
+        target = "Metal" if level == "msl" else "CUDA" if level in CUDA_LEVELS else "the CPU"
+        raise lowering_failure(target, e, kernel.source) from None
+    if print_ir:
+        print(text)
+    return text
+
+
+def _lowered(ctx, module, level: str) -> str:
+    """The text of tile-IR `module` at `level` (see levels())."""
     if level == "tile-ir":
-        text = str(module)
-    elif level == "msl":
+        return str(module)
+    if level == "msl":
         from .targets.metal import compile_tile_module as compile_metal
 
         with ctx:
-            text = compile_metal(module).msl
-    elif level in CUDA_LEVELS:
+            return compile_metal(module).msl
+    if level in CUDA_LEVELS:
         from . import config
         from .targets.cuda import compile_tile_module as compile_cuda
 
         with ctx:
-            text = compile_cuda(module, arch=config.get().cuda_arch, keep_stages=True).stages[level]
-    else:
-        from .targets.cpu import compile_tile_module
+            return compile_cuda(module, arch=config.get().cuda_arch, keep_stages=True).stages[level]
+    from .targets.cpu import compile_tile_module
 
-        with ctx:
-            text = compile_tile_module(module, keep_stages=True, link=False).stages[level]
-    if print_ir:
-        print(text)
-    return text
+    with ctx:
+        return compile_tile_module(module, keep_stages=True, link=False).stages[level]

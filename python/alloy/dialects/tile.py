@@ -20,6 +20,23 @@ flow is `scf`. The ops below are the rest (modelled on Triton's `tt`):
   reduce     (tile) {axis, kind}               -> tile of rank-1 or a scalar (kind: sum|max|min|argmax|argmin)
   dot        (a: MxK, b: KxN, acc: MxN)        -> MxN   (acc + a @ b)
 
+Thread-level (SIMT) ops, in kernels that use `al.thread_id()` and friends
+(the function carries `tile.threads`, the threadgroup size):
+
+  thread_id                                    -> i32    (position in the threadgroup)
+  alloc                      {space}           -> memref<NxT> (space: shared|local), read and
+                                                  written with memref.load / memref.store
+  barrier                                               (threadgroup barrier)
+  simd_shuffle (value, lane: i32) {mode}       -> value  (mode: idx|xor; 32-lane SIMD groups)
+  simd_reduce  (value) {kind}                  -> value  (kind: sum|max|min over the SIMD group)
+  simd_fill    (scalar)                        -> tensor<8x8xT> (a SIMD-group matrix)
+  simd_load    (src, offset: i32, stride: i32) -> tensor<8x8xT> (src: !tile.ptr or memref)
+  simd_mma     (acc, a, b)                     -> tensor<8x8xT> (acc + a @ b)
+  simd_store   (m, dst, offset: i32, stride: i32)
+
+The CPU target runs a threadgroup's threads as loops (passes/threads_to_loops.py),
+with shared and local arrays as stack buffers (`stack_alloc {size} -> !tile.ptr`).
+
 IRDL ops carry no traits and print in generic form only. Integer attributes
 are i64; `kind` attributes are strings.
 """
@@ -142,11 +159,79 @@ irdl.dialect @tile {
     %r = irdl.base "!builtin.tensor"
     irdl.results(res: %r)
   }
+  irdl.operation @thread_id {
+    %r = irdl.is i32
+    irdl.results(res: %r)
+  }
+  irdl.operation @alloc {
+    %s = irdl.base "#builtin.string"
+    irdl.attributes { "space" = %s }
+    %r = irdl.base "!builtin.memref"
+    irdl.results(res: %r)
+  }
+  irdl.operation @stack_alloc {
+    %i = irdl.base "#builtin.integer"
+    irdl.attributes { "size" = %i }
+    %r = irdl.any
+    irdl.results(res: %r)
+  }
+  irdl.operation @barrier {
+  }
+  irdl.operation @simd_shuffle {
+    %v = irdl.any
+    %l = irdl.is i32
+    irdl.operands(value: %v, lane: %l)
+    %s = irdl.base "#builtin.string"
+    irdl.attributes { "mode" = %s }
+    %r = irdl.any
+    irdl.results(res: %r)
+  }
+  irdl.operation @simd_reduce {
+    %v = irdl.any
+    irdl.operands(value: %v)
+    %s = irdl.base "#builtin.string"
+    irdl.attributes { "kind" = %s }
+    %r = irdl.any
+    irdl.results(res: %r)
+  }
+  irdl.operation @simd_fill {
+    %v = irdl.any
+    irdl.operands(value: %v)
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @simd_load {
+    %p = irdl.any
+    %o = irdl.is i32
+    %s = irdl.is i32
+    irdl.operands(src: %p, offset: %o, stride: %s)
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @simd_mma {
+    %c = irdl.base "!builtin.tensor"
+    %a = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    irdl.operands(acc: %c, a: %a, b: %b)
+    %r = irdl.base "!builtin.tensor"
+    irdl.results(res: %r)
+  }
+  irdl.operation @simd_store {
+    %m = irdl.base "!builtin.tensor"
+    %p = irdl.any
+    %o = irdl.is i32
+    %s = irdl.is i32
+    irdl.operands(value: %m, dst: %p, offset: %o, stride: %s)
+  }
 }
 """
 
 REDUCE_KINDS = ("sum", "max", "min", "argmax", "argmin")
 ATOMIC_KINDS = ("add", "max", "min", "xchg")
+SIMD_REDUCE_KINDS = ("sum", "max", "min")
+SIMD_SIZE = 32  # lanes of a SIMD group (a CUDA warp, a Metal simdgroup, the CPU simulation's)
+SIMD_MATRIX = 8  # edge of a SIMD-group matrix
+ARRAY_SPACES = ("shared", "local")
 
 
 def load_dialect(ctx: ir.Context) -> None:
@@ -316,6 +401,71 @@ def reduce(x: ir.Value, axis: int, kind: str) -> ir.Value:
 
 def dot(a: ir.Value, b: ir.Value, acc: ir.Value) -> ir.Value:
     return _op("tile.dot", [acc.type], [a, b, acc])
+
+
+# ------------------------------------------------------- thread-level ops
+def _i32_type() -> ir.Type:
+    return ir.IntegerType.get_signless(32)
+
+
+def thread_id() -> ir.Value:
+    return _op("tile.thread_id", [_i32_type()], [])
+
+
+def alloc(space: str, size: int, elem: ir.Type) -> ir.Value:
+    assert space in ARRAY_SPACES, space
+    return _op("tile.alloc", [ir.MemRefType.get([size], elem)], [], {"space": ir.StringAttr.get(space)})
+
+
+def stack_alloc(size: int, elem: ir.Type) -> ir.Value:
+    return _op("tile.stack_alloc", [ptr_type(elem)], [], {"size": _i64(size)})
+
+
+def barrier():
+    return _op("tile.barrier", [], [])
+
+
+def simd_shuffle(value: ir.Value, lane: ir.Value, mode: str) -> ir.Value:
+    assert mode in ("idx", "xor"), mode
+    return _op("tile.simd_shuffle", [value.type], [value, lane], {"mode": ir.StringAttr.get(mode)})
+
+
+def simd_reduce(value: ir.Value, kind: str) -> ir.Value:
+    assert kind in SIMD_REDUCE_KINDS, kind
+    return _op("tile.simd_reduce", [value.type], [value], {"kind": ir.StringAttr.get(kind)})
+
+
+def simd_matrix_type(elem: ir.Type) -> ir.RankedTensorType:
+    return tile_type([SIMD_MATRIX, SIMD_MATRIX], elem)
+
+
+def simd_fill(value: ir.Value) -> ir.Value:
+    return _op("tile.simd_fill", [simd_matrix_type(value.type)], [value])
+
+
+def simd_load(src: ir.Value, offset: ir.Value, stride: ir.Value) -> ir.Value:
+    t = src.type
+    elem = t.element_type if isinstance(t, ir.MemRefType) else ptr_elem(t)
+    return _op("tile.simd_load", [simd_matrix_type(elem)], [src, offset, stride])
+
+
+def simd_mma(acc: ir.Value, a: ir.Value, b: ir.Value) -> ir.Value:
+    return _op("tile.simd_mma", [acc.type], [acc, a, b])
+
+
+def simd_store(m: ir.Value, dst: ir.Value, offset: ir.Value, stride: ir.Value):
+    return _op("tile.simd_store", [], [m, dst, offset, stride])
+
+
+def array_space(v: ir.Value) -> str | None:
+    """'shared' or 'local' for a value made by tile.alloc, else None."""
+    owner = v.owner
+    if isinstance(owner, ir.Block):
+        return None
+    op = owner.operation if hasattr(owner, "operation") else owner
+    if op.name != "tile.alloc":
+        return None
+    return ir.StringAttr(op.attributes["space"]).value
 
 
 @lru_cache(maxsize=None)

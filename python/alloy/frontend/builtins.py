@@ -322,6 +322,9 @@ BUILTINS = {
     "maximum": maximum, "minimum": minimum, "where": where, "fma": fma, "cast": cast, "cdiv": cdiv,
     "tile_dot": tile_dot, "dot": tile_dot, "static_range": static_range,
 }
+from .simt_builtins import SIMT_BUILTINS  # noqa: E402  (the thread-level builtins)
+
+BUILTINS.update(SIMT_BUILTINS)
 for _n in ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "sin", "cos", "tanh", "erf", "sigmoid",
            "abs", "floor", "ceil"):
     BUILTINS[_n] = _math(_n)

@@ -15,10 +15,14 @@ from mlir.dialects import func, scf
 from ..language import core
 from ..language import dtypes as dt
 from . import values as V
-from .values import ArrayArg, StoreRecord
+from .values import ArrayArg, SimdMatrix, StoreRecord, ThreadArray
 from .expressions import ExpressionMixin
 from .signature import ArgSpec, Slot, Spec
 from .sources import FunctionSource
+
+
+DEFAULT_THREADS = 256  # threadgroup size of a SIMT kernel launched without threads=
+SIMD = "simd"  # the pointer slot of a carried type that is a SIMD-group matrix: (dtype, (8, 8), SIMD)
 
 
 class _Return(Exception):
@@ -36,6 +40,9 @@ class CodeGenerator(ExpressionMixin):
         self.stored_dtypes: dict[str, dt.dtype] = {}
         self.node = None
         self._src_stack = [src]
+        self.simt = False  # set by the thread-level builtins (simt_builtins.py)
+        self.threads = spec.threads or DEFAULT_THREADS
+        self.shared_bytes = 0
 
     # ------------------------------------------------------------ errors
     def error(self, msg, node=None) -> core.CompilationError:
@@ -87,6 +94,8 @@ class CodeGenerator(ExpressionMixin):
             body = self.src.tree.body
             self.visit_block(body)
             func.ReturnOp([])
+        if self.simt or self.spec.threads:
+            fn.attributes["tile.threads"] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), self.threads)
         return module
 
     # ------------------------------------------------------------ names
@@ -137,6 +146,10 @@ class CodeGenerator(ExpressionMixin):
         self.assign(s.target, self.eval(s.value))
 
     def stmt_AugAssign(self, s):
+        if isinstance(s.target, ast.Subscript):
+            cur = self.eval(s.target)
+            self.assign(s.target, self.binop(s.op, cur, self.eval(s.value), s))
+            return
         if not isinstance(s.target, ast.Name):
             raise self.error("augmented assignment needs a plain variable name", s)
         cur = self.lookup(s.target.id, s)
@@ -156,6 +169,20 @@ class CodeGenerator(ExpressionMixin):
                 raise self.error(f"cannot unpack {len(value)} values into {len(target.elts)} names", target)
             for t, v in zip(target.elts, value):
                 self.assign(t, v)
+        elif isinstance(target, ast.Subscript):
+            from .simt_builtins import array_store
+
+            arr = self.eval(target.value)
+            if not isinstance(arr, ThreadArray):
+                raise self.error("only al.shared / al.local arrays take element assignment (buf[i] = v); "
+                                 "write global memory with al.store", target)
+            if isinstance(target.slice, (ast.Tuple, ast.Slice)):
+                raise self.error(f"a {arr.space} array takes one integer index", target)
+            with self._src_stack[-1].location(target):
+                try:
+                    array_store(self, arr, self.eval(target.slice), value)
+                except V.SemanticError as e:
+                    raise self.error(str(e), target) from None
         else:
             raise self.error(f"unsupported assignment target '{type(target).__name__}'", target)
 
@@ -197,12 +224,14 @@ class CodeGenerator(ExpressionMixin):
                 elif isinstance(n, ast.For):
                     targets = [n.target]
                 for t in targets:
-                    for x in ast.walk(t):
-                        if isinstance(x, ast.Name) and x.id not in seen:
-                            seen.append(x.id)
+                    for x in _bound_names(t):
+                        if x not in seen:
+                            seen.append(x)
         return seen
 
     def _carried_type(self, v, name, node):
+        if isinstance(v, SimdMatrix):
+            return (v.dtype, (8, 8), SIMD)
         if isinstance(v, V.TileValue):
             return (v.dtype, v.shape, v.is_ptr)
         if isinstance(v, (bool, int, float)):
@@ -226,6 +255,8 @@ class CodeGenerator(ExpressionMixin):
 
     def _materialize(self, v, t):
         d, shape, is_ptr = t
+        if is_ptr == SIMD:
+            return v
         if not isinstance(v, V.TileValue):
             v = V.const(v, d)
         if not is_ptr:
@@ -239,6 +270,9 @@ class CodeGenerator(ExpressionMixin):
 
     def _bind_results(self, names, types, results, inits_by_name):
         for n, t, r in zip(names, types, results):
+            if t[2] == SIMD:
+                self.scope[n] = SimdMatrix(r, t[0])
+                continue
             sym = self._ptr_sym(inits_by_name.get(n, [])) if t[2] else None
             self.scope[n] = V.TileValue(r, t[0], t[1], t[2], sym)
 
@@ -246,6 +280,9 @@ class CodeGenerator(ExpressionMixin):
         """Scope for a loop region: `before`, with the carried names bound to the region's arguments."""
         self.scope = dict(before)
         for n, t, a in zip(names, tys, args):
+            if t[2] == SIMD:
+                self.scope[n] = SimdMatrix(a, t[0])
+                continue
             self.scope[n] = V.TileValue(a, t[0], t[1], t[2], self._ptr_sym(inits[n]) if t[2] else None)
 
     def _yield_if_settled(self, names, tys, inits, node):
@@ -493,3 +530,14 @@ def generate(src: FunctionSource, spec: Spec) -> tuple[ir.Module, CodeGenerator]
 
 
 __all__ = ["ArrayArg", "CodeGenerator", "StoreRecord", "generate", "ArgSpec"]
+
+
+def _bound_names(target) -> list[str]:
+    """Names an assignment target rebinds (`buf[i] = v` rebinds none: it writes an array)."""
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for t in target.elts for n in _bound_names(t)]
+    if isinstance(target, ast.Starred):
+        return _bound_names(target.value)
+    return []

@@ -90,6 +90,9 @@ class ExpressionMixin:
             return v.ptr
         if isinstance(v, (V.TileValue, bool, int, float)):
             return v
+        if isinstance(v, (V.ThreadArray, V.SimdMatrix)):
+            what = "index it (buf[i])" if isinstance(v, V.ThreadArray) else "use the al.simd_* builtins"
+            raise self.error(f"a {v.describe()} is not a value in arithmetic; {what}", node)
         raise self.error(f"cannot use a value of type {type(v).__name__} here", node)
 
     def binop(self, op, a, b, node):
@@ -181,6 +184,12 @@ class ExpressionMixin:
             if not isinstance(i, (int, slice)):
                 raise self.error("tuples can only be indexed with constants", n)
             return base[i]
+        if isinstance(base, V.ThreadArray):
+            from .simt_builtins import array_load
+
+            if isinstance(idx, (ast.Tuple, ast.Slice)):
+                raise self.error(f"a {base.space} array takes one integer index", n)
+            return array_load(self, base, self.eval(idx))
         base = self.operand(base, n)
         if not isinstance(base, V.TileValue) or not base.is_tile:
             raise self.error("only tiles can be indexed (with ':' and None)", n)

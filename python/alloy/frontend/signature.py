@@ -58,10 +58,12 @@ class Slot:
 class Spec:
     args: tuple[ArgSpec, ...]
     constexprs: tuple[tuple[str, object], ...]
+    threads: int | None = None  # the launch's threads= (threadgroup size), None for the default
 
     def key(self) -> tuple:
-        return (tuple((a.name, a.kind, a.dtype.name if a.dtype else None, a.rank) for a in self.args),
-                tuple((k, _const_key(v)) for k, v in self.constexprs))
+        key = (tuple((a.name, a.kind, a.dtype.name if a.dtype else None, a.rank) for a in self.args),
+               tuple((k, _const_key(v)) for k, v in self.constexprs))
+        return key if self.threads is None else key + (("threads", self.threads),)
 
 
 def _const_key(v):

@@ -39,8 +39,9 @@ class TileValue:
 
 
 def ir_type(dtype: dt.dtype, shape=None, is_ptr=False) -> ir.Type:
+    """The IR type of a value; `is_ptr` True for a pointer ("simd" for a SIMD-group matrix, a plain tensor)."""
     t = dtype.to_ir()
-    if is_ptr:
+    if is_ptr is True:
         t = tile.ptr_type(t)
     return t if shape is None else tile.tile_type(shape, t)
 
@@ -389,3 +390,23 @@ class StoreRecord:
 
     def __init__(self, param, offset_sym, mask_sym, dtype, shape):
         self.param, self.offset_sym, self.mask_sym, self.dtype, self.shape = param, offset_sym, mask_sym, dtype, shape
+
+
+class ThreadArray:
+    """An `al.shared` / `al.local` array: its memref value, dtype, element count and space."""
+
+    def __init__(self, value, dtype: dt.dtype, size: int, space: str):
+        self.value, self.dtype, self.size, self.space = value, dtype, size, space
+
+    def describe(self) -> str:
+        return f"{self.space} array<{self.size}x{self.dtype.name}>"
+
+
+class SimdMatrix:
+    """An 8x8 SIMD-group matrix (`al.simd_matrix`, `al.simd_load`, `al.simd_mma`): its tensor value and dtype."""
+
+    def __init__(self, value, dtype: dt.dtype):
+        self.value, self.dtype = value, dtype
+
+    def describe(self) -> str:
+        return f"simd_matrix<8x8x{self.dtype.name}>"

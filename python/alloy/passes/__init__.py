@@ -14,6 +14,7 @@ _REGISTRY = {
     "tile-verify": ("alloy.passes.tile_verify", "tile_verify"),
     "tile-canonicalize": ("alloy.passes.tile_canonicalize", "tile_canonicalize"),
     "tile-fold-dot-acc": ("alloy.passes.tile_fold_dot_acc", "tile_fold_dot_acc"),
+    "threads-to-loops": ("alloy.passes.threads_to_loops", "threads_to_loops"),
     "convert-tile-to-vector": ("alloy.passes.vector.convert", "convert_tile_to_vector"),
     "expand-bf16-conversions": ("alloy.passes.vector.bf16", "expand_bf16_conversions"),
     "simt-layout": ("alloy.passes.simt.layout", "simt_layout"),

@@ -15,6 +15,11 @@ its kernel source location and the offending operand:
     atomic_cas   cmp, value and result: the pointee type in ptr's shape
     splat, broadcast, expand_dims, reshape, trans, reduce, dot, arange: element types and shapes agree
 
+In a SIMT kernel (one that uses thread-level ops, dialects/tile.py) tiles are
+not mixed in: tensors are SIMD-group matrices, made and used by the simd ops
+alone; and sync ops (barrier, shuffle, reduce) sit under uniform control flow
+only (passes/uniformity.py).
+
 Every target pipeline runs it first; alloy-opt runs it by name.
 """
 from __future__ import annotations
@@ -25,6 +30,7 @@ from mlir import ir
 
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
+from alloy.passes.uniformity import check_sync_placement, is_simt_kernel
 
 
 def _shape(t: ir.Type):
@@ -181,7 +187,35 @@ def tile_verify(op, target=None) -> None:
         return ir.WalkResult.ADVANCE
 
     with module_op.context:
-        for f in tile.kernel_funcs(module_op):
+        funcs = tile.kernel_funcs(module_op)
+        for f in funcs:
             f.operation.walk(visit)
         for o in checked:
             RULES[o.operation.name](o)
+        for f in funcs:
+            if is_simt_kernel(f):
+                _simt_kernel(f)
+
+
+_MATRIX_OPS = frozenset({"tile.simd_fill", "tile.simd_load", "tile.simd_mma", "tile.simd_store"})
+
+
+def _simt_kernel(func) -> None:
+    """No tiles besides SIMD-group matrices; sync ops under uniform control flow only."""
+    bad = []
+
+    def visit(o):
+        if o.name in _MATRIX_OPS or o.name.startswith("scf."):
+            return ir.WalkResult.ADVANCE
+        types = [v.type for v in o.operands] + [r.type for r in o.results]
+        if any(isinstance(t, ir.RankedTensorType) for t in types):
+            bad.append(o)
+            return ir.WalkResult.INTERRUPT
+        return ir.WalkResult.ADVANCE
+
+    func.operation.walk(visit)
+    if bad:
+        raise LoweringError("tiles (al.arange, al.zeros, tile loads and arithmetic) cannot be used in a kernel "
+                            "that uses thread-level primitives (al.thread_id, al.shared, al.simd_*); write it "
+                            "per thread, or as a tile kernel", bad[0])
+    check_sync_placement(func)

@@ -14,6 +14,15 @@ from ..language import dtypes as dt
 from .buffer import as_kernel_array
 
 _EMPTY = _inspect.Parameter.empty
+THREADS = "@threads"  # the launch keyword `threads=` in a bound-argument dict (never a parameter name)
+MAX_THREADS = 1024
+
+
+def _threads(v, where) -> int:
+    """A `threads=` launch value: a multiple of the 32-lane SIMD group, 32 to MAX_THREADS."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 32 <= v <= MAX_THREADS or v % 32:
+        raise ValueError(f"{where}: threads must be a multiple of 32 from 32 to {MAX_THREADS}, got {v!r}")
+    return int(v)
 
 
 def _scalar_spec(v, where):
@@ -77,6 +86,8 @@ class Kernel:
         where = f"kernel '{self.__name__}'"
         bound, pos = {}, list(args)
         kwargs = dict(kwargs)
+        if "threads" in kwargs and all(p.name != "threads" for p in self.params):
+            bound[THREADS] = _threads(kwargs.pop("threads"), where)
         for p in self.params:
             if p.kind == "output":
                 bound[p.name] = kwargs.pop(p.name, None)
@@ -127,7 +138,7 @@ class Kernel:
                 ptr, shape, npdt, keep = as_kernel_array(v, where)
                 argspecs.append(ArgSpec(p.name, "array", dt.from_numpy(npdt), len(shape)))
                 host[p.name] = (ptr, shape, keep)
-        return Spec(tuple(argspecs), tuple(consts)), host
+        return Spec(tuple(argspecs), tuple(consts), bound.get(THREADS)), host
 
     # ---------------------------------------------------------------- launch
     def compiled_for(self, spec: Spec, target: str | None = None):

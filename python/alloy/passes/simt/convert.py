@@ -16,7 +16,7 @@ from mlir import ir
 
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
-from alloy.passes.simt import dot, hopper_wgmma, memory, ops, reduce, scf
+from alloy.passes.simt import dot, hopper_wgmma, memory, ops, reduce, scf, threads
 from alloy.passes.simt.hopper_wgmma_match import plan_loop
 from alloy.passes.simt.lowering import SimtLowering
 from alloy.passes.simt.target import SimtTarget, for_function
@@ -53,6 +53,7 @@ HANDLERS = {
     "scf.if": scf.lower_if,
     "scf.while": scf.lower_while,
     "func.return": ops.func_return,
+    **threads.HANDLERS,
 }
 
 TO_BLOCKED = {

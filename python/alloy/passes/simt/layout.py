@@ -90,6 +90,8 @@ def _tile_sizes(op) -> list[int]:
 def choose_num_threads(func_op, target: SimtTarget) -> int:
     """Block size: one thread per 8 elements of the largest tile, 32..256; 128 with a tile.dot
     (256 with warpgroup MMA for dots of 32768+ elements: two warpgroups share the accumulator)."""
+    if "tile.threads" in func_op.attributes:  # the launch's threads=
+        return ir.IntegerAttr(func_op.attributes["tile.threads"]).value
     sizes = _tile_sizes(func_op.operation)
     dots = [-s for s in sizes if s < 0]
     if dots:

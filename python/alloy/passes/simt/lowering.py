@@ -35,6 +35,7 @@ from alloy.passes.errors import LoweringError
 from alloy.passes.simt.layout import Blocked, blocked, choose_num_threads, choose_vec
 from alloy.passes.simt.math import MATH
 from alloy.passes.simt.target import SimtTarget
+from alloy.passes.uniformity import is_simt_kernel
 from alloy.passes.simt.values import (DYNAMIC_SHARED, GLOBAL_PTR, WORKGROUP, DeferredTranspose, Distributed,
                                       Uniform, byte_size, mem_elem)
 
@@ -50,6 +51,7 @@ class SimtLowering(TextEmitter):
         self.target = target
         self.handler_for, self.to_blocked = handler_for, to_blocked
         attrs = func.attributes
+        self.simt = is_simt_kernel(func)  # a thread-level kernel: scalars are per thread (passes/simt/threads.py)
         self.nt = ir.IntegerAttr(attrs["simt.num_threads"]).value if "simt.num_threads" in attrs \
             else choose_num_threads(func, target)
         self.vec = ir.IntegerAttr(attrs["simt.vec"]).value if "simt.vec" in attrs else choose_vec(func, target)

@@ -118,7 +118,11 @@ def _store1(lw: SimtLowering, p: str, x: str, me: str, mask: str | None) -> None
     if_op(lw, mask, [], lambda: lw.emit(f"llvm.store {x}, {p} : {me}, {GLOBAL_PTR}") or [], None)
 
 
-def _thread0(lw: SimtLowering) -> str:
+def _thread0(lw: SimtLowering) -> str | None:
+    """i1: this is thread 0, which does a tile kernel's scalar stores and atomics (None in a SIMT kernel:
+    there every thread does its own)."""
+    if lw.simt:
+        return None
     return lw.op(f"arith.cmpi eq, {lw.tid()}, {lw.i32(0)} : i32")
 
 
@@ -177,6 +181,10 @@ def _lanes(lw: SimtLowering, op, p, operands, mask_v, elem: str, body) -> None:
     if isinstance(p, Uniform):
         m = lw.val(mask_v, op).name if mask_v is not None else None
         cond = all_of(lw, [m, _thread0(lw)])
+        if lw.simt:  # every thread's own atomic, its own old value
+            lw.env[r] = Uniform(body(p.name, [v.name for v in operands]) if cond is None else if_op(
+                lw, cond, [elem], lambda: [body(p.name, [v.name for v in operands])], lambda: [zero])[0], elem)
+            return
         old = if_op(lw, cond, [elem], lambda: [body(p.name, [v.name for v in operands])], lambda: [zero])[0]
         buf = lw.wg_buffer(mem_elem(elem), 1)
         if_op(lw, _thread0(lw), [], lambda: lw.wg_store(buf, lw.i32(0), lw.to_mem(old, elem)) or [],

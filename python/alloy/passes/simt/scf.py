@@ -11,11 +11,14 @@ from mlir import ir
 
 from alloy.passes.errors import LoweringError
 from alloy.passes.simt.dot import as_fragments, fragment_type, fragments_of, mma_loop_arg
+from alloy.passes.simt import threads
 from alloy.passes.simt.lowering import SimtLowering
 from alloy.passes.simt.values import Distributed, Fragments, Uniform
 
 
 def flat_types(lw: SimtLowering, t: ir.Type) -> list[str]:
+    if lw.simt and isinstance(t, ir.RankedTensorType):
+        return threads.flat_types(lw, t)
     e = lw.ty(t)
     if isinstance(t, ir.RankedTensorType):
         return [e] * lw.layout(t.shape).regs
@@ -23,6 +26,8 @@ def flat_types(lw: SimtLowering, t: ir.Type) -> list[str]:
 
 
 def flatten(lw: SimtLowering, v: ir.Value) -> list[str]:
+    if lw.simt and isinstance(v.type, ir.RankedTensorType):
+        return threads.flatten(lw, v)
     x = lw.val(v)
     if isinstance(x, Distributed):
         return list(x.regs)
@@ -32,6 +37,9 @@ def flatten(lw: SimtLowering, v: ir.Value) -> list[str]:
 def bind(lw: SimtLowering, values, names: list[str]) -> None:
     for v in values:
         t = v.type
+        if lw.simt and isinstance(t, ir.RankedTensorType):
+            names = threads.bind(lw, v, names)
+            continue
         e = lw.ty(t)
         if isinstance(t, ir.RankedTensorType):
             n = lw.layout(t.shape).regs

@@ -44,6 +44,7 @@ HANDLERS = {
     "tile.store": memory.lower_store,
     "tile.atomic_rmw": memory.lower_atomic_rmw,
     "tile.atomic_cas": memory.lower_atomic_cas,
+    "tile.stack_alloc": memory.lower_stack_alloc,
     "tile.reduce": reduce.lower_reduce,
     "tile.dot": dot_fma.lower_dot,
     "scf.for": scf.lower_for,

@@ -197,29 +197,13 @@ class Lowering(TextEmitter):
     def emit_prologue(self, f) -> list[str]:
         """Bind the kernel arguments to the body's parameters; return the parameter list."""
         params = []
-        size = self.op(f"llvm.mlir.constant({MEM_SIZE} : i64) : i64")
-        one = self.op("llvm.mlir.constant(1 : i64) : i64")
-        zero = self.op("llvm.mlir.constant(0 : i64) : i64")
-        desc = "!llvm.struct<(ptr, ptr, i64, array<1 x i64>, array<1 x i64>)>"
         for i, arg in enumerate(f.arguments):
             t = arg.type
             if tile.is_ptr(t):
                 elem = str(tile.ptr_elem(t))
-                mem_elem = "i8" if elem == "i1" else elem
                 raw = f"%p{i}"
                 params.append(f"{raw}: !llvm.ptr {{llvm.noalias}}")
-                d = self.op(f"llvm.mlir.poison : {desc}")
-                d = self.op(f"llvm.insertvalue {raw}, {d}[0] : {desc}")
-                d = self.op(f"llvm.insertvalue {raw}, {d}[1] : {desc}")
-                d = self.op(f"llvm.insertvalue {zero}, {d}[2] : {desc}")
-                d = self.op(f"llvm.insertvalue {size}, {d}[3, 0] : {desc}")
-                d = self.op(f"llvm.insertvalue {one}, {d}[4, 0] : {desc}")
-                m = self.op(f"builtin.unrealized_conversion_cast {d} : {desc} to memref<?x{mem_elem}>", "mem")
-                self.mems[i] = (m, mem_elem)
-                if elem in ("f16", "bf16"):
-                    self.bit_views[i] = self.op(f"builtin.unrealized_conversion_cast {d} : {desc} to memref<?xi16>",
-                                                "mem")
-                self.raw[i] = raw
+                self.bind_buffer(i, raw, elem)
                 self.env[arg] = LoweredPointer(i, None, None, None, elem)
             else:
                 st = str(t)
@@ -231,6 +215,26 @@ class Lowering(TextEmitter):
         self.grid = ["%np0", "%np1", "%np2"]
         params += [f"{n}: i32" for n in self.pids + self.grid]
         return params
+
+    def bind_buffer(self, base: int, raw: str, elem: str) -> None:
+        """View the memory at !llvm.ptr `raw` as buffer number `base` (a memref<?xT>, and its i16 bits for
+        16-bit floats)."""
+        desc = "!llvm.struct<(ptr, ptr, i64, array<1 x i64>, array<1 x i64>)>"
+        mem_elem = "i8" if elem == "i1" else elem
+        size = self.op(f"llvm.mlir.constant({MEM_SIZE} : i64) : i64")
+        one = self.op("llvm.mlir.constant(1 : i64) : i64")
+        zero = self.op("llvm.mlir.constant(0 : i64) : i64")
+        d = self.op(f"llvm.mlir.poison : {desc}")
+        d = self.op(f"llvm.insertvalue {raw}, {d}[0] : {desc}")
+        d = self.op(f"llvm.insertvalue {raw}, {d}[1] : {desc}")
+        d = self.op(f"llvm.insertvalue {zero}, {d}[2] : {desc}")
+        d = self.op(f"llvm.insertvalue {size}, {d}[3, 0] : {desc}")
+        d = self.op(f"llvm.insertvalue {one}, {d}[4, 0] : {desc}")
+        self.mems[base] = (self.op(f"builtin.unrealized_conversion_cast {d} : {desc} to memref<?x{mem_elem}>", "mem"),
+                           mem_elem)
+        if elem in ("f16", "bf16"):
+            self.bit_views[base] = self.op(f"builtin.unrealized_conversion_cast {d} : {desc} to memref<?xi16>", "mem")
+        self.raw[base] = raw
 
     def entry(self, f, name: str) -> list[str]:
         """The C ABI entry: read each argument from its 8-byte slot, run programs [begin, end)."""

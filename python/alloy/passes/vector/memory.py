@@ -20,6 +20,8 @@ from __future__ import annotations
 import itertools
 import math
 
+from mlir import ir
+
 from alloy.dialects import tile
 from alloy.passes.vector.dot_fma import OperandStager, dot_operand_use, scratch
 from alloy.passes.errors import LoweringError
@@ -505,3 +507,17 @@ def lower_atomic_cas(lw: Lowering, op) -> None:
 
     out = _lanewise(lw, p, elem, [cmp, value], None, body)
     lw.env[op.results[0]] = LoweredValue(out, value.type if p.shape is None else vtype(p.shape, elem))
+
+
+# ------------------------------------------------------------ stack buffers
+def lower_stack_alloc(lw: Lowering, op) -> None:
+    """tile.stack_alloc {size}: a buffer on the program's stack (threads-to-loops' shared, local and spill
+    arrays), a base of its own after the kernel arguments."""
+    elem = str(tile.ptr_elem(op.results[0].type))
+    n = ir.IntegerAttr(op.attributes["size"]).value
+    base = len(lw.func.arguments) + len([b for b in lw.mems if b >= len(lw.func.arguments)])
+    count = lw.op(f"llvm.mlir.constant({n} : i64) : i64")
+    mem_elem = "i8" if elem == "i1" else elem
+    raw = lw.op(f"llvm.alloca {count} x {mem_elem} {{alignment = 64 : i64}} : (i64) -> !llvm.ptr", "stack")
+    lw.bind_buffer(base, raw, elem)
+    lw.env[op.results[0]] = LoweredPointer(base, None, None, None, elem)

@@ -18,7 +18,7 @@ WIDEN_MATH = "math-extend-to-supported-types{extra-types=f16,bf16 target-type=f3
 EXPAND_BF16 = "expand-bf16-conversions"
 
 MLIR_STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("tile-opt", ("tile-verify", "tile-canonicalize", "tile-fold-dot-acc")),
+    ("tile-opt", ("tile-verify", "threads-to-loops", "tile-canonicalize", "tile-fold-dot-acc")),
     ("vector", ("convert-tile-to-vector", WIDEN_ARITH, WIDEN_MATH, EXPAND_BF16, "canonicalize", "cse")),
     ("scf", ("convert-vector-to-scf", "lower-affine", "convert-scf-to-cf", "expand-strided-metadata")),
     ("llvm-dialect", ("convert-math-to-llvm", "convert-math-to-libm", VECTOR_TO_LLVM, "finalize-memref-to-llvm",
