@@ -18,4 +18,4 @@ def test_example(path):
 def test_all_examples_present():
     names = {p.stem for p in EXAMPLES}
     assert {"vector_add", "elementwise", "softmax", "blur", "matmul", "histogram", "nbody", "mandelbrot",
-            "flash_attention"} <= names
+            "flash_attention", "block_reduce", "simdgroup_matmul"} <= names

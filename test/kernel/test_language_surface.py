@@ -1,18 +1,18 @@
 """The language surface (alloy.language.core): real functions with signatures and documentation, one for
-each construct the frontend compiles, taking the parameters the frontend's implementation takes."""
+each construct the frontend compiles (language/simt.py's thread-level ones too), taking the parameters the frontend's implementation takes."""
 import inspect
 
 import pytest
 
 import alloy as al
 from alloy.frontend.builtins import BUILTINS
-from alloy.language import core
+from alloy.language import core, simt
 
-NAMES = [n for n in core.BUILTIN_NAMES if n != "cdiv"]
+NAMES = [n for n in core.BUILTIN_NAMES + simt.SIMT_NAMES if n != "cdiv"]
 
 
 def test_every_builtin_has_a_frontend_implementation_and_back():
-    assert set(core.BUILTIN_NAMES) == set(BUILTINS)
+    assert set(core.BUILTIN_NAMES + simt.SIMT_NAMES) == set(BUILTINS)
 
 
 @pytest.mark.parametrize("name", NAMES)

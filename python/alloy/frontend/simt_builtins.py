@@ -172,15 +172,21 @@ def _lane_value(gen, value, what) -> tuple[V.TileValue, dt.dtype]:
     raise V.SemanticError(f"{what} cannot move a value of type {d.name}")
 
 
-def _shuffle(mode):
-    def impl(gen, value, lane):
-        _simt(gen)
-        what = "al.simd_shuffle" if mode == "idx" else "al.simd_shuffle_xor"
-        v, d = _lane_value(gen, value, what)
-        lane_v = _i32(gen, lane, f"{what}'s {'lane' if mode == 'idx' else 'mask'}")
-        lane_v = V.binary("and", lane_v, tile.SIMD_SIZE - 1)
-        return V.cast(V.TileValue(tile.simd_shuffle(v.value, lane_v.value, mode), v.dtype), d)
-    return impl
+def _shuffle(gen, value, lane, mode):
+    _simt(gen)
+    what = "al.simd_shuffle" if mode == "idx" else "al.simd_shuffle_xor"
+    v, d = _lane_value(gen, value, what)
+    lane_v = _i32(gen, lane, f"{what}'s {'lane' if mode == 'idx' else 'mask'}")
+    lane_v = V.binary("and", lane_v, tile.SIMD_SIZE - 1)
+    return V.cast(V.TileValue(tile.simd_shuffle(v.value, lane_v.value, mode), v.dtype), d)
+
+
+def simd_shuffle(gen, value, lane):
+    return _shuffle(gen, value, lane, "idx")
+
+
+def simd_shuffle_xor(gen, value, mask):
+    return _shuffle(gen, value, mask, "xor")
 
 
 def simd_reduce(gen, value, op="sum"):
@@ -249,7 +255,7 @@ def simd_store(gen, m, dst, offset, stride):
 SIMT_BUILTINS = {
     "thread_id": thread_id, "num_threads": num_threads, "simd_lane": simd_lane, "simd_group": simd_group,
     "simd_size": simd_size, "shared": _alloc("shared"), "local": _alloc("local"), "barrier": barrier,
-    "coop_load": coop_load, "copy4": copy4, "simd_shuffle": _shuffle("idx"), "simd_shuffle_xor": _shuffle("xor"),
+    "coop_load": coop_load, "copy4": copy4, "simd_shuffle": simd_shuffle, "simd_shuffle_xor": simd_shuffle_xor,
     "simd_reduce": simd_reduce, "simd_matrix": simd_matrix, "simd_load": simd_load, "simd_mma": simd_mma,
     "simd_store": simd_store,
 }
