@@ -24,7 +24,7 @@ import softmax  # noqa: E402
 import vector_add  # noqa: E402
 from common import Row, machine_lines, print_rows  # noqa: E402
 
-SUITES = (vector_add, softmax, matmul, std_builtins, compile_time, launch_path)
+SUITES = (vector_add, softmax, matmul, std_builtins, fusion, compile_time, launch_path)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from .language.simt import *  # noqa: F401,F403  (thread-level builtins: thread_
 from .language.dtypes import (bfloat16, bool_, dtype, float16, float32, float64, int8, int16, int32,  # noqa: F401
                               int64, uint8, uint16, uint32, uint64)
 from .runtime.buffer import AlloyBuffer
+from .runtime.profile import profile
 from .runtime.kernel import Func, Kernel
 
 from .version import __version__  # noqa: F401
@@ -40,7 +41,8 @@ def empty(shape, dtype=float32) -> AlloyBuffer:
 
 
 def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
-    """Print and return the IR of `kernel` at `level` for one specialisation (see alloy.inspection)."""
+    """Print and return the IR of `kernel` at `level` for one specialisation, or of the (fused) kernel that
+    will produce a pending AlloyBuffer (see alloy.inspection)."""
     from .inspection import inspect_kernel
 
     return inspect_kernel(kernel, args, kwargs, level, print_ir)
@@ -49,3 +51,13 @@ def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
 from .tuning import Config, autotune  # noqa: E402,F401  (after kernel: the builtins below are kernels)
 from .std import (attention, cross_entropy, dot_transpose_rhs, gelu, layernorm, matmul, rms_norm,  # noqa: E402,F401
                   rope, silu, softmax)
+
+
+def synchronize() -> None:
+    """Run every pending launch (their results still referenced), then wait for the configured device."""
+    from . import config
+    from .runtime import lazy
+    from .runtime.launch import device_for
+
+    lazy.synchronize()
+    device_for(config.get().target).synchronize()

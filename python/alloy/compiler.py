@@ -29,9 +29,11 @@ def tile_ir(source, spec: Spec):
 
 
 def metadata(source, gen, entry: str, launch: dict | None = None) -> LaunchMetadata:
-    """The launch metadata of a compiled specialisation: slots, output dtypes, store records."""
+    """The launch metadata of a compiled specialisation: slots, output dtypes, store records, and in
+    `launch["writes"]` the parameters it stores to ("?" for one the frontend cannot name)."""
     return LaunchMetadata(entry, source.name, tuple(gen.slots), dict(gen.output_dtypes),
-                          tuple(OutputStore(r.param, r.offset_sym, r.mask_sym) for r in gen.stores), launch or {})
+                          tuple(OutputStore(r.param, r.offset_sym, r.mask_sym) for r in gen.stores),
+                          {**(launch or {}), "writes": sorted(gen.written)})
 
 
 def compile_cpu(source, spec: Spec):

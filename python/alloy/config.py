@@ -41,6 +41,7 @@ class Config:
     target: str = "cpu"
     cuda_arch: str = "sm_90a"  # H100/H200; sm_90a adds the warpgroup-MMA tile_dot pipeline, older chips use WMMA
     cpu_target: str = "native"
+    lazy: bool = True  # CPU launches return pending buffers that run, fused, when read (runtime/lazy.py)
 
     def __post_init__(self) -> None:
         if not isinstance(self.cache_dir, (str, os.PathLike)):
@@ -56,6 +57,8 @@ class Config:
             raise ValueError(f"Config.cuda_arch: expected one of {CUDA_ARCHS}, got {self.cuda_arch!r}")
         if self.cpu_target not in CPU_TARGETS:
             raise ValueError(f"Config.cpu_target: expected one of {CPU_TARGETS}, got {self.cpu_target!r}")
+        if not isinstance(self.lazy, bool):
+            raise TypeError(f"Config.lazy: expected a bool, got {type(self.lazy).__name__}")
 
 
 _current: Config | None = None

@@ -1,6 +1,7 @@
 """`al.inspect`: the IR of a kernel at any stage of compilation.
 
     al.inspect(kernel, *example_args, level="tile-ir", **constexprs_and_args)
+    al.inspect(pending_buffer, level="tile-ir")   # the (fused) kernel that will produce it
 
 Parameters without an example argument are guessed from their use in the
 kernel (frontend/example_args.py): arrays as float32 of the rank their
@@ -27,11 +28,18 @@ CUDA_LEVELS = ("simt", "nvvm", "ptx")
 
 
 def inspect_kernel(kernel: Kernel, args, kwargs, level: str, print_ir: bool = False) -> str:
-    if not isinstance(kernel, Kernel):
-        raise TypeError(f"al.inspect needs an @al.kernel, got {type(kernel).__name__}")
+    from .runtime.buffer import AlloyBuffer
+
     known = levels()
     if level not in known:
         raise ValueError(f"unknown level {level!r}; choose one of {', '.join(known)}")
+    if isinstance(kernel, AlloyBuffer):
+        text = inspect_pending(kernel, level)
+        if print_ir:
+            print(text)
+        return text
+    if not isinstance(kernel, Kernel):
+        raise TypeError(f"al.inspect needs an @al.kernel or a pending AlloyBuffer, got {type(kernel).__name__}")
     args = list(args)
     kwargs = dict(kwargs)
     consumed = len(args)
@@ -92,3 +100,29 @@ def _lowered(ctx, module, level: str) -> str:
 
     with ctx:
         return compile_tile_module(module, keep_stages=True, link=False).stages[level]
+
+
+def inspect_pending(buffer, level: str) -> str:
+    """The IR of the launch that will produce a pending buffer: its fused kernel when its chain fuses
+    (runtime/fusion.py), else its own kernel's; nothing runs."""
+    from .passes.errors import LoweringError
+    from .runtime.fusion import fused_module
+    from .runtime.lazy import chain_ending_at
+
+    node = buffer.pending
+    if node is None:
+        raise ValueError("al.inspect: this AlloyBuffer has its contents already; pass a kernel and its arguments")
+    chain = chain_ending_at(node)
+    module = None
+    if len(chain) > 1:
+        ctx, module = fused_module(chain)
+    if module is None:
+        from .compiler import tile_ir
+
+        ctx, module, _ = tile_ir(node.kernel.source, node.spec)
+    try:
+        return _lowered(ctx, module, level)
+    except LoweringError as e:
+        from .compiler import lowering_failure
+
+        raise lowering_failure("the CPU", e, node.kernel.source) from None

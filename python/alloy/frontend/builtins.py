@@ -10,6 +10,8 @@ from ..language import dtypes as dt
 from . import values as V
 from .values import ArrayArg, StoreRecord
 
+UNKNOWN_PARAM = "?"  # a store through a pointer whose parameter the frontend cannot name
+
 
 def _ptr(gen, p, what):
     if isinstance(p, ArrayArg):
@@ -83,8 +85,10 @@ def zeros(gen, shape, dtype=None):
 def _record(gen, ptr, value_dtype, mask, shape):
     sym = ptr.sym
     if not sym or sym[0] != "ptr":
+        gen.written.add(UNKNOWN_PARAM)
         return
     name = sym[1]
+    gen.written.add(name)
     spec = {a.name: a for a in gen.spec.args}
     if spec.get(name) is None or spec[name].kind != "output":
         return

@@ -43,6 +43,7 @@ class CodeGenerator(ExpressionMixin):
         self.simt = False  # set by the thread-level builtins (simt_builtins.py)
         self.threads = spec.threads or DEFAULT_THREADS
         self.shared_bytes = 0
+        self.written: set[str] = set()  # parameters the kernel stores to ("?": one it cannot name)
 
     # ------------------------------------------------------------ errors
     def error(self, msg, node=None) -> core.CompilationError:

@@ -23,6 +23,7 @@ _MATRIX_TYPES = (dt.float32, dt.float16, dt.bfloat16)
 
 def _simt(gen):
     gen.simt = True
+    gen.written.add("?")  # shared-memory and SIMD-group stores are not traced to parameters
 
 
 def _int_const(v, what):

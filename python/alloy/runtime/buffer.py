@@ -50,15 +50,45 @@ def as_dtype(dtype: Any) -> np.dtype:
 
 
 class AlloyBuffer:
-    """Host memory for kernels: owned, or a zero-copy wrap of a C-contiguous array."""
+    """Host memory for kernels: owned, or a zero-copy wrap of a C-contiguous array.
 
-    __slots__ = ("_array", "_ptr")
+    A kernel launch returns its outputs as *pending* buffers (runtime/lazy.py): their shape and dtype
+    are known, their memory is not; reading one (`np.asarray`, `.numpy()`, indexing, its address)
+    runs the launches it needs first, fused where the fusion pass can prove it legal."""
+
+    __slots__ = ("_array", "_ptr", "_pending", "_shape", "_dtype", "__weakref__")
 
     def __init__(self, array: np.ndarray):
         if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
             raise ValueError("AlloyBuffer: needs a C-contiguous numpy array (use AlloyBuffer.from_array)")
         self._array = array
         self._ptr = array.__array_interface__["data"][0]
+        self._pending = None
+        self._shape, self._dtype = array.shape, array.dtype
+
+    @classmethod
+    def deferred(cls, shape: tuple[int, ...], dtype: np.dtype, producer) -> AlloyBuffer:
+        """A pending buffer: `producer.realize(buffer)` gives it memory and contents when it is read."""
+        buf = cls.__new__(cls)
+        buf._array, buf._ptr, buf._pending = None, 0, producer
+        buf._shape, buf._dtype = tuple(shape), np.dtype(dtype)
+        return buf
+
+    @property
+    def pending(self):
+        """The launch that will produce this buffer's contents (None once it has them)."""
+        return self._pending
+
+    def materialize(self, array: np.ndarray) -> None:
+        """Give a pending buffer its memory (before the launch that writes it runs)."""
+        self._array = array
+        self._ptr = array.__array_interface__["data"][0]
+        self._pending = None
+
+    def _ready(self) -> np.ndarray:
+        if self._pending is not None:
+            self._pending.realize(self)
+        return self._array
 
     @classmethod
     def empty(cls, shape: int | tuple[int, ...], dtype: Any) -> AlloyBuffer:
@@ -89,55 +119,59 @@ class AlloyBuffer:
 
     @property
     def data_ptr(self) -> int:
+        self._ready()
         return self._ptr
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._array.shape
+        return self._shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self._array.dtype
+        return self._dtype
 
     @property
     def nbytes(self) -> int:
-        return self._array.nbytes
+        return int(np.prod(self._shape, dtype=np.int64)) * self._dtype.itemsize
 
     @property
     def __array_interface__(self) -> dict:
         # The interface spells bf16 as raw bytes ("|V2"): leave bf16 to __array__.
-        if self._array.dtype == bfloat16:
+        if self._dtype == bfloat16:
             raise AttributeError("__array_interface__ (bf16 buffers convert through __array__)")
-        return self._array.__array_interface__
+        return self._ready().__array_interface__
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        array = self._ready()
         if copy:
-            return np.array(self._array, dtype=dtype, copy=True)
-        return self._array if dtype is None else self._array.astype(dtype, copy=False)
+            return np.array(array, dtype=dtype, copy=True)
+        return array if dtype is None else array.astype(dtype, copy=False)
 
     def numpy(self) -> np.ndarray:
         """Zero-copy numpy view."""
-        return self._array
+        return self._ready()
 
     def to_torch(self):
         """Zero-copy torch CPU tensor (bf16 buffers give torch.bfloat16)."""
         import torch
 
-        if self._array.dtype == bfloat16:
-            return torch.from_numpy(self._array.view(np.uint16)).view(torch.bfloat16)
-        return torch.from_numpy(self._array)
+        array = self._ready()
+        if array.dtype == bfloat16:
+            return torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
+        return torch.from_numpy(array)
 
     def __getitem__(self, index):
-        return self._array[index]
+        return self._ready()[index]
 
     def __setitem__(self, index, value) -> None:
-        self._array[index] = value
+        self._ready()[index] = value
 
     def __len__(self) -> int:
-        return len(self._array)
+        return self._shape[0]
 
     def __repr__(self) -> str:
-        return f"AlloyBuffer(shape={self.shape}, dtype={self.dtype})"
+        state = ", pending" if self._pending is not None else ""
+        return f"AlloyBuffer(shape={self.shape}, dtype={self.dtype}{state})"
 
 
 def as_kernel_array(obj: Any, where: str) -> tuple[int, tuple[int, ...], np.dtype, Any]:
@@ -145,10 +179,11 @@ def as_kernel_array(obj: Any, where: str) -> tuple[int, tuple[int, ...], np.dtyp
 
     Accepts numpy arrays, torch CPU tensors, AlloyBuffers and objects with
     `__array_interface__`; all must be C-contiguous. `where` names the argument
-    in errors. Keep `keepalive` referenced while the kernel runs.
+    in errors. Keep `keepalive` referenced while the kernel runs. A pending
+    AlloyBuffer gives address 0: realize it first to run on it.
     """
-    if isinstance(obj, AlloyBuffer):
-        return obj.data_ptr, obj.shape, obj.dtype, obj
+    if isinstance(obj, AlloyBuffer):  # a pending one binds as address 0 until its producer has run
+        return obj._ptr, obj.shape, obj.dtype, obj
     if torch_dtypes.is_tensor(obj):
         if obj.device.type != "cpu":
             raise ValueError(f"{where}: tensor is on {obj.device}; the CPU target needs CPU tensors")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .arguments import scalar_slot
+from .arguments import output_shape, pack_slots
+from . import lazy, profile
 from .device import Device
-from .outputs import InferenceError, infer_output_shape
 
 
 def device_for(target: str) -> Device:
@@ -47,44 +47,16 @@ def grid_dims(grid, bound) -> tuple[int, int, int]:
     return grid + (1,) * (3 - len(grid))
 
 
-def pack_slots(compiled, arrays: dict, bound: dict) -> tuple[list[int], list[int]]:
-    """The argument slots, and the indices of output pointers still to allocate."""
-    slots = [0] * len(compiled.slots)
-    pending = []
-    for i, s in enumerate(compiled.slots):
-        if s.kind == "ptr":
-            a = arrays.get(s.param)
-            if a is None:
-                pending.append(i)
-            else:
-                slots[i] = a[0]
-        elif s.kind == "dim":
-            slots[i] = arrays[s.param][1][s.dim]
-        else:
-            slots[i] = scalar_slot(bound[s.param], s.dtype)
-    return slots, pending
-
-
-def output_shape(kernel, compiled, name: str, grid, slots) -> tuple:
-    """The inferred shape of output `name` (memoised per kernel, specialisation, grid and slots)."""
-    key = (compiled.key, name, grid, tuple(slots))
-    shape = kernel._shapes.get(key)
-    if shape is None:
-        try:
-            shape = infer_output_shape(name, compiled.stores, grid, slots)
-        except InferenceError as e:
-            raise ValueError(f"kernel '{kernel.__name__}': cannot infer the shape of output '{name}' ({e}); "
-                             f"pass it explicitly, e.g. {name}=np.zeros(shape, dtype)") from None
-        kernel._shapes[key] = shape
-    return shape
-
-
 def launch(kernel, grid, args, kwargs, target: str | None = None):
     """Run `kernel[grid](*args, **kwargs)` on `target` (default: alloy.config's)."""
     device = device_for(target or config.get().target)
     bound = kernel.bind(args, kwargs)
     g = grid_dims(grid, bound)
     device.check_grid(kernel.__name__, g)
+    deferred = lazy.defer(kernel, g, bound, device)
+    if deferred is not None:
+        return deferred
+    lazy.before_eager(bound)  # after the pending launches that read arrays this one may write
     run = device.start(kernel, bound)
     c = run.compiled
     slots, pending = pack_slots(c, run.arrays, bound)
@@ -93,8 +65,10 @@ def launch(kernel, grid, args, kwargs, target: str | None = None):
         name = c.slots[i].param
         shape = output_shape(kernel, c, name, g, slots)
         slots[i], outs[name] = run.allocate(shape, c.outputs[name].np, c.zero_outputs)
+    profile.count(allocations=len(pending))
     if g[0] * g[1] * g[2]:
         run.execute(g, slots)
+        profile.count(launches=1)
     outs = run.finish(outs)
     if not outs:
         return None

@@ -44,7 +44,7 @@ class Compiled:
 
 
 def _compiled(fn_addr: int, meta: LaunchMetadata, key: str) -> Compiled:
-    return Compiled(fn_addr, meta.slots, meta.outputs, meta.stores, key)
+    return Compiled(fn_addr, meta.slots, meta.outputs, meta.stores, key, launch=dict(meta.launch))
 
 
 def _read(data) -> LaunchMetadata | None:

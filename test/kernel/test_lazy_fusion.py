@@ -1,0 +1,175 @@
+"""Lazy launches and automatic fusion on the CPU target (runtime/lazy.py, runtime/fusion.py): chains of
+kernels fuse into one launch where the tile IR proves the same iteration space, run unfused (and right)
+where it does not, and launches that write their inputs stay eager and in order. al.profile counts what
+ran; al.inspect shows the fused kernel."""
+import numpy as np
+import pytest
+
+import alloy as al
+import alloy.config
+
+N = 10_007
+GRID = al.cdiv(N, 256)
+
+
+@al.kernel
+def scale(x, out: al.output, N, BLOCK: al.constexpr = 256):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    al.store(out + offs, al.load(x + offs, mask=m) * 2.0, mask=m)
+
+
+@al.kernel
+def bias(x, out: al.output, N, BLOCK: al.constexpr = 256):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    al.store(out + offs, al.load(x + offs, mask=m) + 1.0, mask=m)
+
+
+@al.kernel
+def relu(x, out: al.output, N, BLOCK: al.constexpr = 256):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    al.store(out + offs, al.maximum(al.load(x + offs, mask=m), 0.0), mask=m)
+
+
+@al.kernel
+def add(x, y, out: al.output, N, BLOCK: al.constexpr = 256):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    al.store(out + offs, al.load(x + offs, mask=m) + al.load(y + offs, mask=m), mask=m)
+
+
+@al.kernel
+def shift_left(x, out: al.output, N, BLOCK: al.constexpr = 256):
+    """Reads the next element: another program's, for the last lane of each block."""
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N - 1
+    al.store(out + offs, al.load(x + offs + 1, mask=m), mask=m)
+
+
+@al.kernel
+def bias_short(x, out: al.output, N, BLOCK: al.constexpr = 256):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N - 1
+    al.store(out + offs, al.load(x + offs, mask=m) + 1.0, mask=m)
+
+
+@al.kernel
+def increment_in_place(x, N, BLOCK: al.constexpr = 256):
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    m = offs < N
+    al.store(x + offs, al.load(x + offs, mask=m) + 1.0, mask=m)
+
+
+@pytest.fixture
+def x():
+    return np.random.default_rng(3).standard_normal(N).astype(np.float32)
+
+
+def test_chain_fuses_into_one_launch(x):
+    with al.profile() as p:
+        t1 = scale[GRID](x, N=N)
+        t2 = bias[GRID](t1, N=N)
+        r = relu[GRID](t2, N=N)
+        assert r.pending is not None and (p.launches, p.allocations) == (0, 0)
+        got = np.asarray(r)
+    np.testing.assert_array_equal(got, np.maximum(x * 2 + 1, 0))
+    assert (p.launches, p.fused, p.allocations) == (1, 2, 1)
+    assert t1.pending is not None and t2.pending is not None  # intermediates never allocated
+    with al.profile() as q:
+        np.testing.assert_array_equal(np.asarray(t2), x * 2 + 1)  # computed when read, fused again
+    assert (q.launches, q.fused, q.allocations) == (1, 1, 1)
+
+
+def test_inspect_shows_the_fused_kernel(x):
+    r = relu[GRID](bias[GRID](scale[GRID](x, N=N), N=N), N=N)
+    ir = al.inspect(r, print_ir=False)
+    assert "func.func @fused_scale_bias_relu" in ir
+    assert ir.count('"tile.store"') == 1 and ir.count('"tile.load"') == 1
+    assert r.pending is not None  # inspecting runs nothing
+    np.testing.assert_array_equal(np.asarray(r), np.maximum(x * 2 + 1, 0))
+
+
+def test_cross_program_read_is_not_fused(x):
+    with al.profile() as p:
+        r = bias_short[GRID](shift_left[GRID](scale[GRID](x, N=N), N=N), N=N)
+        got = np.asarray(r)
+    np.testing.assert_array_equal(got, x[1:] * 2 + 1)
+    # scale -> shift_left reads a neighbour (another program's, at block edges): not fused;
+    # shift_left -> bias_short reads what the same program stored, under the same mask: fused
+    assert (p.launches, p.fused) == (2, 1)
+
+
+def test_different_masks_are_not_fused(x):
+    with al.profile() as p:
+        got = np.asarray(bias[GRID](shift_left[GRID](x, N=N), N=N - 1))
+    np.testing.assert_array_equal(got, x[1:] + 1)
+    assert (p.launches, p.fused) == (2, 0)
+
+
+def test_different_grids_do_not_fuse(x):
+    with al.profile() as p:
+        t = scale[GRID + 3](x, N=N)
+        got = np.asarray(bias[GRID](t, N=N))
+    np.testing.assert_array_equal(got, x * 2 + 1)
+    assert (p.launches, p.fused) == (2, 0)
+
+
+def test_diamond_runs_each_branch(x):
+    with al.profile() as p:
+        t = scale[GRID](x, N=N)
+        got = np.asarray(add[GRID](bias[GRID](t, N=N), relu[GRID](t, N=N), N=N))
+    np.testing.assert_allclose(got, (x * 2 + 1) + np.maximum(x * 2, 0), rtol=1e-6)
+    assert p.launches >= 2 and p.fused <= 2
+
+
+def test_reading_through_numpy_functions_realizes(x):
+    r = scale[GRID](x, N=N)
+    assert np.isclose(np.sum(r), (x * 2).sum(dtype=np.float64), rtol=1e-4)
+    assert r.pending is None and r[5] == x[5] * 2
+
+
+def test_a_launch_that_writes_an_input_is_eager_and_ordered(x):
+    y = x.copy()
+    with al.profile() as p:
+        t = scale[GRID](y, N=N)  # pending: reads y
+        increment_in_place[GRID](y, N=N)  # eager (writes y): runs the pending launch first
+        assert p.launches == 2 and t.pending is None
+    np.testing.assert_array_equal(y, x + 1)
+    np.testing.assert_array_equal(np.asarray(t), x * 2)
+
+
+def test_given_outputs_and_lazy_off_run_now(x):
+    out = np.zeros(N, np.float32)
+    with al.profile() as p:
+        scale[GRID](x, N=N, out=out)
+    assert p.launches == 1 and np.array_equal(out, x * 2)
+    old = alloy.config.get().lazy
+    alloy.config.set(lazy=False)
+    try:
+        with al.profile() as p:
+            r = relu[GRID](scale[GRID](x, N=N), N=N)
+            assert r.pending is None and (p.launches, p.fused, p.allocations) == (2, 0, 2)
+    finally:
+        alloy.config.set(lazy=old)
+    np.testing.assert_array_equal(np.asarray(r), np.maximum(x * 2, 0))
+
+
+def test_synchronize_runs_what_is_pending(x):
+    r = bias[GRID](scale[GRID](x, N=N), N=N)
+    al.synchronize()
+    assert r.pending is None
+    np.testing.assert_array_equal(r.numpy(), x * 2 + 1)
+
+
+def test_launch_errors_are_raised_at_the_launch(x):
+    @al.kernel
+    def broken(x, out: al.output, N, BLOCK: al.constexpr = 256):
+        offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+        al.store(out + offs, al.load(x + offs) @ 2.0)
+
+    t = scale[GRID](x, N=N)
+    with pytest.raises(al.CompilationError, match="in kernel 'broken'"):
+        broken[GRID](t, N=N)
+    np.testing.assert_array_equal(np.asarray(t), x * 2)
