@@ -16,6 +16,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import alloy.config
+
+# Each benchmark times launches that run when called: lazy launches (alloy.config lazy) would time only
+# their recording. fusion.py turns laziness back on around the fused chain it measures.
+alloy.config.set(lazy=False)
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,18 +40,28 @@ def activate(x, out: al.output, N, BLOCK: al.constexpr = BLOCK):
     al.store(out + offs, al.maximum(al.load(x + offs, mask=m), 0.0), mask=m)
 
 
-def chain(x):
+def _chain(x):
     g = al.cdiv(x.size, BLOCK)
     return np.asarray(activate[g](bias[g](scale[g](x, N=x.size), N=x.size), N=x.size))
 
 
-def unfused(x):
+def _with_lazy(lazy: bool, x):
     old = config.get().lazy
-    config.set(lazy=False)
+    config.set(lazy=lazy)
     try:
-        return chain(x)
+        return _chain(x)
     finally:
         config.set(lazy=old)
+
+
+def chain(x):
+    """The chain with lazy launches: one fused kernel."""
+    return _with_lazy(True, x)
+
+
+def unfused(x):
+    """The same three launches, each run when called."""
+    return _with_lazy(False, x)
 
 
 def run(repeat: int = 10) -> list[Row]:

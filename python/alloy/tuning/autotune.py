@@ -94,21 +94,28 @@ class Tuner:
     def measure(self, target: str, key: str, run: Callable[[Config], object], record: bool = True,
                 progress: Callable[[Config, float], None] | None = None) -> tuple[Config, dict]:
         """Time every configuration (best of `reps` after one untimed run); record and return the winner
-        and {config: seconds}."""
+        and {config: seconds}. Launches run eagerly while they are timed (alloy.config lazy off)."""
+        from .. import config as alloy_config
+
         device = device_for(target)
         times = {}
-        for config in self.configs_for(target, key):
-            run(config)
-            device.synchronize()
-            best = float("inf")
-            for _ in range(self.reps):
-                t0 = time.perf_counter()
+        lazy = alloy_config.get().lazy
+        alloy_config.set(lazy=False)
+        try:
+            for config in self.configs_for(target, key):
                 run(config)
                 device.synchronize()
-                best = min(best, time.perf_counter() - t0)
-            times[config] = best
-            if progress is not None:
-                progress(config, best)
+                best = float("inf")
+                for _ in range(self.reps):
+                    t0 = time.perf_counter()
+                    run(config)
+                    device.synchronize()
+                    best = min(best, time.perf_counter() - t0)
+                times[config] = best
+                if progress is not None:
+                    progress(config, best)
+        finally:
+            alloy_config.set(lazy=lazy)
         chosen = min(times, key=times.get)
         if record:
             store.record(target, self.name, key, chosen.constexprs, times[chosen])
