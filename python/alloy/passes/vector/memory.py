@@ -227,21 +227,31 @@ def lower_load(lw: Lowering, op) -> None:
     if p.shape is None:
         idx = lw.offset_at(p, ())
         if mv is None:
-            x = lw.op(f"memref.load {mem}[{idx}] : memref<?x{melem}>")
-            lw.env[r] = LoweredValue(_from_mem(lw, x, None, p.elem), p.elem)
+            bmem, bits = _bits_view(lw, p, mem, melem)
+            x = lw.op(f"memref.load {bmem}[{idx}] : memref<?x{bits}>")
+            x = lw.op(f"arith.bitcast {x} : {bits} to {p.elem}") if bits != melem else _from_mem(lw, x, None, p.elem)
+            lw.env[r] = LoweredValue(x, p.elem)
             return
         m = lw.val(mv, op)
         other = lw.val(ov, op).name if ov is not None else lw.zeros(None, p.elem)
+        # a 16-bit float crosses the branch as its bits: a bf16 phi would call __truncsfbf2 on AVX2
+        bmem, bits = _bits_view(lw, p, mem, melem)
+        ytype = bits if bits != melem else p.elem
+        if bits != melem:
+            other = lw.op(f"arith.bitcast {other} : {p.elem} to {bits}")
         res = lw.new("r")
         lw.emit(f'{res} = "scf.if"({m.name}) ({{')
         lw.depth += 1
-        x = lw.op(f"memref.load {mem}[{idx}] : memref<?x{melem}>")
-        x = _from_mem(lw, x, None, p.elem)
-        lw.emit(f'"scf.yield"({x}) : ({p.elem}) -> ()')
+        x = lw.op(f"memref.load {bmem}[{idx}] : memref<?x{bits}>")
+        if bits == melem:
+            x = _from_mem(lw, x, None, p.elem)
+        lw.emit(f'"scf.yield"({x}) : ({ytype}) -> ()')
         lw.depth -= 1
         lw.emit("}, {")
-        lw.emit(f'  "scf.yield"({other}) : ({p.elem}) -> ()')
-        lw.emit(f"}}) : (i1) -> ({p.elem})")
+        lw.emit(f'  "scf.yield"({other}) : ({ytype}) -> ()')
+        lw.emit(f"}}) : (i1) -> ({ytype})")
+        if bits != melem:
+            res = lw.op(f"arith.bitcast {res} : {bits} to {p.elem}")
         lw.env[r] = LoweredValue(res, p.elem)
         return
     shape = p.shape
@@ -365,6 +375,10 @@ def lower_store(lw: Lowering, op) -> None:
             raise LoweringError("storing a tile through a scalar pointer", op)
         idx = lw.offset_at(p, ())
         x = _to_mem(lw, v.name, None, p.elem)
+        mem, bits = _bits_view(lw, p, mem, melem)  # 16-bit floats as their bits (no bf16 phis on AVX2)
+        if bits != melem:
+            x = lw.op(f"arith.bitcast {x} : {p.elem} to {bits}")
+            mt = f"memref<?x{bits}>"
         if len(ops) > 2:
             m = lw.val(ops[2], op)
             lw.emit(f'"scf.if"({m.name}) ({{')
