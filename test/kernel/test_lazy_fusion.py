@@ -173,3 +173,12 @@ def test_launch_errors_are_raised_at_the_launch(x):
     with pytest.raises(al.CompilationError, match="in kernel 'broken'"):
         broken[GRID](t, N=N)
     np.testing.assert_array_equal(np.asarray(t), x * 2)
+
+
+def test_bad_lazy_setting_and_inspect_of_a_realized_buffer(x):
+    with pytest.raises(TypeError, match="Config.lazy: expected a bool"):
+        alloy.config.set(lazy="yes")
+    r = scale[GRID](x, N=N)
+    np.asarray(r)
+    with pytest.raises(ValueError, match="has its contents already"):
+        al.inspect(r, print_ir=False)

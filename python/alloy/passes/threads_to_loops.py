@@ -27,7 +27,7 @@ from mlir.dialects import arith, scf
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
 from alloy.passes.tile_canonicalize import PURE_TILE
-from alloy.passes.uniformity import SYNC_OPS, Uniformity, contains_sync, is_simt_kernel
+from alloy.passes.uniformity import SYNC_OPS, Uniformity, contains_op, contains_sync, is_simt_kernel
 
 THREAD_LOOP = "tile.thread_loop"
 _PURE = PURE_TILE | {"tile.alloc", "tile.stack_alloc"}
@@ -48,19 +48,6 @@ def threads_to_loops(op, target=None) -> None:
 
 def _i32() -> ir.Type:
     return ir.IntegerType.get_signless(32)
-
-
-def _has_effects(op) -> bool:
-    found = []
-
-    def visit(o):
-        if o.name in _EFFECTS:
-            found.append(o)
-            return ir.WalkResult.INTERRUPT
-        return ir.WalkResult.ADVANCE
-
-    op.walk(visit)
-    return bool(found)
 
 
 def _walk_ops(op):
@@ -230,7 +217,7 @@ class _Simulation:
         if any(uni.varying(v) or v in self.threaded for v in list(op.operands) + list(op.results)):
             return _THREAD
         if op.regions:
-            return _THREAD if _has_effects(op) else _PURE_KIND
+            return _THREAD if contains_op(op, _EFFECTS) else _PURE_KIND
         if name == "tile.load":
             return _LOAD
         if name in _EFFECTS:

@@ -26,31 +26,27 @@ ALWAYS_VARYING = frozenset({"tile.thread_id", "memref.load", "tile.simd_shuffle"
 _SYNC_NAMES = {"tile.barrier": "al.barrier", "tile.simd_shuffle": "a SIMD shuffle", "tile.simd_reduce": "al.simd_reduce"}
 
 
-def is_simt_kernel(func) -> bool:
-    """Whether a kernel function uses thread-level ops."""
+def contains_op(op, names) -> bool:
+    """Whether `op` or an op nested in it is named in `names`."""
     found = []
 
     def visit(o):
-        if o.name in THREAD_OPS:
+        if o.name in names:
             found.append(o)
             return ir.WalkResult.INTERRUPT
         return ir.WalkResult.ADVANCE
 
-    func.operation.walk(visit)
+    op.operation.walk(visit)
     return bool(found)
+
+
+def is_simt_kernel(func) -> bool:
+    """Whether a kernel function uses thread-level ops."""
+    return contains_op(func, THREAD_OPS)
 
 
 def contains_sync(op) -> bool:
-    found = []
-
-    def visit(o):
-        if o.name in SYNC_OPS:
-            found.append(o)
-            return ir.WalkResult.INTERRUPT
-        return ir.WalkResult.ADVANCE
-
-    op.walk(visit)
-    return bool(found)
+    return contains_op(op, SYNC_OPS)
 
 
 class Uniformity:

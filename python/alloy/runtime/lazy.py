@@ -16,6 +16,7 @@ computed then). Where the fusion pass cannot prove a chain legal, its launches r
 from __future__ import annotations
 
 import weakref
+from array import array
 
 import numpy as np
 
@@ -144,8 +145,6 @@ def run_single(node: PendingLaunch) -> None:
 
 
 def _slot_array(slots):
-    from array import array
-
     return array("q", slots)
 
 
