@@ -1,0 +1,97 @@
+"""ATen matmul, softmax and normalization nodes on Alloy's builtins (alloy.std)."""
+from __future__ import annotations
+
+import operator
+
+import torch
+
+import alloy as al
+
+from . import row_kernels
+
+FLOATS = (torch.float32, torch.float16, torch.bfloat16)
+
+aten = torch.ops.aten
+
+
+def _is_transposed(b: torch.Tensor) -> bool:
+    return b.dim() >= 2 and b.stride(-2) == 1 and b.stride(-1) == b.shape[-2] and not b.is_contiguous()
+
+
+def mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """a @ b; a transposed right-hand side (a linear layer's weight.t()) is read as stored."""
+    if _is_transposed(b) and b.dim() == 2:
+        return al.dot_transpose_rhs(a, b.transpose(-1, -2))
+    return al.matmul(a, b)
+
+
+def softmax(x: torch.Tensor, dim: int, half_to_float: bool) -> torch.Tensor:
+    y = al.softmax(x, axis=dim)
+    return y.float() if half_to_float else y
+
+
+def layer_norm(x, normalized_shape, weight, bias, eps):
+    return al.layernorm(x, weight, bias, eps=eps)
+
+
+def lowering(node):
+    """(builtin function, its arguments) for a node Alloy's builtins compute, or None."""
+    op, args = node.target, node.args
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return None
+    if op in (aten.mm.default, aten.bmm.default) and not node.kwargs:
+        return mm, args
+    if op is aten._softmax.default and not node.kwargs:
+        return softmax, args
+    return None
+
+
+def layer_norm_lowering(node):
+    """(function, arguments) for a native_layer_norm with weight and bias: al.layernorm when nobody reads
+    the saved mean and rstd (inference), else the kernel that also writes them (training)."""
+    if node.target is not aten.native_layer_norm.default or len(node.args) != 5 or node.kwargs:
+        return None
+    x, shape, weight, bias, eps = node.args
+    if weight is None or bias is None or not isinstance(node.meta.get("val"), tuple):
+        return None
+    if len(shape) == 1 and all(u.target is operator.getitem and u.args[1] == 0 for u in node.users):
+        return (lambda *a: (layer_norm(*a), None, None)), node.args
+    stats_dtype = node.meta["val"][1].dtype
+    return (lambda *a: row_kernels.layer_norm_with_stats(*a, stats_dtype)), node.args
+
+
+def embedding_lowering(node):
+    if node.target is aten.embedding_dense_backward.default and not node.kwargs:
+        grad = node.args[0].meta.get("val")
+        if isinstance(grad, torch.Tensor) and grad.dtype in FLOATS and not node.args[4]:
+            return row_kernels.embedding_backward, node.args
+        return None
+    if node.target is not aten.embedding.default or node.kwargs:
+        return None
+    weight = node.args[0].meta.get("val")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or weight.dtype not in FLOATS:
+        return None
+    return row_kernels.embedding, node.args
+
+
+def _attention(q, k, v, dropout_p=0.0, is_causal=False, attn_mask=None, scale=None):
+    return al.attention(q, k, v, causal=is_causal, scale=scale), None
+
+
+def attention_lowering(node):
+    """al.attention (grouped-query heads native) for CPU flash attention whose log-sum-exp nobody reads
+    (inference): no dropout, no mask, causal only for square scores (torch aligns the mask top-left)."""
+    if node.target is not aten._scaled_dot_product_flash_attention_for_cpu.default:
+        return None
+    args = list(node.args) + [0.0, False][len(node.args) - 3:] if len(node.args) < 5 else list(node.args)
+    q, k = (a.meta.get("val") for a in node.args[:2])
+    dropout, causal = args[3], args[4]
+    kw = dict(node.kwargs)
+    if dropout or kw.get("attn_mask") is not None or set(kw) - {"attn_mask", "scale"}:
+        return None
+    if q.dtype not in FLOATS or (causal and q.shape[-2] != k.shape[-2]):
+        return None
+    if not all(u.target is operator.getitem and u.args[1] == 0 for u in node.users):
+        return None
+    return (lambda q, k, v, d, c: _attention(q, k, v, d, c, scale=kw.get("scale"))), tuple(args[:5])

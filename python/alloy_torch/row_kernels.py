@@ -1,0 +1,100 @@
+"""Alloy kernels for ATen ops with no builtin of the same contract: layer norm with its saved statistics
+(training graphs read mean and rstd), embedding lookup and its weight gradient."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+import alloy as al
+
+BLOCK = 1024
+
+
+@al.kernel
+def layer_norm_stats_rows(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, n, eps, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    base = row * n
+    acc = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        acc += al.load(X + base + cols, mask=cols < n, other=0.0).to(al.float32)
+    mean = al.sum(acc, axis=0) / n
+    sq = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        x = al.load(X + base + cols, mask=cols < n, other=0.0).to(al.float32)
+        d = al.where(cols < n, x - mean, 0.0)
+        sq += d * d
+    rstd = al.rsqrt(al.sum(sq, axis=0) / n + eps)
+    for start in range(0, n, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        x = al.load(X + base + cols, mask=cols < n, other=0.0).to(al.float32)
+        w = al.load(W + cols, mask=cols < n, other=0.0).to(al.float32)
+        b = al.load(B + cols, mask=cols < n, other=0.0).to(al.float32)
+        al.store(Y + base + cols, ((x - mean) * rstd * w + b).to(Y.dtype), mask=cols < n)
+    al.store(Mean + row, mean.to(Mean.dtype))
+    al.store(Rstd + row, rstd.to(Rstd.dtype))
+
+
+@al.kernel
+def gather_rows(Table, Index, Y: al.output, dim, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    cols = al.program_id(1) * BLOCK + al.arange(0, BLOCK)
+    idx = al.load(Index + row).to(al.int64)
+    al.store(Y + row * dim + cols, al.load(Table + idx * dim + cols, mask=cols < dim), mask=cols < dim)
+
+
+@al.kernel
+def scatter_add_rows(Grad, Index, Out, dim, padding_idx, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    cols = al.program_id(1) * BLOCK + al.arange(0, BLOCK)
+    idx = al.load(Index + row).to(al.int64)
+    g = al.load(Grad + row * dim + cols, mask=cols < dim, other=0.0).to(al.float32)
+    al.atomic_add(Out + idx * dim + cols, g, mask=(cols < dim) & (idx != padding_idx))
+
+
+def _target(t: torch.Tensor) -> str:
+    return "cuda" if t.is_cuda else "cpu"
+
+
+def layer_norm_with_stats(x, normalized_shape, weight, bias, eps, stats_dtype):
+    """(y, mean, rstd) as aten.native_layer_norm returns them (statistics shaped x.shape[:-k] + (1,)*k)."""
+    k = len(normalized_shape)
+    n = math.prod(normalized_shape)
+    rows = x.numel() // n if n else 0
+    xc = x.contiguous()
+    y = torch.empty_like(xc)
+    stat_shape = tuple(x.shape[: x.dim() - k]) + (1,) * k
+    mean = torch.empty(stat_shape, dtype=stats_dtype, device=x.device)
+    rstd = torch.empty(stat_shape, dtype=stats_dtype, device=x.device)
+    if rows and n:
+        layer_norm_stats_rows.launch(rows, (xc.reshape(-1), weight.contiguous().reshape(-1), bias.contiguous().reshape(-1),
+                                            n, float(eps)),
+                                     {"Y": y.reshape(-1), "Mean": mean.reshape(-1), "Rstd": rstd.reshape(-1),
+                                      "BLOCK": min(BLOCK, max(16, 1 << (n - 1).bit_length()))}, _target(x))
+    return y, mean, rstd
+
+
+def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    """weight[indices] (aten.embedding's forward)."""
+    dim = weight.shape[1]
+    flat_idx = indices.contiguous().reshape(-1)
+    y = torch.empty((flat_idx.numel(), dim), dtype=weight.dtype, device=weight.device)
+    if flat_idx.numel() and dim:
+        gather_rows.launch((flat_idx.numel(), al.cdiv(dim, BLOCK)), (weight.contiguous().reshape(-1), flat_idx, dim),
+                           {"Y": y.reshape(-1), "BLOCK": BLOCK}, _target(weight))
+    return y.reshape(tuple(indices.shape) + (dim,))
+
+
+def embedding_backward(grad, indices, num_weights, padding_idx, scale_grad_by_freq):
+    """The weight gradient of an embedding: each index's gradient row added into its table row (float32
+    atomics), rows of `padding_idx` skipped (aten.embedding_dense_backward)."""
+    dim = grad.shape[-1]
+    flat_idx = indices.contiguous().reshape(-1)
+    out = torch.zeros((num_weights, dim), dtype=torch.float32, device=grad.device)
+    if flat_idx.numel() and dim:
+        scatter_add_rows.launch((flat_idx.numel(), al.cdiv(dim, BLOCK)),
+                                (grad.contiguous().reshape(-1), flat_idx, out.reshape(-1), dim, int(padding_idx)),
+                                {"BLOCK": BLOCK}, _target(grad))
+    return out if grad.dtype is torch.float32 else out.to(grad.dtype)

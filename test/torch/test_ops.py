@@ -1,0 +1,138 @@
+"""alloy_torch, op by op: forward and backward against eager torch, and the nodes on Alloy kernels."""
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from conftest import Recorder, compiled_and_eager
+
+torch.manual_seed(0)
+
+
+class Lambda(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *xs):
+        return self.fn(*xs)
+
+
+POINTWISE = {
+    "add_mul_relu": lambda x, y: torch.relu(x * 2.0 + y),
+    "broadcast_bias": lambda x, y: x + y.sum(dim=0),
+    "exp_log_tanh": lambda x, y: torch.tanh(torch.exp(-x.abs()) + torch.log1p(y.abs())),
+    "sigmoid_silu": lambda x, y: torch.sigmoid(x) * F.silu(y),
+    "gelu_erf": lambda x, y: F.gelu(x) - y,
+    "gelu_tanh": lambda x, y: F.gelu(x, approximate="tanh") * y,
+    "where_compare": lambda x, y: torch.where(x > y, x, y * 0.5),
+    "pow_rsqrt": lambda x, y: x.pow(2) * torch.rsqrt(y * y + 1.0),
+    "div_sub_neg": lambda x, y: -(x - y) / (y.abs() + 1.0),
+    "maximum_clamp": lambda x, y: torch.maximum(x, y).clamp_min(-0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(POINTWISE))
+def test_pointwise_forward_and_backward(name):
+    x, y = torch.randn(6, 37), torch.randn(6, 37)
+    report = compiled_and_eager(Lambda(POINTWISE[name]), x, y)
+    assert report.alloy_nodes >= 1 and report.fallback_nodes == 0, report
+
+
+def test_an_elementwise_chain_is_one_kernel():
+    x = torch.randn(1000)
+    report = compiled_and_eager(Lambda(lambda x: torch.relu(x * 2.0 + 1.0) - 3.0), x, grad_out=False)
+    assert report.kernels == 1 and report.alloy_nodes == 4, report
+
+
+def test_non_contiguous_and_broadcast_inputs_are_read_by_stride():
+    x = torch.randn(8, 12).t()  # a transposed view
+    y = torch.randn(12, 1)
+    compiled_and_eager(Lambda(lambda x, y: x * y + x.exp()), x, y)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float16, 2e-3), (torch.bfloat16, 2e-2)])
+def test_half_precision(dtype, tol):
+    x, y = torch.randn(4, 64, dtype=dtype), torch.randn(4, 64, dtype=dtype)
+    compiled_and_eager(Lambda(lambda x, y: F.gelu(x) * y + 1.0), x, y, grad_out=False, atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.sum(dim=1), lambda x: x.mean(dim=0, keepdim=True),
+                                lambda x: x.amax(dim=-1), lambda x: x.sum(), lambda x: x.amin(dim=(0, 2))])
+def test_reductions(fn):
+    report = compiled_and_eager(Lambda(fn), torch.randn(5, 33, 7), grad_out=False)
+    assert report.fallback_nodes == 0, report
+
+
+@pytest.mark.parametrize("module,shape", [
+    (nn.Linear(16, 24), (5, 16)), (nn.Linear(16, 24, bias=False), (2, 3, 16)),
+    (nn.LayerNorm(40), (3, 7, 40)), (nn.Softmax(dim=-1), (4, 50)), (nn.GELU(), (3, 9)),
+])
+def test_modules_forward_and_backward(module, shape):
+    report = compiled_and_eager(module, torch.randn(*shape), atol=1e-5, rtol=1e-4)
+    assert report.fallback_nodes == 0, report
+
+
+def test_bmm_and_embedding():
+    emb = nn.Embedding(20, 8)
+    ids = torch.randint(0, 20, (3, 5))
+    report = compiled_and_eager(emb, ids)
+    assert report.fallback_nodes == 0
+    a, b = torch.randn(3, 4, 6), torch.randn(3, 6, 5)
+    compiled_and_eager(Lambda(torch.bmm), a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_attention_inference_uses_alloy_with_grouped_heads():
+    q, k, v = torch.randn(2, 4, 9, 16), torch.randn(2, 2, 9, 16), torch.randn(2, 2, 9, 16)
+    fn = Lambda(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True))
+    with torch.no_grad():
+        report = compiled_and_eager(fn, q, k, v, grad_out=False, atol=1e-5, rtol=1e-4)
+    assert report.fallback_nodes == 0, report
+
+
+def test_attention_backward_matches_eager():
+    q, k, v = (torch.randn(1, 2, 8, 4) for _ in range(3))
+    compiled_and_eager(Lambda(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)), q, k, v,
+                       atol=1e-5, rtol=1e-4)
+
+
+def test_an_unsupported_op_falls_back_with_one_warning():
+    fn = Lambda(lambda x: torch.cumsum(x, dim=0) * 2.0)
+    x = torch.randn(10)
+    with Recorder() as rec, pytest.warns(UserWarning, match="cumsum"):
+        out = torch.compile(fn, backend="alloy")(x)
+    torch.testing.assert_close(out, fn(x))
+    report = rec.report()
+    assert report.fallback_ops == {"aten.cumsum.default": 1} and report.alloy_nodes == 1
+
+
+def test_explain_reports_alloy_and_fallback_nodes(capsys):
+    import alloy_torch
+
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+    result = alloy_torch.explain(model, torch.randn(2, 8))
+    assert result.alloy_nodes >= 2 and result.fallback_nodes == 0 and result.graphs == 1
+    assert "alloy nodes" in capsys.readouterr().out
+    assert result.fallback_fraction == 0.0
+
+
+def test_the_backend_is_found_through_its_entry_point():
+    code = ("import sys, torch; f = torch.compile(lambda x: x * 2 + 1, backend='alloy'); "
+            "assert f(torch.ones(3)).tolist() == [3.0, 3.0, 3.0]; assert 'alloy_torch' in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_set_training_mode_checks_its_argument():
+    from alloy_torch.training import set_training_mode, training_mode
+
+    with pytest.raises(TypeError, match="bool"):
+        set_training_mode("yes")
+    set_training_mode(True)
+    try:
+        assert training_mode()
+    finally:
+        set_training_mode(False)
