@@ -44,6 +44,8 @@ def lowering(node):
         return mm, args
     if op is aten._softmax.default and not node.kwargs:
         return softmax, args
+    if op is aten._log_softmax.default and not node.kwargs:
+        return row_kernels.log_softmax, args
     return None
 
 

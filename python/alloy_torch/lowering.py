@@ -17,7 +17,7 @@ import torch.fx as fx
 
 from . import builtin_ops
 from .pointwise import KERNEL_DTYPES, literal, expression
-from .steps import BuiltinStep, EagerStep, PointwiseStep, ReductionStep, Slot
+from .steps import BuiltinStep, ConcatStep, EagerStep, PointwiseStep, ReductionStep, Slot
 
 aten = torch.ops.aten
 VIEWS = {
@@ -212,6 +212,12 @@ class Lowering:
             return EagerStep(target, self._args(node.args), self._args(node.kwargs), out, "view")
         reduction = REDUCTIONS.get(node.target)
         val = _val(node)
+        if node.target is aten.cat.default and isinstance(val, torch.Tensor) and val.dtype in KERNEL_DTYPES \
+                and not node.kwargs and all(isinstance(a, fx.Node) and _val(a).dtype == val.dtype for a in node.args[0]):
+            self.report.alloy_nodes += 1
+            self.report.kernels += len(node.args[0])
+            dim = node.args[1] if len(node.args) > 1 else 0
+            return ConcatStep([self._args(a) for a in node.args[0]], dim, val, out)
         if reduction is not None and isinstance(val, torch.Tensor) and val.dtype in builtin_ops.FLOATS:
             args = list(node.args) + [None] * 3
             dims = args[1] if node.target is not aten.sum.default else None

@@ -1,5 +1,5 @@
 """Alloy kernels for ATen ops with no builtin of the same contract: layer norm with its saved statistics
-(training graphs read mean and rstd), embedding lookup and its weight gradient."""
+(training graphs read mean and rstd), log-softmax, embedding lookup and its weight gradient."""
 from __future__ import annotations
 
 import math
@@ -35,6 +35,27 @@ def layer_norm_stats_rows(X, W, B, Y: al.output, Mean: al.output, Rstd: al.outpu
         al.store(Y + base + cols, ((x - mean) * rstd * w + b).to(Y.dtype), mask=cols < n)
     al.store(Mean + row, mean.to(Mean.dtype))
     al.store(Rstd + row, rstd.to(Rstd.dtype))
+
+
+@al.kernel
+def log_softmax_rows(X, Y: al.output, n, BLOCK: al.constexpr):
+    row = al.program_id(0)
+    base = row * n
+    m = al.full((BLOCK,), -float("inf"), al.float32)
+    s = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        x = al.load(X + base + cols, mask=cols < n, other=-float("inf")).to(al.float32)
+        m_new = al.maximum(m, x)
+        shift = al.where(m_new == -float("inf"), 0.0, m_new)
+        s = s * al.exp(m - shift) + al.exp(x - shift)
+        m = m_new
+    row_max = al.max(m, axis=0)
+    lse = row_max + al.log(al.sum(s * al.exp(m - row_max), axis=0))
+    for start in range(0, n, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        x = al.load(X + base + cols, mask=cols < n, other=0.0).to(al.float32)
+        al.store(Y + base + cols, (x - lse).to(Y.dtype), mask=cols < n)
 
 
 @al.kernel
@@ -74,6 +95,17 @@ def layer_norm_with_stats(x, normalized_shape, weight, bias, eps, stats_dtype):
                                      {"Y": y.reshape(-1), "Mean": mean.reshape(-1), "Rstd": rstd.reshape(-1),
                                       "BLOCK": min(BLOCK, max(16, 1 << (n - 1).bit_length()))}, _target(x))
     return y, mean, rstd
+
+
+def log_softmax(x, dim, half_to_float):
+    """aten._log_softmax: x - logsumexp(x) along `dim`, streamed (online maximum) in float32."""
+    moved = x.movedim(dim, -1).contiguous()
+    n = moved.shape[-1]
+    rows = moved.numel() // n if n else 0
+    y = torch.empty(moved.shape, dtype=torch.float32 if half_to_float else x.dtype, device=x.device)
+    if rows and n:
+        log_softmax_rows.launch(rows, (moved.reshape(-1), n), {"Y": y.reshape(-1), "BLOCK": 256}, _target(x))
+    return y.movedim(-1, dim)
 
 
 def embedding(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):

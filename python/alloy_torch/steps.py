@@ -97,7 +97,7 @@ class PointwiseStep:
         self._kernels: dict = {}
 
     def _kernel(self, rank: int, operands: list[Operand], result_strides: list[str]):
-        key = (rank, tuple(operands), tuple(result_strides))
+        key = (rank, tuple(operands), tuple(result_strides), tuple(dtype for _, dtype, _ in self.results))
         kernel = self._kernels.get(key)
         if kernel is None:
             results = [(value, "bool" if dtype is torch.bool else FLOAT_DTYPES[dtype]) for value, dtype, _ in self.results]
@@ -112,6 +112,11 @@ class PointwiseStep:
         outs = [empty_in_layout(shape, like, dtype, device) for (_, dtype, _), like in zip(self.results, self.layouts)]
         for (_, _, slot), out in zip(self.results, outs):
             env[slot] = out
+        self.launch(tensors, outs)
+
+    def launch(self, tensors: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
+        """Run the kernel over `outs` (any strides, the group's output shape) reading `tensors`."""
+        shape = list(outs[0].shape)
         if math.prod(shape) == 0:
             return
         expanded = [t.expand(shape) for t in tensors]
@@ -128,6 +133,31 @@ class PointwiseStep:
         grid = (math.prod(sizes[:-1]), al.cdiv(sizes[-1], BLOCK))
         kernel = self._kernel(rank, operands, classes[len(expanded):])
         kernel.launch(grid, args + scalars, dict(kw, BLOCK=BLOCK), _target(tensors))
+
+
+class ConcatStep:
+    """aten.cat: each input copied by an Alloy kernel into its slice of the output."""
+
+    kind = "alloy"
+
+    def __init__(self, inputs: list[Slot], dim: int, like, out: int) -> None:
+        self.inputs, self.dim, self.like, self.out = inputs, dim, like, out
+        self._copy = PointwiseStep("alloy_torch_copy", [], ["v0 = x0"], [("v0", None, -1)], [None])
+
+    def run(self, env) -> None:
+        tensors = [env[s.index] for s in self.inputs]
+        tensors = [t for t in tensors if not (t.dim() == 1 and t.shape[0] == 0)]  # torch skips empty 1-D inputs
+        dim = self.dim % tensors[0].dim()
+        shape = list(tensors[0].shape)
+        shape[dim] = sum(t.shape[dim] for t in tensors)
+        out = empty_in_layout(shape, self.like, tensors[0].dtype, tensors[0].device)
+        start = 0
+        for t in tensors:
+            n = t.shape[dim]
+            self._copy.results = [("v0", t.dtype, -1)]
+            self._copy.launch([t], [out.narrow(dim, start, n)])
+            start += n
+        env[self.out] = out
 
 
 REDUCE_SOURCE = '''import alloy as al

@@ -136,3 +136,18 @@ def test_set_training_mode_checks_its_argument():
         assert training_mode()
     finally:
         set_training_mode(False)
+
+
+def test_cat_copies_each_input_by_kernel():
+    a, b = torch.randn(3, 4, 5), torch.randn(3, 2, 5).transpose(0, 0)
+    report = compiled_and_eager(Lambda(lambda a, b: torch.cat([a * 2.0, b], dim=1)), a, b)
+    assert "aten.cat.default" not in report.fallback_ops
+
+
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_log_softmax_and_cross_entropy(dim):
+    x = torch.randn(6, 300) * 5
+    report = compiled_and_eager(Lambda(lambda x: F.log_softmax(x, dim=dim)), x, atol=1e-5, rtol=1e-5)
+    assert "aten._log_softmax.default" not in report.fallback_ops
+    labels = torch.randint(0, 300, (6,))
+    compiled_and_eager(Lambda(lambda x, t: F.cross_entropy(x, t)), x, labels, atol=1e-5, rtol=1e-5)
