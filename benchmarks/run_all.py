@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import std_builtins  # noqa: E402
 import compile_time  # noqa: E402
+import fusion  # noqa: E402
 import launch_path  # noqa: E402
 import matmul  # noqa: E402
 import softmax  # noqa: E402
