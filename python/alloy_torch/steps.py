@@ -95,6 +95,7 @@ class PointwiseStep:
                  layouts: list) -> None:
         self.name, self.inputs, self.body, self.results, self.layouts = name, inputs, body, results, layouts
         self._kernels: dict = {}
+        self._prepared: dict = {}  # input shapes, strides, dtypes -> prepare()'s result
 
     def _kernel(self, rank: int, operands: list[Operand], result_strides: list[str]):
         key = (rank, tuple(operands), tuple(result_strides), tuple(dtype for _, dtype, _ in self.results))
@@ -107,32 +108,62 @@ class PointwiseStep:
 
     def run(self, env) -> None:
         tensors = [env[s.index] for s in self.inputs]
-        shape = list(torch.broadcast_shapes(*(t.shape for t in tensors)))
-        device = tensors[0].device
-        outs = [empty_in_layout(shape, like, dtype, device) for (_, dtype, _), like in zip(self.results, self.layouts)]
+        key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in tensors)
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            shape = list(torch.broadcast_shapes(*(t.shape for t in tensors)))
+            device = tensors[0].device
+            outs = [empty_in_layout(shape, like, dtype, device)
+                    for (_, dtype, _), like in zip(self.results, self.layouts)]
+            prepared = self._prepared[key] = self.prepare(tensors, outs)
+        else:
+            outs = [torch.empty_strided(size, stride, dtype=dtype, device=tensors[0].device)
+                    for size, stride, dtype in prepared[-1]]
         for (_, _, slot), out in zip(self.results, outs):
             env[slot] = out
-        self.launch(tensors, outs)
+        kernel, grid, scalars, spans, out_spans, target, _ = prepared
+        if kernel is None:
+            return
+        args = [(t.view(torch.uint8) if t.dtype is torch.bool else t).as_strided((n,), (1,))
+                for t, n in zip(tensors, spans)]
+        kw = {f"Y{j}": (o.view(torch.uint8) if o.dtype is torch.bool else o).as_strided((n,), (1,))
+              for j, (o, n) in enumerate(zip(outs, out_spans))}
+        kw["BLOCK"] = BLOCK
+        kernel.launch(grid, args + scalars, kw, target)
 
-    def launch(self, tensors: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
-        """Run the kernel over `outs` (any strides, the group's output shape) reading `tensors`."""
+    def prepare(self, tensors, outs):
+        """(kernel, grid, scalar arguments, input spans, output spans, target, output layouts) of a launch
+        over `outs` reading `tensors`: everything a later call with the same shapes, strides and dtypes
+        reuses. The kernel is None for an empty output."""
+        layouts = [(o.shape, o.stride(), o.dtype) for o in outs]
         shape = list(outs[0].shape)
         if math.prod(shape) == 0:
-            return
+            return None, None, None, None, None, None, layouts
         expanded = [t.expand(shape) for t in tensors]
+        spans = [flat(t).numel() for t in expanded]
+        out_spans = [flat(o).numel() for o in outs]
         everything = expanded + outs
         sizes, strides = _collapse(shape or [1], [list(t.stride()) or [0] for t in everything])
         rank = len(sizes)
         classes = [_stride_class(s[-1]) for s in strides]
         operands = [Operand(c, t.dtype is torch.bool) for c, t in zip(classes, expanded)]
-        args = [flat(t.view(torch.uint8) if t.dtype is torch.bool else t) for t in expanded]
         scalars = list(sizes)
         for c, s in zip(classes, strides):
             scalars += s[:-1] + ([s[-1]] if c == "s" else [])
-        kw = {f"Y{j}": flat(o.view(torch.uint8) if o.dtype is torch.bool else o) for j, o in enumerate(outs)}
         grid = (math.prod(sizes[:-1]), al.cdiv(sizes[-1], BLOCK))
         kernel = self._kernel(rank, operands, classes[len(expanded):])
-        kernel.launch(grid, args + scalars, dict(kw, BLOCK=BLOCK), _target(tensors))
+        return kernel, grid, scalars, spans, out_spans, _target(tensors), layouts
+
+    def launch(self, tensors: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
+        """Run the kernel once over `outs` (any strides, the group's output shape) reading `tensors`."""
+        kernel, grid, scalars, spans, out_spans, target, _ = self.prepare(tensors, outs)
+        if kernel is None:
+            return
+        args = [flat(t.expand(outs[0].shape)) for t in tensors]
+        args = [a.view(torch.uint8) if a.dtype is torch.bool else a for a in args]
+        kw = {f"Y{j}": flat(o.view(torch.uint8) if o.dtype is torch.bool else o) for j, o in enumerate(outs)}
+        kw["BLOCK"] = BLOCK
+        kernel.launch(grid, args + scalars, kw, target)
 
 
 class ConcatStep:

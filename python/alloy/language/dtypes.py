@@ -79,6 +79,9 @@ _FROM_NUMPY = {np.dtype(d.np_name): d for d in ALL if d is not bfloat16}
 
 def from_numpy(npdt) -> dtype:
     """The Alloy dtype of a numpy dtype (TypeError if there is none)."""
+    known = _FROM_NUMPY.get(npdt) if isinstance(npdt, np.dtype) else None
+    if known is not None:
+        return known
     try:
         npdt = np.dtype(npdt)
         if npdt.name == "bfloat16":
