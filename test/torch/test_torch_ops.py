@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import Recorder, compiled_and_eager
+from torch_helpers import Recorder, compiled_and_eager
 
 torch.manual_seed(0)
 

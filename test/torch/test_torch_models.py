@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from conftest import Recorder
+from torch_helpers import Recorder
 
 transformers = pytest.importorskip("transformers")
 
