@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import os
+import uuid
 from dataclasses import dataclass
 
 import torch
@@ -194,7 +196,7 @@ def load_kernel(source: str, name: str):
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}_{digest}.py"
     if not path.exists():
-        tmp = path.with_suffix(f".{id(source)}.tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.{uuid.uuid4().hex}.tmp")  # processes compile the same kernels
         tmp.write_text(source)
         tmp.replace(path)
     spec = importlib.util.spec_from_file_location(f"alloy_torch_generated.{name}_{digest}", path)
