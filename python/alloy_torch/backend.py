@@ -25,8 +25,8 @@ def decompositions() -> dict:
     attention, the embedding gradient)."""
     table = dict(core_aten_decompositions())
     for op in _KEEP:
-        for overload in [op] + [getattr(op.overloadpacket, n) for n in op.overloadpacket.overloads()]:
-            table.pop(overload, None)
+        for name in op.overloadpacket.overloads():
+            table.pop(getattr(op.overloadpacket, name), None)
     return table
 
 

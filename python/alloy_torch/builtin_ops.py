@@ -30,8 +30,15 @@ def softmax(x: torch.Tensor, dim: int, half_to_float: bool) -> torch.Tensor:
     return y.float() if half_to_float else y
 
 
-def layer_norm(x, normalized_shape, weight, bias, eps):
-    return al.layernorm(x, weight, bias, eps=eps)
+def layer_norm(x, normalized_shape, weight, bias, eps, stats_dtype):
+    """aten.native_layer_norm on al.layernorm: (y, mean, rstd), the statistics shaped
+    x.shape[:-k] + (1,) * k for k normalized dimensions."""
+    k = len(normalized_shape)
+    lead = tuple(x.shape[: x.dim() - k])
+    y, mean, rstd = al.layernorm(x.reshape(lead + (-1,)), weight.reshape(-1), bias.reshape(-1), eps=eps,
+                                 return_stats=True)
+    stats = lead + (1,) * k
+    return y.reshape(x.shape), mean.reshape(stats).to(stats_dtype), rstd.reshape(stats).to(stats_dtype)
 
 
 def lowering(node):
@@ -50,17 +57,14 @@ def lowering(node):
 
 
 def layer_norm_lowering(node):
-    """(function, arguments) for a native_layer_norm with weight and bias: al.layernorm when nobody reads
-    the saved mean and rstd (inference), else the kernel that also writes them (training)."""
+    """al.layernorm, with its saved statistics, for a native_layer_norm with weight and bias."""
     if node.target is not aten.native_layer_norm.default or len(node.args) != 5 or node.kwargs:
         return None
     x, shape, weight, bias, eps = node.args
     if weight is None or bias is None or not isinstance(node.meta.get("val"), tuple):
         return None
-    if len(shape) == 1 and all(u.target is operator.getitem and u.args[1] == 0 for u in node.users):
-        return (lambda *a: (layer_norm(*a), None, None)), node.args
     stats_dtype = node.meta["val"][1].dtype
-    return (lambda *a: row_kernels.layer_norm_with_stats(*a, stats_dtype)), node.args
+    return (lambda *a: layer_norm(*a, stats_dtype)), node.args
 
 
 def embedding_lowering(node):
@@ -86,7 +90,7 @@ def attention_lowering(node):
     (inference): no dropout, no mask, causal only for square scores (torch aligns the mask top-left)."""
     if node.target is not aten._scaled_dot_product_flash_attention_for_cpu.default:
         return None
-    args = list(node.args) + [0.0, False][len(node.args) - 3:] if len(node.args) < 5 else list(node.args)
+    args = list(node.args) + [0.0, False][len(node.args) - 3:]  # dropout_p, is_causal defaults
     q, k = (a.meta.get("val") for a in node.args[:2])
     dropout, causal = args[3], args[4]
     kw = dict(node.kwargs)

@@ -113,7 +113,7 @@ class Lowering:
         self.slot_count = len(nodes)
         self._group_of: dict = {}
         self.constants = {n: _constant(n) for n in nodes if _constant(n) is not None}
-        groups = self._group(nodes)
+        self._group(nodes)
         emitted = set()
         for node in nodes:
             if node.op in ("placeholder",):
@@ -123,7 +123,7 @@ class Lowering:
                 continue
             if node.op == "get_attr":
                 value = getattr(gm, node.target)
-                self.steps.append(EagerStep(lambda v=value: v, (), {}, self.index[node], "view"))
+                self.steps.append(EagerStep(lambda v=value: v, (), {}, self.index[node]))
                 continue
             if node in self.constants and all(u in self._group_of for u in node.users):
                 self.report.alloy_nodes += 1  # folded into the kernels that read it
@@ -137,9 +137,7 @@ class Lowering:
             self.steps.append(self._step(node))
 
     # ------------------------------------------------------------------ grouping
-    def _group(self, nodes):
-        groups = []
-        first = {}
+    def _group(self, nodes) -> None:
         for node in nodes:
             if node.op != "call_function" or not _pointwise_ok(node):
                 continue
@@ -157,11 +155,8 @@ class Lowering:
                     break
             if chosen is None:
                 chosen = []
-                groups.append(chosen)
-                first[id(chosen)] = node
             chosen.append(node)
             self._group_of[node] = chosen
-        return groups
 
     def _pointwise_step(self, group) -> PointwiseStep:
         members = set(group)
@@ -209,7 +204,7 @@ class Lowering:
             # an Alloy kernel's result may be laid out unlike eager's; the graph is functional, so a view
             # that its layout does not allow may copy (reshape stays a view whenever it can)
             target = aten.reshape.default if node.target in RESHAPES else node.target
-            return EagerStep(target, self._args(node.args), self._args(node.kwargs), out, "view")
+            return EagerStep(target, self._args(node.args), self._args(node.kwargs), out)
         reduction = REDUCTIONS.get(node.target)
         val = _val(node)
         if node.target is aten.cat.default and isinstance(val, torch.Tensor) and val.dtype in KERNEL_DTYPES \
@@ -236,5 +231,5 @@ class Lowering:
             return BuiltinStep(fn, self._args(args), out)
         self.report.fallback_nodes += 1
         self.report.fallback_ops[str(node.target)] += 1
-        return EagerStep(node.target, self._args(node.args), self._args(node.kwargs), out, "fallback")
+        return EagerStep(node.target, self._args(node.args), self._args(node.kwargs), out)
 

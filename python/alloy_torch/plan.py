@@ -9,17 +9,9 @@ import warnings
 import torch.fx as fx
 
 from .lowering import Lowering
-from .steps import Slot
+from .steps import resolve
 
 _WARNED: set = set()
-
-
-def _read(value, env):
-    if isinstance(value, Slot):
-        return env[value.index]
-    if isinstance(value, (list, tuple)):
-        return type(value)(_read(v, env) for v in value)
-    return value
 
 
 class Plan:
@@ -51,4 +43,4 @@ class Plan:
             inputs.clear()  # AOTAutograd's boxed convention: the plan owns the inputs now
         for step in self.steps:
             step.run(env)
-        return _read(self.output, env)
+        return resolve(self.output, env)

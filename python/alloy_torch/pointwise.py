@@ -34,7 +34,7 @@ UNARY = {
     aten.relu.default: "al.maximum({0}, 0.0)", aten.exp2.default: "al.exp2({0})",
     aten.expm1.default: "(al.exp({0}) - 1.0)", aten.log1p.default: "al.log(1.0 + {0})",
     aten.floor.default: "al.floor({0})", aten.ceil.default: "al.ceil({0})",
-    aten.logical_not.default: "({0} == 0.0)", aten.clone.default: "{0}", aten.alias.default: "{0}",
+    aten.alias.default: "{0}",
     aten.silu.default: "({0} * al.sigmoid({0}))",
 }
 BINARY = {
@@ -52,7 +52,7 @@ BINARY = {
     aten.threshold_backward.default: "al.where({1} <= {2}, 0.0, {0})",
 }
 CONVERTS = (prims.convert_element_type.default, aten._to_copy.default)
-COMPARISONS = {op for op, t in BINARY.items() if any(c in t for c in ("<", ">", "=="))} | {aten.logical_not.default}
+COMPARISONS = {op for op, t in BINARY.items() if any(c in t for c in ("<", ">", "=="))}
 FLOAT_DTYPES = {torch.float32: "al.float32", torch.float16: "al.float16", torch.bfloat16: "al.bfloat16"}
 KERNEL_DTYPES = set(FLOAT_DTYPES) | {torch.bool}
 BLOCK = 1024
@@ -121,7 +121,7 @@ def expression(node, operand) -> str | None:
             a = literal(alpha)
             sign = "+" if op is aten.add.Tensor else "-"
             return None if a is None else f"({operand(args[0])} {sign} {a} * {operand(args[1])})"
-    if kw and op not in (aten.threshold_backward.default,):
+    if kw:
         return None
     template = UNARY.get(op) or BINARY.get(op)
     if template is None:
@@ -135,7 +135,7 @@ def expression(node, operand) -> str | None:
 
 @dataclass(frozen=True)
 class Operand:
-    """How a kernel input is read: its rank and whether its last stride is 0, 1 or other."""
+    """How a kernel input is read: whether its last stride is 0, 1 or other, and whether it holds booleans."""
 
     last_stride: str  # "0", "1" or "s"
     is_bool: bool

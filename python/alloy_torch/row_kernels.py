@@ -1,40 +1,12 @@
-"""Alloy kernels for ATen ops with no builtin of the same contract: layer norm with its saved statistics
-(training graphs read mean and rstd), log-softmax, embedding lookup and its weight gradient."""
+"""Alloy kernels for ATen ops with no builtin of the same contract: log-softmax, embedding lookup and its
+weight gradient."""
 from __future__ import annotations
-
-import math
 
 import torch
 
 import alloy as al
 
 BLOCK = 1024
-
-
-@al.kernel
-def layer_norm_stats_rows(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, n, eps, BLOCK: al.constexpr):
-    row = al.program_id(0)
-    base = row * n
-    acc = al.zeros((BLOCK,), al.float32)
-    for start in range(0, n, BLOCK):
-        cols = start + al.arange(0, BLOCK)
-        acc += al.load(X + base + cols, mask=cols < n, other=0.0).to(al.float32)
-    mean = al.sum(acc, axis=0) / n
-    sq = al.zeros((BLOCK,), al.float32)
-    for start in range(0, n, BLOCK):
-        cols = start + al.arange(0, BLOCK)
-        x = al.load(X + base + cols, mask=cols < n, other=0.0).to(al.float32)
-        d = al.where(cols < n, x - mean, 0.0)
-        sq += d * d
-    rstd = al.rsqrt(al.sum(sq, axis=0) / n + eps)
-    for start in range(0, n, BLOCK):
-        cols = start + al.arange(0, BLOCK)
-        x = al.load(X + base + cols, mask=cols < n, other=0.0).to(al.float32)
-        w = al.load(W + cols, mask=cols < n, other=0.0).to(al.float32)
-        b = al.load(B + cols, mask=cols < n, other=0.0).to(al.float32)
-        al.store(Y + base + cols, ((x - mean) * rstd * w + b).to(Y.dtype), mask=cols < n)
-    al.store(Mean + row, mean.to(Mean.dtype))
-    al.store(Rstd + row, rstd.to(Rstd.dtype))
 
 
 @al.kernel
@@ -77,24 +49,6 @@ def scatter_add_rows(Grad, Index, Out, dim, padding_idx, BLOCK: al.constexpr):
 
 def _target(t: torch.Tensor) -> str:
     return "cuda" if t.is_cuda else "cpu"
-
-
-def layer_norm_with_stats(x, normalized_shape, weight, bias, eps, stats_dtype):
-    """(y, mean, rstd) as aten.native_layer_norm returns them (statistics shaped x.shape[:-k] + (1,)*k)."""
-    k = len(normalized_shape)
-    n = math.prod(normalized_shape)
-    rows = x.numel() // n if n else 0
-    xc = x.contiguous()
-    y = torch.empty_like(xc)
-    stat_shape = tuple(x.shape[: x.dim() - k]) + (1,) * k
-    mean = torch.empty(stat_shape, dtype=stats_dtype, device=x.device)
-    rstd = torch.empty(stat_shape, dtype=stats_dtype, device=x.device)
-    if rows and n:
-        layer_norm_stats_rows.launch(rows, (xc.reshape(-1), weight.contiguous().reshape(-1), bias.contiguous().reshape(-1),
-                                            n, float(eps)),
-                                     {"Y": y.reshape(-1), "Mean": mean.reshape(-1), "Rstd": rstd.reshape(-1),
-                                      "BLOCK": min(BLOCK, max(16, 1 << (n - 1).bit_length()))}, _target(x))
-    return y, mean, rstd
 
 
 def log_softmax(x, dim, half_to_float):

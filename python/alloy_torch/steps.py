@@ -13,14 +13,14 @@ from .pointwise import BLOCK, FLOAT_DTYPES, Operand, kernel_source, load_kernel
 aten = torch.ops.aten
 
 
-def _resolve(value, env):
+def resolve(value, env):
     """A node argument with every node replaced by its computed value."""
     if isinstance(value, Slot):
         return env[value.index]
     if isinstance(value, (list, tuple)):
-        return type(value)(_resolve(v, env) for v in value)
+        return type(value)(resolve(v, env) for v in value)
     if isinstance(value, dict):
-        return {k: _resolve(v, env) for k, v in value.items()}
+        return {k: resolve(v, env) for k, v in value.items()}
     return value
 
 
@@ -43,11 +43,11 @@ def _target(tensors) -> str:
 class EagerStep:
     """A node run by torch itself: a view (no data moves) or an op without an Alloy lowering."""
 
-    def __init__(self, target, args, kwargs, out: int, kind: str) -> None:
-        self.target, self.args, self.kwargs, self.out, self.kind = target, args, kwargs, out, kind
+    def __init__(self, target, args, kwargs, out: int) -> None:
+        self.target, self.args, self.kwargs, self.out = target, args, kwargs, out
 
     def run(self, env) -> None:
-        env[self.out] = self.target(*_resolve(self.args, env), **_resolve(self.kwargs, env))
+        env[self.out] = self.target(*resolve(self.args, env), **resolve(self.kwargs, env))
 
 
 def flat(t: torch.Tensor) -> torch.Tensor:
@@ -89,8 +89,6 @@ def _stride_class(stride: int) -> str:
 class PointwiseStep:
     """One generated kernel for a group of elementwise nodes of one output shape."""
 
-    kind = "alloy"
-
     def __init__(self, name: str, inputs: list[Slot], body: list[str], results: list[tuple[str, torch.dtype, int]],
                  layouts: list) -> None:
         self.name, self.inputs, self.body, self.results, self.layouts = name, inputs, body, results, layouts
@@ -121,15 +119,7 @@ class PointwiseStep:
                     for size, stride, dtype in prepared[-1]]
         for (_, _, slot), out in zip(self.results, outs):
             env[slot] = out
-        kernel, grid, scalars, spans, out_spans, target, _ = prepared
-        if kernel is None:
-            return
-        args = [(t.view(torch.uint8) if t.dtype is torch.bool else t).as_strided((n,), (1,))
-                for t, n in zip(tensors, spans)]
-        kw = {f"Y{j}": (o.view(torch.uint8) if o.dtype is torch.bool else o).as_strided((n,), (1,))
-              for j, (o, n) in enumerate(zip(outs, out_spans))}
-        kw["BLOCK"] = BLOCK
-        kernel.launch(grid, args + scalars, kw, target)
+        self._execute(prepared, tensors, outs)
 
     def prepare(self, tensors, outs):
         """(kernel, grid, scalar arguments, input spans, output spans, target, output layouts) of a launch
@@ -156,20 +146,23 @@ class PointwiseStep:
 
     def launch(self, tensors: list[torch.Tensor], outs: list[torch.Tensor]) -> None:
         """Run the kernel once over `outs` (any strides, the group's output shape) reading `tensors`."""
-        kernel, grid, scalars, spans, out_spans, target, _ = self.prepare(tensors, outs)
+        self._execute(self.prepare(tensors, outs), tensors, outs)
+
+    @staticmethod
+    def _execute(prepared, tensors, outs) -> None:
+        kernel, grid, scalars, spans, out_spans, target, _ = prepared
         if kernel is None:
             return
-        args = [flat(t.expand(outs[0].shape)) for t in tensors]
-        args = [a.view(torch.uint8) if a.dtype is torch.bool else a for a in args]
-        kw = {f"Y{j}": flat(o.view(torch.uint8) if o.dtype is torch.bool else o) for j, o in enumerate(outs)}
+        args = [(t.view(torch.uint8) if t.dtype is torch.bool else t).as_strided((n,), (1,))
+                for t, n in zip(tensors, spans)]
+        kw = {f"Y{j}": (o.view(torch.uint8) if o.dtype is torch.bool else o).as_strided((n,), (1,))
+              for j, (o, n) in enumerate(zip(outs, out_spans))}
         kw["BLOCK"] = BLOCK
         kernel.launch(grid, args + scalars, kw, target)
 
 
 class ConcatStep:
     """aten.cat: each input copied by an Alloy kernel into its slice of the output."""
-
-    kind = "alloy"
 
     def __init__(self, inputs: list[Slot], dim: int, like, out: int) -> None:
         self.inputs, self.dim, self.like, self.out = inputs, dim, like, out
@@ -226,8 +219,6 @@ def reduce_kernel(kind: str):
 class ReductionStep:
     """sum / mean / amax / amin over some dimensions: kept dimensions become rows, reduced ones a strided row."""
 
-    kind = "alloy"
-
     def __init__(self, reduction: str, x: Slot, dims, keepdim: bool, dtype, out: int) -> None:
         self.reduction, self.x, self.dims, self.keepdim, self.dtype, self.out = reduction, x, dims, keepdim, dtype, out
 
@@ -255,10 +246,8 @@ class ReductionStep:
 class BuiltinStep:
     """A node computed by one of Alloy's builtins (matmul, softmax, layernorm)."""
 
-    kind = "alloy"
-
     def __init__(self, fn, args, out: int) -> None:
         self.fn, self.args, self.out = fn, args, out
 
     def run(self, env) -> None:
-        env[self.out] = self.fn(*_resolve(self.args, env))
+        env[self.out] = self.fn(*resolve(self.args, env))

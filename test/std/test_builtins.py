@@ -49,6 +49,17 @@ def test_layernorm(dtype, cols):
     close(y, F.layer_norm(x.double(), (cols,), w.double(), b.double(), 1e-5), dtype, scale=4)
 
 
+@pytest.mark.parametrize("cols", [64, 9000])  # one tile per row, and streamed rows
+def test_layernorm_returns_its_row_statistics(cols):
+    x, w, b = torch.randn(2, 3, cols) + 3, torch.randn(cols), torch.randn(cols)
+    y, mean, rstd = al.layernorm(x, w, b, eps=1e-5, return_stats=True)
+    xd = x.double()
+    assert mean.shape == rstd.shape == (2, 3) and mean.dtype == rstd.dtype == torch.float32
+    torch.testing.assert_close(mean.double(), xd.mean(-1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(rstd.double(), torch.rsqrt(xd.var(-1, unbiased=False) + 1e-5), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(y, al.layernorm(x, w, b, eps=1e-5))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cols", [64, 1000, 9000])
 def test_rms_norm(dtype, cols):

@@ -14,7 +14,7 @@ CHUNK = 2048
 
 
 @al.kernel
-def layernorm_row_tile(X, W, B, Y: al.output, n_cols, eps, BLOCK: al.constexpr):
+def layernorm_row_tile(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, n_cols, eps, BLOCK: al.constexpr):
     row = al.program_id(0)
     cols = al.arange(0, BLOCK)
     mask = cols < n_cols
@@ -25,10 +25,13 @@ def layernorm_row_tile(X, W, B, Y: al.output, n_cols, eps, BLOCK: al.constexpr):
     w = al.load(W + cols, mask=mask, other=0.0).to(al.float32)
     b = al.load(B + cols, mask=mask, other=0.0).to(al.float32)
     al.store(Y + row * n_cols + cols, (d * rstd * w + b).to(X.dtype), mask=mask)
+    al.store(Mean + row, mean)
+    al.store(Rstd + row, rstd)
 
 
 @al.kernel
-def layernorm_row_stream(X, W, B, Y: al.output, n_cols, eps, BLOCK: al.constexpr):
+def layernorm_row_stream(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, n_cols, eps,
+                         BLOCK: al.constexpr):
     row = al.program_id(0)
     base = row * n_cols
     total = al.zeros((BLOCK,), al.float32)
@@ -50,6 +53,8 @@ def layernorm_row_stream(X, W, B, Y: al.output, n_cols, eps, BLOCK: al.constexpr
         w = al.load(W + cols, mask=mask, other=0.0).to(al.float32)
         b = al.load(B + cols, mask=mask, other=0.0).to(al.float32)
         al.store(Y + base + cols, ((x - mean) * rstd * w + b).to(X.dtype), mask=mask)
+    al.store(Mean + row, mean)
+    al.store(Rstd + row, rstd)
 
 
 @al.kernel
@@ -91,19 +96,27 @@ def _weight(call: Call, name: str, value, n_cols: int):
     return w
 
 
-def layernorm(x, gamma, beta, eps: float = 1e-5):
-    """Layer normalisation of `x` over its last axis: (x - mean) / sqrt(var + eps) * gamma + beta."""
+def layernorm(x, gamma, beta, eps: float = 1e-5, return_stats: bool = False):
+    """Layer normalisation of `x` over its last axis: (x - mean) / sqrt(var + eps) * gamma + beta.
+
+    With `return_stats`, `(y, mean, rstd)`: the float32 row statistics (shape x.shape[:-1]) that a
+    backward pass reads, as torch's native_layer_norm saves them."""
     call = Call("layernorm")
     x2d, rows, n_cols, restore = as_rows(call, call.array("x", x), -1)
     w, b = _weight(call, "gamma", gamma, n_cols), _weight(call, "beta", beta, n_cols)
     y = call.empty((rows, n_cols), dtype_of(x2d))
+    mean, rstd = call.empty((rows,), "float32"), call.empty((rows,), "float32")
     if rows * n_cols:
         if n_cols <= ROW_TILE:
-            call.launch(layernorm_row_tile, rows, x2d, w, b, n_cols, float(eps), Y=y,
+            call.launch(layernorm_row_tile, rows, x2d, w, b, n_cols, float(eps), Y=y, Mean=mean, Rstd=rstd,
                         BLOCK=row_block(n_cols, ROW_TILE))
         else:
-            call.launch(layernorm_row_stream, rows, x2d, w, b, n_cols, float(eps), Y=y, BLOCK=CHUNK)
-    return restore(y)
+            call.launch(layernorm_row_stream, rows, x2d, w, b, n_cols, float(eps), Y=y, Mean=mean, Rstd=rstd,
+                        BLOCK=CHUNK)
+    if not return_stats:
+        return restore(y)
+    stats_shape = shape_of(x)[:-1]
+    return restore(y), call.result(mean, stats_shape), call.result(rstd, stats_shape)
 
 
 def rms_norm(x, weight, eps: float = 1e-6):
