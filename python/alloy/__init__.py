@@ -40,6 +40,13 @@ def empty(shape, dtype=float32) -> AlloyBuffer:
     return AlloyBuffer.empty(shape, dtype.np if isinstance(dtype, type(float32)) else dtype)
 
 
+def prepare(kernel, grid, *args, **kwargs):
+    """`kernel[grid](*args, **kwargs)` resolved once, for repeated cheap runs (see alloy.runtime.prepared)."""
+    from .runtime.prepared import prepare as _prepare
+
+    return _prepare(kernel, grid, *args, **kwargs)
+
+
 def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
     """Print and return the IR of `kernel` at `level` for one specialisation, or of the (fused) kernel that
     will produce a pending AlloyBuffer (see alloy.inspection)."""

@@ -23,7 +23,7 @@ def _dequantize(tensor: TensorLike) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _rope_table(positions: bytes, n_rot: int, base: float, freq_scale: float,
+def rope_table(positions: bytes, n_rot: int, base: float, freq_scale: float,
                 factors: bytes | None) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin ``[n, 1, n_rot/2]`` of the rotation angles; cached because every
     layer of a forward pass asks for the same table."""
@@ -141,7 +141,7 @@ class ReferenceOps(Ops):
         if n_rot % 2 or n_rot > hd:
             raise ValueError(f"rope over {n_rot} dims of a {hd}-dim head")
         factors = None if freq_factors is None else np.asarray(freq_factors, np.float64).tobytes()
-        cos, sin = _rope_table(np.asarray(positions, np.int64).tobytes(), n_rot, float(base),
+        cos, sin = rope_table(np.asarray(positions, np.int64).tobytes(), n_rot, float(base),
                                float(freq_scale), factors)
         half = n_rot // 2
         out = x.copy()

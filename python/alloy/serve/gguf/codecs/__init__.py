@@ -13,11 +13,15 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from ..errors import CodecError
 from . import floats, iquants, kquants, legacy
+from .affine import Affine
 
-__all__ = ["SUPPORTED", "CodecError", "block_info", "dequantize", "quantize", "qtype_of"]
+__all__ = ["SUPPORTED", "Affine", "CodecError", "affine_rows", "block_info", "dequantize", "quantize", "qtype_of"]
 
 _DECODERS: dict[GGMLQuantizationType, Callable[[np.ndarray], np.ndarray]] = {
     **floats.DECODERS, **legacy.DECODERS, **kquants.DECODERS, **iquants.DECODERS,
+}
+_SPLITS: dict[GGMLQuantizationType, Callable[[np.ndarray], Affine]] = {
+    **legacy.SPLITS, **kquants.SPLITS, **iquants.SPLITS,
 }
 _ENCODERS: dict[GGMLQuantizationType, Callable[[np.ndarray], np.ndarray]] = dict(legacy.ENCODERS)
 
@@ -79,6 +83,23 @@ def dequantize(raw: np.ndarray, qtype, shape) -> np.ndarray:
         for start in range(0, len(blocks), step):   # bounded temporaries for big tensors
             out[start:start + step] = decode(blocks[start:start + step])
     return out.reshape(shape)
+
+
+def affine_rows(raw: np.ndarray, qtype, n_cols: int) -> Affine:
+    """The affine split of whole rows of ``n_cols`` elements: codes ``(rows, n_cols)``, scales
+    ``(rows, n_cols // group)``. ``raw``: the rows' bytes (any shape whose size is a whole number of rows)."""
+    q = _supported(qtype, _SPLITS, "affine splitting")
+    block, size = GGML_QUANT_SIZES[q]
+    raw = np.asarray(raw)
+    if raw.dtype != np.uint8:
+        raw = np.ascontiguousarray(raw).view(np.uint8)
+    raw = raw.reshape(-1)
+    if n_cols % block or raw.size % (n_cols // block * size):
+        raise CodecError(f"{q.name}: {raw.size} bytes are not whole rows of {n_cols} elements")
+    rows = raw.size // (n_cols // block * size)
+    a = _SPLITS[q](raw.reshape(-1, size))
+    return Affine(a.codes.reshape(rows, n_cols), a.scales.reshape(rows, -1),
+                  None if a.offsets is None else a.offsets.reshape(rows, -1), a.group, a.nibble_bias)
 
 
 def quantize(x: np.ndarray, qtype) -> np.ndarray:

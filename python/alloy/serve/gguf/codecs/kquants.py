@@ -11,6 +11,7 @@ import numpy as np
 from gguf import GGMLQuantizationType as Q
 
 from ._tables import f16, records, split
+from .affine import Affine, decoder
 
 Q2_K = np.dtype([("scales", "u1", 16), ("qs", "u1", 64), ("d", "<f2"), ("dmin", "<f2")])
 Q3_K = np.dtype([("hmask", "u1", 32), ("qs", "u1", 64), ("scales", "u1", 12), ("d", "<f2")])
@@ -30,12 +31,12 @@ def _crumb_groups(qs: np.ndarray) -> np.ndarray:
     return split(qs.reshape(-1, 2, 32), 2, axis=2).reshape(-1, 16, 16)
 
 
-def _q2_k(blocks):
+def _q2_k(blocks) -> Affine:
     r = records(blocks, Q2_K)
     sc = r["scales"]
-    dl = (f16(r["d"]) * (sc & np.uint8(15)).astype(np.float32))[:, :, None]
-    ml = (f16(r["dmin"]) * (sc >> _4).astype(np.float32))[:, :, None]
-    return (dl * _crumb_groups(r["qs"]).astype(np.float32) - ml).reshape(-1, 256)
+    dl = f16(r["d"]) * (sc & np.uint8(15)).astype(np.float32)
+    ml = f16(r["dmin"]) * (sc >> _4).astype(np.float32)
+    return Affine(_crumb_groups(r["qs"]).view(np.int8).reshape(-1, 256), dl, -ml, 16)
 
 
 def _q3_k_scales(s: np.ndarray) -> np.ndarray:
@@ -49,14 +50,13 @@ def _q3_k_scales(s: np.ndarray) -> np.ndarray:
     return ((low | (high << _4)).view(np.int8) - np.int8(32)).astype(np.float32)
 
 
-def _q3_k(blocks):
+def _q3_k(blocks) -> Affine:
     r = records(blocks, Q3_K)
-    dl = (f16(r["d"]) * _q3_k_scales(r["scales"]))[:, :, None]
     # bit b of hmask byte i is the high bit of element i of the b-th 32-element group;
     # a clear bit subtracts 4
     hbit = split(r["hmask"], 1, axis=1).reshape(-1, 16, 16)
     q = _crumb_groups(r["qs"]).view(np.int8) - ((hbit ^ np.uint8(1)) << np.uint8(2)).view(np.int8)
-    return (dl * q.astype(np.float32)).reshape(-1, 256)
+    return Affine(q.reshape(-1, 256), f16(r["d"]) * _q3_k_scales(r["scales"]), None, 16)
 
 
 def _k4_scales(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -72,12 +72,10 @@ def _k4_scales(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scale.astype(np.float32), mins.astype(np.float32)
 
 
-def _k_scaled(r, q: np.ndarray) -> np.ndarray:
-    """``d * scale * q - dmin * min`` for Q4_K/Q5_K values ``q`` of shape ``(n, 8, 32)``."""
+def _k_affine(r, q: np.ndarray) -> Affine:
+    """``d * scale * q - dmin * min`` for Q4_K/Q5_K codes ``q`` of shape ``(n, 8, 32)``."""
     scale, mins = _k4_scales(r["scales"])
-    d = (f16(r["d"]) * scale)[:, :, None]
-    m = (f16(r["dmin"]) * mins)[:, :, None]
-    return (d * q - m).reshape(-1, 256)
+    return Affine(q.view(np.int8).reshape(-1, 256), f16(r["d"]) * scale, -(f16(r["dmin"]) * mins), 32)
 
 
 def _k_nibbles(qs: np.ndarray) -> np.ndarray:
@@ -85,27 +83,29 @@ def _k_nibbles(qs: np.ndarray) -> np.ndarray:
     return split(qs.reshape(-1, 4, 32), 4, axis=2).reshape(-1, 8, 32)
 
 
-def _q4_k(blocks):
+def _q4_k(blocks) -> Affine:
     r = records(blocks, Q4_K)
-    return _k_scaled(r, _k_nibbles(r["qs"]).astype(np.float32))
+    affine = _k_affine(r, _k_nibbles(r["qs"]))
+    affine.nibble_bias = 0
+    return affine
 
 
-def _q5_k(blocks):
+def _q5_k(blocks) -> Affine:
     r = records(blocks, Q5_K)
     high = split(r["qh"], 1, axis=1)                      # (n, sub-block s, l): bit s of qh[l]
-    return _k_scaled(r, (_k_nibbles(r["qs"]) | (high << _4)).astype(np.float32))
+    return _k_affine(r, _k_nibbles(r["qs"]) | (high << _4))
 
 
-def _q6_k(blocks):
+def _q6_k(blocks) -> Affine:
     r = records(blocks, Q6_K)
     n = len(r)
     # per 128-element half: ql bytes 0-31 give groups 0 (low) / 2 (high nibble),
     # bytes 32-63 groups 1 / 3; qh byte l gives bits 4-5 of group j at bits 2j
     low = split(r["ql"].reshape(n, 2, 2, 32), 4, axis=2).reshape(n, 2, 4, 32)
     high = split(r["qh"].reshape(n, 2, 32), 2, axis=2)
-    q = ((low | (high << _4)).view(np.int8) - np.int8(32)).astype(np.float32)
-    d = (f16(r["d"]) * r["scales"].astype(np.float32))[:, :, None]
-    return (d * q.reshape(n, 16, 16)).reshape(n, 256)
+    q = (low | (high << _4)).view(np.int8) - np.int8(32)
+    return Affine(q.reshape(n, 256), f16(r["d"]) * r["scales"].astype(np.float32), None, 16)
 
 
-DECODERS = {Q.Q2_K: _q2_k, Q.Q3_K: _q3_k, Q.Q4_K: _q4_k, Q.Q5_K: _q5_k, Q.Q6_K: _q6_k}
+SPLITS = {Q.Q2_K: _q2_k, Q.Q3_K: _q3_k, Q.Q4_K: _q4_k, Q.Q5_K: _q5_k, Q.Q6_K: _q6_k}
+DECODERS = {q: decoder(split) for q, split in SPLITS.items()}

@@ -3,7 +3,7 @@
 Block layouts (ggml-common.h): an fp16 scale ``d`` (and fp16 min ``m`` for the
 _1 types), for 5-bit types a 32-bit mask of high bits, then the low bits with
 element ``j`` in the low nibble of byte ``j`` and element ``j + 16`` in its high
-nibble. Values are ``d * (q - offset)`` or ``d * q + m``.
+nibble. Values are ``d * (q - offset)`` or ``d * q + m`` (``SPLITS``: the affine form).
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 from gguf import GGMLQuantizationType as Q
 
 from ._tables import f16, records, split
+from .affine import Affine, decoder
 
 Q8_0 = np.dtype([("d", "<f2"), ("qs", "i1", 32)])
 Q4_0 = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
@@ -29,31 +30,29 @@ def _fifth_bit(qh: np.ndarray) -> np.ndarray:
     return split(qh, 1, axis=2).reshape(-1, 32) << np.uint8(4)
 
 
-def _q8_0(blocks):
+def _q8_0(blocks) -> Affine:
     r = records(blocks, Q8_0)
-    return r["qs"].astype(np.float32) * f16(r["d"])
+    return Affine(r["qs"], f16(r["d"]), None, 32)
 
 
-def _q4_0(blocks):
+def _q4_0(blocks) -> Affine:
     r = records(blocks, Q4_0)
-    return f16(r["d"]) * (_nibbles(r["qs"]).view(np.int8) - np.int8(8)).astype(np.float32)
+    return Affine(_nibbles(r["qs"]).view(np.int8) - np.int8(8), f16(r["d"]), None, 32, nibble_bias=8)
 
 
-def _q4_1(blocks):
+def _q4_1(blocks) -> Affine:
     r = records(blocks, Q4_1)
-    return f16(r["d"]) * _nibbles(r["qs"]).astype(np.float32) + f16(r["m"])
+    return Affine(_nibbles(r["qs"]).view(np.int8), f16(r["d"]), f16(r["m"]), 32, nibble_bias=0)
 
 
-def _q5_0(blocks):
+def _q5_0(blocks) -> Affine:
     r = records(blocks, Q5_0)
-    q = (_nibbles(r["qs"]) | _fifth_bit(r["qh"])).view(np.int8) - np.int8(16)
-    return f16(r["d"]) * q.astype(np.float32)
+    return Affine((_nibbles(r["qs"]) | _fifth_bit(r["qh"])).view(np.int8) - np.int8(16), f16(r["d"]), None, 32)
 
 
-def _q5_1(blocks):
+def _q5_1(blocks) -> Affine:
     r = records(blocks, Q5_1)
-    q = _nibbles(r["qs"]) | _fifth_bit(r["qh"])
-    return f16(r["d"]) * q.astype(np.float32) + f16(r["m"])
+    return Affine((_nibbles(r["qs"]) | _fifth_bit(r["qh"])).view(np.int8), f16(r["d"]), f16(r["m"]), 32)
 
 
 def _round_half_away(v: np.ndarray) -> np.ndarray:
@@ -86,5 +85,6 @@ def _encode_q4_0(x: np.ndarray) -> np.ndarray:
     return out.view(np.uint8)
 
 
-DECODERS = {Q.Q8_0: _q8_0, Q.Q4_0: _q4_0, Q.Q4_1: _q4_1, Q.Q5_0: _q5_0, Q.Q5_1: _q5_1}
+SPLITS = {Q.Q8_0: _q8_0, Q.Q4_0: _q4_0, Q.Q4_1: _q4_1, Q.Q5_0: _q5_0, Q.Q5_1: _q5_1}
+DECODERS = {q: decoder(split) for q, split in SPLITS.items()}
 ENCODERS = {Q.Q8_0: _encode_q8_0, Q.Q4_0: _encode_q4_0}

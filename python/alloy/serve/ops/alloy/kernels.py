@@ -1,0 +1,187 @@
+"""The engine's kernels besides the matrix products: norms, elementwise ops, rotary embedding,
+embedding rows, the KV-cache store and attention over the cache.
+
+Activations are float32 and row-major, as ``ops.base`` lays them out: ``[n_tokens, features]`` or
+``[n_tokens, heads, head_dim]``; the cache holds ``[n_head_kv, capacity, head_dim]`` per layer.
+"""
+from __future__ import annotations
+
+import math
+
+import alloy as al
+
+GELU_TANH_C = math.sqrt(2.0 / math.pi)
+
+
+@al.kernel
+def rms_norm_rows(X, W, Y: al.output, n_cols, eps, BLOCK: al.constexpr):
+    """Row ``program_id(0)`` of ``X [rows, n_cols]`` divided by its RMS, times ``W [n_cols]``."""
+    base = al.program_id(0) * n_cols
+    squares = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        x = al.load(X + base + cols, mask=cols < n_cols, other=0.0)
+        squares += x * x
+    rstd = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        mask = cols < n_cols
+        x = al.load(X + base + cols, mask=mask, other=0.0)
+        w = al.load(W + cols, mask=mask, other=0.0)
+        al.store(Y + base + cols, x * rstd * w, mask=mask)
+
+
+@al.kernel
+def binary_op(A, B, Y: al.output, n, period, OP: al.constexpr, BLOCK: al.constexpr):
+    """``Y = A op B[i % period]`` over ``n`` elements (``period``: B's size; it repeats along A)."""
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    mask = offs < n
+    a = al.load(A + offs, mask=mask, other=0.0)
+    b = al.load(B + offs % period, mask=mask, other=0.0)
+    if OP == "add":
+        y = a + b
+    else:
+        y = a * b
+    al.store(Y + offs, y, mask=mask)
+
+
+@al.kernel
+def unary_op(X, Y: al.output, n, param, OP: al.constexpr, BLOCK: al.constexpr):
+    """``Y = op(X)``: ``scale`` (x * param), ``softcap`` (param * tanh(x / param)), ``silu``, ``gelu`` (tanh)."""
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    mask = offs < n
+    x = al.load(X + offs, mask=mask, other=0.0)
+    if OP == "scale":
+        y = x * param
+    elif OP == "softcap":
+        y = al.tanh(x / param) * param
+    elif OP == "silu":
+        y = x / (1.0 + al.exp(-x))
+    else:
+        y = 0.5 * x * (1.0 + al.tanh(GELU_TANH_C * x * (1.0 + 0.044715 * x * x)))
+    al.store(Y + offs, y, mask=mask)
+
+
+@al.kernel
+def rotary(X, Cos, Sin, Y: al.output, heads, D: al.constexpr, ROT: al.constexpr, NEOX: al.constexpr,
+           HB: al.constexpr, HP: al.constexpr, PB: al.constexpr):
+    """Token ``program_id(0)`` of ``X [n, heads, D]`` rotated by its row of ``Cos``/``Sin [n, ROT/2]``:
+    pairs ``(i, i + ROT/2)`` (NEOX) or ``(2i, 2i + 1)``; features from ``ROT`` on pass through."""
+    t = al.program_id(0)
+    h = al.arange(0, HB)
+    i = al.arange(0, HP)
+    half = ROT // 2
+    c = al.load(Cos + t * half + i, mask=i < half, other=1.0)[None, :]
+    s = al.load(Sin + t * half + i, mask=i < half, other=0.0)[None, :]
+    src = X + t * heads * D + h[:, None] * D
+    dst = Y + t * heads * D + h[:, None] * D
+    mask = (h[:, None] < heads) & (i[None, :] < half)
+    if NEOX:
+        first = i[None, :]
+        second = first + half
+    else:
+        first = 2 * i[None, :]
+        second = first + 1
+    x1 = al.load(src + first, mask=mask, other=0.0)
+    x2 = al.load(src + second, mask=mask, other=0.0)
+    al.store(dst + first, x1 * c - x2 * s, mask=mask)
+    al.store(dst + second, x2 * c + x1 * s, mask=mask)
+    if ROT < D:
+        j = ROT + al.arange(0, PB)
+        keep = (h[:, None] < heads) & (j[None, :] < D)
+        al.store(dst + j[None, :], al.load(src + j[None, :], mask=keep, other=0.0), mask=keep)
+
+
+@al.kernel
+def quant_rows(Ids, Codes, Scales, Offsets, Y: al.output, K, G: al.constexpr, NIBBLES: al.constexpr,
+               BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
+    """Row ``Ids[program_id(0)]`` of a quantized weight, dequantised (see matmul_kernels)."""
+    t = al.program_id(0)
+    row = al.load(Ids + t)
+    groups = K // G
+    for g in range(0, groups):
+        s = al.load(Scales + row * groups + g).to(al.float32)
+        o = 0.0
+        if HAS_OFFSET:
+            o = al.load(Offsets + row * groups + g).to(al.float32)
+        if NIBBLES:
+            j = al.arange(0, G // 2)
+            c = al.load(Codes + row * (K // 2) + g * (G // 2) + j)
+            al.store(Y + t * K + g * G + j, ((c & 15).to(al.float32) - BIAS) * s + o)
+            al.store(Y + t * K + g * G + G // 2 + j, ((c >> 4).to(al.float32) - BIAS) * s + o)
+        else:
+            j = al.arange(0, G)
+            al.store(Y + t * K + g * G + j, al.load(Codes + row * K + g * G + j).to(al.float32) * s + o)
+
+
+@al.kernel
+def dense_rows(Ids, W, Y: al.output, K, BK: al.constexpr):
+    """Row ``Ids[program_id(0)]`` of a float weight, as float32."""
+    t = al.program_id(0)
+    row = al.load(Ids + t)
+    for k in range(0, K, BK):
+        cols = k + al.arange(0, BK)
+        al.store(Y + t * K + cols, al.load(W + row * K + cols, mask=cols < K, other=0.0).to(al.float32),
+                 mask=cols < K)
+
+
+@al.kernel
+def cache_store(Src, Cache, n_kv, capacity, start, D, BLOCK: al.constexpr):
+    """``Cache[h, start + t, :] = Src[t, h, :]`` for token ``program_id(0)``, head ``program_id(1)``."""
+    t = al.program_id(0)
+    h = al.program_id(1)
+    for k in range(0, D, BLOCK):
+        cols = k + al.arange(0, BLOCK)
+        v = al.load(Src + (t * n_kv + h) * D + cols, mask=cols < D, other=0.0)
+        al.store(Cache + (h * capacity + start + t) * D + cols, v, mask=cols < D)
+
+
+@al.kernel
+def cached_attention(Q, Kc, Vc, O: al.output, n, n_head, group, capacity, start, window, scale, cap,
+                     DK: al.constexpr, DV: al.constexpr, DKP: al.constexpr, DVP: al.constexpr,
+                     BM: al.constexpr, BN: al.constexpr, WINDOWED: al.constexpr, SOFTCAP: al.constexpr):
+    """Causal attention of ``n`` new tokens (positions ``start ..``) over the cache, flash style.
+
+    Program (i, kv head): query rows ``r = i * BM ..`` enumerate (token ``r // group``, head
+    ``kv * group + r % group``), so the query heads sharing a KV head read its keys once.
+    """
+    kv = al.program_id(1)
+    first = al.program_id(0) * BM
+    r = first + al.arange(0, BM)
+    live = r < n * group
+    t = r // group
+    head = kv * group + r % group
+    pos = start + t
+    dk = al.arange(0, DKP)
+    dv = al.arange(0, DVP)
+    q = al.load(Q + (t * n_head + head)[:, None] * DK + dk[None, :], mask=live[:, None] & (dk[None, :] < DK),
+                other=0.0)
+    m = al.full((BM,), -float("inf"), al.float32)
+    l = al.zeros((BM,), al.float32)
+    acc = al.zeros((BM, DVP), al.float32)
+    hi = start + min(n - 1, (first + BM - 1) // group) + 1
+    lo = 0
+    if WINDOWED:
+        lo = max(0, start + first // group - window + 1)
+    for s0 in range(lo, hi, BN):
+        kj = s0 + al.arange(0, BN)
+        k = al.load(Kc + (kv * capacity + kj)[:, None] * DK + dk[None, :],
+                    mask=(kj[:, None] < hi) & (dk[None, :] < DK), other=0.0)
+        s = al.tile_dot(q, k, transpose_rhs=True) * scale
+        if SOFTCAP:
+            s = al.tanh(s / cap) * cap
+        valid = live[:, None] & (kj[None, :] <= pos[:, None])
+        if WINDOWED:
+            valid = valid & (kj[None, :] > pos[:, None] - window)
+        s = al.where(valid, s, -float("inf"))
+        m_new = al.maximum(m, al.max(s, axis=1))
+        shift = al.where(m_new == -float("inf"), 0.0, m_new)
+        p = al.exp(s - shift[:, None])
+        alpha = al.exp(m - shift)
+        l = l * alpha + al.sum(p, axis=1)
+        v = al.load(Vc + (kv * capacity + kj)[:, None] * DV + dv[None, :],
+                    mask=(kj[:, None] < hi) & (dv[None, :] < DV), other=0.0)
+        acc = acc * alpha[:, None] + al.tile_dot(p, v)
+        m = m_new
+    out = acc / al.where(l == 0.0, 1.0, l)[:, None]
+    al.store(O + (t * n_head + head)[:, None] * DV + dv[None, :], out, mask=live[:, None] & (dv[None, :] < DV))

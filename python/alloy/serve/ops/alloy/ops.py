@@ -1,0 +1,235 @@
+"""``AlloyOps``: the op interface on Alloy kernels (CPU target), weights kept quantized.
+
+Each op runs one prepared launch (``al.prepare``): the kernel is specialised and its argument slots
+packed the first time a (kernel, constexprs, dtypes) combination is seen; later calls rebind the
+arrays and sizes that changed and make one native call, so a decode step costs little more than
+its kernels. Outputs are fresh arrays, so a result stays valid however long the model holds it.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+import alloy as al
+
+from ...gguf.codecs import dequantize
+from ..base import Ops, RopeStyle, TensorLike
+from ..reference import NumpyKV, rope_table
+from . import kernels
+from .matmul_kernels import dense_matvec, quant_matvec
+from .weights import DenseWeight, QuantWeight, repack
+from alloy.std.normalization import layernorm_row_stream
+from alloy.std.row_softmax import softmax_row_stream
+
+ELEMENTWISE_BLOCK = 1024
+ROW_BLOCK = 256
+MATVEC_ROWS = {True: 8, False: 4}   # outputs per program of the matrix-vector kernels: nibble / int8 codes
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+class AlloyOps(Ops):
+    """Float32 activations, quantized weights, every op an Alloy kernel."""
+
+    def __init__(self) -> None:
+        self._prepared: dict = {}
+        self._ones: dict[int, np.ndarray] = {}
+        self._zeros: dict[int, np.ndarray] = {}
+
+    # --- launching -------------------------------------------------------------------------------
+    def _run(self, key: tuple, kernel, grid: tuple, consts: dict, **args) -> None:
+        """Launch ``kernel`` over ``grid``; ``key`` names its constexprs and argument dtypes."""
+        launch = self._prepared.get(key)
+        if launch is None:
+            launch = self._prepared[key] = al.prepare(kernel, grid, **args, **consts)
+            launch.run()
+        else:
+            launch.rebind(**args).run(grid + (1,) * (3 - len(grid)))
+
+    def _ones_of(self, n: int) -> np.ndarray:
+        if n not in self._ones:
+            self._ones[n] = np.ones(n, np.float32)
+        return self._ones[n]
+
+    def _zeros_of(self, n: int) -> np.ndarray:
+        if n not in self._zeros:
+            self._zeros[n] = np.zeros(n, np.float32)
+        return self._zeros[n]
+
+    # --- parameters ------------------------------------------------------------------------------
+    def weight(self, tensor: TensorLike) -> QuantWeight | DenseWeight:
+        return repack(tensor)
+
+    def vector(self, tensor: TensorLike | np.ndarray) -> np.ndarray:
+        if isinstance(tensor, np.ndarray):
+            return np.ascontiguousarray(tensor, dtype=np.float32)
+        return np.ascontiguousarray(dequantize(tensor.data, tensor.qtype, tensor.shape), dtype=np.float32)
+
+    def kv_buffer(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int) -> NumpyKV:
+        return NumpyKV(max_tokens, n_head_kv, head_dim_k, head_dim_v)
+
+    # --- data movement ---------------------------------------------------------------------------
+    def embedding(self, table, ids: Sequence[int]) -> np.ndarray:
+        idx = np.asarray(ids, dtype=np.int32)
+        n_rows, n_cols = table.shape
+        if idx.size and (idx.min() < 0 or idx.max() >= n_rows):
+            bad = idx[(idx < 0) | (idx >= n_rows)][0]
+            raise ValueError(f"token id {int(bad)} is outside the vocabulary [0, {n_rows})")
+        y = np.empty((len(idx), n_cols), np.float32)
+        if isinstance(table, DenseWeight):
+            self._run(("rows", table.layout), kernels.dense_rows, (len(idx),), {"BK": ROW_BLOCK}, Ids=idx, W=table.data, Y=y, K=n_cols)
+            return y
+        self._run(("rows", table.layout), kernels.quant_rows, (len(idx),), self._quant_consts(table), Ids=idx, Codes=table.codes,
+                  Scales=table.scales, Offsets=table.scales if table.offsets is None else table.offsets, Y=y,
+                  K=n_cols)
+        return y
+
+    def reshape(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        return x.reshape(shape)
+
+    def take_rows(self, x: np.ndarray, rows: slice) -> np.ndarray:
+        return np.ascontiguousarray(x[rows])
+
+    def to_numpy(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    # --- linear algebra --------------------------------------------------------------------------
+    @staticmethod
+    def _quant_consts(w: QuantWeight) -> dict:
+        return {"G": w.group, "NIBBLES": w.nibble_bias is not None, "BIAS": w.nibble_bias or 0,
+                "HAS_OFFSET": w.offsets is not None}
+
+    def matmul(self, x: np.ndarray, w, bias: np.ndarray | None = None) -> np.ndarray:
+        n_out, n_in = w.shape
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.shape[-1] != n_in:
+            raise ValueError(f"matmul of {x.shape} by weight {w.name!r} {w.shape}: inner sizes differ")
+        m = x.size // n_in
+        x = x.reshape(m, n_in)
+        y = np.empty((m, n_out), np.float32)
+        if isinstance(w, DenseWeight):
+            grid = (al.cdiv(n_out, 4), m)
+            self._run(("matvec", w.layout), dense_matvec, grid, {"BN": 4, "BK": 64}, X=x, W=w.data, Y=y, M=m, N=n_out, K=n_in)
+        else:
+            bn = MATVEC_ROWS[w.nibble_bias is not None]
+            grid = (al.cdiv(n_out, bn), m)
+            self._run(("matvec", w.layout), quant_matvec, grid, {"BN": bn, **self._quant_consts(w)}, X=x, Codes=w.codes,
+                      Scales=w.scales, Offsets=w.scales if w.offsets is None else w.offsets, Y=y, M=m, N=n_out,
+                      K=n_in)
+        return y if bias is None else self.add(y, bias)
+
+    # --- elementwise and reductions --------------------------------------------------------------
+    def _binary(self, op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        b = np.ascontiguousarray(b, dtype=np.float32)
+        if a.size < b.size:
+            a, b = b, a
+        if a.shape != b.shape and a.shape[a.ndim - b.ndim:] != b.shape:
+            raise ValueError(f"{op} of shapes {a.shape} and {b.shape}: only a trailing-axes broadcast is supported")
+        y = np.empty_like(a)
+        self._run(("binary", op), kernels.binary_op, (al.cdiv(a.size, ELEMENTWISE_BLOCK),),
+                  {"OP": op, "BLOCK": ELEMENTWISE_BLOCK}, A=a.reshape(-1), B=b.reshape(-1), Y=y.reshape(-1), n=a.size,
+                  period=b.size)
+        return y
+
+    def _unary(self, op: str, x: np.ndarray, param: float = 0.0) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.empty_like(x)
+        self._run(("unary", op), kernels.unary_op, (al.cdiv(x.size, ELEMENTWISE_BLOCK),),
+                  {"OP": op, "BLOCK": ELEMENTWISE_BLOCK}, X=x.reshape(-1), Y=y.reshape(-1), n=x.size, param=float(param))
+        return y
+
+    def add(self, a, b):
+        return self._binary("add", a, b)
+
+    def mul(self, a, b):
+        return self._binary("mul", a, b)
+
+    def scale(self, x, s: float):
+        return self._unary("scale", x, s)
+
+    def softcap(self, x, cap: float):
+        return self._unary("softcap", x, cap)
+
+    def gelu(self, x):
+        return self._unary("gelu", x)
+
+    def silu(self, x):
+        return self._unary("silu", x)
+
+    def rms_norm(self, x, w, eps: float):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n_cols = x.shape[-1]
+        y = np.empty_like(x)
+        block = min(ROW_BLOCK, _pow2(n_cols))
+        self._run(("rms_norm", block), kernels.rms_norm_rows, (x.size // n_cols,), {"BLOCK": block},
+                  X=x.reshape(-1, n_cols), W=self._ones_of(n_cols) if w is None else w, Y=y.reshape(-1, n_cols),
+                  n_cols=n_cols, eps=float(eps))
+        return y
+
+    def layer_norm(self, x, w, b, eps: float):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n_cols = x.shape[-1]
+        rows = x.size // n_cols
+        y = np.empty_like(x)
+        stats = np.empty((2, rows), np.float32)
+        block = min(ROW_BLOCK, _pow2(n_cols))
+        self._run(("layer_norm", block), layernorm_row_stream, (rows,), {"BLOCK": block},
+                  X=x.reshape(-1, n_cols), W=self._ones_of(n_cols) if w is None else w,
+                  B=self._zeros_of(n_cols) if b is None else b, Y=y.reshape(-1, n_cols), Mean=stats[0], Rstd=stats[1], n_cols=n_cols, eps=float(eps))
+        return y
+
+    def softmax(self, x):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n_cols = x.shape[-1]
+        y = np.empty_like(x)
+        block = min(ROW_BLOCK, _pow2(n_cols))
+        self._run(("softmax", block), softmax_row_stream, (x.size // n_cols,), {"BLOCK": block},
+                  X=x.reshape(-1, n_cols), Y=y.reshape(-1, n_cols), n_cols=n_cols)
+        return y
+
+    # --- transformer-specific --------------------------------------------------------------------
+    def rope(self, x, positions, *, n_rot: int, base: float, style: RopeStyle, freq_scale: float = 1.0,
+             freq_factors=None):
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n, heads, hd = x.shape
+        if n_rot % 2 or n_rot > hd:
+            raise ValueError(f"rope over {n_rot} dims of a {hd}-dim head")
+        if style not in ("normal", "neox"):
+            raise ValueError(f"unknown rope style {style!r} (expected 'normal' or 'neox')")
+        factors = None if freq_factors is None else np.asarray(freq_factors, np.float64).tobytes()
+        cos, sin = rope_table(np.asarray(positions, np.int64).tobytes(), n_rot, float(base), float(freq_scale),
+                              factors)
+        y = np.empty_like(x)
+        consts = {"D": hd, "ROT": n_rot, "NEOX": style == "neox", "HB": _pow2(heads), "HP": _pow2(n_rot // 2),
+                  "PB": _pow2(max(1, hd - n_rot))}
+        self._run(("rope",) + tuple(consts.values()), kernels.rotary, (n,), consts, X=x, Cos=np.ascontiguousarray(cos.reshape(n, -1)),
+                  Sin=np.ascontiguousarray(sin.reshape(n, -1)), Y=y, heads=heads)
+        return y
+
+    def attention(self, q, k, v, kv: NumpyKV, start: int, *, scale: float, window: int = 0, softcap: float = 0.0):
+        n, n_head, dk = q.shape
+        n_kv, dv = k.shape[1], v.shape[2]
+        if n_head % n_kv:
+            raise ValueError(f"{n_head} query heads do not group over {n_kv} KV heads")
+        group = n_head // n_kv
+        kv.ensure(start + n)
+        capacity = kv.k.shape[1]
+        for src, cache, d in ((k, kv.k, dk), (v, kv.v, dv)):
+            block = min(ROW_BLOCK, _pow2(d))
+            self._run(("cache_store", block), kernels.cache_store, (n, n_kv), {"BLOCK": block},
+                      Src=np.ascontiguousarray(src, dtype=np.float32), Cache=cache, n_kv=n_kv, capacity=capacity,
+                      start=int(start), D=d)
+        rows = n * group
+        bm = min(16, _pow2(rows))
+        out = np.empty((n, n_head, dv), np.float32)
+        consts = {"DK": dk, "DV": dv, "DKP": _pow2(dk), "DVP": _pow2(dv), "BM": bm, "BN": 32,
+                  "WINDOWED": window > 0, "SOFTCAP": softcap > 0}
+        self._run(("attention",) + tuple(consts.values()), kernels.cached_attention, (al.cdiv(rows, bm), n_kv), consts,
+                  Q=np.ascontiguousarray(q, dtype=np.float32), Kc=kv.k, Vc=kv.v, O=out, n=n, n_head=n_head,
+                  group=group, capacity=capacity, start=int(start), window=int(window), scale=float(scale),
+                  cap=float(softcap) if softcap > 0 else 1.0)
+        return out
