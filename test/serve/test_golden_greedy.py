@@ -3,7 +3,8 @@
 
 llama.cpp quantizes activations for its quantized matmuls and keeps the KV cache
 in float16, so its logits differ slightly from our float32 ones; near-ties late
-in a generation may then break differently. So two checks per case:
+in a generation may then break differently. Both engines (the numpy reference and the compiled
+Alloy kernels) are checked. So two checks per case:
 
 - free-running greedy: the first ``MATCH[model]`` tokens equal llama.cpp's (as
   many as agree here for every case; the margins of our choices there are far
@@ -21,6 +22,7 @@ import pytest
 
 from alloy.serve.gguf.reader import GGUFFile
 from alloy.serve.gguf.resolve import resolve_model
+from alloy.serve.generate import engine_ops
 from alloy.serve.models import model_from_gguf
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
@@ -33,15 +35,17 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(CASES))
+@pytest.fixture(scope="module", params=[(m, e) for m in sorted(CASES) for e in ("reference", "alloy")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
 def golden(request):
+    ref, engine = request.param
     cases = []
-    for name in CASES[request.param]:
+    for name in CASES[ref]:
         fixture = json.loads((FIXTURES / name).read_text())
-        assert fixture["model"] == request.param
+        assert fixture["model"] == ref
         cases += fixture["cases"]
-    model = model_from_gguf(GGUFFile(resolve_model(request.param).path))
-    return request.param, model, cases
+    model = model_from_gguf(GGUFFile(resolve_model(ref).path), engine_ops(engine))
+    return ref, model, cases
 
 
 def _greedy(model, prompt_ids: list[int], n: int) -> list[int]:

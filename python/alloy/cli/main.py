@@ -12,6 +12,7 @@ import importlib
 import click
 
 COMMANDS: dict[str, str] = {
+    "bench": "alloy.cli.bench_cmd:bench_cmd",
     "launch": "alloy.cli.launch_cmd:launch_cmd",
     "list": "alloy.cli.models_cmd:list_cmd",
     "run": "alloy.cli.run_cmd:run_cmd",

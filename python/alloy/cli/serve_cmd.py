@@ -9,6 +9,11 @@ import click
 __all__ = ["serve_cmd", "server_options", "config_from"]
 
 
+engine_option = click.option(
+    "--engine", type=click.Choice(["alloy", "reference"]), default="alloy", show_default=True,
+    help="alloy: compiled Alloy kernels, weights kept quantized; reference: the numpy oracle.")
+
+
 def server_options(f):
     """Options shared by ``serve`` and ``launch``."""
     for opt in reversed([
@@ -25,12 +30,13 @@ def server_options(f):
                      help="Requests allowed to wait; beyond it the server answers 503."),
         click.option("--max-tokens", "default_max_tokens", type=click.IntRange(1), default=None,
                      help="Generation cap for requests that set none (default: up to ctx)."),
+        engine_option,
     ]):
         f = opt(f)
     return f
 
 
-def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens):
+def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens, engine="alloy"):
     from alloy.serve.config import ServeConfig, default_port
 
     try:
@@ -38,7 +44,7 @@ def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens):
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="ALLOY_PORT") from None
     return ServeConfig(model=model, host=host, port=port, api_key=api_key, ctx=ctx,
-                       max_queue=max_queue, default_max_tokens=default_max_tokens)
+                       max_queue=max_queue, default_max_tokens=default_max_tokens, engine=engine)
 
 
 def load_or_fail(config):

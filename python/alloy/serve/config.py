@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 DEFAULT_PORT = 11434
+ENGINES = ("alloy", "reference")
+"""``alloy``: the compiled engine (Alloy kernels, weights kept quantized); ``reference``: the numpy oracle."""
 PORT_ENV = "ALLOY_PORT"  # documented override of the default port
 
 
@@ -33,6 +35,7 @@ class ServeConfig:
     ``max_queue``: requests allowed to wait while one runs; beyond it → 503 + Retry-After.
     ``default_max_tokens``: generation cap when a request gives none (None = up to ctx).
     ``api_key``: when set, requests must carry it (``Authorization: Bearer`` or ``x-api-key``).
+    ``engine``: which forward pass runs the model (:data:`ENGINES`).
     """
 
     model: str = "gemma3:270m"
@@ -42,11 +45,14 @@ class ServeConfig:
     ctx: Optional[int] = None
     max_queue: int = 16
     default_max_tokens: Optional[int] = None
+    engine: str = "alloy"
 
     def __post_init__(self):
         if self.max_queue < 0:
             raise ValueError(f"max_queue must be >= 0, got {self.max_queue}")
         if self.ctx is not None and self.ctx < 16:
             raise ValueError(f"ctx must be >= 16 tokens, got {self.ctx}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range 0..65535")

@@ -30,13 +30,29 @@ class GenerationResponse:
     cached_tokens: int = 0      # prompt tokens reused from the cache passed in
 
 
-def load(ref: str | os.PathLike, ops: Ops | None = None) -> tuple[Model, Any]:
-    """``(model, tokenizer)`` for a GGUF path or a model reference (``gemma3:270m``, ...)."""
+def engine_ops(engine: str = "alloy") -> Ops:
+    """The op implementation of an engine name: ``alloy`` (compiled kernels, weights kept quantized)
+    or ``reference`` (the numpy oracle, weights dequantised to float32)."""
+    if engine == "alloy":
+        from .ops.alloy import AlloyOps
+
+        return AlloyOps()
+    if engine == "reference":
+        from .ops.reference import ReferenceOps
+
+        return ReferenceOps()
+    raise ValueError(f"engine {engine!r} is not one of alloy, reference")
+
+
+def load(ref: str | os.PathLike, ops: Ops | None = None, engine: str = "alloy") -> tuple[Model, Any]:
+    """``(model, tokenizer)`` for a GGUF path or a model reference (``gemma3:270m``, ...), run by
+    ``engine`` (see :func:`engine_ops`) unless ``ops`` is given."""
     from .gguf.reader import GGUFFile
     from .gguf.resolve import resolve_model
     from .gguf.tokenizer import Tokenizer
     from .models import model_from_gguf
 
+    ops = ops if ops is not None else engine_ops(engine)
     resolved = resolve_model(os.fspath(ref))
     file = GGUFFile(resolved.path)
     model = model_from_gguf(file, ops)

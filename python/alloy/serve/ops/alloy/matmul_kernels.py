@@ -60,3 +60,39 @@ def dense_matvec(X, W, Y: al.output, M, N, K, BN: al.constexpr, BK: al.constexpr
         x = al.load(X + m * K + cols, mask=cols < K, other=0.0)
         acc += w.to(al.float32) * x.to(al.float32)[None, :]
     al.store(Y + m * N + rn, al.sum(acc, axis=1), mask=rows)
+
+
+@al.kernel
+def quant_matmul(X, Codes, Scales, Offsets, Y: al.output, M, N, K, BM: al.constexpr, BN: al.constexpr,
+                 G: al.constexpr, NIBBLES: al.constexpr, BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
+    """Program (i, j): the ``[BM, BN]`` tile of ``Y`` at rows ``i * BM``, columns ``j * BN``; each group's
+    codes are converted once and multiplied with ``BM`` activation rows (prefill)."""
+    rm = al.program_id(0) * BM + al.arange(0, BM)
+    rn = al.program_id(1) * BN + al.arange(0, BN)
+    live_m = rm < M
+    live_n = rn < N
+    groups = K // G
+    acc = al.zeros((BM, BN), al.float32)
+    for g in range(0, groups):
+        s = al.load(Scales + rn * groups + g, mask=live_n, other=0.0).to(al.float32)
+        if NIBBLES:
+            j = al.arange(0, G // 2)
+            c = al.load(Codes + rn[:, None] * (K // 2) + g * (G // 2) + j[None, :], mask=live_n[:, None], other=0)
+            x_lo = al.load(X + rm[:, None] * K + g * G + j[None, :], mask=live_m[:, None], other=0.0)
+            x_hi = al.load(X + rm[:, None] * K + g * G + G // 2 + j[None, :], mask=live_m[:, None], other=0.0)
+            t = al.tile_dot(x_lo, (c & 15).to(al.float32), transpose_rhs=True) + \
+                al.tile_dot(x_hi, (c >> 4).to(al.float32), transpose_rhs=True)
+            xs = al.sum(x_lo, axis=1) + al.sum(x_hi, axis=1)
+        else:
+            j = al.arange(0, G)
+            c = al.load(Codes + rn[:, None] * K + g * G + j[None, :], mask=live_n[:, None], other=0)
+            xg = al.load(X + rm[:, None] * K + g * G + j[None, :], mask=live_m[:, None], other=0.0)
+            t = al.tile_dot(xg, c.to(al.float32), transpose_rhs=True)
+            xs = al.sum(xg, axis=1)
+        acc += t * s[None, :]
+        if HAS_OFFSET:
+            o = al.load(Offsets + rn * groups + g, mask=live_n, other=0.0).to(al.float32)
+            acc += xs[:, None] * (o - BIAS * s)[None, :]
+        elif BIAS != 0:
+            acc -= xs[:, None] * (BIAS * s)[None, :]
+    al.store(Y + rm[:, None] * N + rn[None, :], acc, mask=live_m[:, None] & live_n[None, :])

@@ -17,7 +17,7 @@ from ...gguf.codecs import dequantize
 from ..base import Ops, RopeStyle, TensorLike
 from ..reference import NumpyKV, rope_table
 from . import kernels
-from .matmul_kernels import dense_matvec, quant_matvec
+from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec
 from .weights import DenseWeight, QuantWeight, repack
 from alloy.std.normalization import layernorm_row_stream
 from alloy.std.row_softmax import softmax_row_stream
@@ -25,6 +25,7 @@ from alloy.std.row_softmax import softmax_row_stream
 ELEMENTWISE_BLOCK = 1024
 ROW_BLOCK = 256
 MATVEC_ROWS = {True: 8, False: 4}   # outputs per program of the matrix-vector kernels: nibble / int8 codes
+MATMUL_MIN_ROWS = 4                  # from this many activation rows on, the tiled kernel (codes converted once)
 
 
 def _pow2(n: int) -> int:
@@ -113,12 +114,16 @@ class AlloyOps(Ops):
         if isinstance(w, DenseWeight):
             grid = (al.cdiv(n_out, 4), m)
             self._run(("matvec", w.layout), dense_matvec, grid, {"BN": 4, "BK": 64}, X=x, W=w.data, Y=y, M=m, N=n_out, K=n_in)
-        else:
+        elif m < MATMUL_MIN_ROWS:
             bn = MATVEC_ROWS[w.nibble_bias is not None]
-            grid = (al.cdiv(n_out, bn), m)
-            self._run(("matvec", w.layout), quant_matvec, grid, {"BN": bn, **self._quant_consts(w)}, X=x, Codes=w.codes,
-                      Scales=w.scales, Offsets=w.scales if w.offsets is None else w.offsets, Y=y, M=m, N=n_out,
-                      K=n_in)
+            self._run(("matvec", w.layout), quant_matvec, (al.cdiv(n_out, bn), m), {"BN": bn, **self._quant_consts(w)},
+                      X=x, Codes=w.codes, Scales=w.scales, Offsets=w.scales if w.offsets is None else w.offsets, Y=y,
+                      M=m, N=n_out, K=n_in)
+        else:
+            bm, bn = min(64, _pow2(m)), 32
+            self._run(("matmul", bm, w.layout), quant_matmul, (al.cdiv(m, bm), al.cdiv(n_out, bn)),
+                      {"BM": bm, "BN": bn, **self._quant_consts(w)}, X=x, Codes=w.codes, Scales=w.scales,
+                      Offsets=w.scales if w.offsets is None else w.offsets, Y=y, M=m, N=n_out, K=n_in)
         return y if bias is None else self.add(y, bias)
 
     # --- elementwise and reductions --------------------------------------------------------------

@@ -1,0 +1,199 @@
+"""The compiled engine (alloy.serve.ops.alloy) against the numpy reference: every GGUF block type
+through the quantized kernels, whole synthetic and packaged models, the CLI's engine choice."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from gguf import GGMLQuantizationType as Q
+
+import alloy as al
+from alloy.cli.main import alloy as alloy_cli
+from alloy.serve.generate import engine_ops, load
+from alloy.serve.gguf.codecs import SUPPORTED, block_info, dequantize, iquants, kquants, legacy
+from alloy.serve.gguf.reader import GGUFFile
+from alloy.serve.gguf.testing import SyntheticConfig
+from alloy.serve.models import model_from_gguf
+from alloy.serve.ops.alloy import AlloyOps, QuantWeight, repack
+from alloy.serve.ops.reference import ReferenceOps
+
+BLOCK_LAYOUTS = {Q.Q8_0: legacy.Q8_0, Q.Q4_0: legacy.Q4_0, Q.Q4_1: legacy.Q4_1, Q.Q5_0: legacy.Q5_0,
+                 Q.Q5_1: legacy.Q5_1, Q.Q2_K: kquants.Q2_K, Q.Q3_K: kquants.Q3_K, Q.Q4_K: kquants.Q4_K,
+                 Q.Q5_K: kquants.Q5_K, Q.Q6_K: kquants.Q6_K, Q.IQ4_NL: iquants.IQ4_NL, Q.IQ4_XS: iquants.IQ4_XS}
+FLOATS = {Q.F32: np.float32, Q.F16: np.float16}
+
+
+class Tensor:
+    def __init__(self, name, shape, qtype, data):
+        self.name, self.shape, self.qtype, self.data = name, shape, qtype, data
+
+
+def random_tensor(qtype: Q, shape: tuple[int, int], seed: int = 0) -> Tensor:
+    """Random blocks of ``qtype``: integer fields uniform over their range, fp16 scales small and finite."""
+    rng = np.random.default_rng(seed)
+    n_out, n_in = shape
+    if qtype in FLOATS or qtype == Q.BF16:
+        x = rng.standard_normal(shape).astype(np.float32)
+        raw = (x.view(np.uint32) >> 16).astype(np.uint16) if qtype == Q.BF16 else x.astype(FLOATS[qtype])
+        return Tensor("w", shape, qtype, raw.view(np.uint8).reshape(n_out, -1))
+    layout = BLOCK_LAYOUTS[qtype]
+    block, _ = block_info(qtype)
+    blocks = np.zeros(n_out * n_in // block, layout)
+    for field in layout.names:
+        base = layout[field].base
+        size = blocks[field].shape
+        if base == np.float16:
+            blocks[field] = (rng.uniform(0.002, 0.05, size) * rng.choice([-1, 1], size)).astype(np.float16)
+        elif base == np.uint16:
+            blocks[field] = rng.integers(0, 1 << 16, size, dtype=np.uint16)
+        else:
+            info = np.iinfo(base)
+            blocks[field] = rng.integers(info.min, info.max + 1, size).astype(base)
+    return Tensor("w", shape, qtype, blocks.view(np.uint8).reshape(n_out, -1))
+
+
+ALL_TYPES = sorted(SUPPORTED, key=lambda q: q.value)
+
+
+@pytest.mark.parametrize("qtype", ALL_TYPES, ids=lambda q: q.name)
+@pytest.mark.parametrize("rows", [1, 3, 37])
+def test_quantized_matmul_matches_dequantized(qtype, rows):
+    shape = (72, 512)                      # 72 outputs: not a multiple of the kernels' output blocks
+    tensor = random_tensor(qtype, shape)
+    dense = dequantize(tensor.data, qtype, shape)
+    x = np.random.default_rng(1).standard_normal((rows, shape[1])).astype(np.float32)
+    ops = AlloyOps()
+    w = ops.weight(tensor)
+    with al.profile() as p:
+        y = ops.matmul(x, w)
+    assert p.launches == 1
+    expected = x.astype(np.float64) @ dense.T.astype(np.float64)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    ids = [5, 0, 71, 5]
+    np.testing.assert_allclose(ops.embedding(w, ids), dense[ids], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("qtype", [q for q in ALL_TYPES if q in BLOCK_LAYOUTS], ids=lambda q: q.name)
+def test_weights_stay_quantized(qtype):
+    tensor = random_tensor(qtype, (64, 512))
+    w = repack(tensor)
+    assert isinstance(w, QuantWeight)
+    # codes take a byte an element (4-bit types half a byte), scales and offsets one value a group
+    elements, groups = 64 * 512, 64 * 512 // w.group
+    assert w.codes.nbytes == elements // (2 if w.nibble_bias is not None else 1)
+    assert w.nbytes <= w.codes.nbytes + 2 * 4 * groups
+    assert (w.nibble_bias is not None) == (qtype in (Q.Q4_0, Q.Q4_1, Q.Q4_K))
+    if qtype in (Q.Q4_0, Q.Q4_1, Q.Q8_0):  # as compact as the file: nibbles/int8 + fp16 scales
+        assert w.nbytes == tensor.data.nbytes
+
+
+def test_matmul_bias_and_shape_errors():
+    ops = AlloyOps()
+    w = ops.weight(random_tensor(Q.Q8_0, (40, 64)))
+    x = np.ones((2, 64), np.float32)
+    bias = np.arange(40, dtype=np.float32)
+    np.testing.assert_allclose(ops.matmul(x, w, bias) - ops.matmul(x, w), np.broadcast_to(bias, (2, 40)), atol=1e-4)
+    with pytest.raises(ValueError, match="inner sizes differ"):
+        ops.matmul(np.ones((2, 32), np.float32), w)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        ops.embedding(w, [40])
+
+
+@pytest.mark.parametrize("style", ["normal", "neox"])
+def test_elementwise_norm_rope_ops_match_reference(style):
+    rng = np.random.default_rng(3)
+    ops, ref = AlloyOps(), ReferenceOps()
+    x = rng.standard_normal((5, 4, 24)).astype(np.float32)
+    w = rng.standard_normal(24).astype(np.float32)
+    b = rng.standard_normal(24).astype(np.float32)
+    pos = np.array([0, 1, 2, 7, 300])
+    for name, args in [("add", (x, w)), ("mul", (x, x)), ("scale", (x, 0.3)), ("softcap", (x, 2.0)),
+                       ("gelu", (x,)), ("silu", (x,)), ("softmax", (x,)), ("rms_norm", (x, w, 1e-6)),
+                       ("rms_norm", (x, None, 1e-5)), ("layer_norm", (x, w, b, 1e-5))]:
+        np.testing.assert_allclose(getattr(ops, name)(*args), getattr(ref, name)(*args), rtol=2e-5, atol=2e-6,
+                                   err_msg=name)
+    for n_rot in (24, 16):
+        kw = dict(n_rot=n_rot, base=10000.0, style=style, freq_scale=0.5,
+                  freq_factors=np.linspace(1, 2, n_rot // 2) if n_rot == 16 else None)
+        np.testing.assert_allclose(ops.rope(x, pos, **kw), ref.rope(x, pos, **kw), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("window,softcap", [(0, 0.0), (5, 0.0), (0, 30.0)])
+def test_attention_over_the_cache_matches_reference(window, softcap):
+    rng = np.random.default_rng(4)
+    ops, ref = AlloyOps(), ReferenceOps()
+    n_head, n_kv, dk, dv = 6, 2, 16, 8
+    kv_a, kv_r = ops.kv_buffer(600, n_kv, dk, dv), ref.kv_buffer(600, n_kv, dk, dv)
+    start = 0
+    for n in (7, 1, 1, 300, 1):                 # prefill, decode, a chunk that grows the cache past 256
+        q = rng.standard_normal((n, n_head, dk)).astype(np.float32)
+        k = rng.standard_normal((n, n_kv, dk)).astype(np.float32)
+        v = rng.standard_normal((n, n_kv, dv)).astype(np.float32)
+        kw = dict(scale=0.25, window=window, softcap=softcap)
+        got = ops.attention(q, k, v, kv_a, start, **kw)
+        np.testing.assert_allclose(got, ref.attention(q, k, v, kv_r, start, **kw), rtol=1e-4, atol=1e-5)
+        start += n
+
+
+CONFIGS = {
+    "llama": SyntheticConfig(d_model=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128),
+    "qwen2": SyntheticConfig(d_model=64, n_heads=4, n_kv_heads=2, head_dim=16, d_ff=128),
+    "qwen3": SyntheticConfig(d_model=64, n_heads=4, n_kv_heads=1, head_dim=32, d_ff=96),
+    "gemma3": SyntheticConfig(d_model=64, n_heads=2, n_kv_heads=1, head_dim=32, d_ff=128, sliding_window=6),
+}
+MIXES = {"llama": {"qtype": Q.Q4_0, "qtype_for": {"ffn_down.weight": Q.Q8_0}},
+         "qwen2": {"qtype": Q.Q5_1, "qtype_for": {"attn_v.weight": Q.F16}},
+         "qwen3": {"qtype": Q.Q4_1, "qtype_for": {"ffn_up.weight": Q.Q5_0}},
+         "gemma3": {"qtype": Q.Q8_0, "qtype_for": {"attn_q.weight": Q.BF16}}}
+
+
+def _compare(file, ids, rel):
+    reference = model_from_gguf(file, ReferenceOps())
+    compiled = model_from_gguf(file, AlloyOps())
+    cache_r, cache_a = reference.new_cache(64), compiled.new_cache(64)
+    scale = None
+    with al.profile() as p:
+        for chunk in (ids, ids[:1], ids[1:2]):
+            expected = reference.forward(chunk, cache_r)
+            got = compiled.forward(chunk, cache_a)
+            scale = scale or np.abs(expected).max()
+            np.testing.assert_allclose(got, expected, atol=rel * scale, rtol=0)
+    assert p.launches > 0   # Alloy kernels ran (no silent numpy path)
+
+
+@pytest.mark.parametrize("arch", sorted(CONFIGS))
+def test_synthetic_models_match_reference(arch, synthetic_model):
+    sm = synthetic_model(arch, config=CONFIGS[arch], tied_embeddings=arch != "llama", **MIXES[arch])
+    _compare(GGUFFile(sm.path), [3, 17, 99, 5, 250, 8, 42, 7, 11], rel=1e-4)
+
+
+@pytest.mark.parametrize("fixture", ["smollm2_gguf_path", "gemma3_gguf_path"])
+def test_packaged_models_match_reference(fixture, request):
+    path = request.getfixturevalue(fixture)
+    _compare(GGUFFile(path), [2, 504, 3714, 314, 1204, 9, 34, 5365, 10, 12], rel=2e-4)
+
+
+def test_load_defaults_to_the_compiled_engine(synthetic_model):
+    sm = synthetic_model("llama", config=CONFIGS["llama"])
+    model, _ = load(sm.path)
+    assert isinstance(model.ops, AlloyOps)
+    assert isinstance(load(sm.path, engine="reference")[0].ops, ReferenceOps)
+    with pytest.raises(ValueError, match="engine 'numpy' is not one of"):
+        engine_ops("numpy")
+
+
+def test_bench_cli_rows(synthetic_model):
+    sm = synthetic_model("llama", config=CONFIGS["llama"])
+    result = CliRunner().invoke(alloy_cli, ["bench", sm.path, "-p", "16", "-n", "4", "-r", "2", "-o", "json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("["):])
+    assert [r["test"] for r in rows] == ["pp16", "tg4"]
+    for r in rows:
+        assert {"engine", "test", "n_prompt", "n_gen", "tokens_per_second", "std", "device", "model", "quant"} <= set(r)
+        assert r["engine"] == "alloy" and r["tokens_per_second"] > 0 and len(r["samples"]) == 2
+    table = CliRunner().invoke(alloy_cli, ["bench", sm.path, "-p", "8", "-n", "0", "-r", "1", "--engine", "reference"])
+    assert table.exit_code == 0 and "| pp8 " in table.stdout and "reference" in table.stdout
+    csv = CliRunner().invoke(alloy_cli, ["bench", sm.path, "-p", "0", "-n", "2", "-r", "1", "-o", "csv"])
+    assert csv.exit_code == 0 and csv.stdout.splitlines()[-1].startswith("alloy,tg2,0,2,")
