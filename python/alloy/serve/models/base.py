@@ -107,10 +107,22 @@ class Model:
                              f"{cache.max_tokens} positions used)")
         return ids
 
+    def _decode_one(self, token: int, cache: KVCache) -> Array:
+        """Logits ``[1, n_vocab]`` of one token at position ``cache.length`` (the cache is not advanced)."""
+        positions = np.arange(cache.length, cache.length + 1)
+        x = self._embed([token])
+        for il in range(self.config.n_layer):
+            x = self._block(il, x, positions, cache)
+        return self._logits(self.ops.rms_norm(x, self.output_norm, self.config.rms_eps))
+
     def _run(self, tokens: Sequence[int], cache: KVCache, want: str) -> np.ndarray:
         """Push ``tokens`` through; ``want``: 'logits', 'last' (last row's logits) or 'hidden'."""
         ids = self._check_tokens(tokens, cache)
         ops, out = self.ops, []
+        if len(ids) == 1 and want != "hidden":  # decoding: a step the backend may replay
+            logits = ops.to_numpy(ops.decode_step(self._decode_one, ids[0], cache))
+            cache.advance(ids)
+            return logits
         for lo in range(0, len(ids), PREFILL_CHUNK):
             chunk = ids[lo:lo + PREFILL_CHUNK]
             positions = np.arange(cache.length, cache.length + len(chunk))

@@ -9,7 +9,7 @@ Weights follow GGUF's numpy order: ``(n_out, n_in)``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Literal, Protocol, Sequence
+from typing import Any, Callable, Literal, Protocol, Sequence
 
 import numpy as np
 
@@ -114,6 +114,15 @@ class Ops(ABC):
     @abstractmethod
     def softmax(self, x: Array) -> Array:
         """Softmax over the last axis."""
+
+    # --- whole steps --------------------------------------------------------------
+    def decode_step(self, step: Callable[[int, Any], Array], token: int, cache: Any) -> Array:
+        """``step(token, cache)``: one token through the whole model, returning its logits.
+
+        A backend may capture the launches of a first call and replay them for later tokens
+        (updating only the position-dependent arguments); this default just runs ``step``.
+        """
+        return step(token, cache)
 
     # --- transformer-specific -----------------------------------------------
     @abstractmethod

@@ -35,10 +35,12 @@ def rope_table(positions: bytes, n_rot: int, base: float, freq_scale: float,
 
 
 class NumpyKV(KVBuffer):
-    """Keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]``; grows by doubling."""
+    """Keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]``; grows by doubling
+    (``generation`` counts the reallocations, so a user of the arrays' addresses knows they moved)."""
 
     def __init__(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int):
         self.max_tokens = max_tokens
+        self.generation = 0
         cap = min(max_tokens, 256)
         self.k = np.zeros((n_head_kv, cap, head_dim_k), np.float32)
         self.v = np.zeros((n_head_kv, cap, head_dim_v), np.float32)
@@ -57,6 +59,7 @@ class NumpyKV(KVBuffer):
             new = np.zeros((old.shape[0], cap, old.shape[2]), np.float32)
             new[:, : old.shape[1]] = old
             setattr(self, name, new)
+        self.generation += 1
 
 
 class ReferenceOps(Ops):

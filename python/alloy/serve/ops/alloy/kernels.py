@@ -93,17 +93,17 @@ def rotary(X, Cos, Sin, Y: al.output, heads, D: al.constexpr, ROT: al.constexpr,
 
 
 @al.kernel
-def quant_rows(Ids, Codes, Scales, Offsets, Y: al.output, K, G: al.constexpr, NIBBLES: al.constexpr,
+def quant_rows(Ids, Codes, Scales, Offsets, Y: al.output, N, K, G: al.constexpr, NIBBLES: al.constexpr,
                BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
-    """Row ``Ids[program_id(0)]`` of a quantized weight, dequantised (see matmul_kernels)."""
+    """Row ``Ids[program_id(0)]`` of a quantized ``(N, K)`` weight, dequantised (see matmul_kernels)."""
     t = al.program_id(0)
     row = al.load(Ids + t)
     groups = K // G
     for g in range(0, groups):
-        s = al.load(Scales + row * groups + g).to(al.float32)
+        s = al.load(Scales + g * N + row).to(al.float32)
         o = 0.0
         if HAS_OFFSET:
-            o = al.load(Offsets + row * groups + g).to(al.float32)
+            o = al.load(Offsets + g * N + row).to(al.float32)
         if NIBBLES:
             j = al.arange(0, G // 2)
             c = al.load(Codes + row * (K // 2) + g * (G // 2) + j)

@@ -3,10 +3,12 @@
 Each op runs one prepared launch (``al.prepare``): the kernel is specialised and its argument slots
 packed the first time a (kernel, constexprs, dtypes) combination is seen; later calls rebind the
 arrays and sizes that changed and make one native call, so a decode step costs little more than
-its kernels. Outputs are fresh arrays, so a result stays valid however long the model holds it.
+its kernels. Outputs are fresh arrays, so a result stays valid however long the model holds it. Decode steps are
+captured once per cache and replayed (step_graph.py). One engine thread uses an ``AlloyOps`` at a time.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -17,6 +19,7 @@ from ...gguf.codecs import dequantize
 from ..base import Ops, RopeStyle, TensorLike
 from ..reference import NumpyKV, rope_table
 from . import kernels
+from .step_graph import StepGraph
 from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec
 from .weights import DenseWeight, QuantWeight, repack
 from alloy.std.normalization import layernorm_row_stream
@@ -35,21 +38,56 @@ def _pow2(n: int) -> int:
 class AlloyOps(Ops):
     """Float32 activations, quantized weights, every op an Alloy kernel."""
 
-    def __init__(self) -> None:
+    def __init__(self, capture_steps: bool = True) -> None:
         self._prepared: dict = {}
+        self._capture = capture_steps
+        self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # KVCache -> StepGraph
+        self._recording: StepGraph | None = None
         self._ones: dict[int, np.ndarray] = {}
         self._zeros: dict[int, np.ndarray] = {}
 
     # --- launching -------------------------------------------------------------------------------
-    def _run(self, key: tuple, kernel, grid: tuple, consts: dict, **args) -> None:
-        """Launch ``kernel`` over ``grid``; ``key`` names its constexprs and argument dtypes."""
+    def _run(self, key: tuple, kernel, grid: tuple, consts: dict, **args):
+        """Launch ``kernel`` over ``grid``; ``key`` names its constexprs and argument dtypes. Returns the
+        prepared launch (while a step is being captured, one of its own)."""
+        if self._recording is not None:
+            launch = al.prepare(kernel, grid, **args, **consts)
+            launch.run()
+            self._recording.record(launch)
+            return launch
         launch = self._prepared.get(key)
         if launch is None:
             launch = self._prepared[key] = al.prepare(kernel, grid, **args, **consts)
             launch.run()
         else:
             launch.rebind(**args).run(grid + (1,) * (3 - len(grid)))
+        return launch
 
+    def _patch(self, patch) -> None:
+        """Register ``patch(token, position)`` with the step being captured, if any."""
+        if self._recording is not None:
+            self._recording.patches.append(patch)
+
+    # --- whole steps -----------------------------------------------------------------------------
+    def decode_step(self, step, token: int, cache):
+        """Capture the first step on ``cache`` (see step_graph.py), replay it for the next ones."""
+        if not self._capture:
+            return step(token, cache)
+        position = cache.length
+        for kv in cache.layers:
+            kv.ensure(position + 1)
+        generations = tuple(kv.generation for kv in cache.layers)
+        graph = self._graphs.get(cache)
+        if graph is not None and graph.generations == generations:
+            return graph.replay(token, position).copy()
+        self._recording = graph = StepGraph(generations)
+        try:
+            logits = step(token, cache)
+        finally:
+            self._recording = None
+        graph.finish(logits)
+        self._graphs[cache] = graph
+        return logits.copy()
     def _ones_of(self, n: int) -> np.ndarray:
         if n not in self._ones:
             self._ones[n] = np.ones(n, np.float32)
@@ -81,18 +119,20 @@ class AlloyOps(Ops):
             raise ValueError(f"token id {int(bad)} is outside the vocabulary [0, {n_rows})")
         y = np.empty((len(idx), n_cols), np.float32)
         if isinstance(table, DenseWeight):
+            self._patch(lambda token, position: idx.__setitem__(0, token))
             self._run(("rows", table.layout), kernels.dense_rows, (len(idx),), {"BK": ROW_BLOCK}, Ids=idx, W=table.data, Y=y, K=n_cols)
             return y
+        self._patch(lambda token, position: idx.__setitem__(0, token))
         self._run(("rows", table.layout), kernels.quant_rows, (len(idx),), self._quant_consts(table), Ids=idx, Codes=table.codes,
                   Scales=table.scales, Offsets=table.scales if table.offsets is None else table.offsets, Y=y,
-                  K=n_cols)
+                  N=n_rows, K=n_cols)
         return y
 
     def reshape(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return x.reshape(shape)
 
     def take_rows(self, x: np.ndarray, rows: slice) -> np.ndarray:
-        return np.ascontiguousarray(x[rows])
+        return x[rows]  # rows of a C-contiguous array: a contiguous view
 
     def to_numpy(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float32)
@@ -116,7 +156,8 @@ class AlloyOps(Ops):
             self._run(("matvec", w.layout), dense_matvec, grid, {"BN": 4, "BK": 64}, X=x, W=w.data, Y=y, M=m, N=n_out, K=n_in)
         elif m < MATMUL_MIN_ROWS:
             bn = MATVEC_ROWS[w.nibble_bias is not None]
-            self._run(("matvec", w.layout), quant_matvec, (al.cdiv(n_out, bn), m), {"BN": bn, **self._quant_consts(w)},
+            consts = {"BN": bn, "EVEN": n_out % bn == 0, **self._quant_consts(w)}
+            self._run(("matvec", consts["EVEN"], w.layout), quant_matvec, (al.cdiv(n_out, bn), m), consts,
                       X=x, Codes=w.codes, Scales=w.scales, Offsets=w.scales if w.offsets is None else w.offsets, Y=y,
                       M=m, N=n_out, K=n_in)
         else:
@@ -208,11 +249,19 @@ class AlloyOps(Ops):
         factors = None if freq_factors is None else np.asarray(freq_factors, np.float64).tobytes()
         cos, sin = rope_table(np.asarray(positions, np.int64).tobytes(), n_rot, float(base), float(freq_scale),
                               factors)
+        cos = np.ascontiguousarray(cos.reshape(n, -1))
+        sin = np.ascontiguousarray(sin.reshape(n, -1))
+
+        def move(token, position):
+            cos[:], sin[:] = (t.reshape(1, -1) for t in rope_table(
+                np.array([position], np.int64).tobytes(), n_rot, float(base), float(freq_scale), factors))
+
+        self._patch(move)
         y = np.empty_like(x)
         consts = {"D": hd, "ROT": n_rot, "NEOX": style == "neox", "HB": _pow2(heads), "HP": _pow2(n_rot // 2),
                   "PB": _pow2(max(1, hd - n_rot))}
-        self._run(("rope",) + tuple(consts.values()), kernels.rotary, (n,), consts, X=x, Cos=np.ascontiguousarray(cos.reshape(n, -1)),
-                  Sin=np.ascontiguousarray(sin.reshape(n, -1)), Y=y, heads=heads)
+        self._run(("rope",) + tuple(consts.values()), kernels.rotary, (n,), consts, X=x, Cos=cos, Sin=sin, Y=y,
+                  heads=heads)
         return y
 
     def attention(self, q, k, v, kv: NumpyKV, start: int, *, scale: float, window: int = 0, softcap: float = 0.0):
@@ -225,16 +274,18 @@ class AlloyOps(Ops):
         capacity = kv.k.shape[1]
         for src, cache, d in ((k, kv.k, dk), (v, kv.v, dv)):
             block = min(ROW_BLOCK, _pow2(d))
-            self._run(("cache_store", block), kernels.cache_store, (n, n_kv), {"BLOCK": block},
+            store = self._run(("cache_store", block), kernels.cache_store, (n, n_kv), {"BLOCK": block},
                       Src=np.ascontiguousarray(src, dtype=np.float32), Cache=cache, n_kv=n_kv, capacity=capacity,
                       start=int(start), D=d)
+            self._patch(lambda token, position, launch=store: launch.rebind(start=position))
         rows = n * group
         bm = min(16, _pow2(rows))
         out = np.empty((n, n_head, dv), np.float32)
         consts = {"DK": dk, "DV": dv, "DKP": _pow2(dk), "DVP": _pow2(dv), "BM": bm, "BN": 32,
                   "WINDOWED": window > 0, "SOFTCAP": softcap > 0}
-        self._run(("attention",) + tuple(consts.values()), kernels.cached_attention, (al.cdiv(rows, bm), n_kv), consts,
+        attend = self._run(("attention",) + tuple(consts.values()), kernels.cached_attention, (al.cdiv(rows, bm), n_kv), consts,
                   Q=np.ascontiguousarray(q, dtype=np.float32), Kc=kv.k, Vc=kv.v, O=out, n=n, n_head=n_head,
                   group=group, capacity=capacity, start=int(start), window=int(window), scale=float(scale),
                   cap=float(softcap) if softcap > 0 else 1.0)
+        self._patch(lambda token, position: attend.rebind(start=position))
         return out

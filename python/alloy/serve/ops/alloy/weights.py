@@ -1,7 +1,8 @@
 """GGUF weights repacked at load into the layout the engine's kernels read — still quantized.
 
 ``QuantWeight``: every quantized block type split into int8 codes (4-bit types: two codes a byte,
-ggml's nibble order) and per-group scales / offsets (``gguf.codecs.Affine``); a scale array is
+ggml's nibble order) and per-group scales / offsets, group-major so that a block of output rows
+reads its scales with one vector load (``gguf.codecs.Affine``); a scale array is
 float16 where that is exact and float32 where it is not (the K-quants' sub-block scales
 ``d * scale`` need more bits), so the kernels compute exactly what the numpy decoders do.
 ``DenseWeight``: F32 and F16 tensors as stored (a view of the file mapping), BF16 widened to float32.
@@ -27,7 +28,7 @@ class QuantWeight:
     name: str
     shape: tuple[int, int]
     codes: np.ndarray            # int8 (n_out, n_in), or uint8 (n_out, n_in // 2) for nibbles
-    scales: np.ndarray           # float16 or float32 (n_out, n_in // group)
+    scales: np.ndarray           # float16 or float32 (n_in // group, n_out): group-major
     offsets: np.ndarray | None   # like scales, or None
     group: int
     nibble_bias: int | None      # subtracted from each nibble; None: int8 codes
@@ -98,7 +99,8 @@ def repack(tensor: TensorLike) -> QuantWeight | DenseWeight:
     first = parts[0]
     nibbles = first.nibble_bias is not None and n_in % 32 == 0
     codes = np.concatenate([_pack_nibbles(p.codes, first.nibble_bias) if nibbles else p.codes for p in parts])
-    scales = _narrow(np.concatenate([p.scales for p in parts]))
-    offsets = None if first.offsets is None else _narrow(np.concatenate([p.offsets for p in parts]))
+    scales = np.ascontiguousarray(_narrow(np.concatenate([p.scales for p in parts])).T)
+    offsets = None if first.offsets is None else np.ascontiguousarray(
+        _narrow(np.concatenate([p.offsets for p in parts])).T)
     return QuantWeight(tensor.name, shape, codes, scales, offsets, first.group,
                        first.nibble_bias if nibbles else None, qtype.name)
