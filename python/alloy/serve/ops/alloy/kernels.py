@@ -93,25 +93,26 @@ def rotary(X, Cos, Sin, Y: al.output, heads, D: al.constexpr, ROT: al.constexpr,
 
 
 @al.kernel
-def quant_rows(Ids, Codes, Scales, Offsets, Y: al.output, N, K, G: al.constexpr, NIBBLES: al.constexpr,
-               BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
-    """Row ``Ids[program_id(0)]`` of a quantized ``(N, K)`` weight, dequantised (see matmul_kernels)."""
+def quant_rows(Ids, Codes, Scales, Offsets, Y: al.output, NP, K, IB: al.constexpr, G: al.constexpr,
+               NIBBLES: al.constexpr, BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
+    """Row ``Ids[program_id(0)]`` of a quantized weight, dequantised (layout: see matmul_kernels)."""
     t = al.program_id(0)
     row = al.load(Ids + t)
     groups = K // G
+    GB = G // 2 if NIBBLES else G
+    base = Codes + (row // IB) * (groups * IB * GB) + (row % IB) * GB
+    j = al.arange(0, GB)
     for g in range(0, groups):
-        s = al.load(Scales + g * N + row).to(al.float32)
+        s = al.load(Scales + g * NP + row).to(al.float32)
         o = 0.0
         if HAS_OFFSET:
-            o = al.load(Offsets + g * N + row).to(al.float32)
+            o = al.load(Offsets + g * NP + row).to(al.float32)
+        c = al.load(base + g * (IB * GB) + j)
         if NIBBLES:
-            j = al.arange(0, G // 2)
-            c = al.load(Codes + row * (K // 2) + g * (G // 2) + j)
             al.store(Y + t * K + g * G + j, ((c & 15).to(al.float32) - BIAS) * s + o)
             al.store(Y + t * K + g * G + G // 2 + j, ((c >> 4).to(al.float32) - BIAS) * s + o)
         else:
-            j = al.arange(0, G)
-            al.store(Y + t * K + g * G + j, al.load(Codes + row * K + g * G + j).to(al.float32) * s + o)
+            al.store(Y + t * K + g * G + j, c.to(al.float32) * s + o)
 
 
 @al.kernel

@@ -1,11 +1,13 @@
 """Matrix products against weights kept quantized: ``Y[m, n] = sum_k X[m, k] * W[n, k]``.
 
-Weights come as ``weights.QuantWeight``: per row, int8 codes (or two 4-bit codes a byte, in ggml's
-order: byte ``j`` of a 32-element group holds element ``j`` in its low nibble and ``j + 16`` in its
-high one) with one scale and optional offset per group of ``G`` elements, stored group-major, so element ``k``
-of row ``n`` is ``(code - BIAS) * scale[k // G, n] + offset[k // G, n]``. The kernels convert a ``[BN, G]`` tile
-of codes in registers, multiply it by the activations and scale the group's partial sums; nothing
-dequantised is written to memory.
+Weights come as ``weights.QuantWeight``: int8 codes (or two 4-bit codes a byte, in ggml's order:
+byte ``j`` of a 32-element group holds element ``j`` in its low nibble and ``j + 16`` in its high
+one), interleaved in blocks of ``IB`` output rows — the bytes of group ``g`` of rows
+``b * IB .. b * IB + IB - 1`` lie together at ``((b * groups + g) * IB + r) * GB`` — with one scale
+and optional offset per group of ``G`` elements, stored group-major over the ``NP`` (padded) rows,
+so element ``k`` of row ``n`` is ``(code - BIAS) * scale[k // G, n] + offset[k // G, n]``. The
+kernels convert a tile of codes in registers, multiply it by the activations and scale the group's
+partial sums; nothing dequantised is written to memory.
 """
 from __future__ import annotations
 
@@ -13,50 +15,76 @@ import alloy as al
 
 
 @al.kernel
-def quant_matvec(X, Codes, Scales, Offsets, Y: al.output, M, N, K, BN: al.constexpr, G: al.constexpr,
-         NIBBLES: al.constexpr, BIAS: al.constexpr, HAS_OFFSET: al.constexpr, EVEN: al.constexpr):
-    """Program (i, m): outputs ``n`` in block ``i`` of row ``m``, one group of ``G`` columns a step:
+def quant_matvec(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, IB: al.constexpr, G: al.constexpr,
+                 NIBBLES: al.constexpr, BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
+    """Program (b, m): the ``IB`` outputs of row block ``b`` for activation row ``m``, a group a step:
     ``sum_k w x = sum_g scale_g * sum_j code_j x_j + (offset_g - BIAS * scale_g) * sum_j x_j``, both
-    terms accumulated elementwise and reduced once at the end. ``EVEN``: ``N`` is a multiple of ``BN``
-    (no masks: AVX2 has no masked byte loads)."""
+    terms accumulated elementwise and reduced once at the end."""
     m = al.program_id(1)
-    rn = al.program_id(0) * BN + al.arange(0, BN)
-    rows = rn < N
+    b = al.program_id(0)
+    rn = b * IB + al.arange(0, IB)
+    r = al.arange(0, IB)
     groups = K // G
-    acc = al.zeros((BN, G // 2), al.float32) if NIBBLES else al.zeros((BN, G), al.float32)
+    GB = G // 2 if NIBBLES else G
+    block = Codes + b * (groups * IB * GB) + r[:, None] * GB
+    j = al.arange(0, GB)
+    acc = al.zeros((IB, GB), al.float32)
     for g in range(0, groups):
-        if EVEN:
-            s = al.load(Scales + g * N + rn).to(al.float32)
-        else:
-            s = al.load(Scales + g * N + rn, mask=rows, other=0.0).to(al.float32)
+        s = al.load(Scales + g * NP + rn).to(al.float32)
+        c = al.load(block + g * (IB * GB) + j[None, :])
         if NIBBLES:
-            j = al.arange(0, G // 2)
-            if EVEN:
-                c = al.load(Codes + rn[:, None] * (K // 2) + g * (G // 2) + j[None, :])
-            else:
-                c = al.load(Codes + rn[:, None] * (K // 2) + g * (G // 2) + j[None, :], mask=rows[:, None], other=0)
             x_lo = al.load(X + m * K + g * G + j)
             x_hi = al.load(X + m * K + g * G + G // 2 + j)
             t = (c & 15).to(al.float32) * x_lo[None, :] + (c >> 4).to(al.float32) * x_hi[None, :]
             xv = x_lo + x_hi
         else:
-            j = al.arange(0, G)
-            if EVEN:
-                c = al.load(Codes + rn[:, None] * K + g * G + j[None, :])
-            else:
-                c = al.load(Codes + rn[:, None] * K + g * G + j[None, :], mask=rows[:, None], other=0)
             xv = al.load(X + m * K + g * G + j)
             t = c.to(al.float32) * xv[None, :]
         acc += s[:, None] * t
         if HAS_OFFSET:
-            if EVEN:
-                o = al.load(Offsets + g * N + rn).to(al.float32)
-            else:
-                o = al.load(Offsets + g * N + rn, mask=rows, other=0.0).to(al.float32)
+            o = al.load(Offsets + g * NP + rn).to(al.float32)
             acc += (o - BIAS * s)[:, None] * xv[None, :]
         elif BIAS != 0:
             acc -= (BIAS * s)[:, None] * xv[None, :]
-    al.store(Y + m * N + rn, al.sum(acc, axis=1), mask=rows)
+    al.store(Y + m * N + rn, al.sum(acc, axis=1), mask=rn < N)
+
+
+@al.kernel
+def quant_matmul(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, BM: al.constexpr, BN: al.constexpr,
+                 IB: al.constexpr, G: al.constexpr, NIBBLES: al.constexpr, BIAS: al.constexpr,
+                 HAS_OFFSET: al.constexpr):
+    """Program (i, j): the ``[BM, BN]`` tile of ``Y`` at rows ``i * BM``, columns ``j * BN`` (``BN`` a
+    multiple of ``IB``); each group's codes are converted once and multiplied with ``BM`` activation
+    rows by ``tile_dot`` (prefill)."""
+    rm = al.program_id(0) * BM + al.arange(0, BM)
+    rn = al.program_id(1) * BN + al.arange(0, BN)
+    live_m = rm < M
+    live_n = rn < NP
+    groups = K // G
+    GB = G // 2 if NIBBLES else G
+    j = al.arange(0, GB)
+    rows = Codes + (rn // IB) * (groups * IB * GB) + (rn % IB) * GB
+    acc = al.zeros((BM, BN), al.float32)
+    for g in range(0, groups):
+        s = al.load(Scales + g * NP + rn, mask=live_n, other=0.0).to(al.float32)
+        c = al.load(rows[:, None] + g * (IB * GB) + j[None, :], mask=live_n[:, None], other=0)
+        if NIBBLES:
+            x_lo = al.load(X + rm[:, None] * K + g * G + j[None, :], mask=live_m[:, None], other=0.0)
+            x_hi = al.load(X + rm[:, None] * K + g * G + G // 2 + j[None, :], mask=live_m[:, None], other=0.0)
+            t = al.tile_dot(x_lo, (c & 15).to(al.float32), transpose_rhs=True) + \
+                al.tile_dot(x_hi, (c >> 4).to(al.float32), transpose_rhs=True)
+            xs = al.sum(x_lo, axis=1) + al.sum(x_hi, axis=1)
+        else:
+            xg = al.load(X + rm[:, None] * K + g * G + j[None, :], mask=live_m[:, None], other=0.0)
+            t = al.tile_dot(xg, c.to(al.float32), transpose_rhs=True)
+            xs = al.sum(xg, axis=1)
+        acc += t * s[None, :]
+        if HAS_OFFSET:
+            o = al.load(Offsets + g * NP + rn, mask=live_n, other=0.0).to(al.float32)
+            acc += xs[:, None] * (o - BIAS * s)[None, :]
+        elif BIAS != 0:
+            acc -= xs[:, None] * (BIAS * s)[None, :]
+    al.store(Y + rm[:, None] * N + rn[None, :], acc, mask=live_m[:, None] & (rn[None, :] < N))
 
 
 @al.kernel
@@ -72,39 +100,3 @@ def dense_matvec(X, W, Y: al.output, M, N, K, BN: al.constexpr, BK: al.constexpr
         x = al.load(X + m * K + cols, mask=cols < K, other=0.0)
         acc += w.to(al.float32) * x.to(al.float32)[None, :]
     al.store(Y + m * N + rn, al.sum(acc, axis=1), mask=rows)
-
-
-@al.kernel
-def quant_matmul(X, Codes, Scales, Offsets, Y: al.output, M, N, K, BM: al.constexpr, BN: al.constexpr,
-                 G: al.constexpr, NIBBLES: al.constexpr, BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
-    """Program (i, j): the ``[BM, BN]`` tile of ``Y`` at rows ``i * BM``, columns ``j * BN``; each group's
-    codes are converted once and multiplied with ``BM`` activation rows (prefill)."""
-    rm = al.program_id(0) * BM + al.arange(0, BM)
-    rn = al.program_id(1) * BN + al.arange(0, BN)
-    live_m = rm < M
-    live_n = rn < N
-    groups = K // G
-    acc = al.zeros((BM, BN), al.float32)
-    for g in range(0, groups):
-        s = al.load(Scales + g * N + rn, mask=live_n, other=0.0).to(al.float32)
-        if NIBBLES:
-            j = al.arange(0, G // 2)
-            c = al.load(Codes + rn[:, None] * (K // 2) + g * (G // 2) + j[None, :], mask=live_n[:, None], other=0)
-            x_lo = al.load(X + rm[:, None] * K + g * G + j[None, :], mask=live_m[:, None], other=0.0)
-            x_hi = al.load(X + rm[:, None] * K + g * G + G // 2 + j[None, :], mask=live_m[:, None], other=0.0)
-            t = al.tile_dot(x_lo, (c & 15).to(al.float32), transpose_rhs=True) + \
-                al.tile_dot(x_hi, (c >> 4).to(al.float32), transpose_rhs=True)
-            xs = al.sum(x_lo, axis=1) + al.sum(x_hi, axis=1)
-        else:
-            j = al.arange(0, G)
-            c = al.load(Codes + rn[:, None] * K + g * G + j[None, :], mask=live_n[:, None], other=0)
-            xg = al.load(X + rm[:, None] * K + g * G + j[None, :], mask=live_m[:, None], other=0.0)
-            t = al.tile_dot(xg, c.to(al.float32), transpose_rhs=True)
-            xs = al.sum(xg, axis=1)
-        acc += t * s[None, :]
-        if HAS_OFFSET:
-            o = al.load(Offsets + g * N + rn, mask=live_n, other=0.0).to(al.float32)
-            acc += xs[:, None] * (o - BIAS * s)[None, :]
-        elif BIAS != 0:
-            acc -= xs[:, None] * (BIAS * s)[None, :]
-    al.store(Y + rm[:, None] * N + rn[None, :], acc, mask=live_m[:, None] & live_n[None, :])

@@ -27,7 +27,6 @@ from alloy.std.row_softmax import softmax_row_stream
 
 ELEMENTWISE_BLOCK = 1024
 ROW_BLOCK = 256
-MATVEC_ROWS = {True: 8, False: 4}   # outputs per program of the matrix-vector kernels: nibble / int8 codes
 MATMUL_MIN_ROWS = 4                  # from this many activation rows on, the tiled kernel (codes converted once)
 
 
@@ -125,7 +124,7 @@ class AlloyOps(Ops):
         self._patch(lambda token, position: idx.__setitem__(0, token))
         self._run(("rows", table.layout), kernels.quant_rows, (len(idx),), self._quant_consts(table), Ids=idx, Codes=table.codes,
                   Scales=table.scales, Offsets=table.scales if table.offsets is None else table.offsets, Y=y,
-                  N=n_rows, K=n_cols)
+                  NP=table.scales.shape[1], K=n_cols)
         return y
 
     def reshape(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -140,7 +139,7 @@ class AlloyOps(Ops):
     # --- linear algebra --------------------------------------------------------------------------
     @staticmethod
     def _quant_consts(w: QuantWeight) -> dict:
-        return {"G": w.group, "NIBBLES": w.nibble_bias is not None, "BIAS": w.nibble_bias or 0,
+        return {"IB": w.rows, "G": w.group, "NIBBLES": w.nibble_bias is not None, "BIAS": w.nibble_bias or 0,
                 "HAS_OFFSET": w.offsets is not None}
 
     def matmul(self, x: np.ndarray, w, bias: np.ndarray | None = None) -> np.ndarray:
@@ -155,16 +154,15 @@ class AlloyOps(Ops):
             grid = (al.cdiv(n_out, 4), m)
             self._run(("matvec", w.layout), dense_matvec, grid, {"BN": 4, "BK": 64}, X=x, W=w.data, Y=y, M=m, N=n_out, K=n_in)
         elif m < MATMUL_MIN_ROWS:
-            bn = MATVEC_ROWS[w.nibble_bias is not None]
-            consts = {"BN": bn, "EVEN": n_out % bn == 0, **self._quant_consts(w)}
-            self._run(("matvec", consts["EVEN"], w.layout), quant_matvec, (al.cdiv(n_out, bn), m), consts,
+            self._run(("matvec", w.layout), quant_matvec, (w.scales.shape[1] // w.rows, m), self._quant_consts(w),
                       X=x, Codes=w.codes, Scales=w.scales, Offsets=w.scales if w.offsets is None else w.offsets, Y=y,
-                      M=m, N=n_out, K=n_in)
+                      M=m, N=n_out, NP=w.scales.shape[1], K=n_in)
         else:
             bm, bn = min(64, _pow2(m)), 32
             self._run(("matmul", bm, w.layout), quant_matmul, (al.cdiv(m, bm), al.cdiv(n_out, bn)),
                       {"BM": bm, "BN": bn, **self._quant_consts(w)}, X=x, Codes=w.codes, Scales=w.scales,
-                      Offsets=w.scales if w.offsets is None else w.offsets, Y=y, M=m, N=n_out, K=n_in)
+                      Offsets=w.scales if w.offsets is None else w.offsets, Y=y, M=m, N=n_out,
+                      NP=w.scales.shape[1], K=n_in)
         return y if bias is None else self.add(y, bias)
 
     # --- elementwise and reductions --------------------------------------------------------------

@@ -1,8 +1,10 @@
 """GGUF weights repacked at load into the layout the engine's kernels read — still quantized.
 
 ``QuantWeight``: every quantized block type split into int8 codes (4-bit types: two codes a byte,
-ggml's nibble order) and per-group scales / offsets, group-major so that a block of output rows
-reads its scales with one vector load (``gguf.codecs.Affine``); a scale array is
+ggml's nibble order) and per-group scales / offsets (``gguf.codecs.Affine``). The codes of a block
+of 8 (4) output rows are interleaved group by group, so a matrix-vector program reads one sequential
+run (twice the DRAM throughput of row-major codes here); scales are group-major, so a block reads
+its group's scales with one vector load; a scale array is
 float16 where that is exact and float32 where it is not (the K-quants' sub-block scales
 ``d * scale`` need more bits), so the kernels compute exactly what the numpy decoders do.
 ``DenseWeight``: F32 and F16 tensors as stored (a view of the file mapping), BF16 widened to float32.
@@ -18,6 +20,8 @@ from ...gguf.codecs import Affine, affine_rows, block_info
 from ..base import TensorLike
 
 _ROWS_PER_CHUNK_ELEMENTS = 1 << 22   # bounds the int8/float32 temporaries of a split
+INTERLEAVE = {True: 8, False: 4}
+"""Rows interleaved per block of codes (nibble codes / int8 codes): the matrix-vector kernel's output block."""
 _DENSE = {Q.F32: np.float32, Q.F16: np.float16}
 
 
@@ -27,18 +31,19 @@ class QuantWeight:
 
     name: str
     shape: tuple[int, int]
-    codes: np.ndarray            # int8 (n_out, n_in), or uint8 (n_out, n_in // 2) for nibbles
-    scales: np.ndarray           # float16 or float32 (n_in // group, n_out): group-major
+    codes: np.ndarray            # (n_pad // rows, n_in // group, rows, group bytes): int8, uint8 for nibbles
+    scales: np.ndarray           # float16 or float32 (n_in // group, n_pad): group-major
     offsets: np.ndarray | None   # like scales, or None
     group: int
     nibble_bias: int | None      # subtracted from each nibble; None: int8 codes
     qtype: str
+    rows: int                    # rows interleaved per block (INTERLEAVE); n_pad: n_out rounded up to it
 
     @property
     def layout(self) -> tuple:
-        """What a kernel specialises on: code, scale and offset dtypes, group size, nibble bias."""
+        """What a kernel specialises on: code, scale and offset dtypes, group size, nibble bias, interleave."""
         return (self.codes.dtype.char, self.scales.dtype.char, None if self.offsets is None else self.offsets.dtype.char,
-                self.group, self.nibble_bias)
+                self.group, self.nibble_bias, self.rows)
 
     @property
     def nbytes(self) -> int:
@@ -78,6 +83,21 @@ def _pack_nibbles(codes: np.ndarray, bias: int) -> np.ndarray:
     return (u[:, :, 0] | (u[:, :, 1] << np.uint8(4))).reshape(rows, n // 2)
 
 
+def _interleave(codes: np.ndarray, n_pad: int, groups: int, rows: int) -> np.ndarray:
+    """``(n_out, bytes)`` codes -> ``(n_pad // rows, groups, rows, bytes // groups)``: the codes of one
+    group of ``rows`` consecutive outputs lie together, so a matrix-vector program streams one run."""
+    n_out, width = codes.shape
+    padded = np.zeros((n_pad, width), codes.dtype)
+    padded[:n_out] = codes
+    return np.ascontiguousarray(padded.reshape(n_pad // rows, rows, groups, width // groups).transpose(0, 2, 1, 3))
+
+
+def _pad_columns(a: np.ndarray, n_pad: int) -> np.ndarray:
+    out = np.zeros((a.shape[0], n_pad), a.dtype)
+    out[:, :a.shape[1]] = a
+    return out
+
+
 def repack(tensor: TensorLike) -> QuantWeight | DenseWeight:
     """The engine's layout of a 2-D GGUF weight (raises ValueError for other ranks)."""
     shape = tuple(int(d) for d in tensor.shape)
@@ -98,9 +118,13 @@ def repack(tensor: TensorLike) -> QuantWeight | DenseWeight:
     parts: list[Affine] = [affine_rows(raw[lo:lo + step], qtype, n_in) for lo in range(0, n_out, step)]
     first = parts[0]
     nibbles = first.nibble_bias is not None and n_in % 32 == 0
-    codes = np.concatenate([_pack_nibbles(p.codes, first.nibble_bias) if nibbles else p.codes for p in parts])
-    scales = np.ascontiguousarray(_narrow(np.concatenate([p.scales for p in parts])).T)
-    offsets = None if first.offsets is None else np.ascontiguousarray(
-        _narrow(np.concatenate([p.offsets for p in parts])).T)
+    rows = INTERLEAVE[nibbles]
+    n_pad = -(-n_out // rows) * rows
+    groups = n_in // first.group
+    codes = _interleave(np.concatenate([_pack_nibbles(p.codes, first.nibble_bias) if nibbles else p.codes
+                                        for p in parts]), n_pad, groups, rows)
+    scales = _pad_columns(_narrow(np.concatenate([p.scales for p in parts])).T, n_pad)
+    offsets = None if first.offsets is None else _pad_columns(
+        _narrow(np.concatenate([p.offsets for p in parts])).T, n_pad)
     return QuantWeight(tensor.name, shape, codes, scales, offsets, first.group,
-                       first.nibble_bias if nibbles else None, qtype.name)
+                       first.nibble_bias if nibbles else None, qtype.name, rows)
