@@ -14,20 +14,31 @@ from typing import Sequence
 import numpy as np
 
 import alloy as al
+from alloy.std.normalization import layernorm_row_stream
+from alloy.std.row_softmax import softmax_row_stream
+from alloy.tuning import Config, Tuner
+from alloy.tuning.autotune import key_text
 
 from ...gguf.codecs import dequantize
 from ..base import Ops, RopeStyle, TensorLike
 from ..reference import NumpyKV, rope_table
 from . import kernels
-from .step_graph import StepGraph
 from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec
+from .step_graph import StepGraph
 from .weights import DenseWeight, QuantWeight, repack
-from alloy.std.normalization import layernorm_row_stream
-from alloy.std.row_softmax import softmax_row_stream
 
 ELEMENTWISE_BLOCK = 1024
 ROW_BLOCK = 256
-MATMUL_MIN_ROWS = 4                  # from this many activation rows on, the tiled kernel (codes converted once)
+MATMUL_MIN_ROWS = 4
+MATMUL_TUNER = Tuner("engine_quant_matmul", [Config(BM=bm, BN=bn) for bm in (64, 32, 16) for bn in (32, 64, 16)],
+                     measure_on_miss=False)
+"""Blocks of the prefill kernel per weight layout and shape; measured by ``alloy tune MODEL`` only."""
+
+
+def matmul_key(w: QuantWeight, m: int) -> str:
+    """The tuning key of a prefill product: weight shape and layout, activation rows up to 64."""
+    return key_text([w.shape[0], w.shape[1], min(64, _pow2(m)), w.qtype, *w.layout])
+                  # from this many activation rows on, the tiled kernel (codes converted once)
 
 
 def _pow2(n: int) -> int:
@@ -42,6 +53,7 @@ class AlloyOps(Ops):
         self._capture = capture_steps
         self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # KVCache -> StepGraph
         self._recording: StepGraph | None = None
+        self._blocks: dict[str, tuple[int, int]] = {}
         self._ones: dict[int, np.ndarray] = {}
         self._zeros: dict[int, np.ndarray] = {}
 
@@ -142,6 +154,16 @@ class AlloyOps(Ops):
         return {"IB": w.rows, "G": w.group, "NIBBLES": w.nibble_bias is not None, "BIAS": w.nibble_bias or 0,
                 "HAS_OFFSET": w.offsets is not None}
 
+    def _matmul_blocks(self, w: QuantWeight, m: int) -> tuple[int, int]:
+        """``(BM, BN)`` of the prefill kernel: the tuned winner (``alloy tune MODEL``), else the nearest
+        tuned shape's, else the default."""
+        key = matmul_key(w, m)
+        blocks = self._blocks.get(key)
+        if blocks is None:
+            config = MATMUL_TUNER.choose("cpu", key, run=None)
+            blocks = self._blocks[key] = (config.constexprs["BM"], config.constexprs["BN"])
+        return blocks
+
     def matmul(self, x: np.ndarray, w, bias: np.ndarray | None = None) -> np.ndarray:
         n_out, n_in = w.shape
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -158,8 +180,8 @@ class AlloyOps(Ops):
                       X=x, Codes=w.codes, Scales=w.scales, Offsets=w.scales if w.offsets is None else w.offsets, Y=y,
                       M=m, N=n_out, NP=w.scales.shape[1], K=n_in)
         else:
-            bm, bn = min(64, _pow2(m)), 32
-            self._run(("matmul", bm, w.layout), quant_matmul, (al.cdiv(m, bm), al.cdiv(n_out, bn)),
+            bm, bn = self._matmul_blocks(w, m)
+            self._run(("matmul", bm, bn, w.layout), quant_matmul, (al.cdiv(m, bm), al.cdiv(n_out, bn)),
                       {"BM": bm, "BN": bn, **self._quant_consts(w)}, X=x, Codes=w.codes, Scales=w.scales,
                       Offsets=w.scales if w.offsets is None else w.offsets, Y=y, M=m, N=n_out,
                       NP=w.scales.shape[1], K=n_in)
