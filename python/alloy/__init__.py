@@ -19,6 +19,7 @@ from .language.simt import *  # noqa: F401,F403  (thread-level builtins: thread_
 from .language.dtypes import (bfloat16, bool_, dtype, float16, float32, float64, int8, int16, int32,  # noqa: F401
                               int64, uint8, uint16, uint32, uint64)
 from .runtime.buffer import AlloyBuffer
+from .runtime.prepared import LaunchSequence
 from .runtime.profile import profile
 from .runtime.kernel import Func, Kernel
 
@@ -41,7 +42,8 @@ def empty(shape, dtype=float32) -> AlloyBuffer:
 
 
 def prepare(kernel, grid, *args, **kwargs):
-    """`kernel[grid](*args, **kwargs)` resolved once, for repeated cheap runs (see alloy.runtime.prepared)."""
+    """`kernel[grid](*args, **kwargs)` resolved once, for repeated cheap runs (see alloy.runtime.prepared);
+    `al.LaunchSequence(launches)` runs several back to back."""
     from .runtime.prepared import prepare as _prepare
 
     return _prepare(kernel, grid, *args, **kwargs)

@@ -77,8 +77,8 @@ def _tune_model(ref: str) -> None:
     try:
         resolved = resolve_model(ref)
     except ModelNotFoundError as exc:
-        raise click.ClickException(f"{ref!r} is neither a tunable builtin ({', '.join(sorted(tuning.TUNABLE))}) "
-                                   f"nor a model: {exc}") from None
+        raise click.BadParameter(f"{ref}: not a tunable builtin (choose from {', '.join(sorted(tuning.TUNABLE))}) "
+                                 f"and not a model ({exc})", param_hint="OPS") from None
     console = Console()
     with console.status(f"loading {resolved.name} ..."):
         model, _ = load(resolved.path)

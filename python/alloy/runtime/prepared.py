@@ -101,6 +101,24 @@ class PreparedLaunch:
             profile.count(launches=1)
 
 
+class LaunchSequence:
+    """Prepared launches run back to back by `run()`: one native call each, nothing else. Later rebinds of
+    the launches take effect (their slots are shared); a changed grid needs a new sequence."""
+
+    def __init__(self, launches) -> None:
+        self._calls = [(launch._fn, launch._slots) + tuple(launch.grid) for launch in launches]
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def run(self) -> None:
+        launch = native.launch
+        for fn, slots, g0, g1, g2 in self._calls:
+            if g0 and g1 and g2:
+                launch(fn, slots, g0, g1, g2)
+        profile.count(launches=len(self._calls))
+
+
 def prepare(kernel, grid, *args, target: str = "cpu", **kwargs) -> PreparedLaunch:
     """`kernel[grid](*args, **kwargs)` resolved once; every `al.output` must be passed."""
     return PreparedLaunch(kernel, grid, args, kwargs, target)

@@ -269,8 +269,8 @@ class AlloyOps(Ops):
         factors = None if freq_factors is None else np.asarray(freq_factors, np.float64).tobytes()
         cos, sin = rope_table(np.asarray(positions, np.int64).tobytes(), n_rot, float(base), float(freq_scale),
                               factors)
-        cos = np.ascontiguousarray(cos.reshape(n, -1))
-        sin = np.ascontiguousarray(sin.reshape(n, -1))
+        cos = cos.reshape(n, -1).copy()  # copies: a captured step rewrites them (the table is memoised)
+        sin = sin.reshape(n, -1).copy()
 
         def move(token, position):
             cos[:], sin[:] = (t.reshape(1, -1) for t in rope_table(

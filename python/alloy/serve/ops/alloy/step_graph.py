@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from alloy.runtime import native, profile
+import alloy as al
 
 
 class StepGraph:
@@ -21,10 +21,10 @@ class StepGraph:
 
     def __init__(self, generations: tuple[int, ...]) -> None:
         self.generations = generations
-        self.launches: list = []                          # (PreparedLaunch, grid) in call order
+        self.launches: list = []                          # PreparedLaunch objects, in call order
         self.patches: list[Callable[[int, int], None]] = []  # patch(token, position)
         self.output: np.ndarray | None = None
-        self._calls: list[tuple] = []
+        self._sequence: al.LaunchSequence | None = None
 
     def record(self, launch) -> None:
         self.launches.append(launch)
@@ -32,13 +32,10 @@ class StepGraph:
     def finish(self, output: np.ndarray) -> None:
         """Freeze the recording: ``output`` is the logits buffer a replay fills."""
         self.output = output
-        self._calls = [(launch._fn, launch._slots) + tuple(launch.grid) for launch in self.launches]
+        self._sequence = al.LaunchSequence(self.launches)
 
     def replay(self, token: int, position: int) -> np.ndarray:
         for patch in self.patches:
             patch(token, position)
-        launch = native.launch
-        for fn, slots, g0, g1, g2 in self._calls:
-            launch(fn, slots, g0, g1, g2)
-        profile.count(launches=len(self._calls))
+        self._sequence.run()
         return self.output
