@@ -17,7 +17,7 @@ from alloy.serve.gguf.reader import GGUFFile
 from alloy.serve.gguf.testing import SyntheticConfig
 from alloy.serve.models import model_from_gguf
 from alloy.serve.ops.alloy import AlloyOps, QuantWeight, repack
-from alloy.serve.ops.reference import ReferenceOps
+from alloy.serve.ops.reference import ReferenceOps, rope_table
 
 BLOCK_LAYOUTS = {Q.Q8_0: legacy.Q8_0, Q.Q4_0: legacy.Q4_0, Q.Q4_1: legacy.Q4_1, Q.Q5_0: legacy.Q5_0,
                  Q.Q5_1: legacy.Q5_1, Q.Q2_K: kquants.Q2_K, Q.Q3_K: kquants.Q3_K, Q.Q4_K: kquants.Q4_K,
@@ -215,3 +215,8 @@ def test_replayed_steps_on_fresh_caches_match_reference(synthetic_model):
                                        err_msg=f"prompt {prompt}, step {step}")
     graph = compiled.ops._graphs.get(cache_a)
     assert graph is not None and len(graph.launches) > 10   # the last steps were replays of a captured step
+    c = compiled.config
+    for position in range(3, 7):
+        key = (np.array([position], np.int64).tobytes(), c.rope_dim, float(c.rope_base), float(c.rope_freq_scale), None)
+        for memo, fresh in zip(rope_table(*key), rope_table.__wrapped__(*key)):
+            np.testing.assert_array_equal(memo, fresh, err_msg=f"memoised rotary table of position {position}")
