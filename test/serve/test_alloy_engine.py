@@ -184,7 +184,28 @@ def test_load_defaults_to_the_compiled_engine(synthetic_model):
         engine_ops("numpy")
 
 
-def test_bench_cli_rows(synthetic_model):
+@pytest.fixture
+def thread_pools():
+    """Put the process's thread pools (BLAS, OpenMP, torch) back as they were after the test."""
+    import os
+
+    from threadpoolctl import ThreadpoolController
+
+    import alloy.config
+
+    torch = pytest.importorskip("torch")
+    saved = [(lib, lib.num_threads) for lib in ThreadpoolController().lib_controllers]
+    torch_threads, alloy_threads, omp = torch.get_num_threads(), alloy.config.get().num_threads, os.environ.get("OMP_NUM_THREADS")
+    yield
+    for lib, n in saved:
+        lib.set_num_threads(n)
+    torch.set_num_threads(torch_threads)
+    alloy.config.set(num_threads=alloy_threads)
+    if omp is None:
+        os.environ.pop("OMP_NUM_THREADS", None)
+
+
+def test_bench_cli_rows(synthetic_model, thread_pools):
     sm = synthetic_model("llama", config=CONFIGS["llama"])
     result = CliRunner().invoke(alloy_cli, ["bench", sm.path, "-p", "16", "-n", "4", "-r", "2", "-o", "json"])
     assert result.exit_code == 0, result.output
@@ -220,3 +241,18 @@ def test_replayed_steps_on_fresh_caches_match_reference(synthetic_model):
         key = (np.array([position], np.int64).tobytes(), c.rope_dim, float(c.rope_base), float(c.rope_freq_scale), None)
         for memo, fresh in zip(rope_table(*key), rope_table.__wrapped__(*key)):
             np.testing.assert_array_equal(memo, fresh, err_msg=f"memoised rotary table of position {position}")
+
+
+def test_share_cores_gives_the_cores_to_one_pool(thread_pools):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    from alloy.serve.threads import share_cores
+
+    assert share_cores("reference", 2) == 2
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"]
+    assert blas and all(p["num_threads"] == 2 for p in blas)
+    assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "openmp")
+    assert torch.get_num_threads() == 1
+    share_cores("alloy")
+    assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")

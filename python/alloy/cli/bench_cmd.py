@@ -30,15 +30,12 @@ def bench_cmd(model, n_prompt, n_gen, repetitions, threads, output, engine):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    import alloy.config
     from alloy.serve import bench
     from alloy.serve.generate import load
     from alloy.serve.gguf.resolve import ModelNotFoundError, quant_from_filename, resolve_model
+    from alloy.serve.threads import share_cores
 
-    if threads is not None:
-        alloy.config.set(num_threads=threads)
-        _limit_blas(threads)
-    threads = alloy.config.get().num_threads
+    threads = share_cores(engine, threads)
     try:
         resolved = resolve_model(model)
     except ModelNotFoundError as exc:
@@ -54,13 +51,6 @@ def bench_cmd(model, n_prompt, n_gen, repetitions, threads, output, engine):
                            n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions,
                            progress=lambda: progress.advance(task))
     click.echo(render(rows, output))
-
-
-def _limit_blas(threads: int) -> None:
-    """Keep the reference engine's BLAS (and any OpenMP pool) to the threads asked for."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
 
 
 def render(rows, output: str) -> str:

@@ -48,9 +48,12 @@ def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens, 
 
 
 def load_or_fail(config):
+    """The served model of a command (its process's thread pools sized for the engine first)."""
     from alloy.serve.gguf.resolve import ModelNotFoundError
     from alloy.serve.server import load_served
+    from alloy.serve.threads import share_cores
 
+    share_cores(config.engine)
     try:
         return load_served(config)
     except ModelNotFoundError as exc:
