@@ -87,6 +87,10 @@ def test_weights_stay_quantized(qtype):
     assert (w.nibble_bias is not None) == (qtype in (Q.Q4_0, Q.Q4_1, Q.Q4_K))
     if qtype in (Q.Q4_0, Q.Q4_1, Q.Q8_0):  # as compact as the file: nibbles/int8 + fp16 scales
         assert w.nbytes == tensor.data.nbytes
+    super_block = qtype in (Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K, Q.IQ4_XS)
+    assert w.groups_per_block == (256 // w.group if super_block else 0)   # scales kept as their two factors
+    if qtype == Q.Q4_K:
+        assert w.nbytes <= 1.03 * tensor.data.nbytes
 
 
 def test_matmul_bias_and_shape_errors():

@@ -53,14 +53,13 @@ def tune_model(model, progress: Callable[[], None] | None = None) -> list[TuneRe
         n_out, n_in = w.shape
         x = rng.standard_normal((PREFILL_CHUNK, n_in)).astype(np.float32)
         y = np.empty((PREFILL_CHUNK, n_out), np.float32)
-        consts = AlloyOps._quant_consts(w)
-        offsets = w.scales if w.offsets is None else w.offsets
+        consts, arrays = AlloyOps._quant_consts(w), AlloyOps._quant_arrays(w)
 
-        def run(config, w=w, x=x, y=y, consts=consts, offsets=offsets):
+        def run(config, w=w, x=x, y=y, consts=consts, arrays=arrays):
             bm, bn = config.constexprs["BM"], config.constexprs["BN"]
             quant_matmul[(al.cdiv(PREFILL_CHUNK, bm), al.cdiv(w.shape[0], bn))](
-                x, w.codes, w.scales, offsets, PREFILL_CHUNK, w.shape[0], w.scales.shape[1], w.shape[1], Y=y,
-                BM=bm, BN=bn, **consts)
+                X=x, **arrays, Y=y, M=PREFILL_CHUNK, N=w.shape[0], NP=w.scales.shape[1], K=w.shape[1], BM=bm,
+                BN=bn, **consts)
 
         winner, times = MATMUL_TUNER.measure("cpu", matmul_key(w, PREFILL_CHUNK), run,
                                              progress=(lambda config, seconds: progress()) if progress else None)

@@ -98,8 +98,13 @@ def affine_rows(raw: np.ndarray, qtype, n_cols: int) -> Affine:
         raise CodecError(f"{q.name}: {raw.size} bytes are not whole rows of {n_cols} elements")
     rows = raw.size // (n_cols // block * size)
     a = _SPLITS[q](raw.reshape(-1, size))
+
+    def per_row(factors):  # (blocks, 1) and (blocks, groups) -> (rows, blocks a row) and (rows, groups a row)
+        return None if factors is None else (factors[0].reshape(rows, -1), factors[1].reshape(rows, -1))
+
     return Affine(a.codes.reshape(rows, n_cols), a.scales.reshape(rows, -1),
-                  None if a.offsets is None else a.offsets.reshape(rows, -1), a.group, a.nibble_bias)
+                  None if a.offsets is None else a.offsets.reshape(rows, -1), a.group, a.nibble_bias,
+                  per_row(a.scale_factors), per_row(a.offset_factors))
 
 
 def quantize(x: np.ndarray, qtype) -> np.ndarray:

@@ -18,13 +18,19 @@ import numpy as np
 class Affine:
     """``codes (n, elements)`` int8, ``scales``/``offsets`` float32 ``(n, elements // group)``
     (``offsets`` None when zero); ``nibble_bias``: for 4-bit types, the value that makes every
-    code ``0..15`` when added (else None)."""
+    code ``0..15`` when added (else None).
+
+    The super-block types (K-quants, IQ4_XS) also give their scales' two factors: ``scale_factors``
+    ``(per block (n, 1) float32, per group (n, groups) small integers)`` whose float32 product is
+    ``scales`` exactly, and likewise ``offset_factors`` for ``offsets``."""
 
     codes: np.ndarray
     scales: np.ndarray
     offsets: np.ndarray | None
     group: int
     nibble_bias: int | None = None
+    scale_factors: tuple[np.ndarray, np.ndarray] | None = None
+    offset_factors: tuple[np.ndarray, np.ndarray] | None = None
 
     def decode(self) -> np.ndarray:
         n, elements = self.codes.shape
@@ -33,6 +39,11 @@ class Affine:
         if self.offsets is not None:
             v += self.offsets[:, :, None]
         return v.reshape(n, elements)
+
+
+def factored(block: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """``block * group`` in float32 (what the decoders use) and the factors it came from."""
+    return block * group.astype(np.float32), (block, group)
 
 
 def decoder(split: Callable[[np.ndarray], Affine]) -> Callable[[np.ndarray], np.ndarray]:

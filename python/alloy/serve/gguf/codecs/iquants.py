@@ -9,7 +9,7 @@ import numpy as np
 from gguf import GGMLQuantizationType as Q
 
 from ._tables import f16, records, split
-from .affine import Affine, decoder
+from .affine import Affine, decoder, factored
 
 LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.int8)
 
@@ -35,8 +35,8 @@ def _iq4_xs(blocks) -> Affine:
     low = split(r["scales_l"], 4, axis=2).reshape(n, 8)
     high = (r["scales_h"][:, None] >> np.arange(0, 16, 2, dtype=np.uint16)) & 3
     scales = (low | (high.astype(np.uint8) << np.uint8(4))).view(np.int8) - np.int8(32)
-    return Affine(_levels(r["qs"].reshape(n, 8, 16)).reshape(n, 256), f16(r["d"]) * scales.astype(np.float32),
-                  None, 32)
+    d, factors = factored(f16(r["d"]), scales)
+    return Affine(_levels(r["qs"].reshape(n, 8, 16)).reshape(n, 256), d, None, 32, scale_factors=factors)
 
 
 SPLITS = {Q.IQ4_NL: _iq4_nl, Q.IQ4_XS: _iq4_xs}

@@ -93,8 +93,9 @@ def rotary(X, Cos, Sin, Y: al.output, heads, D: al.constexpr, ROT: al.constexpr,
 
 
 @al.kernel
-def quant_rows(Ids, Codes, Scales, Offsets, Y: al.output, NP, K, IB: al.constexpr, G: al.constexpr,
-               NIBBLES: al.constexpr, BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
+def quant_rows(Ids, Codes, Scales, Offsets, BlockScales, BlockOffsets, Y: al.output, NP, K, IB: al.constexpr,
+               G: al.constexpr, NIBBLES: al.constexpr, BIAS: al.constexpr, HAS_OFFSET: al.constexpr,
+               SUB: al.constexpr):
     """Row ``Ids[program_id(0)]`` of a quantized weight, dequantised (layout: see matmul_kernels)."""
     t = al.program_id(0)
     row = al.load(Ids + t)
@@ -104,9 +105,13 @@ def quant_rows(Ids, Codes, Scales, Offsets, Y: al.output, NP, K, IB: al.constexp
     j = al.arange(0, GB)
     for g in range(0, groups):
         s = al.load(Scales + g * NP + row).to(al.float32)
+        if SUB:
+            s = al.load(BlockScales + (g // SUB) * NP + row).to(al.float32) * s
         o = 0.0
         if HAS_OFFSET:
             o = al.load(Offsets + g * NP + row).to(al.float32)
+            if SUB:
+                o = al.load(BlockOffsets + (g // SUB) * NP + row).to(al.float32) * o
         c = al.load(base + g * (IB * GB) + j)
         if NIBBLES:
             al.store(Y + t * K + g * G + j, ((c & 15).to(al.float32) - BIAS) * s + o)

@@ -5,7 +5,9 @@ byte ``j`` of a 32-element group holds element ``j`` in its low nibble and ``j +
 one), interleaved in blocks of ``IB`` output rows — the bytes of group ``g`` of rows
 ``b * IB .. b * IB + IB - 1`` lie together at ``((b * groups + g) * IB + r) * GB`` — with one scale
 and optional offset per group of ``G`` elements, stored group-major over the ``NP`` (padded) rows,
-so element ``k`` of row ``n`` is ``(code - BIAS) * scale[k // G, n] + offset[k // G, n]``. The
+so element ``k`` of row ``n`` is ``(code - BIAS) * scale[k // G, n] + offset[k // G, n]``. With
+``SUB`` > 0 (super-block types) a scale is the product ``block_scale[k // (G * SUB), n] * scale[...]``
+of its two stored factors (offsets likewise), multiplied in the order the numpy decoders use. The
 kernels convert a tile of codes in registers, multiply it by the activations and scale the group's
 partial sums; nothing dequantised is written to memory.
 """
@@ -15,8 +17,9 @@ import alloy as al
 
 
 @al.kernel
-def quant_matvec(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, IB: al.constexpr, G: al.constexpr,
-                 NIBBLES: al.constexpr, BIAS: al.constexpr, HAS_OFFSET: al.constexpr):
+def quant_matvec(X, Codes, Scales, Offsets, BlockScales, BlockOffsets, Y: al.output, M, N, NP, K,
+                 IB: al.constexpr, G: al.constexpr, NIBBLES: al.constexpr, BIAS: al.constexpr,
+                 HAS_OFFSET: al.constexpr, SUB: al.constexpr):
     """Program (b, m): the ``IB`` outputs of row block ``b`` for activation row ``m``, a group a step:
     ``sum_k w x = sum_g scale_g * sum_j code_j x_j + (offset_g - BIAS * scale_g) * sum_j x_j``, both
     terms accumulated elementwise and reduced once at the end."""
@@ -31,6 +34,8 @@ def quant_matvec(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, IB: al.co
     acc = al.zeros((IB, GB), al.float32)
     for g in range(0, groups):
         s = al.load(Scales + g * NP + rn).to(al.float32)
+        if SUB:
+            s = al.load(BlockScales + (g // SUB) * NP + rn).to(al.float32) * s
         c = al.load(block + g * (IB * GB) + j[None, :])
         if NIBBLES:
             x_lo = al.load(X + m * K + g * G + j)
@@ -43,6 +48,8 @@ def quant_matvec(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, IB: al.co
         acc += s[:, None] * t
         if HAS_OFFSET:
             o = al.load(Offsets + g * NP + rn).to(al.float32)
+            if SUB:
+                o = al.load(BlockOffsets + (g // SUB) * NP + rn).to(al.float32) * o
             acc += (o - BIAS * s)[:, None] * xv[None, :]
         elif BIAS != 0:
             acc -= (BIAS * s)[:, None] * xv[None, :]
@@ -50,9 +57,9 @@ def quant_matvec(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, IB: al.co
 
 
 @al.kernel
-def quant_matmul(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, BM: al.constexpr, BN: al.constexpr,
-                 IB: al.constexpr, G: al.constexpr, NIBBLES: al.constexpr, BIAS: al.constexpr,
-                 HAS_OFFSET: al.constexpr):
+def quant_matmul(X, Codes, Scales, Offsets, BlockScales, BlockOffsets, Y: al.output, M, N, NP, K,
+                 BM: al.constexpr, BN: al.constexpr, IB: al.constexpr, G: al.constexpr, NIBBLES: al.constexpr,
+                 BIAS: al.constexpr, HAS_OFFSET: al.constexpr, SUB: al.constexpr):
     """Program (i, j): the ``[BM, BN]`` tile of ``Y`` at rows ``i * BM``, columns ``j * BN`` (``BN`` a
     multiple of ``IB``); each group's codes are converted once and multiplied with ``BM`` activation
     rows by ``tile_dot`` (prefill)."""
@@ -66,7 +73,9 @@ def quant_matmul(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, BM: al.co
     rows = Codes + (rn // IB) * (groups * IB * GB) + (rn % IB) * GB
     acc = al.zeros((BM, BN), al.float32)
     for g in range(0, groups):
-        s = al.load(Scales + g * NP + rn, mask=live_n, other=0.0).to(al.float32)
+        s = al.load(Scales + g * NP + rn, mask=live_n, other=0).to(al.float32)
+        if SUB:
+            s = al.load(BlockScales + (g // SUB) * NP + rn, mask=live_n, other=0.0).to(al.float32) * s
         c = al.load(rows[:, None] + g * (IB * GB) + j[None, :], mask=live_n[:, None], other=0)
         if NIBBLES:
             x_lo = al.load(X + rm[:, None] * K + g * G + j[None, :], mask=live_m[:, None], other=0.0)
@@ -80,7 +89,9 @@ def quant_matmul(X, Codes, Scales, Offsets, Y: al.output, M, N, NP, K, BM: al.co
             xs = al.sum(xg, axis=1)
         acc += t * s[None, :]
         if HAS_OFFSET:
-            o = al.load(Offsets + g * NP + rn, mask=live_n, other=0.0).to(al.float32)
+            o = al.load(Offsets + g * NP + rn, mask=live_n, other=0).to(al.float32)
+            if SUB:
+                o = al.load(BlockOffsets + (g // SUB) * NP + rn, mask=live_n, other=0.0).to(al.float32) * o
             acc += xs[:, None] * (o - BIAS * s)[None, :]
         elif BIAS != 0:
             acc -= xs[:, None] * (BIAS * s)[None, :]

@@ -134,9 +134,8 @@ class AlloyOps(Ops):
             self._run(("rows", table.layout), kernels.dense_rows, (len(idx),), {"BK": ROW_BLOCK}, Ids=idx, W=table.data, Y=y, K=n_cols)
             return y
         self._patch(lambda token, position: idx.__setitem__(0, token))
-        self._run(("rows", table.layout), kernels.quant_rows, (len(idx),), self._quant_consts(table), Ids=idx, Codes=table.codes,
-                  Scales=table.scales, Offsets=table.scales if table.offsets is None else table.offsets, Y=y,
-                  NP=table.scales.shape[1], K=n_cols)
+        self._run(("rows", table.layout), kernels.quant_rows, (len(idx),), self._quant_consts(table), Ids=idx,
+                  **self._quant_arrays(table), Y=y, NP=table.scales.shape[1], K=n_cols)
         return y
 
     def reshape(self, x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -152,7 +151,14 @@ class AlloyOps(Ops):
     @staticmethod
     def _quant_consts(w: QuantWeight) -> dict:
         return {"IB": w.rows, "G": w.group, "NIBBLES": w.nibble_bias is not None, "BIAS": w.nibble_bias or 0,
-                "HAS_OFFSET": w.offsets is not None}
+                "HAS_OFFSET": w.offsets is not None, "SUB": w.groups_per_block}
+
+    @staticmethod
+    def _quant_arrays(w: QuantWeight) -> dict:
+        """The weight's arrays as the kernels take them (absent ones stand in as the scales: unread)."""
+        return {"Codes": w.codes, "Scales": w.scales, "Offsets": w.scales if w.offsets is None else w.offsets,
+                "BlockScales": w.scales if w.block_scales is None else w.block_scales,
+                "BlockOffsets": w.scales if w.block_offsets is None else w.block_offsets}
 
     def _matmul_blocks(self, w: QuantWeight, m: int) -> tuple[int, int]:
         """``(BM, BN)`` of the prefill kernel: the tuned winner (``alloy tune MODEL``), else the nearest
@@ -177,14 +183,12 @@ class AlloyOps(Ops):
             self._run(("matvec", w.layout), dense_matvec, grid, {"BN": 4, "BK": 64}, X=x, W=w.data, Y=y, M=m, N=n_out, K=n_in)
         elif m < MATMUL_MIN_ROWS:
             self._run(("matvec", w.layout), quant_matvec, (w.scales.shape[1] // w.rows, m), self._quant_consts(w),
-                      X=x, Codes=w.codes, Scales=w.scales, Offsets=w.scales if w.offsets is None else w.offsets, Y=y,
-                      M=m, N=n_out, NP=w.scales.shape[1], K=n_in)
+                      X=x, **self._quant_arrays(w), Y=y, M=m, N=n_out, NP=w.scales.shape[1], K=n_in)
         else:
             bm, bn = self._matmul_blocks(w, m)
             self._run(("matmul", bm, bn, w.layout), quant_matmul, (al.cdiv(m, bm), al.cdiv(n_out, bn)),
-                      {"BM": bm, "BN": bn, **self._quant_consts(w)}, X=x, Codes=w.codes, Scales=w.scales,
-                      Offsets=w.scales if w.offsets is None else w.offsets, Y=y, M=m, N=n_out,
-                      NP=w.scales.shape[1], K=n_in)
+                      {"BM": bm, "BN": bn, **self._quant_consts(w)}, X=x, **self._quant_arrays(w), Y=y, M=m,
+                      N=n_out, NP=w.scales.shape[1], K=n_in)
         return y if bias is None else self.add(y, bias)
 
     # --- elementwise and reductions --------------------------------------------------------------

@@ -1,12 +1,13 @@
 """GGUF weights repacked at load into the layout the engine's kernels read — still quantized.
 
 ``QuantWeight``: every quantized block type split into int8 codes (4-bit types: two codes a byte,
-ggml's nibble order) and per-group scales / offsets (``gguf.codecs.Affine``). The codes of a block
-of 8 (4) output rows are interleaved group by group, so a matrix-vector program reads one sequential
-run (twice the DRAM throughput of row-major codes here); scales are group-major, so a block reads
-its group's scales with one vector load; a scale array is
-float16 where that is exact and float32 where it is not (the K-quants' sub-block scales
-``d * scale`` need more bits), so the kernels compute exactly what the numpy decoders do.
+ggml's nibble order) and per-group scales / offsets (``gguf.codecs.Affine``). The legacy types keep
+one fp16 scale (and offset) a group; the super-block types (K-quants, IQ4_XS) keep each scale's two
+factors — the block's fp16 scale and the group's small integer — which is exact and takes about a
+byte a group. The codes of a block of 8 (4) output rows are interleaved group by group, so a
+matrix-vector program reads one sequential run (twice the DRAM throughput of row-major codes here);
+scales are group-major, so a block reads a group's scales with one vector load. The kernels compute
+exactly the numbers the numpy decoders do.
 ``DenseWeight``: F32 and F16 tensors as stored (a view of the file mapping), BF16 widened to float32.
 """
 from __future__ import annotations
@@ -20,8 +21,13 @@ from ...gguf.codecs import Affine, affine_rows, block_info
 from ..base import TensorLike
 
 _ROWS_PER_CHUNK_ELEMENTS = 1 << 22   # bounds the int8/float32 temporaries of a split
-INTERLEAVE = {True: 8, False: 4}
-"""Rows interleaved per block of codes (nibble codes / int8 codes): the matrix-vector kernel's output block."""
+SUPER_BLOCK = 256   # elements under one K-quant / IQ4_XS block scale
+
+
+def interleave(nibbles: bool, group: int) -> int:
+    """Rows interleaved per block of codes: the matrix-vector kernel's output block (128 bytes of codes a
+    group for 32-element groups; 16-element groups take 8 rows)."""
+    return 8 if nibbles or group == 16 else 4
 _DENSE = {Q.F32: np.float32, Q.F16: np.float16}
 
 
@@ -32,22 +38,27 @@ class QuantWeight:
     name: str
     shape: tuple[int, int]
     codes: np.ndarray            # (n_pad // rows, n_in // group, rows, group bytes): int8, uint8 for nibbles
-    scales: np.ndarray           # float16 or float32 (n_in // group, n_pad): group-major
+    scales: np.ndarray           # float16 or float32 (n_in // group, n_pad): group-major; with
+                                 # block_scales: the per-group integer factor (int8 or uint8)
     offsets: np.ndarray | None   # like scales, or None
     group: int
     nibble_bias: int | None      # subtracted from each nibble; None: int8 codes
     qtype: str
     rows: int                    # rows interleaved per block (INTERLEAVE); n_pad: n_out rounded up to it
+    block_scales: np.ndarray | None = None    # float16 (n_in // 256, n_pad): the super-block factor
+    block_offsets: np.ndarray | None = None
+    groups_per_block: int = 0                 # 256 // group when the scales are factored, else 0
 
     @property
     def layout(self) -> tuple:
         """What a kernel specialises on: code, scale and offset dtypes, group size, nibble bias, interleave."""
         return (self.codes.dtype.char, self.scales.dtype.char, None if self.offsets is None else self.offsets.dtype.char,
-                self.group, self.nibble_bias, self.rows)
+                self.group, self.nibble_bias, self.rows, self.groups_per_block)
 
     @property
     def nbytes(self) -> int:
-        return self.codes.nbytes + self.scales.nbytes + (0 if self.offsets is None else self.offsets.nbytes)
+        return sum(a.nbytes for a in (self.codes, self.scales, self.offsets, self.block_scales, self.block_offsets)
+                   if a is not None)
 
 
 @dataclass
@@ -118,13 +129,27 @@ def repack(tensor: TensorLike) -> QuantWeight | DenseWeight:
     parts: list[Affine] = [affine_rows(raw[lo:lo + step], qtype, n_in) for lo in range(0, n_out, step)]
     first = parts[0]
     nibbles = first.nibble_bias is not None and n_in % 32 == 0
-    rows = INTERLEAVE[nibbles]
+    rows = interleave(nibbles, first.group)
     n_pad = -(-n_out // rows) * rows
     groups = n_in // first.group
     codes = _interleave(np.concatenate([_pack_nibbles(p.codes, first.nibble_bias) if nibbles else p.codes
                                         for p in parts]), n_pad, groups, rows)
-    scales = _pad_columns(_narrow(np.concatenate([p.scales for p in parts])).T, n_pad)
-    offsets = None if first.offsets is None else _pad_columns(
-        _narrow(np.concatenate([p.offsets for p in parts])).T, n_pad)
+
+    def group_major(arrays, narrow=True):
+        joined = np.concatenate(arrays)
+        return _pad_columns((_narrow(joined) if narrow else joined).T, n_pad)
+
+    factored = first.scale_factors is not None and n_in % SUPER_BLOCK == 0
+    if factored:  # super-block scale (fp16 in the file) times a small integer per group: exact and compact
+        scales = group_major([p.scale_factors[1] for p in parts], narrow=False)
+        blocks = group_major([p.scale_factors[0] for p in parts])
+        offsets = block_offsets = None
+        if first.offset_factors is not None:
+            offsets = group_major([p.offset_factors[1] for p in parts], narrow=False)
+            block_offsets = group_major([p.offset_factors[0] for p in parts])
+        return QuantWeight(tensor.name, shape, codes, scales, offsets, first.group, first.nibble_bias if nibbles
+                           else None, qtype.name, rows, blocks, block_offsets, SUPER_BLOCK // first.group)
+    scales = group_major([p.scales for p in parts])
+    offsets = None if first.offsets is None else group_major([p.offsets for p in parts])
     return QuantWeight(tensor.name, shape, codes, scales, offsets, first.group,
                        first.nibble_bias if nibbles else None, qtype.name, rows)
