@@ -48,7 +48,7 @@ class Gemma3Model(Model):
     def _load(self, il: int) -> SimpleNamespace:
         c = self.config
         p = f"blk.{il}."
-        return SimpleNamespace(
+        layer = SimpleNamespace(
             attn_norm=self._vector(p + "attn_norm.weight", (c.n_embd,)),
             wq=self._weight(p + "attn_q.weight", (c.n_head * c.head_dim, c.n_embd)),
             wk=self._weight(p + "attn_k.weight", (c.n_head_kv * c.head_dim, c.n_embd)),
@@ -63,6 +63,10 @@ class Gemma3Model(Model):
             w_down=self._weight(p + "ffn_down.weight", (c.n_embd, c.n_ff)),
             post_ffn_norm=self._vector(p + "post_ffw_norm.weight", (c.n_embd,)),
         )
+        layer.w_gate_up = self.ops.fused_weight([layer.w_gate, layer.w_up])
+        if layer.w_gate_up is not None:   # the stacked matrix replaces them
+            layer.w_gate = layer.w_up = None
+        return layer
 
     def _embed(self, tokens) -> Array:
         return self.ops.scale(super()._embed(tokens), math.sqrt(self.config.n_embd))
@@ -86,9 +90,10 @@ class Gemma3Model(Model):
         a = ops.attention(q, k, v, cache.layers[il], cache.length, scale=1.0,
                           window=c.sliding_window if local else 0, softcap=c.attn_softcap)
         a = ops.matmul(ops.reshape(a, (n, c.n_head * c.head_dim_v)), layer.wo)
-        x = ops.add(x, ops.rms_norm(a, layer.post_attn_norm, eps))
-
-        h = ops.rms_norm(x, layer.ffn_norm, eps)
-        g = ops.gelu(ops.matmul(h, layer.w_gate))
-        f = ops.matmul(ops.mul(g, ops.matmul(h, layer.w_up)), layer.w_down)
+        x, h = ops.add_rms_norm(x, a, layer.ffn_norm, eps, y_norm=layer.post_attn_norm)
+        if layer.w_gate_up is not None:
+            g = ops.gated_stacked(ops.matmul(h, layer.w_gate_up), "gelu")
+        else:
+            g = ops.gated(ops.matmul(h, layer.w_gate), ops.matmul(h, layer.w_up), "gelu")
+        f = ops.matmul(g, layer.w_down)
         return ops.add(x, ops.rms_norm(f, layer.post_ffn_norm, eps))

@@ -41,6 +41,15 @@ class LlamaModel(Model):
             w_down=self._weight(p + "ffn_down.weight", (c.n_embd, c.n_ff)),
         )
         self._load_extra(il, layer)
+        if layer.bq is None and layer.bk is None and layer.bv is None:
+            layer.wqkv = self.ops.fused_weight([layer.wq, layer.wk, layer.wv])
+        else:
+            layer.wqkv = None
+        layer.w_gate_up = self.ops.fused_weight([layer.w_gate, layer.w_up])
+        if layer.wqkv is not None:   # the stacked matrix replaces them (no second copy of the weights)
+            layer.wq = layer.wk = layer.wv = None
+        if layer.w_gate_up is not None:
+            layer.w_gate = layer.w_up = None
         return layer
 
     def _load_extra(self, il: int, layer: SimpleNamespace) -> None:
@@ -53,9 +62,15 @@ class LlamaModel(Model):
     def _attention(self, il: int, h: Array, positions: np.ndarray, cache: KVCache) -> Array:
         c, ops, layer = self.config, self.ops, self.layers[il]
         n = len(positions)
-        q = ops.reshape(ops.matmul(h, layer.wq, layer.bq), (n, c.n_head, c.head_dim))
-        k = ops.reshape(ops.matmul(h, layer.wk, layer.bk), (n, c.n_head_kv, c.head_dim))
-        v = ops.reshape(ops.matmul(h, layer.wv, layer.bv), (n, c.n_head_kv, c.head_dim_v))
+        dims = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim_v)
+        if layer.wqkv is not None:
+            q, k, v = ops.split_columns(ops.matmul(h, layer.wqkv), dims)
+        else:
+            q, k, v = (ops.matmul(h, layer.wq, layer.bq), ops.matmul(h, layer.wk, layer.bk),
+                       ops.matmul(h, layer.wv, layer.bv))
+        q = ops.reshape(q, (n, c.n_head, c.head_dim))
+        k = ops.reshape(k, (n, c.n_head_kv, c.head_dim))
+        v = ops.reshape(v, (n, c.n_head_kv, c.head_dim_v))
         q, k = self._qk(layer, q, k)
         rope = dict(n_rot=c.rope_dim, base=c.rope_base, style=self.rope_style,
                     freq_scale=c.rope_freq_scale, freq_factors=self.rope_freqs)
@@ -68,7 +83,9 @@ class LlamaModel(Model):
     def _block(self, il: int, x: Array, positions: np.ndarray, cache: KVCache) -> Array:
         c, ops, layer = self.config, self.ops, self.layers[il]
         h = ops.rms_norm(x, layer.attn_norm, c.rms_eps)
-        x = ops.add(x, self._attention(il, h, positions, cache))
-        h = ops.rms_norm(x, layer.ffn_norm, c.rms_eps)
-        g = ops.silu(ops.matmul(h, layer.w_gate))
-        return ops.add(x, ops.matmul(ops.mul(g, ops.matmul(h, layer.w_up)), layer.w_down))
+        x, h = ops.add_rms_norm(x, self._attention(il, h, positions, cache), layer.ffn_norm, c.rms_eps)
+        if layer.w_gate_up is not None:
+            g = ops.gated_stacked(ops.matmul(h, layer.w_gate_up), "silu")
+        else:
+            g = ops.gated(ops.matmul(h, layer.w_gate), ops.matmul(h, layer.w_up), "silu")
+        return ops.add(x, ops.matmul(g, layer.w_down))

@@ -115,6 +115,36 @@ class Ops(ABC):
     def softmax(self, x: Array) -> Array:
         """Softmax over the last axis."""
 
+    # --- fused forms (defaults compose the ops above; a backend may fuse them) -------
+    def fused_weight(self, weights: Sequence[Array]) -> Array | None:
+        """The weights' rows stacked into one matrix (``q|k|v``, ``gate|up``: one product instead of
+        several), or None when this backend does not fuse them (the default)."""
+        return None
+
+    def split_columns(self, x: Array, sizes: Sequence[int]) -> list[Array]:
+        """``x [n, sum(sizes)]`` cut into column blocks ``[n, size]``."""
+        out, start = [], 0
+        for size in sizes:
+            out.append(np.ascontiguousarray(self.to_numpy(x)[:, start:start + size]))
+            start += size
+        return out
+
+    def gated(self, gate: Array, up: Array, act: Literal["silu", "gelu"]) -> Array:
+        """``act(gate) * up`` (SwiGLU / GeGLU)."""
+        return self.mul(self.silu(gate) if act == "silu" else self.gelu(gate), up)
+
+    def gated_stacked(self, gate_up: Array, act: Literal["silu", "gelu"]) -> Array:
+        """``act(g) * u`` of ``gate_up [n, 2f]`` = ``[g | u]`` (the output of a fused gate/up product)."""
+        gate, up = self.split_columns(gate_up, [gate_up.shape[-1] // 2] * 2)
+        return self.gated(gate, up, act)
+
+    def add_rms_norm(self, x: Array, y: Array, w: Array | None, eps: float,
+                     y_norm: Array | None = None) -> tuple[Array, Array]:
+        """The residual step ``s = x + y`` (``y`` first RMS-normed by ``y_norm`` when given, as in
+        gemma3's post-norms) and the next norm: returns ``(s, rms_norm(s, w))``."""
+        s = self.add(x, y if y_norm is None else self.rms_norm(y, y_norm, eps))
+        return s, self.rms_norm(s, w, eps)
+
     # --- whole steps --------------------------------------------------------------
     def decode_step(self, step: Callable[[int, Any], Array], token: int, cache: Any) -> Array:
         """``step(token, cache)``: one token through the whole model, returning its logits.

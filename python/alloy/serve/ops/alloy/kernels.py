@@ -191,3 +191,61 @@ def cached_attention(Q, Kc, Vc, O: al.output, n, n_head, group, capacity, start,
         m = m_new
     out = acc / al.where(l == 0.0, 1.0, l)[:, None]
     al.store(O + (t * n_head + head)[:, None] * DV + dv[None, :], out, mask=live[:, None] & (dv[None, :] < DV))
+
+
+@al.kernel
+def residual_rms_norm(X, R, RW, W, S: al.output, Y: al.output, n_cols, eps, NORM_R: al.constexpr,
+                      BLOCK: al.constexpr):
+    """Row ``program_id(0)``: ``S = X + R`` (``R`` first RMS-normed and scaled by ``RW`` when ``NORM_R``),
+    then ``Y = rms_norm(S) * W``: a residual step and the next norm in one pass over the row."""
+    base = al.program_id(0) * n_cols
+    r_scale = 1.0
+    if NORM_R:
+        squares = al.zeros((BLOCK,), al.float32)
+        for start in range(0, n_cols, BLOCK):
+            cols = start + al.arange(0, BLOCK)
+            r = al.load(R + base + cols, mask=cols < n_cols, other=0.0)
+            squares += r * r
+        r_scale = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+    squares = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        mask = cols < n_cols
+        r = al.load(R + base + cols, mask=mask, other=0.0)
+        if NORM_R:
+            r = r * r_scale * al.load(RW + cols, mask=mask, other=0.0)
+        s = al.load(X + base + cols, mask=mask, other=0.0) + r
+        al.store(S + base + cols, s, mask=mask)
+        squares += s * s
+    rstd = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        mask = cols < n_cols
+        s = al.load(S + base + cols, mask=mask, other=0.0)
+        al.store(Y + base + cols, s * rstd * al.load(W + cols, mask=mask, other=0.0), mask=mask)
+
+
+@al.kernel
+def gated_rows(G, U, Y: al.output, n_cols, stride, u_offset, ACT: al.constexpr, BLOCK: al.constexpr):
+    """``Y[r, c] = act(G[r * stride + c]) * U[r * stride + u_offset + c]`` (SwiGLU ``silu`` / GeGLU
+    ``gelu``, tanh form) for row ``program_id(0)``, columns block ``program_id(1)``."""
+    row = al.program_id(0)
+    cols = al.program_id(1) * BLOCK + al.arange(0, BLOCK)
+    mask = cols < n_cols
+    g = al.load(G + row * stride + cols, mask=mask, other=0.0)
+    u = al.load(U + row * stride + u_offset + cols, mask=mask, other=0.0)
+    if ACT == "silu":
+        a = g / (1.0 + al.exp(-g))
+    else:
+        a = 0.5 * g * (1.0 + al.tanh(GELU_TANH_C * g * (1.0 + 0.044715 * g * g)))
+    al.store(Y + row * n_cols + cols, a * u, mask=mask)
+
+
+@al.kernel
+def column_block(X, Y: al.output, n_cols, stride, start, BLOCK: al.constexpr):
+    """``Y[r, :] = X[r, start : start + n_cols]`` for row ``program_id(0)`` (``stride``: X's row length)."""
+    row = al.program_id(0)
+    for k in range(0, n_cols, BLOCK):
+        cols = k + al.arange(0, BLOCK)
+        al.store(Y + row * n_cols + cols, al.load(X + row * stride + start + cols, mask=cols < n_cols, other=0.0),
+                 mask=cols < n_cols)

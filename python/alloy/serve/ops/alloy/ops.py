@@ -261,6 +261,72 @@ class AlloyOps(Ops):
                   X=x.reshape(-1, n_cols), Y=y.reshape(-1, n_cols), n_cols=n_cols)
         return y
 
+    # --- fused forms -----------------------------------------------------------------------------
+    def fused_weight(self, weights):
+        """The rows of weights of one layout stacked (a block of interleaved rows never straddles two)."""
+        first = weights[0]
+        if any(w is None or type(w) is not type(first) or w.shape[1] != first.shape[1] or w.layout != first.layout
+               for w in weights):
+            return None
+        n_out = sum(w.shape[0] for w in weights)
+        name = "+".join(w.name for w in weights)
+        if isinstance(first, DenseWeight):
+            return DenseWeight(name, (n_out, first.shape[1]), np.concatenate([w.data for w in weights]), first.qtype)
+        if any(w.shape[0] % w.rows for w in weights):
+            return None
+
+        def stack(field: str, axis: int):
+            parts = [getattr(w, field) for w in weights]
+            return None if parts[0] is None else np.concatenate(parts, axis=axis)
+
+        return QuantWeight(name, (n_out, first.shape[1]), stack("codes", 0), stack("scales", 1), stack("offsets", 1),
+                           first.group, first.nibble_bias, first.qtype, first.rows, stack("block_scales", 1),
+                           stack("block_offsets", 1), first.groups_per_block)
+
+    def split_columns(self, x, sizes):
+        n, width = x.shape
+        out, start = [], 0
+        for size in sizes:
+            if n == 1:  # one row: its column blocks are contiguous views
+                out.append(x[:, start:start + size])
+            else:
+                y = np.empty((n, size), np.float32)
+                block = min(ROW_BLOCK, _pow2(size))
+                self._run(("columns", block), kernels.column_block, (n,), {"BLOCK": block}, X=x, Y=y, n_cols=size,
+                          stride=width, start=start)
+                out.append(y)
+            start += size
+        return out
+
+    def _gated(self, g, u, n_rows: int, n_cols: int, stride: int, u_offset: int, act: str):
+        y = np.empty((n_rows, n_cols), np.float32)
+        self._run(("gated", act), kernels.gated_rows, (n_rows, al.cdiv(n_cols, ELEMENTWISE_BLOCK)),
+                  {"ACT": act, "BLOCK": ELEMENTWISE_BLOCK}, G=g, U=u, Y=y, n_cols=n_cols, stride=stride,
+                  u_offset=u_offset)
+        return y
+
+    def gated(self, gate, up, act):
+        n_cols = gate.shape[-1]
+        gate = np.ascontiguousarray(gate, dtype=np.float32).reshape(-1, n_cols)
+        up = np.ascontiguousarray(up, dtype=np.float32).reshape(-1, n_cols)
+        return self._gated(gate, up, gate.shape[0], n_cols, n_cols, 0, act)
+
+    def gated_stacked(self, gate_up, act):
+        n_rows, width = gate_up.shape
+        return self._gated(gate_up, gate_up, n_rows, width // 2, width, width // 2, act)
+
+    def add_rms_norm(self, x, y, w, eps, y_norm=None):
+        n_cols = x.shape[-1]
+        x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, n_cols)
+        y2 = np.ascontiguousarray(y, dtype=np.float32).reshape(-1, n_cols)
+        s, out = np.empty_like(x2), np.empty_like(x2)
+        block = min(ROW_BLOCK, _pow2(n_cols))
+        ones = self._ones_of(n_cols)
+        self._run(("residual_norm", y_norm is not None, block), kernels.residual_rms_norm, (x2.shape[0],),
+                  {"NORM_R": y_norm is not None, "BLOCK": block}, X=x2, R=y2, RW=ones if y_norm is None else y_norm,
+                  W=ones if w is None else w, S=s, Y=out, n_cols=n_cols, eps=float(eps))
+        return s.reshape(x.shape), out.reshape(x.shape)
+
     # --- transformer-specific --------------------------------------------------------------------
     def rope(self, x, positions, *, n_rot: int, base: float, style: RopeStyle, freq_scale: float = 1.0,
              freq_factors=None):
