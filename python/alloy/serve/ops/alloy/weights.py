@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from gguf import GGMLQuantizationType as Q
 
-from ...gguf.codecs import Affine, affine_rows, block_info
+from ...gguf.codecs import affine_rows, block_info
 from ..base import TensorLike
 
 _ROWS_PER_CHUNK_ELEMENTS = 1 << 22   # bounds the int8/float32 temporaries of a split
@@ -94,21 +94,6 @@ def _pack_nibbles(codes: np.ndarray, bias: int) -> np.ndarray:
     return (u[:, :, 0] | (u[:, :, 1] << np.uint8(4))).reshape(rows, n // 2)
 
 
-def _interleave(codes: np.ndarray, n_pad: int, groups: int, rows: int) -> np.ndarray:
-    """``(n_out, bytes)`` codes -> ``(n_pad // rows, groups, rows, bytes // groups)``: the codes of one
-    group of ``rows`` consecutive outputs lie together, so a matrix-vector program streams one run."""
-    n_out, width = codes.shape
-    padded = np.zeros((n_pad, width), codes.dtype)
-    padded[:n_out] = codes
-    return np.ascontiguousarray(padded.reshape(n_pad // rows, rows, groups, width // groups).transpose(0, 2, 1, 3))
-
-
-def _pad_columns(a: np.ndarray, n_pad: int) -> np.ndarray:
-    out = np.zeros((a.shape[0], n_pad), a.dtype)
-    out[:, :a.shape[1]] = a
-    return out
-
-
 def repack(tensor: TensorLike) -> QuantWeight | DenseWeight:
     """The engine's layout of a 2-D GGUF weight (raises ValueError for other ranks)."""
     shape = tuple(int(d) for d in tensor.shape)
@@ -123,33 +108,51 @@ def repack(tensor: TensorLike) -> QuantWeight | DenseWeight:
         return DenseWeight(tensor.name, shape, wide.reshape(shape), qtype.name)
     n_out, n_in = shape
     block, size = block_info(qtype)
-    row_bytes = n_in // block * size
-    raw = raw.view(np.uint8).reshape(n_out, row_bytes)
-    step = max(1, _ROWS_PER_CHUNK_ELEMENTS // n_in)
-    parts: list[Affine] = [affine_rows(raw[lo:lo + step], qtype, n_in) for lo in range(0, n_out, step)]
-    first = parts[0]
-    nibbles = first.nibble_bias is not None and n_in % 32 == 0
-    rows = interleave(nibbles, first.group)
+    raw = raw.view(np.uint8).reshape(n_out, n_in // block * size)
+    probe = affine_rows(raw[:1], qtype, n_in)
+    nibbles = probe.nibble_bias is not None and n_in % 32 == 0
+    rows = interleave(nibbles, probe.group)
     n_pad = -(-n_out // rows) * rows
-    groups = n_in // first.group
-    codes = _interleave(np.concatenate([_pack_nibbles(p.codes, first.nibble_bias) if nibbles else p.codes
-                                        for p in parts]), n_pad, groups, rows)
+    groups = n_in // probe.group
+    factored = probe.scale_factors is not None and n_in % SUPER_BLOCK == 0
+    width = n_in // 2 if nibbles else n_in
+    codes = np.zeros((n_pad // rows, groups, rows, width // groups), np.uint8 if nibbles else np.int8)
 
-    def group_major(arrays, narrow=True):
-        joined = np.concatenate(arrays)
-        return _pad_columns((_narrow(joined) if narrow else joined).T, n_pad)
+    def plane(sample: np.ndarray | None, count: int) -> np.ndarray | None:
+        return None if sample is None else np.zeros((count, n_pad), sample.dtype)
 
-    factored = first.scale_factors is not None and n_in % SUPER_BLOCK == 0
+    if factored:
+        scales, offsets = plane(probe.scale_factors[1], groups), plane(
+            None if probe.offset_factors is None else probe.offset_factors[1], groups)
+        blocks_ = plane(probe.scale_factors[0], n_in // SUPER_BLOCK)
+        block_offsets = plane(None if probe.offset_factors is None else probe.offset_factors[0], n_in // SUPER_BLOCK)
+    else:
+        scales, offsets, blocks_, block_offsets = plane(probe.scales, groups), plane(probe.offsets, groups), None, None
+    # the split is done a chunk of rows at a time, straight into the repacked arrays: the temporaries stay small
+    step = max(rows, _ROWS_PER_CHUNK_ELEMENTS // n_in // rows * rows)
+    for lo in range(0, n_out, step):
+        part = affine_rows(raw[lo:lo + step], qtype, n_in)
+        n = part.codes.shape[0]
+        chunk = _pack_nibbles(part.codes, probe.nibble_bias) if nibbles else part.codes
+        padded = np.zeros((-(-n // rows) * rows, width), chunk.dtype)
+        padded[:n] = chunk
+        codes[lo // rows: lo // rows + len(padded) // rows] = padded.reshape(-1, rows, groups, width // groups) \
+            .transpose(0, 2, 1, 3).view(codes.dtype)
+        if factored:
+            scales[:, lo:lo + n] = part.scale_factors[1].T
+            blocks_[:, lo:lo + n] = part.scale_factors[0].T
+            if offsets is not None:
+                offsets[:, lo:lo + n] = part.offset_factors[1].T
+                block_offsets[:, lo:lo + n] = part.offset_factors[0].T
+        else:
+            scales[:, lo:lo + n] = part.scales.T
+            if offsets is not None:
+                offsets[:, lo:lo + n] = part.offsets.T
     if factored:  # super-block scale (fp16 in the file) times a small integer per group: exact and compact
-        scales = group_major([p.scale_factors[1] for p in parts], narrow=False)
-        blocks = group_major([p.scale_factors[0] for p in parts])
-        offsets = block_offsets = None
-        if first.offset_factors is not None:
-            offsets = group_major([p.offset_factors[1] for p in parts], narrow=False)
-            block_offsets = group_major([p.offset_factors[0] for p in parts])
-        return QuantWeight(tensor.name, shape, codes, scales, offsets, first.group, first.nibble_bias if nibbles
-                           else None, qtype.name, rows, blocks, block_offsets, SUPER_BLOCK // first.group)
-    scales = group_major([p.scales for p in parts])
-    offsets = None if first.offsets is None else group_major([p.offsets for p in parts])
-    return QuantWeight(tensor.name, shape, codes, scales, offsets, first.group,
-                       first.nibble_bias if nibbles else None, qtype.name, rows)
+        return QuantWeight(tensor.name, shape, codes, scales, offsets, probe.group, probe.nibble_bias if nibbles
+                           else None, qtype.name, rows, _narrow(blocks_),
+                           None if block_offsets is None else _narrow(block_offsets), SUPER_BLOCK // probe.group)
+    scales = _narrow(scales)
+    offsets = None if offsets is None else _narrow(offsets)
+    return QuantWeight(tensor.name, shape, codes, scales, offsets, probe.group,
+                       probe.nibble_bias if nibbles else None, qtype.name, rows)
