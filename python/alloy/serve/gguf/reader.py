@@ -211,6 +211,17 @@ class GGUFFile:
                             path=self.path)
         return info
 
+    def evict(self, tensor: TensorInfo) -> None:
+        """Let the OS drop the mapped pages of ``tensor``'s bytes (read again from the file if touched), so
+        that loading a model does not keep the whole file resident beside its repacked weights."""
+        if not isinstance(self._mm, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED") or not tensor.n_bytes:
+            return
+        end = min(len(self._mm), tensor.offset + tensor.n_bytes)
+        inner_start = -(-tensor.offset // mmap.PAGESIZE) * mmap.PAGESIZE   # pages wholly inside the tensor
+        inner_end = end // mmap.PAGESIZE * mmap.PAGESIZE if end < len(self._mm) else end
+        if inner_end > inner_start:
+            self._mm.madvise(mmap.MADV_DONTNEED, inner_start, inner_end - inner_start)
+
     def dequantize(self, name: str) -> np.ndarray:
         """The tensor ``name`` decoded to float32 of shape ``TensorInfo.shape``."""
         info = self.tensor(name)

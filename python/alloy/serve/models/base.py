@@ -63,7 +63,10 @@ class Model:
         return info
 
     def _weight(self, name: str, shape: tuple[int, int]) -> Array:
-        return self.ops.weight(self._tensor(name, shape))
+        info = self._tensor(name, shape)
+        weight = self.ops.weight(info)
+        self._file.evict(info)   # the backend holds its own copy (or re-reads a view on use)
+        return weight
 
     def _vector(self, name: str, shape: tuple[int, ...]) -> Array:
         return self.ops.vector(self._tensor(name, shape))
