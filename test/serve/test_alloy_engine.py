@@ -131,7 +131,8 @@ def test_attention_over_the_cache_matches_reference(window, softcap):
     n_head, n_kv, dk, dv = 6, 2, 16, 8
     kv_a, kv_r = ops.kv_buffer(600, n_kv, dk, dv), ref.kv_buffer(600, n_kv, dk, dv)
     start = 0
-    for n in (7, 1, 1, 300, 1):                 # prefill, decode, a chunk that grows the cache past 256
+    for n in (7, 1, 1, 300, 1, 250, 1):        # prefill, decode, chunks that grow the cache past 256 and 512
+        # (from 512 positions of capacity on, decoding takes the split-over-keys kernels)
         q = rng.standard_normal((n, n_head, dk)).astype(np.float32)
         k = rng.standard_normal((n, n_kv, dk)).astype(np.float32)
         v = rng.standard_normal((n, n_kv, dv)).astype(np.float32)

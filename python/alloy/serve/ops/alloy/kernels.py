@@ -249,3 +249,73 @@ def column_block(X, Y: al.output, n_cols, stride, start, BLOCK: al.constexpr):
         cols = k + al.arange(0, BLOCK)
         al.store(Y + row * n_cols + cols, al.load(X + row * stride + start + cols, mask=cols < n_cols, other=0.0),
                  mask=cols < n_cols)
+
+
+@al.kernel
+def attention_split(Q, Kc, Vc, Part: al.output, Stats: al.output, n_head, group, capacity, start, window, scale,
+                    cap, chunk, DK: al.constexpr, DV: al.constexpr, DKP: al.constexpr, DVP: al.constexpr,
+                    BM: al.constexpr, BN: al.constexpr, WINDOWED: al.constexpr, SOFTCAP: al.constexpr):
+    """Split-K decode attention, part 1: program (s, kv head) attends the one new token's ``group`` query
+    heads to keys ``s * chunk ..`` (within the causal / window range) and writes its unnormalised output
+    ``Part[s, kv, row]`` and running max and sum ``Stats[s, kv, :, row]``; ``attention_merge`` combines."""
+    split = al.program_id(0)
+    kv = al.program_id(1)
+    r = al.arange(0, BM)
+    live = r < group
+    head = kv * group + r
+    dk = al.arange(0, DKP)
+    dv = al.arange(0, DVP)
+    q = al.load(Q + head[:, None] * DK + dk[None, :], mask=live[:, None] & (dk[None, :] < DK), other=0.0)
+    m = al.full((BM,), -float("inf"), al.float32)
+    l = al.zeros((BM,), al.float32)
+    acc = al.zeros((BM, DVP), al.float32)
+    lo = 0
+    if WINDOWED:
+        lo = max(0, start - window + 1)
+    first = max(lo, split * chunk)
+    last = min(start + 1, split * chunk + chunk)
+    for s0 in range(first, last, BN):
+        kj = s0 + al.arange(0, BN)
+        inside = kj < last
+        k = al.load(Kc + (kv * capacity + kj)[:, None] * DK + dk[None, :],
+                    mask=inside[:, None] & (dk[None, :] < DK), other=0.0)
+        s = al.tile_dot(q, k, transpose_rhs=True) * scale
+        if SOFTCAP:
+            s = al.tanh(s / cap) * cap
+        s = al.where(live[:, None] & inside[None, :], s, -float("inf"))
+        m_new = al.maximum(m, al.max(s, axis=1))
+        shift = al.where(m_new == -float("inf"), 0.0, m_new)
+        p = al.exp(s - shift[:, None])
+        alpha = al.exp(m - shift)
+        l = l * alpha + al.sum(p, axis=1)
+        v = al.load(Vc + (kv * capacity + kj)[:, None] * DV + dv[None, :],
+                    mask=inside[:, None] & (dv[None, :] < DV), other=0.0)
+        acc = acc * alpha[:, None] + al.tile_dot(p, v)
+        m = m_new
+    base = (split * al.num_programs(1) + kv) * BM
+    al.store(Part + (base + r)[:, None] * DVP + dv[None, :], acc)
+    al.store(Stats + base * 2 + r, m)
+    al.store(Stats + base * 2 + BM + r, l)
+
+
+@al.kernel
+def attention_merge(Part, Stats, O: al.output, splits, n_kv, group, DV: al.constexpr, DVP: al.constexpr,
+                    BM: al.constexpr):
+    """Split-K decode attention, part 2: for KV head ``program_id(0)``, the softmax-weighted sum of the
+    splits' partial outputs, written to ``O [n_head, DV]``."""
+    kv = al.program_id(0)
+    r = al.arange(0, BM)
+    dv = al.arange(0, DVP)
+    top = al.full((BM,), -float("inf"), al.float32)
+    for split in range(0, splits):
+        top = al.maximum(top, al.load(Stats + (split * n_kv + kv) * BM * 2 + r))
+    shift = al.where(top == -float("inf"), 0.0, top)
+    total = al.zeros((BM,), al.float32)
+    acc = al.zeros((BM, DVP), al.float32)
+    for split in range(0, splits):
+        base = (split * n_kv + kv) * BM
+        weight = al.exp(al.load(Stats + base * 2 + r) - shift)
+        total += weight * al.load(Stats + base * 2 + BM + r)
+        acc += weight[:, None] * al.load(Part + (base + r)[:, None] * DVP + dv[None, :])
+    out = acc / al.where(total == 0.0, 1.0, total)[:, None]
+    al.store(O + (kv * group + r)[:, None] * DV + dv[None, :], out, mask=(r[:, None] < group) & (dv[None, :] < DV))

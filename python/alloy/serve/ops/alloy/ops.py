@@ -30,6 +30,8 @@ from .weights import DenseWeight, QuantWeight, repack
 ELEMENTWISE_BLOCK = 1024
 ROW_BLOCK = 256
 MATMUL_MIN_ROWS = 4
+SPLIT_CHUNK = 128          # keys per program of the split decode attention
+SPLIT_MIN_CAPACITY = 512   # from this cache capacity on, decode attention splits over the keys
 MATMUL_TUNER = Tuner("engine_quant_matmul", [Config(BM=bm, BN=bn) for bm in (64, 32, 16) for bn in (32, 64, 16)],
                      measure_on_miss=False)
 """Blocks of the prefill kernel per weight layout and shape; measured by ``alloy tune MODEL`` only."""
@@ -261,6 +263,30 @@ class AlloyOps(Ops):
                   X=x.reshape(-1, n_cols), Y=y.reshape(-1, n_cols), n_cols=n_cols)
         return y
 
+    def _split_attention(self, q, kv: NumpyKV, out, start: int, group: int, scale: float, window: int,
+                         softcap: float):
+        """Decode attention split over the cache in ``SPLIT_CHUNK``-key pieces (one program each, all cores
+        busy however few KV heads there are), then merged. The split count follows the capacity, so a
+        captured step's grid stays valid as the position moves."""
+        _, n_head, dk = q.shape
+        n_kv, capacity, dv = kv.v.shape
+        splits = al.cdiv(capacity, SPLIT_CHUNK)
+        bm, dvp = _pow2(group), _pow2(dv)
+        part = np.empty((splits, n_kv, bm, dvp), np.float32)
+        stats = np.empty((splits, n_kv, 2, bm), np.float32)
+        consts = {"DK": dk, "DV": dv, "DKP": _pow2(dk), "DVP": dvp, "BM": bm, "BN": 32, "WINDOWED": window > 0,
+                  "SOFTCAP": softcap > 0}
+        attend = self._run(("split_attention",) + tuple(consts.values()), kernels.attention_split, (splits, n_kv),
+                           consts, Q=np.ascontiguousarray(q, dtype=np.float32), Kc=kv.k, Vc=kv.v, Part=part,
+                           Stats=stats, n_head=n_head, group=group, capacity=capacity, start=int(start),
+                           window=int(window), scale=float(scale), cap=float(softcap) if softcap > 0 else 1.0,
+                           chunk=SPLIT_CHUNK)
+        self._patch(lambda token, position: attend.rebind(start=position))
+        merge = {"DV": dv, "DVP": dvp, "BM": bm}
+        self._run(("merge_attention",) + tuple(merge.values()), kernels.attention_merge, (n_kv,), merge, Part=part,
+                  Stats=stats, O=out, splits=splits, n_kv=n_kv, group=group)
+        return out
+
     # --- fused forms -----------------------------------------------------------------------------
     def fused_weight(self, weights):
         """The rows of weights of one layout stacked (a block of interleaved rows never straddles two)."""
@@ -368,9 +394,11 @@ class AlloyOps(Ops):
                       Src=np.ascontiguousarray(src, dtype=np.float32), Cache=cache, n_kv=n_kv, capacity=capacity,
                       start=int(start), D=d)
             self._patch(lambda token, position, launch=store: launch.rebind(start=position))
+        out = np.empty((n, n_head, dv), np.float32)
+        if n == 1 and capacity >= SPLIT_MIN_CAPACITY:
+            return self._split_attention(q, kv, out, start, group, scale, window, softcap)
         rows = n * group
         bm = min(16, _pow2(rows))
-        out = np.empty((n, n_head, dv), np.float32)
         consts = {"DK": dk, "DV": dv, "DKP": _pow2(dk), "DVP": _pow2(dv), "BM": bm, "BN": 32,
                   "WINDOWED": window > 0, "SOFTCAP": softcap > 0}
         attend = self._run(("attention",) + tuple(consts.values()), kernels.cached_attention, (al.cdiv(rows, bm), n_kv), consts,
