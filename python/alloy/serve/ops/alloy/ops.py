@@ -21,8 +21,9 @@ from alloy.tuning.autotune import key_text
 
 from ...gguf.codecs import dequantize
 from ..base import Ops, RopeStyle, TensorLike
-from ..reference import NumpyKV, rope_table
+from ..reference import rope_table
 from . import kernels
+from .arrays import CudaArrays, DeviceKV, HostArrays
 from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec
 from .step_graph import StepGraph
 from .weights import DenseWeight, QuantWeight, repack
@@ -50,7 +51,14 @@ def _pow2(n: int) -> int:
 class AlloyOps(Ops):
     """Float32 activations, quantized weights, every op an Alloy kernel."""
 
-    def __init__(self, capture_steps: bool = True) -> None:
+    def __init__(self, device: str = "cpu", capture_steps: bool = True, arrays=None) -> None:
+        """``device``: ``cpu`` (numpy arrays, the CPU target) or ``cuda`` (torch CUDA tensors, the CUDA
+        target); ``arrays`` overrides where the arrays live (compile-only runs bind host arrays to the
+        CUDA target); ``capture_steps``: capture and replay decode steps (CPU)."""
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"the compiled engine runs on 'cpu' or 'cuda', not {device!r}")
+        self.arrays = arrays or (HostArrays() if device == "cpu" else CudaArrays())
+        self.target = device
         self._prepared: dict = {}
         self._capture = capture_steps
         self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # KVCache -> StepGraph
@@ -63,6 +71,9 @@ class AlloyOps(Ops):
     def _run(self, key: tuple, kernel, grid: tuple, consts: dict, **args):
         """Launch ``kernel`` over ``grid``; ``key`` names its constexprs and argument dtypes. Returns the
         prepared launch (while a step is being captured, one of its own)."""
+        if self.target != "cpu":  # the GPU: the launch path of kernel[grid](...)
+            kernel.launch(grid, (), {**args, **consts}, target=self.target)
+            return None
         if self._recording is not None:
             launch = al.prepare(kernel, grid, **args, **consts)
             launch.run()
@@ -84,7 +95,7 @@ class AlloyOps(Ops):
     # --- whole steps -----------------------------------------------------------------------------
     def decode_step(self, step, token: int, cache):
         """Capture the first step on ``cache`` (see step_graph.py), replay it for the next ones."""
-        if not self._capture:
+        if not self._capture or self.target != "cpu":
             return step(token, cache)
         position = cache.length
         for kv in cache.layers:
@@ -103,34 +114,35 @@ class AlloyOps(Ops):
         return logits.copy()
     def _ones_of(self, n: int) -> np.ndarray:
         if n not in self._ones:
-            self._ones[n] = np.ones(n, np.float32)
+            self._ones[n] = self.arrays.upload(np.ones(n, np.float32))
         return self._ones[n]
 
     def _zeros_of(self, n: int) -> np.ndarray:
         if n not in self._zeros:
-            self._zeros[n] = np.zeros(n, np.float32)
+            self._zeros[n] = self.arrays.upload(np.zeros(n, np.float32))
         return self._zeros[n]
 
     # --- parameters ------------------------------------------------------------------------------
     def weight(self, tensor: TensorLike) -> QuantWeight | DenseWeight:
-        return repack(tensor)
+        w = repack(tensor)
+        return w if self.arrays.device == "cpu" else w.to(self.arrays)
 
-    def vector(self, tensor: TensorLike | np.ndarray) -> np.ndarray:
-        if isinstance(tensor, np.ndarray):
-            return np.ascontiguousarray(tensor, dtype=np.float32)
-        return np.ascontiguousarray(dequantize(tensor.data, tensor.qtype, tensor.shape), dtype=np.float32)
+    def vector(self, tensor: TensorLike | np.ndarray):
+        values = tensor if isinstance(tensor, np.ndarray) else dequantize(tensor.data, tensor.qtype, tensor.shape)
+        return self.arrays.upload(np.asarray(values, dtype=np.float32))
 
-    def kv_buffer(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int) -> NumpyKV:
-        return NumpyKV(max_tokens, n_head_kv, head_dim_k, head_dim_v)
+    def kv_buffer(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int) -> DeviceKV:
+        return DeviceKV(self.arrays, max_tokens, n_head_kv, head_dim_k, head_dim_v)
 
     # --- data movement ---------------------------------------------------------------------------
     def embedding(self, table, ids: Sequence[int]) -> np.ndarray:
-        idx = np.asarray(ids, dtype=np.int32)
+        host = np.asarray(ids, dtype=np.int32)
         n_rows, n_cols = table.shape
-        if idx.size and (idx.min() < 0 or idx.max() >= n_rows):
-            bad = idx[(idx < 0) | (idx >= n_rows)][0]
+        if host.size and (host.min() < 0 or host.max() >= n_rows):
+            bad = host[(host < 0) | (host >= n_rows)][0]
             raise ValueError(f"token id {int(bad)} is outside the vocabulary [0, {n_rows})")
-        y = np.empty((len(idx), n_cols), np.float32)
+        idx = self.arrays.upload(host)
+        y = self.arrays.empty((len(host), n_cols))
         if isinstance(table, DenseWeight):
             self._patch(lambda token, position: idx.__setitem__(0, token))
             self._run(("rows", table.layout), kernels.dense_rows, (len(idx),), {"BK": ROW_BLOCK}, Ids=idx, W=table.data, Y=y, K=n_cols)
@@ -146,8 +158,8 @@ class AlloyOps(Ops):
     def take_rows(self, x: np.ndarray, rows: slice) -> np.ndarray:
         return x[rows]  # rows of a C-contiguous array: a contiguous view
 
-    def to_numpy(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float32)
+    def to_numpy(self, x) -> np.ndarray:
+        return self.arrays.download(x)
 
     # --- linear algebra --------------------------------------------------------------------------
     @staticmethod
@@ -174,12 +186,12 @@ class AlloyOps(Ops):
 
     def matmul(self, x: np.ndarray, w, bias: np.ndarray | None = None) -> np.ndarray:
         n_out, n_in = w.shape
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = self.arrays.contiguous(x)
         if x.shape[-1] != n_in:
             raise ValueError(f"matmul of {x.shape} by weight {w.name!r} {w.shape}: inner sizes differ")
-        m = x.size // n_in
+        m = self.arrays.size(x) // n_in
         x = x.reshape(m, n_in)
-        y = np.empty((m, n_out), np.float32)
+        y = self.arrays.empty((m, n_out))
         if isinstance(w, DenseWeight):
             grid = (al.cdiv(n_out, 4), m)
             self._run(("matvec", w.layout), dense_matvec, grid, {"BN": 4, "BK": 64}, X=x, W=w.data, Y=y, M=m, N=n_out, K=n_in)
@@ -195,23 +207,24 @@ class AlloyOps(Ops):
 
     # --- elementwise and reductions --------------------------------------------------------------
     def _binary(self, op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a = np.ascontiguousarray(a, dtype=np.float32)
-        b = np.ascontiguousarray(b, dtype=np.float32)
-        if a.size < b.size:
+        a = self.arrays.contiguous(a)
+        b = self.arrays.contiguous(b)
+        if self.arrays.size(a) < self.arrays.size(b):
             a, b = b, a
         if a.shape != b.shape and a.shape[a.ndim - b.ndim:] != b.shape:
             raise ValueError(f"{op} of shapes {a.shape} and {b.shape}: only a trailing-axes broadcast is supported")
-        y = np.empty_like(a)
-        self._run(("binary", op), kernels.binary_op, (al.cdiv(a.size, ELEMENTWISE_BLOCK),),
-                  {"OP": op, "BLOCK": ELEMENTWISE_BLOCK}, A=a.reshape(-1), B=b.reshape(-1), Y=y.reshape(-1), n=a.size,
-                  period=b.size)
+        y = self.arrays.empty(a.shape)
+        self._run(("binary", op), kernels.binary_op, (al.cdiv(self.arrays.size(a), ELEMENTWISE_BLOCK),),
+                  {"OP": op, "BLOCK": ELEMENTWISE_BLOCK}, A=a.reshape(-1), B=b.reshape(-1), Y=y.reshape(-1),
+                  n=self.arrays.size(a), period=self.arrays.size(b))
         return y
 
     def _unary(self, op: str, x: np.ndarray, param: float = 0.0) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        y = np.empty_like(x)
-        self._run(("unary", op), kernels.unary_op, (al.cdiv(x.size, ELEMENTWISE_BLOCK),),
-                  {"OP": op, "BLOCK": ELEMENTWISE_BLOCK}, X=x.reshape(-1), Y=y.reshape(-1), n=x.size, param=float(param))
+        x = self.arrays.contiguous(x)
+        y = self.arrays.empty(x.shape)
+        self._run(("unary", op), kernels.unary_op, (al.cdiv(self.arrays.size(x), ELEMENTWISE_BLOCK),),
+                  {"OP": op, "BLOCK": ELEMENTWISE_BLOCK}, X=x.reshape(-1), Y=y.reshape(-1), n=self.arrays.size(x),
+                  param=float(param))
         return y
 
     def add(self, a, b):
@@ -233,21 +246,21 @@ class AlloyOps(Ops):
         return self._unary("silu", x)
 
     def rms_norm(self, x, w, eps: float):
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = self.arrays.contiguous(x)
         n_cols = x.shape[-1]
-        y = np.empty_like(x)
+        y = self.arrays.empty(x.shape)
         block = min(ROW_BLOCK, _pow2(n_cols))
-        self._run(("rms_norm", block), kernels.rms_norm_rows, (x.size // n_cols,), {"BLOCK": block},
+        self._run(("rms_norm", block), kernels.rms_norm_rows, (self.arrays.size(x) // n_cols,), {"BLOCK": block},
                   X=x.reshape(-1, n_cols), W=self._ones_of(n_cols) if w is None else w, Y=y.reshape(-1, n_cols),
                   n_cols=n_cols, eps=float(eps))
         return y
 
     def layer_norm(self, x, w, b, eps: float):
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = self.arrays.contiguous(x)
         n_cols = x.shape[-1]
-        rows = x.size // n_cols
-        y = np.empty_like(x)
-        stats = np.empty((2, rows), np.float32)
+        rows = self.arrays.size(x) // n_cols
+        y = self.arrays.empty(x.shape)
+        stats = self.arrays.empty((2, rows))
         block = min(ROW_BLOCK, _pow2(n_cols))
         self._run(("layer_norm", block), layernorm_row_stream, (rows,), {"BLOCK": block},
                   X=x.reshape(-1, n_cols), W=self._ones_of(n_cols) if w is None else w,
@@ -255,15 +268,15 @@ class AlloyOps(Ops):
         return y
 
     def softmax(self, x):
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = self.arrays.contiguous(x)
         n_cols = x.shape[-1]
-        y = np.empty_like(x)
+        y = self.arrays.empty(x.shape)
         block = min(ROW_BLOCK, _pow2(n_cols))
-        self._run(("softmax", block), softmax_row_stream, (x.size // n_cols,), {"BLOCK": block},
+        self._run(("softmax", block), softmax_row_stream, (self.arrays.size(x) // n_cols,), {"BLOCK": block},
                   X=x.reshape(-1, n_cols), Y=y.reshape(-1, n_cols), n_cols=n_cols)
         return y
 
-    def _split_attention(self, q, kv: NumpyKV, out, start: int, group: int, scale: float, window: int,
+    def _split_attention(self, q, kv: DeviceKV, out, start: int, group: int, scale: float, window: int,
                          softcap: float):
         """Decode attention split over the cache in ``SPLIT_CHUNK``-key pieces (one program each, all cores
         busy however few KV heads there are), then merged. The split count follows the capacity, so a
@@ -272,12 +285,12 @@ class AlloyOps(Ops):
         n_kv, capacity, dv = kv.v.shape
         splits = al.cdiv(capacity, SPLIT_CHUNK)
         bm, dvp = _pow2(group), _pow2(dv)
-        part = np.empty((splits, n_kv, bm, dvp), np.float32)
-        stats = np.empty((splits, n_kv, 2, bm), np.float32)
+        part = self.arrays.empty((splits, n_kv, bm, dvp))
+        stats = self.arrays.empty((splits, n_kv, 2, bm))
         consts = {"DK": dk, "DV": dv, "DKP": _pow2(dk), "DVP": dvp, "BM": bm, "BN": 32, "WINDOWED": window > 0,
                   "SOFTCAP": softcap > 0}
         attend = self._run(("split_attention",) + tuple(consts.values()), kernels.attention_split, (splits, n_kv),
-                           consts, Q=np.ascontiguousarray(q, dtype=np.float32), Kc=kv.k, Vc=kv.v, Part=part,
+                           consts, Q=self.arrays.contiguous(q), Kc=kv.k, Vc=kv.v, Part=part,
                            Stats=stats, n_head=n_head, group=group, capacity=capacity, start=int(start),
                            window=int(window), scale=float(scale), cap=float(softcap) if softcap > 0 else 1.0,
                            chunk=SPLIT_CHUNK)
@@ -297,13 +310,14 @@ class AlloyOps(Ops):
         n_out = sum(w.shape[0] for w in weights)
         name = "+".join(w.name for w in weights)
         if isinstance(first, DenseWeight):
-            return DenseWeight(name, (n_out, first.shape[1]), np.concatenate([w.data for w in weights]), first.qtype)
+            return DenseWeight(name, (n_out, first.shape[1]), self.arrays.concatenate([w.data for w in weights], 0),
+                               first.qtype)
         if any(w.shape[0] % w.rows for w in weights):
             return None
 
         def stack(field: str, axis: int):
             parts = [getattr(w, field) for w in weights]
-            return None if parts[0] is None else np.concatenate(parts, axis=axis)
+            return None if parts[0] is None else self.arrays.concatenate(parts, axis)
 
         return QuantWeight(name, (n_out, first.shape[1]), stack("codes", 0), stack("scales", 1), stack("offsets", 1),
                            first.group, first.nibble_bias, first.qtype, first.rows, stack("block_scales", 1),
@@ -316,7 +330,7 @@ class AlloyOps(Ops):
             if n == 1:  # one row: its column blocks are contiguous views
                 out.append(x[:, start:start + size])
             else:
-                y = np.empty((n, size), np.float32)
+                y = self.arrays.empty((n, size))
                 block = min(ROW_BLOCK, _pow2(size))
                 self._run(("columns", block), kernels.column_block, (n,), {"BLOCK": block}, X=x, Y=y, n_cols=size,
                           stride=width, start=start)
@@ -325,7 +339,7 @@ class AlloyOps(Ops):
         return out
 
     def _gated(self, g, u, n_rows: int, n_cols: int, stride: int, u_offset: int, act: str):
-        y = np.empty((n_rows, n_cols), np.float32)
+        y = self.arrays.empty((n_rows, n_cols))
         self._run(("gated", act), kernels.gated_rows, (n_rows, al.cdiv(n_cols, ELEMENTWISE_BLOCK)),
                   {"ACT": act, "BLOCK": ELEMENTWISE_BLOCK}, G=g, U=u, Y=y, n_cols=n_cols, stride=stride,
                   u_offset=u_offset)
@@ -333,8 +347,8 @@ class AlloyOps(Ops):
 
     def gated(self, gate, up, act):
         n_cols = gate.shape[-1]
-        gate = np.ascontiguousarray(gate, dtype=np.float32).reshape(-1, n_cols)
-        up = np.ascontiguousarray(up, dtype=np.float32).reshape(-1, n_cols)
+        gate = self.arrays.contiguous(gate).reshape(-1, n_cols)
+        up = self.arrays.contiguous(up).reshape(-1, n_cols)
         return self._gated(gate, up, gate.shape[0], n_cols, n_cols, 0, act)
 
     def gated_stacked(self, gate_up, act):
@@ -343,9 +357,9 @@ class AlloyOps(Ops):
 
     def add_rms_norm(self, x, y, w, eps, y_norm=None):
         n_cols = x.shape[-1]
-        x2 = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, n_cols)
-        y2 = np.ascontiguousarray(y, dtype=np.float32).reshape(-1, n_cols)
-        s, out = np.empty_like(x2), np.empty_like(x2)
+        x2 = self.arrays.contiguous(x).reshape(-1, n_cols)
+        y2 = self.arrays.contiguous(y).reshape(-1, n_cols)
+        s, out = self.arrays.empty(x2.shape), self.arrays.empty(x2.shape)
         block = min(ROW_BLOCK, _pow2(n_cols))
         ones = self._ones_of(n_cols)
         self._run(("residual_norm", y_norm is not None, block), kernels.residual_rms_norm, (x2.shape[0],),
@@ -356,7 +370,7 @@ class AlloyOps(Ops):
     # --- transformer-specific --------------------------------------------------------------------
     def rope(self, x, positions, *, n_rot: int, base: float, style: RopeStyle, freq_scale: float = 1.0,
              freq_factors=None):
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = self.arrays.contiguous(x)
         n, heads, hd = x.shape
         if n_rot % 2 or n_rot > hd:
             raise ValueError(f"rope over {n_rot} dims of a {hd}-dim head")
@@ -365,22 +379,22 @@ class AlloyOps(Ops):
         factors = None if freq_factors is None else np.asarray(freq_factors, np.float64).tobytes()
         cos, sin = rope_table(np.asarray(positions, np.int64).tobytes(), n_rot, float(base), float(freq_scale),
                               factors)
-        cos = cos.reshape(n, -1).copy()  # copies: a captured step rewrites them (the table is memoised)
-        sin = sin.reshape(n, -1).copy()
+        cos = self.arrays.upload(cos.reshape(n, -1).copy())  # copies: a captured step rewrites them
+        sin = self.arrays.upload(sin.reshape(n, -1).copy())  # (the table is memoised)
 
         def move(token, position):
             cos[:], sin[:] = (t.reshape(1, -1) for t in rope_table(
                 np.array([position], np.int64).tobytes(), n_rot, float(base), float(freq_scale), factors))
 
         self._patch(move)
-        y = np.empty_like(x)
+        y = self.arrays.empty(x.shape)
         consts = {"D": hd, "ROT": n_rot, "NEOX": style == "neox", "HB": _pow2(heads), "HP": _pow2(n_rot // 2),
                   "PB": _pow2(max(1, hd - n_rot))}
         self._run(("rope",) + tuple(consts.values()), kernels.rotary, (n,), consts, X=x, Cos=cos, Sin=sin, Y=y,
                   heads=heads)
         return y
 
-    def attention(self, q, k, v, kv: NumpyKV, start: int, *, scale: float, window: int = 0, softcap: float = 0.0):
+    def attention(self, q, k, v, kv: DeviceKV, start: int, *, scale: float, window: int = 0, softcap: float = 0.0):
         n, n_head, dk = q.shape
         n_kv, dv = k.shape[1], v.shape[2]
         if n_head % n_kv:
@@ -391,10 +405,10 @@ class AlloyOps(Ops):
         for src, cache, d in ((k, kv.k, dk), (v, kv.v, dv)):
             block = min(ROW_BLOCK, _pow2(d))
             store = self._run(("cache_store", block), kernels.cache_store, (n, n_kv), {"BLOCK": block},
-                      Src=np.ascontiguousarray(src, dtype=np.float32), Cache=cache, n_kv=n_kv, capacity=capacity,
+                      Src=self.arrays.contiguous(src), Cache=cache, n_kv=n_kv, capacity=capacity,
                       start=int(start), D=d)
             self._patch(lambda token, position, launch=store: launch.rebind(start=position))
-        out = np.empty((n, n_head, dv), np.float32)
+        out = self.arrays.empty((n, n_head, dv))
         if n == 1 and capacity >= SPLIT_MIN_CAPACITY:
             return self._split_attention(q, kv, out, start, group, scale, window, softcap)
         rows = n * group
@@ -402,7 +416,7 @@ class AlloyOps(Ops):
         consts = {"DK": dk, "DV": dv, "DKP": _pow2(dk), "DVP": _pow2(dv), "BM": bm, "BN": 32,
                   "WINDOWED": window > 0, "SOFTCAP": softcap > 0}
         attend = self._run(("attention",) + tuple(consts.values()), kernels.cached_attention, (al.cdiv(rows, bm), n_kv), consts,
-                  Q=np.ascontiguousarray(q, dtype=np.float32), Kc=kv.k, Vc=kv.v, O=out, n=n, n_head=n_head,
+                  Q=self.arrays.contiguous(q), Kc=kv.k, Vc=kv.v, O=out, n=n, n_head=n_head,
                   group=group, capacity=capacity, start=int(start), window=int(window), scale=float(scale),
                   cap=float(softcap) if softcap > 0 else 1.0)
         self._patch(lambda token, position: attend.rebind(start=position))

@@ -12,6 +12,7 @@ exactly the numbers the numpy decoders do.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,14 +52,20 @@ class QuantWeight:
 
     @property
     def layout(self) -> tuple:
-        """What a kernel specialises on: code, scale and offset dtypes, group size, nibble bias, interleave."""
-        return (self.codes.dtype.char, self.scales.dtype.char, None if self.offsets is None else self.offsets.dtype.char,
+        """What a kernel specialises on: array dtypes, group size, nibble bias, interleave, factoring."""
+        return (_dtype(self.codes), _dtype(self.scales), _dtype(self.offsets), _dtype(self.block_scales),
                 self.group, self.nibble_bias, self.rows, self.groups_per_block)
+
+    def to(self, arrays) -> "QuantWeight":
+        """The same weight with its arrays in ``arrays``' memory (``ops.alloy.arrays``)."""
+        moved = {f: None if getattr(self, f) is None else arrays.upload(getattr(self, f))
+                 for f in ("codes", "scales", "offsets", "block_scales", "block_offsets")}
+        return dataclasses.replace(self, **moved)
 
     @property
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.codes, self.scales, self.offsets, self.block_scales, self.block_offsets)
-                   if a is not None)
+                   if a is not None and hasattr(a, "nbytes"))
 
 
 @dataclass
@@ -72,11 +79,18 @@ class DenseWeight:
 
     @property
     def layout(self) -> tuple:
-        return (self.data.dtype.char,)
+        return (_dtype(self.data),)
+
+    def to(self, arrays) -> "DenseWeight":
+        return dataclasses.replace(self, data=arrays.upload(self.data))
 
     @property
     def nbytes(self) -> int:
         return self.data.nbytes
+
+
+def _dtype(a) -> str | None:
+    return None if a is None else str(a.dtype)
 
 
 def _narrow(values: np.ndarray) -> np.ndarray:

@@ -1,0 +1,105 @@
+"""Where the engine's arrays live: host memory (numpy, the CPU target) or the GPU (torch CUDA tensors,
+the CUDA target). The ops are written once against this small interface."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class HostArrays:
+    """numpy arrays in host memory."""
+
+    device = "cpu"
+
+    @staticmethod
+    def empty(shape, dtype=np.float32):
+        return np.empty(shape, dtype)
+
+    @staticmethod
+    def zeros(shape, dtype=np.float32):
+        return np.zeros(shape, dtype)
+
+    @staticmethod
+    def upload(a: np.ndarray):
+        return np.ascontiguousarray(a)
+
+    @staticmethod
+    def download(x) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    @staticmethod
+    def contiguous(x):
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    @staticmethod
+    def size(x) -> int:
+        return x.size
+
+    @staticmethod
+    def concatenate(parts, axis: int):
+        return np.concatenate(parts, axis=axis)
+
+
+class CudaArrays:
+    """torch tensors on the current CUDA device (Alloy's CUDA launches bind them without copies)."""
+
+    device = "cuda"
+
+    def __init__(self) -> None:
+        import torch
+
+        self.torch = torch
+        self._dtypes = {np.dtype(np.float32): torch.float32, np.dtype(np.float16): torch.float16,
+                        np.dtype(np.int8): torch.int8, np.dtype(np.uint8): torch.uint8,
+                        np.dtype(np.int32): torch.int32}
+
+    def empty(self, shape, dtype=np.float32):
+        return self.torch.empty(tuple(shape), dtype=self._dtypes[np.dtype(dtype)], device="cuda")
+
+    def zeros(self, shape, dtype=np.float32):
+        return self.torch.zeros(tuple(shape), dtype=self._dtypes[np.dtype(dtype)], device="cuda")
+
+    def upload(self, a: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(a)).to("cuda")
+
+    def download(self, x) -> np.ndarray:
+        return x.float().cpu().numpy()
+
+    @staticmethod
+    def contiguous(x):
+        return x.contiguous()
+
+    @staticmethod
+    def size(x) -> int:
+        return x.numel()
+
+    def concatenate(self, parts, axis: int):
+        return self.torch.cat(parts, dim=axis)
+
+
+class DeviceKV:
+    """One layer's keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]`` (float32) in
+    ``arrays``' memory; grows by doubling (``generation`` counts the moves)."""
+
+    def __init__(self, arrays, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int):
+        self.arrays = arrays
+        self.max_tokens = max_tokens
+        self.generation = 0
+        capacity = min(max_tokens, 256)
+        self.k = arrays.zeros((n_head_kv, capacity, head_dim_k))
+        self.v = arrays.zeros((n_head_kv, capacity, head_dim_v))
+
+    def ensure(self, end: int) -> None:
+        """Make room for positions ``[0, end)``."""
+        if end > self.max_tokens:
+            raise ValueError(f"KV cache holds {self.max_tokens} tokens; position {end - 1} does not fit")
+        capacity = self.k.shape[1]
+        if end <= capacity:
+            return
+        while capacity < end:
+            capacity = min(2 * capacity, self.max_tokens)
+        for name in ("k", "v"):
+            old = getattr(self, name)
+            new = self.arrays.zeros((old.shape[0], capacity, old.shape[2]))
+            new[:, :old.shape[1]] = old
+            setattr(self, name, new)
+        self.generation += 1
