@@ -261,3 +261,17 @@ def test_share_cores_gives_the_cores_to_one_pool(thread_pools):
     assert torch.get_num_threads() == 1
     share_cores("alloy")
     assert all(p["num_threads"] == 1 for p in threadpool_info() if p["user_api"] == "blas")
+
+
+def test_device_choice_is_checked(synthetic_model):
+    from alloy.runtime import cuda
+    from alloy.serve.config import ServeConfig
+
+    with pytest.raises(ValueError, match="device 'tpu' is not one of cpu, cuda"):
+        ServeConfig(device="tpu")
+    with pytest.raises(ValueError, match="reference engine runs on the CPU only"):
+        ServeConfig(engine="reference", device="cuda")
+    sm = synthetic_model("llama", config=CONFIGS["llama"])
+    if not cuda.available():
+        result = CliRunner().invoke(alloy_cli, ["bench", sm.path, "--device", "cuda", "-p", "8", "-n", "0", "-r", "1"])
+        assert result.exit_code == 1 and "needs a CUDA GPU" in result.output

@@ -8,7 +8,7 @@ import os
 
 import click
 
-from alloy.cli.serve_cmd import engine_option
+from alloy.cli.serve_cmd import device_option, engine_option
 
 __all__ = ["bench_cmd"]
 
@@ -25,7 +25,8 @@ COLUMNS = ("model", "quant", "engine", "threads", "test", "t/s")
 @click.option("-t", "--threads", type=click.IntRange(1), default=None, help="Threads (default: alloy.config's).")
 @click.option("-o", "--output", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @engine_option
-def bench_cmd(model, n_prompt, n_gen, repetitions, threads, output, engine):
+@device_option
+def bench_cmd(model, n_prompt, n_gen, repetitions, threads, output, engine, device):
     """Measure MODEL's prompt processing (pp) and generation (tg) speed in tokens per second."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -41,13 +42,16 @@ def bench_cmd(model, n_prompt, n_gen, repetitions, threads, output, engine):
     except ModelNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
     err = Console(stderr=True)
-    with err.status(f"loading {resolved.name} ({engine} engine) ..."):
-        loaded, _ = load(resolved.path, engine=engine)
+    with err.status(f"loading {resolved.name} ({engine} engine, {device}) ..."):
+        try:
+            loaded, _ = load(resolved.path, engine=engine, device=device)
+        except (RuntimeError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
     quant = quant_from_filename(os.path.basename(resolved.path)) or ""
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
         task = progress.add_task(f"bench {resolved.name}", total=bench.runs_of(n_prompt, n_gen, repetitions))
-        rows = bench.bench(loaded, engine=engine, model_name=resolved.name, quant=quant, threads=threads,
+        rows = bench.bench(loaded, engine=engine if device == "cpu" else f"{engine}-{device}", model_name=resolved.name, quant=quant, threads=threads,
                            n_prompt=n_prompt, n_gen=n_gen, repetitions=repetitions,
                            progress=lambda: progress.advance(task))
     click.echo(render(rows, output))

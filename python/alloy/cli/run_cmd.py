@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from alloy.cli.serve_cmd import engine_option
+from alloy.cli.serve_cmd import device_option, engine_option
 
 __all__ = ["run_cmd"]
 
@@ -41,14 +41,15 @@ async def _reply(served, messages, max_tokens, sampling, out) -> str:
 @click.option("--max-tokens", type=click.IntRange(1), default=512, show_default=True)
 @click.option("--ctx", type=click.IntRange(16), default=None, help="Context window in tokens.")
 @engine_option
-def run_cmd(model, prompt, system, temperature, seed, max_tokens, ctx, engine):
+@device_option
+def run_cmd(model, prompt, system, temperature, seed, max_tokens, ctx, engine, device):
     """Chat with MODEL: answer PROMPT (or stdin) and exit, or start an interactive session."""
     from alloy.cli.serve_cmd import load_or_fail
     from alloy.serve.api.errors import ApiError
     from alloy.serve.config import ServeConfig
     from alloy.serve.engine.request import Sampling
 
-    served = load_or_fail(ServeConfig(model=model, ctx=ctx, max_queue=0, engine=engine))
+    served = load_or_fail(ServeConfig(model=model, ctx=ctx, max_queue=0, engine=engine, device=device))
     sampling = Sampling(temperature=temperature, seed=seed)
     history = [{"role": "system", "content": system}] if system else []
 

@@ -14,6 +14,11 @@ engine_option = click.option(
     help="alloy: compiled Alloy kernels, weights kept quantized; reference: the numpy oracle.")
 
 
+device_option = click.option(
+    "--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
+    help="Where the compiled engine runs (cuda: a CUDA GPU, with torch built for it).")
+
+
 def server_options(f):
     """Options shared by ``serve`` and ``launch``."""
     for opt in reversed([
@@ -31,12 +36,13 @@ def server_options(f):
         click.option("--max-tokens", "default_max_tokens", type=click.IntRange(1), default=None,
                      help="Generation cap for requests that set none (default: up to ctx)."),
         engine_option,
+        device_option,
     ]):
         f = opt(f)
     return f
 
 
-def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens, engine="alloy"):
+def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens, engine="alloy", device="cpu"):
     from alloy.serve.config import ServeConfig, default_port
 
     try:
@@ -44,7 +50,7 @@ def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens, 
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="ALLOY_PORT") from None
     return ServeConfig(model=model, host=host, port=port, api_key=api_key, ctx=ctx,
-                       max_queue=max_queue, default_max_tokens=default_max_tokens, engine=engine)
+                       max_queue=max_queue, default_max_tokens=default_max_tokens, engine=engine, device=device)
 
 
 def load_or_fail(config):
@@ -56,7 +62,7 @@ def load_or_fail(config):
     share_cores(config.engine)
     try:
         return load_served(config)
-    except ModelNotFoundError as exc:
+    except (ModelNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -35,8 +35,12 @@ class BenchRow:
         return asdict(self)
 
 
-def device_name() -> str:
-    """The CPU model name (what llama-bench prints as its backend's device)."""
+def device_name(device: str = "cpu") -> str:
+    """The CPU model name, or the GPU's for ``cuda`` (what llama-bench prints as its backend's device)."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -88,7 +92,8 @@ def bench(model, *, engine: str, model_name: str, quant: str, threads: int, n_pr
             if progress:
                 progress()
         rows.append(BenchRow(engine, name, n_p, n_g, statistics.fmean(rates),
-                             statistics.stdev(rates) if len(rates) > 1 else 0.0, device_name(), model_name, quant,
+                             statistics.stdev(rates) if len(rates) > 1 else 0.0,
+                             device_name(getattr(model.ops, "target", "cpu")), model_name, quant,
                              threads, rates))
     return rows
 

@@ -35,7 +35,8 @@ class ServeConfig:
     ``max_queue``: requests allowed to wait while one runs; beyond it → 503 + Retry-After.
     ``default_max_tokens``: generation cap when a request gives none (None = up to ctx).
     ``api_key``: when set, requests must carry it (``Authorization: Bearer`` or ``x-api-key``).
-    ``engine``: which forward pass runs the model (:data:`ENGINES`).
+    ``engine``: which forward pass runs the model (:data:`ENGINES`); ``device``: where the compiled
+    engine runs (``cpu`` or ``cuda``).
     """
 
     model: str = "gemma3:270m"
@@ -46,6 +47,7 @@ class ServeConfig:
     max_queue: int = 16
     default_max_tokens: Optional[int] = None
     engine: str = "alloy"
+    device: str = "cpu"
 
     def __post_init__(self):
         if self.max_queue < 0:
@@ -54,5 +56,9 @@ class ServeConfig:
             raise ValueError(f"ctx must be >= 16 tokens, got {self.ctx}")
         if self.engine not in ENGINES:
             raise ValueError(f"engine {self.engine!r} is not one of {', '.join(ENGINES)}")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device {self.device!r} is not one of cpu, cuda")
+        if self.device == "cuda" and self.engine != "alloy":
+            raise ValueError(f"the {self.engine} engine runs on the CPU only (device 'cuda' needs engine 'alloy')")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range 0..65535")

@@ -30,13 +30,21 @@ class GenerationResponse:
     cached_tokens: int = 0      # prompt tokens reused from the cache passed in
 
 
-def engine_ops(engine: str = "alloy") -> Ops:
-    """The op implementation of an engine name: ``alloy`` (compiled kernels, weights kept quantized)
-    or ``reference`` (the numpy oracle, weights dequantised to float32)."""
+def engine_ops(engine: str = "alloy", device: str = "cpu") -> Ops:
+    """The op implementation of an engine name: ``alloy`` (compiled kernels, weights kept quantized, on
+    ``device`` ``cpu`` or ``cuda``) or ``reference`` (the numpy oracle, weights dequantised to float32)."""
     if engine == "alloy":
         from .ops.alloy import AlloyOps
 
-        return AlloyOps()
+        if device == "cuda":
+            from alloy.runtime import cuda
+
+            if not cuda.available():
+                raise RuntimeError("the compiled engine on 'cuda' needs a CUDA GPU and driver, and torch with "
+                                   "CUDA; none is usable in this process")
+        return AlloyOps(device)
+    if device != "cpu":
+        raise ValueError(f"the {engine} engine runs on the CPU only, not {device!r}")
     if engine == "reference":
         from .ops.reference import ReferenceOps
 
@@ -44,15 +52,16 @@ def engine_ops(engine: str = "alloy") -> Ops:
     raise ValueError(f"engine {engine!r} is not one of alloy, reference")
 
 
-def load(ref: str | os.PathLike, ops: Ops | None = None, engine: str = "alloy") -> tuple[Model, Any]:
+def load(ref: str | os.PathLike, ops: Ops | None = None, engine: str = "alloy",
+         device: str = "cpu") -> tuple[Model, Any]:
     """``(model, tokenizer)`` for a GGUF path or a model reference (``gemma3:270m``, ...), run by
-    ``engine`` (see :func:`engine_ops`) unless ``ops`` is given."""
+    ``engine`` on ``device`` (see :func:`engine_ops`) unless ``ops`` is given."""
     from .gguf.reader import GGUFFile
     from .gguf.resolve import resolve_model
     from .gguf.tokenizer import Tokenizer
     from .models import model_from_gguf
 
-    ops = ops if ops is not None else engine_ops(engine)
+    ops = ops if ops is not None else engine_ops(engine, device)
     resolved = resolve_model(os.fspath(ref))
     file = GGUFFile(resolved.path)
     model = model_from_gguf(file, ops)

@@ -35,7 +35,7 @@ def load_served(config: ServeConfig, model=None, tokenizer=None) -> Served:
     if model is None or tokenizer is None:
         from .generate import load
 
-        model, tokenizer = load(config.model, engine=config.engine)
+        model, tokenizer = load(config.model, engine=config.engine, device=config.device)
     cfg = model.config
     ctx = config.ctx or min(int(cfg.n_ctx_train or DEFAULT_CTX_CAP), DEFAULT_CTX_CAP)
     engine = Engine(model, tokenizer, ctx=ctx, max_queue=config.max_queue)
