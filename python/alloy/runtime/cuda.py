@@ -148,7 +148,7 @@ def _function(c) -> int:
 
 
 # ------------------------------------------------------------------ launch
-def _proxy(v):
+def proxy(v):
     """A tiny host stand-in with v's dtype and rank (the specialisation sees only those)."""
     if isinstance(v, DeviceBuffer):
         return np.zeros((1,) * len(v.shape), v.dtype)
@@ -190,7 +190,7 @@ def _compiled(kernel, bound):
         sig = None
     c = _plans.get(sig) if sig is not None else None
     if c is None:
-        spec, _ = kernel.specialize({k: _proxy(v) for k, v in bound.items()})
+        spec, _ = kernel.specialize({k: proxy(v) for k, v in bound.items()})
         c = kernel.compiled_for(spec, "cuda")
         if sig is not None and None not in sig:
             _plans[sig] = c

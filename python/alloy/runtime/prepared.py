@@ -5,7 +5,8 @@ call — tens of microseconds of Python. A model's decode step runs hundreds of 
 engine prepares each launch once (every output passed in, buffers allocated by the caller) and then
 only swaps the arguments that change: `rebind(name=value)` rewrites their slots in place, `run()` is one
 native call. A rebind keeps the specialisation: an array must keep its dtype and rank, a scalar its type.
-Prepared launches run eagerly (never deferred by lazy mode) on the CPU target.
+Prepared launches run eagerly (never deferred by lazy mode), on the CPU target (host arrays) or the
+CUDA target (torch CUDA tensors, on the stream that was current when the launch was prepared).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from array import array
 
 import numpy as np
 
+from . import torch_dtypes
 from .arguments import pack_slots, scalar_slot
 from .buffer import as_kernel_array
 from .launch import device_for, grid_dims
@@ -23,9 +25,10 @@ class PreparedLaunch:
     """One kernel launch with its compiled entry, grid and argument slots fixed."""
 
     def __init__(self, kernel, grid, args, kwargs, target: str = "cpu") -> None:
-        if target != "cpu":
-            raise NotImplementedError(f"prepared launches run on the CPU target, not '{target}'")
+        if target not in ("cpu", "cuda"):
+            raise NotImplementedError(f"prepared launches run on the CPU or CUDA target, not '{target}'")
         self.kernel = kernel
+        self.target = target
         bound = kernel.bind(args, kwargs)
         missing = [p.name for p in kernel.params if p.kind == "output" and bound[p.name] is None]
         if missing:
@@ -34,13 +37,24 @@ class PreparedLaunch:
         self.grid = grid_dims(grid, bound)
         device = device_for(target)
         device.check_grid(kernel.__name__, self.grid)
-        spec, host = kernel.specialize(bound)
+        if target == "cuda":
+            from . import cuda
+
+            spec, _ = kernel.specialize({k: cuda.proxy(v) for k, v in bound.items()})
+            run = device.start(kernel, bound)
+            if not isinstance(run, cuda.CudaRun) or run.copies:
+                raise ValueError(f"kernel '{kernel.__name__}': a prepared CUDA launch binds CUDA tensors only "
+                                 f"(host arrays would be copied on every run)")
+            self._compiled, arrays = run.compiled, run.arrays
+            self._keep = {n: v for n, v in bound.items() if hasattr(v, "data_ptr")}
+        else:
+            spec, host = kernel.specialize(bound)
+            self._compiled = kernel.compiled_for(spec, target)
+            arrays = {n: (h[0], h[1]) for n, h in host.items() if isinstance(h, tuple)}
+            self._keep = {n: h[2] for n, h in host.items() if isinstance(h, tuple)}
         self._spec = {a.name: a for a in spec.args}
-        self._compiled = kernel.compiled_for(spec, target)
-        slots, _ = pack_slots(self._compiled, {n: (h[0], h[1]) for n, h in host.items() if isinstance(h, tuple)},
-                              bound)
+        slots, _ = pack_slots(self._compiled, arrays, bound)
         self._slots = array("q", slots)
-        self._keep = {n: h[2] for n, h in host.items() if isinstance(h, tuple)}
         self._scalar_types = {n: type(bound[n]) for n, a in self._spec.items() if a.kind == "scalar"}
         # name -> (kind, [(slot, dim or -1 for the address) | (slot, scalar dtype)], numpy dtype, rank)
         self._bindings: dict[str, tuple] = {}
@@ -50,7 +64,14 @@ class PreparedLaunch:
                 slot.param, ("scalar" if arg.kind == "scalar" else "array", [],
                              None if arg.kind == "scalar" else arg.dtype.np, arg.rank))
             places.append((i, slot.dtype) if kind == "scalar" else (i, -1 if slot.kind == "ptr" else slot.dim))
-        self._fn = self._compiled.fn_addr
+        if target == "cuda":
+            import torch
+
+            launch = self._compiled.launch
+            self._call = (run.rt.cuda_launch, run.fn, launch["num_threads"], launch.get("dynamic_shared_bytes", 0),
+                          torch.cuda.current_stream().cuda_stream)
+        else:
+            self._call = (native.launch, self._compiled.fn_addr)
 
     def rebind(self, **values) -> "PreparedLaunch":
         """Replace arguments (arrays keep dtype and rank, scalars their type); returns self."""
@@ -82,7 +103,13 @@ class PreparedLaunch:
             self._slots[i] = scalar_slot(value, dtype)
 
     def _rebind_array(self, name, value, places, np_dtype, rank) -> None:
-        ptr, shape, npdt, keep = as_kernel_array(value, f"kernel '{self.kernel.__name__}', argument '{name}'")
+        where = f"kernel '{self.kernel.__name__}', argument '{name}'"
+        if self.target == "cuda":
+            if not (torch_dtypes.is_tensor(value) and value.is_cuda and value.is_contiguous()):
+                raise TypeError(f"{where}: a prepared CUDA launch rebinds contiguous CUDA tensors only")
+            ptr, shape, npdt, keep = value.data_ptr(), tuple(value.shape), torch_dtypes.to_numpy(value.dtype), value
+        else:
+            ptr, shape, npdt, keep = as_kernel_array(value, where)
         if np.dtype(npdt) != np_dtype or len(shape) != rank:
             raise TypeError(f"kernel '{self.kernel.__name__}', argument '{name}': prepared for a {rank}-d "
                             f"{np_dtype.name} array, got a {len(shape)}-d {np.dtype(npdt).name} one")
@@ -97,8 +124,12 @@ class PreparedLaunch:
         elif type(grid) is not tuple or len(grid) != 3:
             grid = grid_dims(grid, None)
         if grid[0] and grid[1] and grid[2]:
-            native.launch(self._fn, self._slots, grid[0], grid[1], grid[2])
+            _launch(self._call, self._slots, grid)
             profile.count(launches=1)
+
+    def native_call(self) -> tuple:
+        """(function, arguments) of this launch's one native call over its prepared grid."""
+        return self._call[0], _arguments(self._call, self._slots, self.grid)
 
 
 class LaunchSequence:
@@ -106,17 +137,27 @@ class LaunchSequence:
     the launches take effect (their slots are shared); a changed grid needs a new sequence."""
 
     def __init__(self, launches) -> None:
-        self._calls = [(launch._fn, launch._slots) + tuple(launch.grid) for launch in launches]
+        self._calls = [launch.native_call() for launch in launches if all(launch.grid)]
 
     def __len__(self) -> int:
         return len(self._calls)
 
     def run(self) -> None:
-        launch = native.launch
-        for fn, slots, g0, g1, g2 in self._calls:
-            if g0 and g1 and g2:
-                launch(fn, slots, g0, g1, g2)
+        for function, arguments in self._calls:
+            function(*arguments)
         profile.count(launches=len(self._calls))
+
+
+def _arguments(call: tuple, slots, grid) -> tuple:
+    """The native launch's arguments: the CPU entry (fn, slots, grid) or cuda_launch's (fn, grid, threads,
+    shared bytes, stream, slots)."""
+    if len(call) == 2:
+        return (call[1], slots, grid[0], grid[1], grid[2])
+    return (call[1], grid[0], grid[1], grid[2], call[2], call[3], call[4], slots)
+
+
+def _launch(call: tuple, slots, grid) -> None:
+    call[0](*_arguments(call, slots, grid))
 
 
 def prepare(kernel, grid, *args, target: str = "cpu", **kwargs) -> PreparedLaunch:

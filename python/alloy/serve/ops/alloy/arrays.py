@@ -27,6 +27,15 @@ class HostArrays:
         return np.asarray(x, dtype=np.float32)
 
     @staticmethod
+    def write(dst, values: np.ndarray) -> None:
+        """Overwrite ``dst`` in place with host ``values`` of its shape."""
+        dst[...] = values
+
+    @staticmethod
+    def copy(x):
+        return x.copy()
+
+    @staticmethod
     def contiguous(x):
         return np.ascontiguousarray(x, dtype=np.float32)
 
@@ -63,6 +72,13 @@ class CudaArrays:
 
     def download(self, x) -> np.ndarray:
         return x.float().cpu().numpy()
+
+    def write(self, dst, values: np.ndarray) -> None:
+        dst.copy_(self.torch.from_numpy(np.ascontiguousarray(values)).reshape(dst.shape))
+
+    @staticmethod
+    def copy(x):
+        return x.clone()
 
     @staticmethod
     def contiguous(x):

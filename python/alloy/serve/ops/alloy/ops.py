@@ -54,7 +54,7 @@ class AlloyOps(Ops):
     def __init__(self, device: str = "cpu", capture_steps: bool = True, arrays=None) -> None:
         """``device``: ``cpu`` (numpy arrays, the CPU target) or ``cuda`` (torch CUDA tensors, the CUDA
         target); ``arrays`` overrides where the arrays live (compile-only runs bind host arrays to the
-        CUDA target); ``capture_steps``: capture and replay decode steps (CPU)."""
+        CUDA target); ``capture_steps``: capture and replay decode steps."""
         if device not in ("cpu", "cuda"):
             raise ValueError(f"the compiled engine runs on 'cpu' or 'cuda', not {device!r}")
         self.arrays = arrays or (HostArrays() if device == "cpu" else CudaArrays())
@@ -71,17 +71,17 @@ class AlloyOps(Ops):
     def _run(self, key: tuple, kernel, grid: tuple, consts: dict, **args):
         """Launch ``kernel`` over ``grid``; ``key`` names its constexprs and argument dtypes. Returns the
         prepared launch (while a step is being captured, one of its own)."""
-        if self.target != "cpu":  # the GPU: the launch path of kernel[grid](...)
+        if self.target != self.arrays.device:  # compile-only: host arrays bound to the GPU target
             kernel.launch(grid, (), {**args, **consts}, target=self.target)
             return None
         if self._recording is not None:
-            launch = al.prepare(kernel, grid, **args, **consts)
+            launch = al.prepare(kernel, grid, target=self.target, **args, **consts)
             launch.run()
             self._recording.record(launch)
             return launch
         launch = self._prepared.get(key)
         if launch is None:
-            launch = self._prepared[key] = al.prepare(kernel, grid, **args, **consts)
+            launch = self._prepared[key] = al.prepare(kernel, grid, target=self.target, **args, **consts)
             launch.run()
         else:
             launch.rebind(**args).run(grid + (1,) * (3 - len(grid)))
@@ -95,7 +95,7 @@ class AlloyOps(Ops):
     # --- whole steps -----------------------------------------------------------------------------
     def decode_step(self, step, token: int, cache):
         """Capture the first step on ``cache`` (see step_graph.py), replay it for the next ones."""
-        if not self._capture or self.target != "cpu":
+        if not self._capture or self.target != self.arrays.device:
             return step(token, cache)
         position = cache.length
         for kv in cache.layers:
@@ -103,7 +103,7 @@ class AlloyOps(Ops):
         generations = tuple(kv.generation for kv in cache.layers)
         graph = self._graphs.get(cache)
         if graph is not None and graph.generations == generations:
-            return graph.replay(token, position).copy()
+            return self.arrays.copy(graph.replay(token, position))
         self._recording = graph = StepGraph(generations)
         try:
             logits = step(token, cache)
@@ -111,7 +111,7 @@ class AlloyOps(Ops):
             self._recording = None
         graph.finish(logits)
         self._graphs[cache] = graph
-        return logits.copy()
+        return self.arrays.copy(logits)
     def _ones_of(self, n: int) -> np.ndarray:
         if n not in self._ones:
             self._ones[n] = self.arrays.upload(np.ones(n, np.float32))
@@ -144,10 +144,10 @@ class AlloyOps(Ops):
         idx = self.arrays.upload(host)
         y = self.arrays.empty((len(host), n_cols))
         if isinstance(table, DenseWeight):
-            self._patch(lambda token, position: idx.__setitem__(0, token))
+            self._patch(lambda token, position: self.arrays.write(idx, np.array([token], np.int32)))
             self._run(("rows", table.layout), kernels.dense_rows, (len(idx),), {"BK": ROW_BLOCK}, Ids=idx, W=table.data, Y=y, K=n_cols)
             return y
-        self._patch(lambda token, position: idx.__setitem__(0, token))
+        self._patch(lambda token, position: self.arrays.write(idx, np.array([token], np.int32)))
         self._run(("rows", table.layout), kernels.quant_rows, (len(idx),), self._quant_consts(table), Ids=idx,
                   **self._quant_arrays(table), Y=y, NP=table.scales.shape[1], K=n_cols)
         return y
@@ -383,8 +383,10 @@ class AlloyOps(Ops):
         sin = self.arrays.upload(sin.reshape(n, -1).copy())  # (the table is memoised)
 
         def move(token, position):
-            cos[:], sin[:] = (t.reshape(1, -1) for t in rope_table(
-                np.array([position], np.int64).tobytes(), n_rot, float(base), float(freq_scale), factors))
+            table = rope_table(np.array([position], np.int64).tobytes(), n_rot, float(base), float(freq_scale),
+                               factors)
+            self.arrays.write(cos, table[0].reshape(1, -1))
+            self.arrays.write(sin, table[1].reshape(1, -1))
 
         self._patch(move)
         y = self.arrays.empty(x.shape)
