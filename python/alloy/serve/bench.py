@@ -93,7 +93,7 @@ def bench(model, *, engine: str, model_name: str, quant: str, threads: int, n_pr
                 progress()
         rows.append(BenchRow(engine, name, n_p, n_g, statistics.fmean(rates),
                              statistics.stdev(rates) if len(rates) > 1 else 0.0,
-                             device_name(getattr(model.ops, "target", "cpu")), model_name, quant,
+                             device_name(getattr(model.ops, "device", "cpu")), model_name, quant,
                              threads, rates))
     return rows
 

@@ -67,6 +67,11 @@ class AlloyOps(Ops):
         self._ones: dict[int, np.ndarray] = {}
         self._zeros: dict[int, np.ndarray] = {}
 
+    @property
+    def device(self) -> str:
+        """Where the arrays live: ``cpu`` or ``cuda``."""
+        return self.arrays.device
+
     # --- launching -------------------------------------------------------------------------------
     def _run(self, key: tuple, kernel, grid: tuple, consts: dict, **args):
         """Launch ``kernel`` over ``grid``; ``key`` names its constexprs and argument dtypes. Returns the
