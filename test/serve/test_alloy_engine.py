@@ -275,3 +275,23 @@ def test_device_choice_is_checked(synthetic_model):
     if not cuda.available():
         result = CliRunner().invoke(alloy_cli, ["bench", sm.path, "--device", "cuda", "-p", "8", "-n", "0", "-r", "1"])
         assert result.exit_code == 1 and "needs a CUDA GPU" in result.output
+
+
+@pytest.mark.parametrize("qtype", [q for q in ALL_TYPES if q in BLOCK_LAYOUTS], ids=lambda q: q.name)
+def test_wide_matvec_matches_dequantized(qtype):
+    """The GPU's matrix-vector form (several groups a step), checked here on the CPU target; 1,280 columns:
+    for 32-element groups, 40 groups, not a multiple of the 8 a step (the masked tail)."""
+    from alloy.serve.ops.alloy.matmul_kernels import quant_matvec_wide
+
+    shape = (40, 1280)
+    tensor = random_tensor(qtype, shape, seed=2)
+    dense = dequantize(tensor.data, qtype, shape)
+    ops = AlloyOps()
+    w = ops.weight(tensor)
+    x = np.random.default_rng(3).standard_normal((2, shape[1])).astype(np.float32)
+    y = np.zeros((2, shape[0]), np.float32)
+    quant_matvec_wide[(w.scales.shape[1] // w.rows, 2)](
+        X=x, **ops._quant_arrays(w), Y=y, M=2, N=shape[0], NP=w.scales.shape[1], K=shape[1],
+        **ops._quant_consts(w), GT=8)
+    expected = x.astype(np.float64) @ dense.T.astype(np.float64)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())

@@ -111,3 +111,47 @@ def dense_matvec(X, W, Y: al.output, M, N, K, BN: al.constexpr, BK: al.constexpr
         x = al.load(X + m * K + cols, mask=cols < K, other=0.0)
         acc += w.to(al.float32) * x.to(al.float32)[None, :]
     al.store(Y + m * N + rn, al.sum(acc, axis=1), mask=rows)
+
+
+@al.kernel
+def quant_matvec_wide(X, Codes, Scales, Offsets, BlockScales, BlockOffsets, Y: al.output, M, N, NP, K,
+                      IB: al.constexpr, G: al.constexpr, NIBBLES: al.constexpr, BIAS: al.constexpr,
+                      HAS_OFFSET: al.constexpr, SUB: al.constexpr, GT: al.constexpr):
+    """``quant_matvec`` taking ``GT`` groups a step (a ``[IB, GT * GB]`` tile, scales gathered per column):
+    the GPU form, where one program's sequential walk over the groups left the memory system idle."""
+    m = al.program_id(1)
+    b = al.program_id(0)
+    rn = b * IB + al.arange(0, IB)
+    r = al.arange(0, IB)
+    groups = K // G
+    GB = G // 2 if NIBBLES else G
+    col = al.arange(0, GT * GB)
+    within = col % GB
+    acc = al.zeros((IB, GT * GB), al.float32)
+    for g0 in range(0, groups, GT):
+        gi = g0 + col // GB
+        live = gi < groups
+        s = al.load(Scales + gi[None, :] * NP + rn[:, None], mask=live[None, :], other=0).to(al.float32)
+        if SUB:
+            s = al.load(BlockScales + (gi // SUB)[None, :] * NP + rn[:, None], mask=live[None, :],
+                        other=0.0).to(al.float32) * s
+        c = al.load(Codes + b * (groups * IB * GB) + gi[None, :] * (IB * GB) + r[:, None] * GB + within[None, :],
+                    mask=live[None, :], other=0)
+        if NIBBLES:
+            x_lo = al.load(X + m * K + gi * G + within, mask=live, other=0.0)
+            x_hi = al.load(X + m * K + gi * G + G // 2 + within, mask=live, other=0.0)
+            t = (c & 15).to(al.float32) * x_lo[None, :] + (c >> 4).to(al.float32) * x_hi[None, :]
+            xv = x_lo + x_hi
+        else:
+            xv = al.load(X + m * K + gi * G + within, mask=live, other=0.0)
+            t = c.to(al.float32) * xv[None, :]
+        acc += s * t
+        if HAS_OFFSET:
+            o = al.load(Offsets + gi[None, :] * NP + rn[:, None], mask=live[None, :], other=0).to(al.float32)
+            if SUB:
+                o = al.load(BlockOffsets + (gi // SUB)[None, :] * NP + rn[:, None], mask=live[None, :],
+                            other=0.0).to(al.float32) * o
+            acc += (o - BIAS * s) * xv[None, :]
+        elif BIAS != 0:
+            acc -= (BIAS * s) * xv[None, :]
+    al.store(Y + m * N + rn, al.sum(acc, axis=1), mask=rn < N)

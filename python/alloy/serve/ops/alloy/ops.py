@@ -24,13 +24,14 @@ from ..base import Ops, RopeStyle, TensorLike
 from ..reference import rope_table
 from . import kernels
 from .arrays import CudaArrays, DeviceKV, HostArrays
-from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec
+from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec, quant_matvec_wide
 from .step_graph import StepGraph
 from .weights import DenseWeight, QuantWeight, repack
 
 ELEMENTWISE_BLOCK = 1024
 ROW_BLOCK = 256
 MATMUL_MIN_ROWS = 4
+WIDE_GROUPS = 8            # groups a step of the GPU's matrix-vector kernel
 SPLIT_CHUNK = 128          # keys per program of the split decode attention
 SPLIT_MIN_CAPACITY = 512   # from this cache capacity on, decode attention splits over the keys
 MATMUL_TUNER = Tuner("engine_quant_matmul", [Config(BM=bm, BN=bn) for bm in (64, 32, 16) for bn in (32, 64, 16)],
@@ -200,6 +201,10 @@ class AlloyOps(Ops):
         if isinstance(w, DenseWeight):
             grid = (al.cdiv(n_out, 4), m)
             self._run(("matvec", w.layout), dense_matvec, grid, {"BN": 4, "BK": 64}, X=x, W=w.data, Y=y, M=m, N=n_out, K=n_in)
+        elif m < MATMUL_MIN_ROWS and self.target == "cuda":
+            self._run(("matvec_wide", w.layout), quant_matvec_wide, (w.scales.shape[1] // w.rows, m),
+                      {**self._quant_consts(w), "GT": WIDE_GROUPS}, X=x, **self._quant_arrays(w), Y=y, M=m, N=n_out,
+                      NP=w.scales.shape[1], K=n_in)
         elif m < MATMUL_MIN_ROWS:
             self._run(("matvec", w.layout), quant_matvec, (w.scales.shape[1] // w.rows, m), self._quant_consts(w),
                       X=x, **self._quant_arrays(w), Y=y, M=m, N=n_out, NP=w.scales.shape[1], K=n_in)
