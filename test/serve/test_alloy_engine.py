@@ -295,3 +295,26 @@ def test_wide_matvec_matches_dequantized(qtype):
         **ops._quant_consts(w), GT=8)
     expected = x.astype(np.float64) @ dense.T.astype(np.float64)
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_alloy_tune_model_records_blocks_the_engine_reads(synthetic_model, tmp_path, monkeypatch):
+    from alloy.serve.ops.alloy.ops import MATMUL_TUNER, matmul_key
+    from alloy.tuning import store
+
+    monkeypatch.setattr(store, "user_path", lambda target: tmp_path / f"{target}.json")
+    MATMUL_TUNER.forget()
+    sm = synthetic_model("llama", config=CONFIGS["llama"], qtype=Q.Q4_0)
+    try:
+        result = CliRunner().invoke(alloy_cli, ["tune", sm.path])
+        assert result.exit_code == 0, result.output
+        assert "prefill blocks tuned on" in result.output and "saved to" in result.output
+        entries = json.loads((tmp_path / "cpu.json").read_text())["entries"]["engine_quant_matmul"]
+        model, _ = load(sm.path)
+        weight = model.layers[0].w_down
+        key = matmul_key(weight, 256)
+        assert key in entries
+        MATMUL_TUNER.forget()
+        blocks = model.ops._matmul_blocks(weight, 300)
+        assert blocks == (entries[key]["config"]["BM"], entries[key]["config"]["BN"])
+    finally:
+        MATMUL_TUNER.forget()
