@@ -66,6 +66,9 @@ class Gemma3Model(Model):
         layer.w_gate_up = self.ops.fused_weight([layer.w_gate, layer.w_up])
         if layer.w_gate_up is not None:   # the stacked matrix replaces them
             layer.w_gate = layer.w_up = None
+        layer.wqk = self.ops.fused_weight([layer.wq, layer.wk])
+        if layer.wqk is not None:
+            layer.wq = layer.wk = None
         return layer
 
     def _embed(self, tokens) -> Array:
@@ -77,8 +80,12 @@ class Gemma3Model(Model):
         local = c.swa_layers[il]
 
         h = ops.rms_norm(x, layer.attn_norm, eps)
-        q = ops.reshape(ops.matmul(h, layer.wq), (n, c.n_head, c.head_dim))
-        k = ops.reshape(ops.matmul(h, layer.wk), (n, c.n_head_kv, c.head_dim))
+        if layer.wqk is not None:
+            q, k = ops.split_columns(ops.matmul(h, layer.wqk), (c.n_head * c.head_dim, c.n_head_kv * c.head_dim))
+        else:
+            q, k = ops.matmul(h, layer.wq), ops.matmul(h, layer.wk)
+        q = ops.reshape(q, (n, c.n_head, c.head_dim))
+        k = ops.reshape(k, (n, c.n_head_kv, c.head_dim))
         v = ops.reshape(ops.matmul(h, layer.wv), (n, c.n_head_kv, c.head_dim_v))
         q = ops.rms_norm(q, layer.q_norm, eps)
         k = ops.rms_norm(k, layer.k_norm, eps)

@@ -41,13 +41,16 @@ class LlamaModel(Model):
             w_down=self._weight(p + "ffn_down.weight", (c.n_embd, c.n_ff)),
         )
         self._load_extra(il, layer)
+        layer.wqkv = layer.wqk = None
         if layer.bq is None and layer.bk is None and layer.bv is None:
             layer.wqkv = self.ops.fused_weight([layer.wq, layer.wk, layer.wv])
-        else:
-            layer.wqkv = None
+            if layer.wqkv is None:   # v of another type (Q4_K_M mixes): stack q and k
+                layer.wqk = self.ops.fused_weight([layer.wq, layer.wk])
         layer.w_gate_up = self.ops.fused_weight([layer.w_gate, layer.w_up])
         if layer.wqkv is not None:   # the stacked matrix replaces them (no second copy of the weights)
             layer.wq = layer.wk = layer.wv = None
+        if layer.wqk is not None:
+            layer.wq = layer.wk = None
         if layer.w_gate_up is not None:
             layer.w_gate = layer.w_up = None
         return layer
@@ -65,6 +68,9 @@ class LlamaModel(Model):
         dims = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim_v)
         if layer.wqkv is not None:
             q, k, v = ops.split_columns(ops.matmul(h, layer.wqkv), dims)
+        elif layer.wqk is not None:
+            q, k = ops.split_columns(ops.matmul(h, layer.wqk), dims[:2])
+            v = ops.matmul(h, layer.wv, layer.bv)
         else:
             q, k, v = (ops.matmul(h, layer.wq, layer.bq), ops.matmul(h, layer.wk, layer.bk),
                        ops.matmul(h, layer.wv, layer.bv))
