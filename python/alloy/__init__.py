@@ -62,6 +62,13 @@ from .std import (attention, cross_entropy, dot_transpose_rhs, gelu, layernorm, 
                   rope, silu, softmax)
 
 
+def cuda_available() -> bool:
+    """Whether the CUDA target can launch in this process (a GPU, its driver, a CUDA-enabled runtime)."""
+    from .runtime import cuda
+
+    return cuda.available()
+
+
 def synchronize() -> None:
     """Run every pending launch (their results still referenced), then wait for the configured device."""
     from . import config

@@ -264,7 +264,6 @@ def test_share_cores_gives_the_cores_to_one_pool(thread_pools):
 
 
 def test_device_choice_is_checked(synthetic_model):
-    from alloy.runtime import cuda
     from alloy.serve.config import ServeConfig
 
     with pytest.raises(ValueError, match="device 'tpu' is not one of cpu, cuda"):
@@ -272,7 +271,7 @@ def test_device_choice_is_checked(synthetic_model):
     with pytest.raises(ValueError, match="reference engine runs on the CPU only"):
         ServeConfig(engine="reference", device="cuda")
     sm = synthetic_model("llama", config=CONFIGS["llama"])
-    if not cuda.available():
+    if not al.cuda_available():
         result = CliRunner().invoke(alloy_cli, ["bench", sm.path, "--device", "cuda", "-p", "8", "-n", "0", "-r", "1"])
         assert result.exit_code == 1 and "needs a CUDA GPU" in result.output
 

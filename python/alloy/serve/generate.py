@@ -30,6 +30,14 @@ class GenerationResponse:
     cached_tokens: int = 0      # prompt tokens reused from the cache passed in
 
 
+def _torch_cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def engine_ops(engine: str = "alloy", device: str = "cpu") -> Ops:
     """The op implementation of an engine name: ``alloy`` (compiled kernels, weights kept quantized, on
     ``device`` ``cpu`` or ``cuda``) or ``reference`` (the numpy oracle, weights dequantised to float32)."""
@@ -37,9 +45,9 @@ def engine_ops(engine: str = "alloy", device: str = "cpu") -> Ops:
         from .ops.alloy import AlloyOps
 
         if device == "cuda":
-            from alloy.runtime import cuda
+            import alloy
 
-            if not cuda.available():
+            if not alloy.cuda_available() or not _torch_cuda():
                 raise RuntimeError("the compiled engine on 'cuda' needs a CUDA GPU and driver, and torch with "
                                    "CUDA; none is usable in this process")
         return AlloyOps(device)
