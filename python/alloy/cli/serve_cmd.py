@@ -77,7 +77,8 @@ def serve_cmd(**kw):
     served = load_or_fail(config)
 
     def ready(host, port):
-        click.echo(f"serving {served.name} (ctx {served.ctx}) on http://{host}:{port}  "
+        click.echo(f"serving {served.name} (ctx {served.ctx}, {config.engine} engine on {config.device}) on "
+                   f"http://{host}:{port}  "
                    f"[OpenAI /v1, Anthropic /v1/messages, Ollama /api]", err=True)
 
     try:
