@@ -21,7 +21,7 @@ from alloy.serve import bench
 from alloy.serve.gguf.reader import GGUFFile
 from alloy.serve.models import model_from_gguf
 from alloy.serve.ops.alloy import AlloyOps
-from alloy.serve.ops.alloy.arrays import HostArrays
+from alloy.serve.ops.arrays import HostArrays
 from alloy.serve.ops.reference import ReferenceOps
 
 PROMPT = [1, 17, 300, 4242, 9, 77, 5, 1024]

@@ -11,11 +11,23 @@ BLOCK = 2048
 GELU_MODES = ("none", "tanh")
 
 
+@al.func
+def silu_value(x):
+    """``x * sigmoid(x)`` of a float32 value or tile (inlined where kernels call it)."""
+    return x * al.sigmoid(x)
+
+
+@al.func
+def gelu_tanh_value(x):
+    """GELU's tanh approximation of a float32 value or tile."""
+    return 0.5 * x * (1.0 + al.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+
+
 @al.kernel
 def silu_kernel(X, Y: al.output, n, BLOCK: al.constexpr):
     offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
     x = al.load(X + offs, mask=offs < n, other=0.0).to(al.float32)
-    al.store(Y + offs, (x * al.sigmoid(x)).to(X.dtype), mask=offs < n)
+    al.store(Y + offs, silu_value(x).to(X.dtype), mask=offs < n)
 
 
 @al.kernel
@@ -23,7 +35,7 @@ def gelu_kernel(X, Y: al.output, n, BLOCK: al.constexpr, TANH: al.constexpr):
     offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
     x = al.load(X + offs, mask=offs < n, other=0.0).to(al.float32)
     if TANH:
-        y = 0.5 * x * (1.0 + al.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+        y = gelu_tanh_value(x)
     else:
         y = 0.5 * x * (1.0 + al.erf(x * 0.7071067811865476))
     al.store(Y + offs, y.to(X.dtype), mask=offs < n)

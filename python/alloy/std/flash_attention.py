@@ -17,6 +17,18 @@ from ..tuning.autotune import key_text
 from .arrays import Call, dtype_of, row_block, shape_of
 
 
+@al.func
+def online_softmax_step(m, l, acc, s, v, dtype):
+    """One block of keys in a flash-style attention: running row max ``m``, sum ``l`` and output ``acc``
+    updated with the block's scores ``s [rows, keys]`` (masked ones -inf) and values ``v [keys, d]``
+    (the probabilities cast to ``dtype`` for the product). Returns the new ``(m, l, acc)``."""
+    m_new = al.maximum(m, al.max(s, axis=1))
+    shift = al.where(m_new == -float("inf"), 0.0, m_new)
+    p = al.exp(s - shift[:, None])
+    alpha = al.exp(m - shift)
+    return m_new, l * alpha + al.sum(p, axis=1), acc * alpha[:, None] + al.tile_dot(p.to(dtype), v)
+
+
 @al.kernel
 def attention_kernel(Q, K, V, O: al.output, Lq, Lk, heads, group, scale, D: al.constexpr, DP: al.constexpr,
                      CAUSAL: al.constexpr, BM: al.constexpr, BN: al.constexpr):
@@ -45,13 +57,7 @@ def attention_kernel(Q, K, V, O: al.output, Lq, Lk, heads, group, scale, D: al.c
         if CAUSAL:
             valid = valid & (kj[None, :] <= qi[:, None] + offset)
         s = al.where(valid, s, -float("inf"))
-        m_new = al.maximum(m, al.max(s, axis=1))
-        shift = al.where(m_new == -float("inf"), 0.0, m_new)
-        p = al.exp(s - shift[:, None])
-        alpha = al.exp(m - shift)
-        l = l * alpha + al.sum(p, axis=1)
-        acc = acc * alpha[:, None] + al.tile_dot(p.to(V.dtype), v)
-        m = m_new
+        m, l, acc = online_softmax_step(m, l, acc, s, v, V.dtype)
     out = acc / al.where(l == 0.0, 1.0, l)[:, None]
     al.store(O + q_base + qi[:, None] * D + d[None, :], out.to(O.dtype), mask=qmask)
 

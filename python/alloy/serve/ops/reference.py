@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import KVBuffer, Ops, RopeStyle, TensorLike
+from .arrays import DeviceKV, HostArrays
+from .base import Ops, RopeStyle, TensorLike
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
@@ -34,34 +35,6 @@ def rope_table(positions: bytes, n_rot: int, base: float, freq_scale: float,
     return np.cos(theta).astype(np.float32)[:, None, :], np.sin(theta).astype(np.float32)[:, None, :]
 
 
-class NumpyKV(KVBuffer):
-    """Keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]``; grows by doubling
-    (``generation`` counts the reallocations, so a user of the arrays' addresses knows they moved)."""
-
-    def __init__(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int):
-        self.max_tokens = max_tokens
-        self.generation = 0
-        cap = min(max_tokens, 256)
-        self.k = np.zeros((n_head_kv, cap, head_dim_k), np.float32)
-        self.v = np.zeros((n_head_kv, cap, head_dim_v), np.float32)
-
-    def ensure(self, end: int) -> None:
-        """Make room for positions ``[0, end)``."""
-        if end > self.max_tokens:
-            raise ValueError(f"KV cache holds {self.max_tokens} tokens; position {end - 1} does not fit")
-        cap = self.k.shape[1]
-        if end <= cap:
-            return
-        while cap < end:
-            cap = min(2 * cap, self.max_tokens)
-        for name in ("k", "v"):
-            old = getattr(self, name)
-            new = np.zeros((old.shape[0], cap, old.shape[2]), np.float32)
-            new[:, : old.shape[1]] = old
-            setattr(self, name, new)
-        self.generation += 1
-
-
 class ReferenceOps(Ops):
     """Float32 numpy ops."""
 
@@ -76,8 +49,8 @@ class ReferenceOps(Ops):
             return np.ascontiguousarray(tensor, dtype=np.float32)
         return _dequantize(tensor)
 
-    def kv_buffer(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int) -> NumpyKV:
-        return NumpyKV(max_tokens, n_head_kv, head_dim_k, head_dim_v)
+    def kv_buffer(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int) -> DeviceKV:
+        return DeviceKV(HostArrays(), max_tokens, n_head_kv, head_dim_k, head_dim_v)
 
     def embedding(self, table: np.ndarray, ids: Sequence[int]) -> np.ndarray:
         idx = np.asarray(ids, dtype=np.int64)
@@ -160,7 +133,7 @@ class ReferenceOps(Ops):
             raise ValueError(f"unknown rope style {style!r} (expected 'normal' or 'neox')")
         return out
 
-    def attention(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, kv: NumpyKV, start: int, *,
+    def attention(self, q: np.ndarray, k: np.ndarray, v: np.ndarray, kv: DeviceKV, start: int, *,
                   scale: float, window: int = 0, softcap: float = 0.0) -> np.ndarray:
         n, n_head, dk = q.shape
         n_kv = k.shape[1]

@@ -6,29 +6,20 @@ Activations are float32 and row-major, as ``ops.base`` lays them out: ``[n_token
 """
 from __future__ import annotations
 
-import math
-
 import alloy as al
+from alloy.std.activations import gelu_tanh_value, silu_value
+from alloy.std.flash_attention import online_softmax_step
 
-GELU_TANH_C = math.sqrt(2.0 / math.pi)
 
-
-@al.kernel
-def rms_norm_rows(X, W, Y: al.output, n_cols, eps, BLOCK: al.constexpr):
-    """Row ``program_id(0)`` of ``X [rows, n_cols]`` divided by its RMS, times ``W [n_cols]``."""
-    base = al.program_id(0) * n_cols
+@al.func
+def row_rstd(row, n_cols, eps, BLOCK):
+    """``1 / sqrt(mean(row[:n_cols] ** 2) + eps)`` of the float32 row at pointer ``row``."""
     squares = al.zeros((BLOCK,), al.float32)
     for start in range(0, n_cols, BLOCK):
         cols = start + al.arange(0, BLOCK)
-        x = al.load(X + base + cols, mask=cols < n_cols, other=0.0)
+        x = al.load(row + cols, mask=cols < n_cols, other=0.0)
         squares += x * x
-    rstd = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
-    for start in range(0, n_cols, BLOCK):
-        cols = start + al.arange(0, BLOCK)
-        mask = cols < n_cols
-        x = al.load(X + base + cols, mask=mask, other=0.0)
-        w = al.load(W + cols, mask=mask, other=0.0)
-        al.store(Y + base + cols, x * rstd * w, mask=mask)
+    return al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
 
 
 @al.kernel
@@ -56,9 +47,9 @@ def unary_op(X, Y: al.output, n, param, OP: al.constexpr, BLOCK: al.constexpr):
     elif OP == "softcap":
         y = al.tanh(x / param) * param
     elif OP == "silu":
-        y = x / (1.0 + al.exp(-x))
+        y = silu_value(x)
     else:
-        y = 0.5 * x * (1.0 + al.tanh(GELU_TANH_C * x * (1.0 + 0.044715 * x * x)))
+        y = gelu_tanh_value(x)
     al.store(Y + offs, y, mask=mask)
 
 
@@ -180,15 +171,9 @@ def cached_attention(Q, Kc, Vc, O: al.output, n, n_head, group, capacity, start,
         if WINDOWED:
             valid = valid & (kj[None, :] > pos[:, None] - window)
         s = al.where(valid, s, -float("inf"))
-        m_new = al.maximum(m, al.max(s, axis=1))
-        shift = al.where(m_new == -float("inf"), 0.0, m_new)
-        p = al.exp(s - shift[:, None])
-        alpha = al.exp(m - shift)
-        l = l * alpha + al.sum(p, axis=1)
         v = al.load(Vc + (kv * capacity + kj)[:, None] * DV + dv[None, :],
                     mask=(kj[:, None] < hi) & (dv[None, :] < DV), other=0.0)
-        acc = acc * alpha[:, None] + al.tile_dot(p, v)
-        m = m_new
+        m, l, acc = online_softmax_step(m, l, acc, s, v, Vc.dtype)
     out = acc / al.where(l == 0.0, 1.0, l)[:, None]
     al.store(O + (t * n_head + head)[:, None] * DV + dv[None, :], out, mask=live[:, None] & (dv[None, :] < DV))
 
@@ -201,12 +186,7 @@ def residual_rms_norm(X, R, RW, W, S: al.output, Y: al.output, n_cols, eps, NORM
     base = al.program_id(0) * n_cols
     r_scale = 1.0
     if NORM_R:
-        squares = al.zeros((BLOCK,), al.float32)
-        for start in range(0, n_cols, BLOCK):
-            cols = start + al.arange(0, BLOCK)
-            r = al.load(R + base + cols, mask=cols < n_cols, other=0.0)
-            squares += r * r
-        r_scale = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+        r_scale = row_rstd(R + base, n_cols, eps, BLOCK)
     squares = al.zeros((BLOCK,), al.float32)
     for start in range(0, n_cols, BLOCK):
         cols = start + al.arange(0, BLOCK)
@@ -235,9 +215,9 @@ def gated_rows(G, U, Y: al.output, n_cols, stride, u_offset, ACT: al.constexpr, 
     g = al.load(G + row * stride + cols, mask=mask, other=0.0)
     u = al.load(U + row * stride + u_offset + cols, mask=mask, other=0.0)
     if ACT == "silu":
-        a = g / (1.0 + al.exp(-g))
+        a = silu_value(g)
     else:
-        a = 0.5 * g * (1.0 + al.tanh(GELU_TANH_C * g * (1.0 + 0.044715 * g * g)))
+        a = gelu_tanh_value(g)
     al.store(Y + row * n_cols + cols, a * u, mask=mask)
 
 
@@ -283,15 +263,9 @@ def attention_split(Q, Kc, Vc, Part: al.output, Stats: al.output, n_head, group,
         if SOFTCAP:
             s = al.tanh(s / cap) * cap
         s = al.where(live[:, None] & inside[None, :], s, -float("inf"))
-        m_new = al.maximum(m, al.max(s, axis=1))
-        shift = al.where(m_new == -float("inf"), 0.0, m_new)
-        p = al.exp(s - shift[:, None])
-        alpha = al.exp(m - shift)
-        l = l * alpha + al.sum(p, axis=1)
         v = al.load(Vc + (kv * capacity + kj)[:, None] * DV + dv[None, :],
                     mask=inside[:, None] & (dv[None, :] < DV), other=0.0)
-        acc = acc * alpha[:, None] + al.tile_dot(p, v)
-        m = m_new
+        m, l, acc = online_softmax_step(m, l, acc, s, v, Vc.dtype)
     base = (split * al.num_programs(1) + kv) * BM
     al.store(Part + (base + r)[:, None] * DVP + dv[None, :], acc)
     al.store(Stats + base * 2 + r, m)

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 import alloy as al
-from alloy.std.normalization import layernorm_row_stream
+from alloy.std.normalization import layernorm_row_stream, rms_norm_row_stream
 from alloy.std.row_softmax import softmax_row_stream
 from alloy.tuning import Config, Tuner
 from alloy.tuning.autotune import key_text
@@ -23,7 +23,7 @@ from ...gguf.codecs import dequantize
 from ..base import Ops, RopeStyle, TensorLike
 from ..reference import rope_table
 from . import kernels
-from .arrays import CudaArrays, DeviceKV, HostArrays
+from ..arrays import CudaArrays, DeviceKV, HostArrays
 from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec, quant_matvec_wide
 from .step_graph import StepGraph
 from .weights import DenseWeight, QuantWeight, repack
@@ -260,8 +260,9 @@ class AlloyOps(Ops):
         n_cols = x.shape[-1]
         y = self.arrays.empty(x.shape)
         block = min(ROW_BLOCK, _pow2(n_cols))
-        self._run(("rms_norm", block), kernels.rms_norm_rows, (self.arrays.size(x) // n_cols,), {"BLOCK": block},
-                  X=x.reshape(-1, n_cols), W=self._ones_of(n_cols) if w is None else w, Y=y.reshape(-1, n_cols),
+        rows = self.arrays.size(x) // n_cols
+        self._run(("rms_norm", block), rms_norm_row_stream, (rows,), {"BLOCK": block}, X=x.reshape(-1, n_cols),
+                  W=self._ones_of(n_cols) if w is None else w, Y=y.reshape(-1, n_cols), R=self.arrays.empty((rows,)),
                   n_cols=n_cols, eps=float(eps))
         return y
 

@@ -5,7 +5,7 @@ The first decode step on a cache runs normally while ``StepGraph`` records every
 id buffer, the rotary tables, the ``start`` arguments of the cache store and attention. A replay
 writes those, then makes the recorded native calls back to back — no Python model code, no
 argument packing. A graph is valid while its cache's buffers stay where they were
-(``NumpyKV.generation``); when the cache grows, the next step captures anew.
+(``DeviceKV.generation``); when the cache grows, the next step captures anew.
 """
 from __future__ import annotations
 

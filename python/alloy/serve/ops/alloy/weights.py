@@ -57,7 +57,7 @@ class QuantWeight:
                 self.group, self.nibble_bias, self.rows, self.groups_per_block)
 
     def to(self, arrays) -> "QuantWeight":
-        """The same weight with its arrays in ``arrays``' memory (``ops.alloy.arrays``)."""
+        """The same weight with its arrays in ``arrays``' memory (``ops.arrays``)."""
         moved = {f: None if getattr(self, f) is None else arrays.upload(getattr(self, f))
                  for f in ("codes", "scales", "offsets", "block_scales", "block_offsets")}
         return dataclasses.replace(self, **moved)

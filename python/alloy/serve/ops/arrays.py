@@ -1,8 +1,11 @@
-"""Where the engine's arrays live: host memory (numpy, the CPU target) or the GPU (torch CUDA tensors,
-the CUDA target). The ops are written once against this small interface."""
+"""Where an engine's arrays live: host memory (numpy: the reference engine, the CPU target) or the GPU
+(torch CUDA tensors, the CUDA target), and the per-layer KV storage built on them. The compiled ops
+are written once against this small interface."""
 from __future__ import annotations
 
 import numpy as np
+
+from .base import KVBuffer
 
 
 class HostArrays:
@@ -92,7 +95,7 @@ class CudaArrays:
         return self.torch.cat(parts, dim=axis)
 
 
-class DeviceKV:
+class DeviceKV(KVBuffer):
     """One layer's keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]`` (float32) in
     ``arrays``' memory; grows by doubling (``generation`` counts the moves)."""
 
