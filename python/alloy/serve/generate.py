@@ -38,9 +38,10 @@ def _torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def engine_ops(engine: str = "alloy", device: str = "cpu") -> Ops:
+def engine_ops(engine: str = "alloy", device: str = "cpu", kv: str = "f16") -> Ops:
     """The op implementation of an engine name: ``alloy`` (compiled kernels, weights kept quantized, on
-    ``device`` ``cpu`` or ``cuda``) or ``reference`` (the numpy oracle, weights dequantised to float32)."""
+    ``device`` ``cpu`` or ``cuda``) or ``reference`` (the numpy oracle, weights dequantised to float32);
+    ``kv``: what the KV cache stores (``f16`` or ``f32``)."""
     if engine == "alloy":
         from .ops.alloy import AlloyOps
 
@@ -50,26 +51,26 @@ def engine_ops(engine: str = "alloy", device: str = "cpu") -> Ops:
             if not alloy.cuda_available() or not _torch_cuda():
                 raise RuntimeError("the compiled engine on 'cuda' needs a CUDA GPU and driver, and torch with "
                                    "CUDA; none is usable in this process")
-        return AlloyOps(device)
+        return AlloyOps(device, kv=kv)
     if device != "cpu":
         raise ValueError(f"the {engine} engine runs on the CPU only, not {device!r}")
     if engine == "reference":
         from .ops.reference import ReferenceOps
 
-        return ReferenceOps()
+        return ReferenceOps(kv)
     raise ValueError(f"engine {engine!r} is not one of alloy, reference")
 
 
 def load(ref: str | os.PathLike, ops: Ops | None = None, engine: str = "alloy",
-         device: str = "cpu") -> tuple[Model, Any]:
+         device: str = "cpu", kv: str = "f16") -> tuple[Model, Any]:
     """``(model, tokenizer)`` for a GGUF path or a model reference (``gemma3:270m``, ...), run by
-    ``engine`` on ``device`` (see :func:`engine_ops`) unless ``ops`` is given."""
+    ``engine`` on ``device`` with a ``kv`` cache (see :func:`engine_ops`) unless ``ops`` is given."""
     from .gguf.reader import GGUFFile
     from .gguf.resolve import resolve_model
     from .gguf.tokenizer import Tokenizer
     from .models import model_from_gguf
 
-    ops = ops if ops is not None else engine_ops(engine, device)
+    ops = ops if ops is not None else engine_ops(engine, device, kv)
     resolved = resolve_model(os.fspath(ref))
     file = GGUFFile(resolved.path)
     model = model_from_gguf(file, ops)

@@ -3,6 +3,7 @@ the chat post-processing pipeline (reasoning split → tool-call parsing)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -20,12 +21,52 @@ from .errors import ApiError, bad_field
 # -- request body checks -------------------------------------------------------------------
 
 
-async def read_json(request: web.Request) -> dict:
-    raw = await request.read()
+@dataclass(frozen=True)
+class BodyLimits:
+    """How large and how deeply nested a JSON body may be."""
+
+    max_bytes: int
+    max_depth: int
+
+
+LIMITS_KEY = web.AppKey("alloy_body_limits", BodyLimits)
+_PARSE_ON_LOOP_BYTES = 64 * 1024  # larger bodies are parsed on a worker thread
+
+
+def json_depth(value: Any, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, counted up to ``limit + 1`` (no recursion)."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            todo.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def _parse(raw: bytes, max_depth: int) -> Any:
     try:
         body = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError("invalid_request", f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError("invalid_request", f"request body is nested more than {max_depth} levels deep") from None
+    if json_depth(body, max_depth) > max_depth:
+        raise ApiError("invalid_request", f"request body is nested more than {max_depth} levels deep")
+    return body
+
+
+async def read_json(request: web.Request) -> dict:
+    """The request's JSON object body, within the app's :class:`BodyLimits` (large bodies are parsed
+    off the event loop)."""
+    limits = request.app.get(LIMITS_KEY) or BodyLimits(request.client_max_size, 64)
+    raw = await request.read()
+    if len(raw) > _PARSE_ON_LOOP_BYTES:
+        body = await asyncio.get_running_loop().run_in_executor(None, _parse, raw, limits.max_depth)
+    else:
+        body = _parse(raw, limits.max_depth)
     if not isinstance(body, dict):
         raise ApiError("invalid_request", "request body must be a JSON object")
     return body
@@ -346,12 +387,18 @@ def sampling_from(body: dict, *, temperature: float, where: str = "", **defaults
         top_p=get_range(body, "top_p", float, 0.0, 1.0, defaults.get("top_p", 1.0), where),
         top_k=get_range(body, "top_k", int, 0, 1 << 30, defaults.get("top_k", 0), where),
         min_p=get_range(body, "min_p", float, 0.0, 1.0, defaults.get("min_p", 0.0), where),
-        seed=get(body, "seed", int, None, where),
+        seed=seed_from(body, where),
         repeat_penalty=get_range(body, "repetition_penalty", float, 0.01, 10.0,
                                  defaults.get("repeat_penalty", 1.0), where),
         presence_penalty=get_range(body, "presence_penalty", float, -2.0, 2.0, 0.0, where),
         frequency_penalty=get_range(body, "frequency_penalty", float, -2.0, 2.0, 0.0, where),
     )
+
+
+def seed_from(body: dict, where: str = "") -> Optional[int]:
+    """The request's sampling seed; a negative one (llama.cpp's and Ollama's ``-1``) means random."""
+    seed = get(body, "seed", int, None, where)
+    return None if seed is None or seed < 0 else seed
 
 
 def logit_bias_from(value: Any, n_vocab: int, field_name: str = "logit_bias") -> dict[int, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Optional
 
 from aiohttp import web
@@ -11,9 +12,11 @@ from aiohttp import web
 _KINDS = {
     "invalid_request": (400, "invalid_request_error", "invalid_request_error"),
     "authentication": (401, "authentication_error", "authentication_error"),
+    "forbidden": (403, "permission_error", "permission_error"),
     "not_found": (404, "not_found_error", "not_found_error"),
     "method_not_allowed": (405, "invalid_request_error", "invalid_request_error"),
     "too_large": (413, "invalid_request_error", "request_too_large"),
+    "unsupported_media_type": (415, "invalid_request_error", "invalid_request_error"),
     "overloaded": (503, "server_overloaded", "overloaded_error"),
     "internal": (500, "server_error", "api_error"),
 }
@@ -37,6 +40,22 @@ class ApiError(Exception):
     def status(self) -> int:
         return _KINDS[self.kind][0]
 
+    def status_for(self, dialect: str) -> int:
+        """The HTTP status in ``dialect``: Anthropic's clients expect 529 for an overloaded server."""
+        if self.kind == "overloaded" and dialect == "anthropic":
+            return 529
+        return self.status
+
+
+_PATH = re.compile(r"(?<![\w:/.])(?:[A-Za-z]:)?(?:[\\/][\w.+~@-]+){2,}[\\/]?")
+
+
+def without_paths(message: str) -> str:
+    """``message`` with file-system paths cut to their last part (errors never show the server's
+    directories)."""
+    return _PATH.sub(lambda m: "…/" + m.group(0).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1],
+                     message)
+
 
 def bad_field(field: str, message: str) -> ApiError:
     return ApiError("invalid_request", f"{field}: {message}", param=field)
@@ -53,11 +72,12 @@ def dialect_for_path(path: str) -> str:
 
 def error_body(dialect: str, err: ApiError) -> dict:
     _, oai_type, anth_type = _KINDS[err.kind]
+    message = without_paths(err.message)
     if dialect == "anthropic":
-        return {"type": "error", "error": {"type": anth_type, "message": err.message}}
+        return {"type": "error", "error": {"type": anth_type, "message": message}}
     if dialect == "ollama":
-        return {"error": err.message}
-    return {"error": {"message": err.message, "type": oai_type, "param": err.param,
+        return {"error": message}
+    return {"error": {"message": message, "type": oai_type, "param": err.param,
                       "code": err.code}}
 
 
@@ -65,5 +85,5 @@ def error_response(dialect: str, err: ApiError) -> web.Response:
     headers = {}
     if err.retry_after is not None:
         headers["Retry-After"] = str(err.retry_after)
-    return web.Response(status=err.status, text=json.dumps(error_body(dialect, err)),
+    return web.Response(status=err.status_for(dialect), text=json.dumps(error_body(dialect, err)),
                         content_type="application/json", headers=headers)

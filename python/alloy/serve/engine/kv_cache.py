@@ -1,5 +1,7 @@
-"""The key/value cache of one sequence."""
+"""The key/value cache of one sequence, and a batch of them."""
 from __future__ import annotations
+
+from typing import Sequence
 
 from ..ops.base import KVBuffer, Ops
 
@@ -46,3 +48,12 @@ class KVCache:
         """Record that ``ids`` were written at ``length`` (called by the model)."""
         self.tokens.extend(ids)
         self.length += len(ids)
+
+
+class CacheBatch:
+    """The caches of sequences decoded together, one new token (row) each, in row order."""
+
+    def __init__(self, caches: Sequence[KVCache]):
+        if not caches:
+            raise ValueError("a cache batch needs at least one cache")
+        self.caches = list(caches)

@@ -1,10 +1,16 @@
-"""The async engine: a queue of unified Requests served one at a time by a worker thread.
+"""The async engine: continuous batching of unified Requests on a worker thread.
 
 The event loop never runs the model: ``Engine.submit`` enqueues a request and returns a
-:class:`Stream` (an async iterator of events) fed from the worker thread. Cancelling the
-stream (client disconnect) sets the request's flag; the worker stops at the next token.
-The KV cache is kept between requests and its longest common prefix with the next prompt
-is reused; ``n`` > 1 choices share one prompt prefill.
+:class:`Stream` (an async iterator of events) fed from the worker thread. The worker runs
+steps: each step admits waiting requests into free slots (up to ``max_batch`` sequences,
+each with its own KV cache), pushes one prompt chunk of at most ``prefill_chunk`` tokens
+(so a long prompt never stalls the sequences that are decoding for longer than a chunk),
+then samples one token for every decoding sequence and runs their next forward pass
+together (``Model.decode_batch`` where the ops batch faster, else one replayed step per
+sequence). Cancelling a stream (client disconnect) sets the request's flag; the worker
+drops the sequence at the next chunk or token. A slot's cache keeps its tokens after a
+request ends and the slot sharing the longest prefix with a new prompt is chosen, so a
+second chat turn prefills only what is new; ``n`` > 1 choices share one prompt prefill.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import math
 import queue
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -21,6 +28,10 @@ import numpy as np
 
 from .request import FinishEvent, Request, TokenEvent, TokenLogprob, Usage
 from .stops import StopMatcher
+
+
+RETRY_AFTER_CAP = 30
+"""Longest Retry-After (seconds) the server sends: the official SDKs wait at most 60 s."""
 
 
 class QueueFull(Exception):
@@ -50,11 +61,16 @@ class EngineStats:
     prompt_tokens_reused_total: int = 0
     waiting: int = 0
     running: int = 0
+    batch_steps_total: int = 0
+    batched_sequences_total: int = 0
+    draft_tokens_total: int = 0
+    draft_tokens_accepted_total: int = 0
     busy_seconds_total: float = 0.0
     finish_reasons: dict[str, int] = field(default_factory=dict)
 
 
 _END = object()
+_NO_JOB = object()
 
 
 class Stream:
@@ -116,25 +132,104 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return x - (m + math.log(np.sum(np.exp(x - m))))
 
 
+class PromptLookup:
+    """Drafts for prompt-lookup speculative decoding: the tokens that followed the most recent earlier
+    occurrence of the sequence's last ``n`` tokens (``n`` from ``max_ngram`` down to ``min_ngram``).
+    Editing, summarising and code tasks repeat their input, and then most drafts are accepted."""
+
+    def __init__(self, max_draft: int = 8, max_ngram: int = 4, min_ngram: int = 2):
+        if max_draft < 1 or not 1 <= min_ngram <= max_ngram:
+            raise ValueError(f"bad prompt-lookup settings: max_draft={max_draft}, ngram {min_ngram}..{max_ngram}")
+        self.max_draft = max_draft
+        self.max_ngram = max_ngram
+        self.min_ngram = min_ngram
+
+    def draft(self, history: list[int], limit: int) -> list[int]:
+        if limit < 1:
+            return []
+        tokens = np.asarray(history, dtype=np.int64)
+        for n in range(min(self.max_ngram, len(tokens) - 1), self.min_ngram - 1, -1):
+            tail = tokens[-n:]
+            windows = np.lib.stride_tricks.sliding_window_view(tokens[:-1], n)
+            hits = np.flatnonzero((windows == tail).all(axis=1))
+            if hits.size:
+                start = int(hits[-1]) + n
+                return [int(t) for t in tokens[start:start + limit]]
+        return []
+
+
+class _Sequence:
+    """One request in a slot: its prompt's prefill, then its choices one after another."""
+
+    def __init__(self, stream: Stream, cache, reused: int):
+        self.stream = stream
+        self.request = stream.request
+        self.cache = cache
+        self.reused = reused
+        self.pending = list(self.request.prompt[reused:])   # prompt tokens still to prefill
+        self.t_start = time.perf_counter()
+        self.t_prompt = 0.0
+        self.prompt_logits: Optional[np.ndarray] = None
+        self.logits: Optional[np.ndarray] = None
+        self.index = -1                                     # current choice
+        self.next_token: Optional[int] = None               # sampled, waiting for its forward pass
+
+    @property
+    def prefilling(self) -> bool:
+        return self.prompt_logits is None
+
+    def start_choice(self, index: int, eos_ids: set[int], tokenizer) -> None:
+        from .sampling import Sampler, SamplingParams
+
+        req, s = self.request, self.request.sampling
+        if index > 0:
+            self.cache.truncate(len(req.prompt))
+        self.index = index
+        self.logits = self.prompt_logits
+        self.t_choice = time.perf_counter()
+        self.sampler = Sampler(SamplingParams(
+            temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
+            seed=None if s.seed is None else s.seed + index,
+            repeat_penalty=s.repeat_penalty, repeat_last_n=s.repeat_last_n,
+            presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
+            logit_bias=dict(s.logit_bias)))
+        self.history = list(req.prompt)
+        self.constraint = req.constraint_factory() if req.constraint_factory else None
+        self.stops = StopMatcher(req.stop)
+        self.detok = Detokenizer(tokenizer, req.prompt[-1:])
+        self.n_gen = 0
+
+
 class Engine:
     """Runs requests against one loaded model.
 
     ``model``/``tokenizer`` come from :func:`alloy.serve.load`; ``ctx`` bounds prompt +
-    generation; ``max_queue`` is how many requests may wait behind the running one.
+    generation per sequence; ``max_batch`` sequences run at once; ``max_queue`` more may wait;
+    ``prefill_chunk`` bounds the prompt tokens pushed per step; ``speculation`` (prompt lookup)
+    drafts tokens for greedy requests, verified in one forward pass.
     """
 
-    def __init__(self, model, tokenizer, *, ctx: int, max_queue: int):
+    def __init__(self, model, tokenizer, *, ctx: int, max_queue: int, max_batch: int = 4,
+                 prefill_chunk: int = 256, speculation: Optional[PromptLookup] = None):
+        if max_batch < 1 or prefill_chunk < 1:
+            raise ValueError(f"max_batch and prefill_chunk must be >= 1, got {max_batch}, {prefill_chunk}")
+        self.speculation = speculation
         self.model = model
         self.tokenizer = tokenizer
         self.ctx = ctx
         self.max_queue = max_queue
+        self.max_batch = max_batch
+        self.prefill_chunk = prefill_chunk
         self.stats = EngineStats()
         self.eos_ids = set(int(t) for t in (tokenizer.eos_token_ids or []))
         self._jobs: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
-        self._cache = None
-        self._cache_tokens: list[int] = []
+        self._free: list = []                       # KV caches of idle slots (their tokens kept)
+        self._slots_made = 0
+        self._waiting: deque[Stream] = deque()
+        self._active: list[_Sequence] = []
         self._avg_seconds = 1.0
+        self._batched = bool(getattr(model.ops, "batched_decode", False))
         self._thread: Optional[threading.Thread] = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -154,15 +249,30 @@ class Engine:
         if n_prompt >= self.ctx:
             raise PromptTooLong(n_prompt, self.ctx)
 
+    def expected_wait(self) -> int:
+        """Seconds until a new request would get a slot, from the running requests' ages and the
+        average request time (at least 1, at most :data:`RETRY_AFTER_CAP`)."""
+        now = time.perf_counter()
+        with self._lock:
+            ages = sorted(now - seq.t_start for seq in list(self._active))
+            waiting = self.stats.waiting
+            avg = self._avg_seconds
+        soonest = max(0.0, avg - ages[-1]) if ages else 0.0
+        wait = soonest + (waiting // self.max_batch) * avg
+        return int(min(RETRY_AFTER_CAP, max(1, math.ceil(wait))))
+
     def _admit(self) -> None:
-        """Count a new job in, or refuse it when ``max_queue`` jobs already wait."""
+        """Count a new job in, or refuse it when ``max_queue`` jobs already wait for a slot."""
         with self._lock:
             pending = self.stats.waiting + self.stats.running
-            if pending >= self.max_queue + 1:
+            full = pending >= self.max_queue + self.max_batch
+            if full:
                 self.stats.requests_rejected += 1
-                raise QueueFull(max(1, math.ceil(self._avg_seconds * pending)))
-            self.stats.waiting += 1
-            self.stats.requests_total += 1
+            else:
+                self.stats.waiting += 1
+                self.stats.requests_total += 1
+        if full:
+            raise QueueFull(self.expected_wait())
 
     def submit(self, request: Request) -> Stream:
         """Queue ``request``; raises :class:`QueueFull` or :class:`PromptTooLong` at once."""
@@ -175,7 +285,7 @@ class Engine:
         return stream
 
     def submit_call(self, fn: Callable[[], Any]) -> "asyncio.Future":
-        """Run ``fn`` (e.g. an embedding pass) on the worker thread, in queue order."""
+        """Run ``fn`` (e.g. an embedding pass) on the worker thread between two steps."""
         self._admit()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -185,34 +295,241 @@ class Engine:
     # -- worker thread ---------------------------------------------------------------------
     def _worker(self) -> None:
         while True:
-            stream = self._jobs.get()
-            if stream is None:
-                return
-            if isinstance(stream, tuple):
-                self._run_call(*stream)
-                continue
+            idle = not self._active and not self._waiting
+            try:
+                job = self._jobs.get(block=idle)
+            except queue.Empty:
+                job = _NO_JOB
+            while job is not _NO_JOB:
+                if job is None:
+                    self._shutdown()
+                    return
+                if isinstance(job, tuple):
+                    self._run_call(*job)
+                else:
+                    self._waiting.append(job)
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    job = _NO_JOB
+            self._fill_slots()
+            if self._active:
+                try:
+                    self._step()
+                except Exception as exc:   # never lose the worker: fail what was running, keep serving
+                    for seq in list(self._active):
+                        self._end(seq, error=exc)
+
+    def _shutdown(self) -> None:
+        for seq in self._active:
+            seq.request.cancel()
+            self._end(seq, error=None)
+        for stream in self._waiting:
+            stream._put(_END)
+
+    def _fill_slots(self) -> None:
+        """Move waiting requests into free slots, each onto the cache sharing most of its prompt."""
+        while self._waiting and len(self._active) < self.max_batch:
+            stream = self._waiting.popleft()
             with self._lock:
                 self.stats.waiting -= 1
                 self.stats.running += 1
-            t0 = time.perf_counter()
+            prompt = stream.request.prompt
+            if self._free:
+                best = max(range(len(self._free)), key=lambda i: self._free[i].common_prefix(prompt))
+                cache = self._free.pop(best)
+            else:
+                cache = self.model.new_cache(self.ctx)
+                self._slots_made += 1
+            reused = min(cache.common_prefix(prompt), len(prompt) - 1)  # the last token runs for its logits
+            cache.truncate(reused)
+            seq = _Sequence(stream, cache, reused)
+            self._active.append(seq)
+            if stream.request.cancelled.is_set():
+                self._end(seq, error=None, cancelled=True)
+
+    def _step(self) -> None:
+        """One engine step: a prompt chunk for the oldest prefilling sequence, then a token for
+        every decoding one."""
+        prefilling = [seq for seq in self._active if seq.prefilling]
+        if prefilling:
+            self._prefill_chunk(prefilling[0])
+        decoding = [seq for seq in self._active if not seq.prefilling]
+        ready = []
+        for seq in decoding:
+            if seq.request.cancelled.is_set():
+                self._finish_choice(seq, "cancelled", None)
+                continue
             try:
-                if stream.request.cancelled.is_set():
-                    with self._lock:
-                        self.stats.requests_cancelled += 1
-                else:
-                    self._run(stream)
-            except Exception as exc:  # report to the client, keep serving
+                if self._sample(seq) and not self._speculate(seq):
+                    ready.append(seq)
+            except Exception as exc:   # a grammar that rejects, a broken sampler: this request only
+                self._end(seq, error=exc)
+        if ready:
+            self._forward(ready)
+
+    def _prefill_chunk(self, seq: _Sequence) -> None:
+        if seq.request.cancelled.is_set():
+            self._end(seq, error=None, cancelled=True)
+            return
+        chunk, seq.pending = seq.pending[:self.prefill_chunk], seq.pending[self.prefill_chunk:]
+        try:
+            logits = self.model.forward(chunk, seq.cache, last_only=True)
+        except Exception as exc:
+            self._end(seq, error=exc)
+            return
+        if seq.pending:
+            return
+        seq.prompt_logits = np.asarray(logits[-1], dtype=np.float32)
+        seq.t_prompt = time.perf_counter() - seq.t_start
+        with self._lock:
+            self.stats.prompt_tokens_total += len(seq.request.prompt)
+            self.stats.prompt_tokens_reused_total += seq.reused
+        try:
+            seq.start_choice(0, self.eos_ids, self.tokenizer)
+        except Exception as exc:
+            self._end(seq, error=exc)
+
+    def _limit(self, seq: _Sequence) -> int:
+        budget = self.ctx - len(seq.request.prompt)
+        return budget if seq.request.max_tokens is None else min(seq.request.max_tokens, budget)
+
+    def _sample(self, seq: _Sequence) -> bool:
+        """Sample and emit ``seq``'s next token; True when the choice goes on (its token needs a
+        forward pass)."""
+        if seq.n_gen >= self._limit(seq):
+            self._emit_tail(seq)
+            self._finish_choice(seq, "length", None)
+            return False
+        mask = seq.constraint.mask() if seq.constraint is not None else None
+        tid = int(seq.sampler.sample(seq.logits, seq.history, mask).id)
+        return self._accept(seq, tid, seq.logits)
+
+    def _accept(self, seq: _Sequence, tid: int, logits: np.ndarray) -> bool:
+        """Emit ``tid`` (chosen from ``logits``) as ``seq``'s next token; True when the choice goes on."""
+        req, stream, limit = seq.request, seq.stream, self._limit(seq)
+        seq.n_gen += 1
+        with self._lock:
+            self.stats.generated_tokens_total += 1
+        seq.history.append(tid)
+        if seq.constraint is not None:
+            seq.constraint.accept(tid)
+        lp = self._logprobs(logits, tid, req.top_logprobs) if req.logprobs else None
+        if tid in self.eos_ids:
+            stream._put(TokenEvent(seq.index, seq.stops.flush(), [tid], [lp] if lp else []))
+            self._finish_choice(seq, "stop", None)
+            return False
+        text, matched = seq.stops.feed(seq.detok.push(tid))
+        stream._put(TokenEvent(seq.index, text, [tid], [lp] if lp else []))
+        if matched is not None:
+            self._finish_choice(seq, "stop", matched)
+            return False
+        if seq.constraint is not None and seq.constraint.is_terminated():
+            self._emit_tail(seq)
+            self._finish_choice(seq, "stop", None)
+            return False
+        if seq.n_gen >= limit:
+            self._emit_tail(seq)
+            self._finish_choice(seq, "length", None)
+            return False
+        seq.next_token = tid
+        return True
+
+    def _speculate(self, seq: _Sequence) -> bool:
+        """Prompt-lookup decoding for a greedy choice: draft the tokens that followed the latest n-gram
+        where it occurred before, run the sampled token and the draft in one forward pass, and keep the
+        draft tokens greedy decoding would have chosen (so the output is the same as without it).
+        False when no draft applies (the sequence then takes the ordinary step)."""
+        spec, req = self.speculation, seq.request
+        if spec is None or req.sampling.temperature > 0 or seq.constraint is not None:
+            return False
+        room = min(self._limit(seq) - seq.n_gen, seq.cache.free - 1)
+        draft = spec.draft(seq.history, min(spec.max_draft, room))
+        if not draft:
+            return False
+        start = seq.cache.length
+        logits = self.model.forward([seq.next_token] + draft, seq.cache)
+        accepted = 0
+        going = True
+        for i, token in enumerate(draft):
+            if int(seq.sampler.sample(logits[i], seq.history, None).id) != token:
+                break
+            accepted += 1
+            going = self._accept(seq, token, logits[i])
+            if not going:
+                break
+        with self._lock:
+            self.stats.draft_tokens_total += len(draft)
+            self.stats.draft_tokens_accepted_total += accepted
+        if going:
+            seq.cache.truncate(start + 1 + accepted)   # drop the rejected draft's keys and values
+            seq.logits = np.asarray(logits[accepted], dtype=np.float32)
+        return True
+
+    @staticmethod
+    def _emit_tail(seq: _Sequence) -> None:
+        tail = seq.stops.flush()
+        if tail:
+            seq.stream._put(TokenEvent(seq.index, tail, []))
+
+    def _forward(self, ready: list[_Sequence]) -> None:
+        """The next forward pass of every sequence in ``ready`` (batched where that is faster)."""
+        tokens = [seq.next_token for seq in ready]
+        try:
+            if self._batched and len(ready) > 1:
+                logits = self.model.decode_batch(tokens, [seq.cache for seq in ready])
                 with self._lock:
-                    self.stats.requests_failed += 1
-                self._cache_tokens = []
-                stream._put(exc)
-            finally:
-                dt = time.perf_counter() - t0
-                with self._lock:
-                    self.stats.running -= 1
-                    self.stats.busy_seconds_total += dt
-                    self._avg_seconds = 0.8 * self._avg_seconds + 0.2 * dt
-                stream._put(_END)
+                    self.stats.batch_steps_total += 1
+                    self.stats.batched_sequences_total += len(ready)
+                for seq, row in zip(ready, logits):
+                    seq.logits = np.asarray(row, dtype=np.float32)
+                return
+        except Exception as exc:
+            for seq in ready:
+                self._end(seq, error=exc)
+            return
+        for seq, tid in zip(ready, tokens):
+            try:
+                seq.logits = np.asarray(self.model.forward([tid], seq.cache)[-1], dtype=np.float32)
+            except Exception as exc:
+                self._end(seq, error=exc)
+
+    def _finish_choice(self, seq: _Sequence, reason: str, matched: Optional[str]) -> None:
+        req = seq.request
+        with self._lock:
+            self.stats.finish_reasons[reason] = self.stats.finish_reasons.get(reason, 0) + 1
+        now = time.perf_counter()
+        timings = {"prompt_s": seq.t_prompt, "eval_s": now - seq.t_choice, "total_s": now - seq.t_start}
+        seq.stream._put(FinishEvent(seq.index, reason, Usage(len(req.prompt), seq.n_gen), matched, timings))
+        if reason != "cancelled" and seq.index + 1 < req.n:
+            try:
+                seq.start_choice(seq.index + 1, self.eos_ids, self.tokenizer)
+            except Exception as exc:
+                self._end(seq, error=exc)
+            return
+        self._end(seq, error=None, cancelled=reason == "cancelled")
+
+    def _end(self, seq: _Sequence, error: Optional[BaseException], cancelled: bool = False) -> None:
+        """Release ``seq``'s slot and close its stream (with ``error`` when it failed)."""
+        if seq not in self._active:
+            return
+        self._active.remove(seq)
+        if error is not None:
+            seq.cache.truncate(0)   # what the failed pass wrote is not trusted
+        self._free.append(seq.cache)
+        dt = time.perf_counter() - seq.t_start
+        with self._lock:
+            self.stats.running -= 1
+            self.stats.busy_seconds_total += dt
+            if error is not None:
+                self.stats.requests_failed += 1
+            elif cancelled:
+                self.stats.requests_cancelled += 1
+            else:
+                self._avg_seconds = 0.8 * self._avg_seconds + 0.2 * dt
+        if error is not None:
+            seq.stream._put(error)
+        seq.stream._put(_END)
 
     def _run_call(self, fn, loop, future) -> None:
         with self._lock:
@@ -237,102 +554,6 @@ class Engine:
             loop.call_soon_threadsafe(deliver)
         except RuntimeError:
             pass
-
-    def _prefill(self, prompt: list[int]) -> tuple[np.ndarray, int]:
-        """Bring the cache to ``prompt``; return the last position's logits and reused count."""
-        if self._cache is None:
-            self._cache = self.model.new_cache(self.ctx)
-        common = 0
-        limit = min(len(self._cache_tokens), len(prompt) - 1, self._cache.length)
-        while common < limit and self._cache_tokens[common] == prompt[common]:
-            common += 1
-        self._cache.truncate(common)
-        self._cache_tokens = list(prompt[:common])
-        logits = self.model.forward(prompt[common:], self._cache, last_only=True)
-        self._cache_tokens = list(prompt)
-        return np.asarray(logits[-1], dtype=np.float32), common
-
-    def _run(self, stream: Stream) -> None:
-        from .sampling import Sampler, SamplingParams
-
-        req = stream.request
-        t_start = time.perf_counter()
-        prompt_logits, reused = self._prefill(req.prompt)
-        t_prompt = time.perf_counter() - t_start
-        with self._lock:
-            self.stats.prompt_tokens_total += len(req.prompt)
-            self.stats.prompt_tokens_reused_total += reused
-        budget = self.ctx - len(req.prompt)
-        limit = budget if req.max_tokens is None else min(req.max_tokens, budget)
-        stop_ids = self.eos_ids
-        s = req.sampling
-        for index in range(req.n):
-            if index > 0:
-                self._cache.truncate(len(req.prompt))
-                self._cache_tokens = list(req.prompt)
-            t_choice = time.perf_counter()
-            params = SamplingParams(
-                temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
-                seed=None if s.seed is None else s.seed + index,
-                repeat_penalty=s.repeat_penalty, repeat_last_n=s.repeat_last_n,
-                presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
-                logit_bias=dict(s.logit_bias))
-            reason, matched, n_gen = self._generate_choice(
-                stream, index, prompt_logits, Sampler(params), limit, stop_ids)
-            with self._lock:
-                self.stats.finish_reasons[reason] = self.stats.finish_reasons.get(reason, 0) + 1
-                if reason == "cancelled":
-                    self.stats.requests_cancelled += 1
-            timings = {"prompt_s": t_prompt, "eval_s": time.perf_counter() - t_choice,
-                       "total_s": time.perf_counter() - t_start}
-            stream._put(FinishEvent(index, reason, Usage(len(req.prompt), n_gen), matched,
-                                    timings))
-            if reason == "cancelled":
-                return
-
-    def _generate_choice(self, stream: Stream, index: int, logits: np.ndarray, sampler,
-                         limit: int, stop_ids: set[int]) -> tuple[str, Optional[str], int]:
-        req = stream.request
-        history = list(req.prompt)
-        constraint = req.constraint_factory() if req.constraint_factory else None
-        stops = StopMatcher(req.stop)
-        detok = Detokenizer(self.tokenizer, req.prompt[-1:])
-        n_gen = 0
-        while True:
-            if req.cancelled.is_set():
-                return "cancelled", None, n_gen
-            if n_gen >= limit:
-                tail = stops.flush()
-                if tail:
-                    stream._put(TokenEvent(index, tail, []))
-                return "length", None, n_gen
-            mask = constraint.mask() if constraint is not None else None
-            tok = sampler.sample(logits, history, mask)
-            tid = int(tok.id)
-            n_gen += 1
-            with self._lock:
-                self.stats.generated_tokens_total += 1
-            history.append(tid)
-            if constraint is not None:
-                constraint.accept(tid)
-            lp = self._logprobs(logits, tid, req.top_logprobs) if req.logprobs else None
-            if tid in stop_ids:
-                tail = stops.flush()
-                stream._put(TokenEvent(index, tail, [tid], [lp] if lp else []))
-                return "stop", None, n_gen
-            text, matched = stops.feed(detok.push(tid))
-            stream._put(TokenEvent(index, text, [tid], [lp] if lp else []))
-            if matched is not None:
-                return "stop", matched, n_gen
-            if constraint is not None and constraint.is_terminated():
-                tail = stops.flush()
-                if tail:
-                    stream._put(TokenEvent(index, tail, []))
-                return "stop", None, n_gen
-            if n_gen >= limit:
-                continue
-            logits = np.asarray(self.model.forward([tid], self._cache)[-1], dtype=np.float32)
-            self._cache_tokens.append(tid)
 
     def _logprobs(self, logits: np.ndarray, tid: int, top: int) -> TokenLogprob:
         lsm = _log_softmax(logits)

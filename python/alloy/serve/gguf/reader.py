@@ -299,6 +299,11 @@ class GGUFFile:
                 c.fail(f"tensor {name!r} ({qtype.name}, shape {shape}) data spans bytes "
                        f"{start}..{start + nbytes} but the file ends at byte {c.size}", at)
             self.tensors[name] = TensorInfo(name, shape, qtype, start, self._buf[start:start + nbytes])
+        spans = sorted((info.offset, info.offset + info.n_bytes, info.name) for info in self.tensors.values())
+        for (start, end, name), (next_start, _, next_name) in zip(spans, spans[1:]):
+            if next_start < end:
+                c.fail(f"tensors {name!r} (bytes {start}..{end}) and {next_name!r} (from byte {next_start}) "
+                       f"overlap", next_start)
 
     def _alignment(self) -> int:
         if "general.alignment" not in self.metadata:

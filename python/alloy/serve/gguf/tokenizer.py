@@ -122,13 +122,19 @@ class Tokenizer:
         self.eos_token_ids = frozenset(eog)
 
         cache_dir = pathlib.Path(cache_dir or default_cache_dir()).expanduser()
-        json_path = _converted(gguf_file.arch, meta, self, path, cache_dir)
         try:
-            self.hf = _wrap(json_path, tokens, meta)
-        except Exception as e:  # tokenizers raises a bare Exception on a damaged file
-            log.warning("damaged cached tokenizer %s (%s); converting again", json_path, e)
-            json_path.unlink(missing_ok=True)
-            self.hf = _wrap(_converted(gguf_file.arch, meta, self, path, cache_dir), tokens, meta)
+            json_path = _converted(gguf_file.arch, meta, self, path, cache_dir)
+            try:
+                self.hf = _wrap(json_path, tokens, meta)
+            except Exception as e:  # tokenizers raises a bare Exception on a damaged file
+                log.warning("damaged cached tokenizer %s (%s); converting again", json_path, e)
+                json_path.unlink(missing_ok=True)
+                self.hf = _wrap(_converted(gguf_file.arch, meta, self, path, cache_dir), tokens, meta)
+        except GGUFError:
+            raise
+        except Exception as e:  # the vocabulary, merges or scores the metadata holds do not make a tokenizer
+            raise GGUFError(f"cannot build the tokenizer from its metadata ({type(e).__name__}: {e})",
+                            path=path) from e
         self._backend = self.hf.backend_tokenizer
 
         vocab = frozenset(t for t in tokens if t.startswith("<"))

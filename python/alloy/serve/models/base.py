@@ -5,7 +5,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from ..engine.kv_cache import KVCache
+from ..engine.kv_cache import CacheBatch, KVCache
 from ..gguf.errors import GGUFError
 from ..gguf.reader import GGUFFile
 from ..ops.base import Array, Ops
@@ -13,6 +13,9 @@ from .config import ModelConfig
 
 PREFILL_CHUNK = 256
 """Prompt tokens pushed through the layers at once (bounds attention-score memory)."""
+REPLAYED_TOKENS = 16
+"""Up to this many tokens (a speculative draft and the token before it) run as a step the backend may
+capture and replay, like single-token decoding."""
 
 
 class Model:
@@ -82,9 +85,22 @@ class Model:
     def _embed(self, tokens: Sequence[int]) -> Array:
         return self.ops.embedding(self.tok_embd, tokens)
 
-    def _block(self, il: int, x: Array, positions: np.ndarray, cache: KVCache) -> Array:
-        """Block ``il`` on ``x [n, n_embd]`` at ``positions`` (starting at ``cache.length``)."""
+    def _block(self, il: int, x: Array, positions: np.ndarray, cache: KVCache | CacheBatch) -> Array:
+        """Block ``il`` on ``x [n, n_embd]`` at ``positions``: rows of one sequence (a :class:`KVCache`,
+        positions from its length on), or one row per sequence of a :class:`CacheBatch`."""
         raise NotImplementedError
+
+    def _attend(self, il: int, q: Array, k: Array, v: Array, cache: KVCache | CacheBatch, **kw) -> Array:
+        """Layer ``il``'s cached attention (``ops.attention`` keywords) of one sequence's rows, or of
+        each row of a batch against its own sequence's cache; the projections around it stay batched."""
+        ops = self.ops
+        if isinstance(cache, KVCache):
+            return ops.attention(q, k, v, cache.layers[il], cache.length, **kw)
+        rows = [slice(i, i + 1) for i in range(len(cache.caches))]
+        return ops.concat_rows([
+            ops.attention(ops.take_rows(q, r), ops.take_rows(k, r), ops.take_rows(v, r),
+                          c.layers[il], c.length, **kw)
+            for r, c in zip(rows, cache.caches)])
 
     def _logits(self, h: Array) -> Array:
         logits = self.ops.matmul(h, self.output)
@@ -112,8 +128,12 @@ class Model:
 
     def _decode_one(self, token: int, cache: KVCache) -> Array:
         """Logits ``[1, n_vocab]`` of one token at position ``cache.length`` (the cache is not advanced)."""
-        positions = np.arange(cache.length, cache.length + 1)
-        x = self._embed([token])
+        return self._decode_tokens([token], cache)
+
+    def _decode_tokens(self, tokens: list[int], cache: KVCache) -> Array:
+        """Logits ``[n, n_vocab]`` of ``tokens`` at positions from ``cache.length`` on (the cache is not advanced)."""
+        positions = np.arange(cache.length, cache.length + len(tokens))
+        x = self._embed(tokens)
         for il in range(self.config.n_layer):
             x = self._block(il, x, positions, cache)
         return self._logits(self.ops.rms_norm(x, self.output_norm, self.config.rms_eps))
@@ -124,6 +144,10 @@ class Model:
         ops, out = self.ops, []
         if len(ids) == 1 and want != "hidden":  # decoding: a step the backend may replay
             logits = ops.to_numpy(ops.decode_step(self._decode_one, ids[0], cache))
+            cache.advance(ids)
+            return logits
+        if len(ids) <= REPLAYED_TOKENS and want == "logits":   # a draft's verification: replayable too
+            logits = ops.to_numpy(ops.decode_tokens_step(self._decode_tokens, ids, cache))
             cache.advance(ids)
             return logits
         for lo in range(0, len(ids), PREFILL_CHUNK):
@@ -140,6 +164,28 @@ class Model:
             h = ops.rms_norm(x, self.output_norm, self.config.rms_eps)
             out.append(ops.to_numpy(h if want == "hidden" else self._logits(h)))
         return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def decode_batch(self, tokens: Sequence[int], caches: Sequence[KVCache]) -> np.ndarray:
+        """Logits float32 ``[B, n_vocab]`` of one new token for each of B sequences (``tokens[i]``
+        appended to ``caches[i]``): the weights are read once for the whole batch."""
+        if len(tokens) != len(caches) or len(set(map(id, caches))) != len(caches):
+            raise ValueError("decode_batch needs one token per distinct cache")
+        if len(caches) == 1:
+            return self.forward(tokens, caches[0])
+        ids = [self._check_tokens([t], c)[0] for t, c in zip(tokens, caches)]
+        logits = self.ops.to_numpy(self.ops.decode_batch_step(self._decode_rows, ids, list(caches)))
+        for t, c in zip(ids, caches):
+            c.advance([t])
+        return logits
+
+    def _decode_rows(self, tokens: list[int], caches: list[KVCache]) -> Array:
+        """Logits ``[B, n_vocab]`` of token ``tokens[i]`` at position ``caches[i].length`` (caches not advanced)."""
+        positions = np.array([c.length for c in caches])
+        batch = CacheBatch(caches)
+        x = self._embed(tokens)
+        for il in range(self.config.n_layer):
+            x = self._block(il, x, positions, batch)
+        return self._logits(self.ops.rms_norm(x, self.output_norm, self.config.rms_eps))
 
     def forward(self, tokens: Sequence[int], cache: KVCache, *, last_only: bool = False) -> np.ndarray:
         """Logits float32 ``[len(tokens), n_vocab]`` (``[1, n_vocab]`` for the last token when

@@ -108,6 +108,13 @@ class ModelConfig:
             (self.n_vocab > 0, "vocab_size", self.n_vocab),
             (self.sliding_window >= 0, "attention.sliding_window", self.sliding_window),
         ]
+        positive = [("attention.layer_norm_rms_epsilon", self.rms_eps), ("rope.freq_base", self.rope_base),
+                    ("rope.freq_base_swa", self.rope_base_swa), ("rope.scaling.factor", 1.0 / self.rope_freq_scale
+                                                                  if self.rope_freq_scale else 0.0),
+                    ("attention.scale", self.attention_scale)]
+        checks += [(math.isfinite(value) and value > 0, suffix, value) for suffix, value in positive]
+        checks += [(math.isfinite(value) and value >= 0, suffix, value) for suffix, value in
+                   (("attn_logit_softcapping", self.attn_softcap), ("final_logit_softcapping", self.final_softcap))]
         for ok, suffix, value in checks:
             if not ok:
                 raise GGUFError(f"bad metadata {f.arch}.{suffix} = {value!r}", path=f.path)

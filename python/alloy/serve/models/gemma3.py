@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from ..engine.kv_cache import KVCache
+from ..engine.kv_cache import CacheBatch, KVCache
 from ..gguf.errors import GGUFError
 from ..gguf.reader import GGUFFile
 from ..ops.base import Array
@@ -74,7 +74,7 @@ class Gemma3Model(Model):
     def _embed(self, tokens) -> Array:
         return self.ops.scale(super()._embed(tokens), math.sqrt(self.config.n_embd))
 
-    def _block(self, il: int, x: Array, positions: np.ndarray, cache: KVCache) -> Array:
+    def _block(self, il: int, x: Array, positions: np.ndarray, cache: KVCache | CacheBatch) -> Array:
         c, ops, layer = self.config, self.ops, self.layers[il]
         n, eps = len(positions), c.rms_eps
         local = c.swa_layers[il]
@@ -94,8 +94,8 @@ class Gemma3Model(Model):
                     freq_scale=1.0 if local else c.rope_freq_scale)
         q = ops.scale(ops.rope(q, positions, **rope), c.attention_scale)
         k = ops.rope(k, positions, **rope)
-        a = ops.attention(q, k, v, cache.layers[il], cache.length, scale=1.0,
-                          window=c.sliding_window if local else 0, softcap=c.attn_softcap)
+        a = self._attend(il, q, k, v, cache, scale=1.0, window=c.sliding_window if local else 0,
+                         softcap=c.attn_softcap)
         a = ops.matmul(ops.reshape(a, (n, c.n_head * c.head_dim_v)), layer.wo)
         x, h = ops.add_rms_norm(x, a, layer.ffn_norm, eps, y_norm=layer.post_attn_norm)
         if layer.w_gate_up is not None:

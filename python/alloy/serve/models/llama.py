@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..engine.kv_cache import KVCache
+from ..engine.kv_cache import CacheBatch, KVCache
 from ..ops.base import Array, RopeStyle
 from .base import Model
 
@@ -62,7 +62,7 @@ class LlamaModel(Model):
         """Hook between the q/k projections and rope (``[n, heads, head_dim]`` each)."""
         return q, k
 
-    def _attention(self, il: int, h: Array, positions: np.ndarray, cache: KVCache) -> Array:
+    def _attention(self, il: int, h: Array, positions: np.ndarray, cache: KVCache | CacheBatch) -> Array:
         c, ops, layer = self.config, self.ops, self.layers[il]
         n = len(positions)
         dims = (c.n_head * c.head_dim, c.n_head_kv * c.head_dim, c.n_head_kv * c.head_dim_v)
@@ -82,11 +82,10 @@ class LlamaModel(Model):
                     freq_scale=c.rope_freq_scale, freq_factors=self.rope_freqs)
         q = ops.rope(q, positions, **rope)
         k = ops.rope(k, positions, **rope)
-        a = ops.attention(q, k, v, cache.layers[il], cache.length, scale=c.attention_scale,
-                          softcap=c.attn_softcap)
+        a = self._attend(il, q, k, v, cache, scale=c.attention_scale, softcap=c.attn_softcap)
         return ops.matmul(ops.reshape(a, (n, c.n_head * c.head_dim_v)), layer.wo)
 
-    def _block(self, il: int, x: Array, positions: np.ndarray, cache: KVCache) -> Array:
+    def _block(self, il: int, x: Array, positions: np.ndarray, cache: KVCache | CacheBatch) -> Array:
         c, ops, layer = self.config, self.ops, self.layers[il]
         h = ops.rms_norm(x, layer.attn_norm, c.rms_eps)
         x, h = ops.add_rms_norm(x, self._attention(il, h, positions, cache), layer.ffn_norm, c.rms_eps)

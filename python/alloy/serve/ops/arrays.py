@@ -95,17 +95,23 @@ class CudaArrays:
         return self.torch.cat(parts, dim=axis)
 
 
+KV_DTYPES = {"f16": np.float16, "f32": np.float32}
+"""What the KV cache stores keys and values as (``f16``, the default, halves its memory)."""
+
+
 class DeviceKV(KVBuffer):
-    """One layer's keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]`` (float32) in
+    """One layer's keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]`` (``dtype``) in
     ``arrays``' memory; grows by doubling (``generation`` counts the moves)."""
 
-    def __init__(self, arrays, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int):
+    def __init__(self, arrays, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int,
+                 dtype=np.float16):
         self.arrays = arrays
+        self.dtype = np.dtype(dtype)
         self.max_tokens = max_tokens
         self.generation = 0
         capacity = min(max_tokens, 256)
-        self.k = arrays.zeros((n_head_kv, capacity, head_dim_k))
-        self.v = arrays.zeros((n_head_kv, capacity, head_dim_v))
+        self.k = arrays.zeros((n_head_kv, capacity, head_dim_k), self.dtype)
+        self.v = arrays.zeros((n_head_kv, capacity, head_dim_v), self.dtype)
 
     def ensure(self, end: int) -> None:
         """Make room for positions ``[0, end)``."""
@@ -118,7 +124,7 @@ class DeviceKV(KVBuffer):
             capacity = min(2 * capacity, self.max_tokens)
         for name in ("k", "v"):
             old = getattr(self, name)
-            new = self.arrays.zeros((old.shape[0], capacity, old.shape[2]))
+            new = self.arrays.zeros((old.shape[0], capacity, old.shape[2]), self.dtype)
             new[:, :old.shape[1]] = old
             setattr(self, name, new)
         self.generation += 1

@@ -43,6 +43,10 @@ class KVBuffer(ABC):
 class Ops(ABC):
     """Numerical operations of a decoder-only transformer."""
 
+    batched_decode: bool = False
+    """Whether one forward pass over B sequences' tokens (``Model.decode_batch``) beats B single-token
+    steps: the serving engine batches decoding only then."""
+
     # --- parameters ---------------------------------------------------------
     @abstractmethod
     def weight(self, tensor: TensorLike) -> Array:
@@ -68,6 +72,10 @@ class Ops(ABC):
     @abstractmethod
     def take_rows(self, x: Array, rows: slice) -> Array:
         """Rows ``rows`` of ``x`` along the first axis."""
+
+    def concat_rows(self, parts: Sequence[Array]) -> Array:
+        """``parts`` stacked along the first axis (the rows of a batch's sequences, back together)."""
+        return np.concatenate(list(parts))
 
     @abstractmethod
     def to_numpy(self, x: Array) -> np.ndarray:
@@ -153,6 +161,17 @@ class Ops(ABC):
         (updating only the position-dependent arguments); this default just runs ``step``.
         """
         return step(token, cache)
+
+    def decode_tokens_step(self, step: Callable[[list[int], Any], Array], tokens: Sequence[int], cache: Any) -> Array:
+        """``step(tokens, cache)``: a few tokens of one sequence through the whole model, returning the logits
+        of each (a speculative draft's verification); a backend may capture and replay it as :meth:`decode_step`."""
+        return step(list(tokens), cache)
+
+    def decode_batch_step(self, step: Callable[[list[int], list[Any]], Array], tokens: Sequence[int],
+                          caches: Sequence[Any]) -> Array:
+        """``step(tokens, caches)``: one token for each of several sequences through the whole model,
+        returning their logits ``[B, n_vocab]``; a backend may capture and replay it as :meth:`decode_step`."""
+        return step(list(tokens), list(caches))
 
     # --- transformer-specific -----------------------------------------------
     @abstractmethod

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .arrays import DeviceKV, HostArrays
+from .arrays import KV_DTYPES, DeviceKV, HostArrays
 from .base import Ops, RopeStyle, TensorLike
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -38,6 +38,15 @@ def rope_table(positions: bytes, n_rot: int, base: float, freq_scale: float,
 class ReferenceOps(Ops):
     """Float32 numpy ops."""
 
+    batched_decode = True   # BLAS reads each weight once for the whole batch
+
+    def __init__(self, kv: str = "f32") -> None:
+        """``kv``: what the KV cache stores (:data:`~alloy.serve.ops.arrays.KV_DTYPES`; float32 unless asked,
+        as the oracle; the server asks for its ``kv_type``)."""
+        if kv not in KV_DTYPES:
+            raise ValueError(f"KV cache type {kv!r} is not one of {', '.join(KV_DTYPES)}")
+        self.kv_dtype = KV_DTYPES[kv]
+
     def weight(self, tensor: TensorLike) -> np.ndarray:
         w = _dequantize(tensor)
         if w.ndim != 2:
@@ -50,7 +59,7 @@ class ReferenceOps(Ops):
         return _dequantize(tensor)
 
     def kv_buffer(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int) -> DeviceKV:
-        return DeviceKV(HostArrays(), max_tokens, n_head_kv, head_dim_k, head_dim_v)
+        return DeviceKV(HostArrays(), max_tokens, n_head_kv, head_dim_k, head_dim_v, self.kv_dtype)
 
     def embedding(self, table: np.ndarray, ids: Sequence[int]) -> np.ndarray:
         idx = np.asarray(ids, dtype=np.int64)

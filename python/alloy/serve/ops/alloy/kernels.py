@@ -124,13 +124,14 @@ def dense_rows(Ids, W, Y: al.output, K, BK: al.constexpr):
 
 @al.kernel
 def cache_store(Src, Cache, n_kv, capacity, start, D, BLOCK: al.constexpr):
-    """``Cache[h, start + t, :] = Src[t, h, :]`` for token ``program_id(0)``, head ``program_id(1)``."""
+    """``Cache[h, start + t, :] = Src[t, h, :]`` for token ``program_id(0)``, head ``program_id(1)`` (rounded to
+    the cache's dtype: float16 by default, or float32)."""
     t = al.program_id(0)
     h = al.program_id(1)
     for k in range(0, D, BLOCK):
         cols = k + al.arange(0, BLOCK)
         v = al.load(Src + (t * n_kv + h) * D + cols, mask=cols < D, other=0.0)
-        al.store(Cache + (h * capacity + start + t) * D + cols, v, mask=cols < D)
+        al.store(Cache + (h * capacity + start + t) * D + cols, v.to(Cache.dtype), mask=cols < D)
 
 
 @al.kernel
@@ -163,7 +164,7 @@ def cached_attention(Q, Kc, Vc, O: al.output, n, n_head, group, capacity, start,
     for s0 in range(lo, hi, BN):
         kj = s0 + al.arange(0, BN)
         k = al.load(Kc + (kv * capacity + kj)[:, None] * DK + dk[None, :],
-                    mask=(kj[:, None] < hi) & (dk[None, :] < DK), other=0.0)
+                    mask=(kj[:, None] < hi) & (dk[None, :] < DK), other=0.0).to(al.float32)
         s = al.tile_dot(q, k, transpose_rhs=True) * scale
         if SOFTCAP:
             s = al.tanh(s / cap) * cap
@@ -172,8 +173,8 @@ def cached_attention(Q, Kc, Vc, O: al.output, n, n_head, group, capacity, start,
             valid = valid & (kj[None, :] > pos[:, None] - window)
         s = al.where(valid, s, -float("inf"))
         v = al.load(Vc + (kv * capacity + kj)[:, None] * DV + dv[None, :],
-                    mask=(kj[:, None] < hi) & (dv[None, :] < DV), other=0.0)
-        m, l, acc = online_softmax_step(m, l, acc, s, v, Vc.dtype)
+                    mask=(kj[:, None] < hi) & (dv[None, :] < DV), other=0.0).to(al.float32)
+        m, l, acc = online_softmax_step(m, l, acc, s, v, al.float32)
     out = acc / al.where(l == 0.0, 1.0, l)[:, None]
     al.store(O + (t * n_head + head)[:, None] * DV + dv[None, :], out, mask=live[:, None] & (dv[None, :] < DV))
 
@@ -258,14 +259,14 @@ def attention_split(Q, Kc, Vc, Part: al.output, Stats: al.output, n_head, group,
         kj = s0 + al.arange(0, BN)
         inside = kj < last
         k = al.load(Kc + (kv * capacity + kj)[:, None] * DK + dk[None, :],
-                    mask=inside[:, None] & (dk[None, :] < DK), other=0.0)
+                    mask=inside[:, None] & (dk[None, :] < DK), other=0.0).to(al.float32)
         s = al.tile_dot(q, k, transpose_rhs=True) * scale
         if SOFTCAP:
             s = al.tanh(s / cap) * cap
         s = al.where(live[:, None] & inside[None, :], s, -float("inf"))
         v = al.load(Vc + (kv * capacity + kj)[:, None] * DV + dv[None, :],
-                    mask=inside[:, None] & (dv[None, :] < DV), other=0.0)
-        m, l, acc = online_softmax_step(m, l, acc, s, v, Vc.dtype)
+                    mask=inside[:, None] & (dv[None, :] < DV), other=0.0).to(al.float32)
+        m, l, acc = online_softmax_step(m, l, acc, s, v, al.float32)
     base = (split * al.num_programs(1) + kv) * BM
     al.store(Part + (base + r)[:, None] * DVP + dv[None, :], acc)
     al.store(Stats + base * 2 + r, m)

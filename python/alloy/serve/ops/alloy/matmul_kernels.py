@@ -56,6 +56,90 @@ def quant_matvec(X, Codes, Scales, Offsets, BlockScales, BlockOffsets, Y: al.out
     al.store(Y + m * N + rn, al.sum(acc, axis=1), mask=rn < N)
 
 
+@al.func
+def dequantized_dot(w_lo, w_hi, row, NIBBLES, GB, G):
+    """One activation row times a group's dequantised weights, elementwise over the group's ``GB`` columns
+    (``w_lo``/``w_hi``: scale times the low/high codes; ``w_hi`` unused unless ``NIBBLES``); ``row`` points
+    at the row's group."""
+    j = al.arange(0, GB)
+    t = w_lo * al.load(row + j)[None, :]
+    if NIBBLES:
+        t += w_hi * al.load(row + G // 2 + j)[None, :]
+    return t
+
+
+@al.func
+def group_sum(row, G):
+    """The sum of the ``G`` activations of a group (what the group's offsets multiply)."""
+    return al.sum(al.load(row + al.arange(0, G)), axis=0)
+
+
+@al.kernel
+def quant_matvec_rows(X, Codes, Scales, Offsets, BlockScales, BlockOffsets, Y: al.output, M, N, NP, K,
+                      IB: al.constexpr, G: al.constexpr, NIBBLES: al.constexpr, BIAS: al.constexpr,
+                      HAS_OFFSET: al.constexpr, SUB: al.constexpr, R: al.constexpr):
+    """``quant_matvec`` for ``R`` (1 to 4) activation rows a program: program (b, i) gives the ``IB`` outputs
+    of row block ``b`` for rows ``i * R ..`` (``M`` a multiple of ``R``). Each group's codes are dequantised
+    once (scale times code) for all ``R`` rows; the offsets multiply the group's activation sums."""
+    b = al.program_id(0)
+    m0 = al.program_id(1) * R
+    rn = b * IB + al.arange(0, IB)
+    r = al.arange(0, IB)
+    groups = K // G
+    GB = G // 2 if NIBBLES else G
+    block = Codes + b * (groups * IB * GB) + r[:, None] * GB
+    j = al.arange(0, GB)
+    acc0 = al.zeros((IB, GB), al.float32)
+    acc1 = al.zeros((IB, GB), al.float32)
+    acc2 = al.zeros((IB, GB), al.float32)
+    acc3 = al.zeros((IB, GB), al.float32)
+    off0 = al.zeros((IB,), al.float32)
+    off1 = al.zeros((IB,), al.float32)
+    off2 = al.zeros((IB,), al.float32)
+    off3 = al.zeros((IB,), al.float32)
+    for g in range(0, groups):
+        s = al.load(Scales + g * NP + rn).to(al.float32)
+        if SUB:
+            s = al.load(BlockScales + (g // SUB) * NP + rn).to(al.float32) * s
+        c = al.load(block + g * (IB * GB) + j[None, :])
+        if NIBBLES:
+            w_lo = s[:, None] * (c & 15).to(al.float32)
+            w_hi = s[:, None] * (c >> 4).to(al.float32)
+        else:
+            w_lo = s[:, None] * c.to(al.float32)
+            w_hi = w_lo
+        row = X + m0 * K + g * G
+        acc0 += dequantized_dot(w_lo, w_hi, row, NIBBLES, GB, G)
+        if R >= 2:
+            acc1 += dequantized_dot(w_lo, w_hi, row + K, NIBBLES, GB, G)
+        if R >= 3:
+            acc2 += dequantized_dot(w_lo, w_hi, row + 2 * K, NIBBLES, GB, G)
+        if R == 4:
+            acc3 += dequantized_dot(w_lo, w_hi, row + 3 * K, NIBBLES, GB, G)
+        if HAS_OFFSET or BIAS != 0:
+            o = -BIAS * s
+            if HAS_OFFSET:
+                o = al.load(Offsets + g * NP + rn).to(al.float32)
+                if SUB:
+                    o = al.load(BlockOffsets + (g // SUB) * NP + rn).to(al.float32) * o
+                o = o - BIAS * s
+            off0 += o * group_sum(row, G)
+            if R >= 2:
+                off1 += o * group_sum(row + K, G)
+            if R >= 3:
+                off2 += o * group_sum(row + 2 * K, G)
+            if R == 4:
+                off3 += o * group_sum(row + 3 * K, G)
+    live = rn < N
+    al.store(Y + m0 * N + rn, al.sum(acc0, axis=1) + off0, mask=live)
+    if R >= 2:
+        al.store(Y + (m0 + 1) * N + rn, al.sum(acc1, axis=1) + off1, mask=live)
+    if R >= 3:
+        al.store(Y + (m0 + 2) * N + rn, al.sum(acc2, axis=1) + off2, mask=live)
+    if R == 4:
+        al.store(Y + (m0 + 3) * N + rn, al.sum(acc3, axis=1) + off3, mask=live)
+
+
 @al.kernel
 def quant_matmul(X, Codes, Scales, Offsets, BlockScales, BlockOffsets, Y: al.output, M, N, NP, K,
                  BM: al.constexpr, BN: al.constexpr, IB: al.constexpr, G: al.constexpr, NIBBLES: al.constexpr,

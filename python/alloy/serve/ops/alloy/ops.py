@@ -23,14 +23,15 @@ from ...gguf.codecs import dequantize
 from ..base import Ops, RopeStyle, TensorLike
 from ..reference import rope_table
 from . import kernels
-from ..arrays import CudaArrays, DeviceKV, HostArrays
-from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec, quant_matvec_wide
+from ..arrays import KV_DTYPES, CudaArrays, DeviceKV, HostArrays
+from .matmul_kernels import dense_matvec, quant_matmul, quant_matvec, quant_matvec_rows, quant_matvec_wide
 from .step_graph import StepGraph
 from .weights import DenseWeight, QuantWeight, repack
 
 ELEMENTWISE_BLOCK = 1024
 ROW_BLOCK = 256
-MATMUL_MIN_ROWS = 4
+MATMUL_MIN_ROWS = 4         # on the GPU, from this many activation rows on the tiled kernel runs
+CPU_ROWS_MAX = 96           # on the CPU, up to this many rows the 4-rows-a-program matrix-vector kernel wins
 WIDE_GROUPS = 8            # groups a step of the GPU's matrix-vector kernel
 SPLIT_CHUNK = 128          # keys per program of the split decode attention
 SPLIT_MIN_CAPACITY = 512   # from this cache capacity on, decode attention splits over the keys
@@ -50,19 +51,31 @@ def _pow2(n: int) -> int:
 
 
 class AlloyOps(Ops):
-    """Float32 activations, quantized weights, every op an Alloy kernel."""
+    """Float32 activations, quantized weights, every op an Alloy kernel.
 
-    def __init__(self, device: str = "cpu", capture_steps: bool = True, arrays=None) -> None:
+    Decoding batches (``batched_decode``): on the CPU the matrix-vector kernel takes up to four
+    activation rows a program, dequantising each group once for all of them, and batch steps are
+    captured and replayed like single ones."""
+
+    batched_decode = True
+
+    def __init__(self, device: str = "cpu", capture_steps: bool = True, arrays=None, kv: str = "f16") -> None:
         """``device``: ``cpu`` (numpy arrays, the CPU target) or ``cuda`` (torch CUDA tensors, the CUDA
         target); ``arrays`` overrides where the arrays live (compile-only runs bind host arrays to the
-        CUDA target); ``capture_steps``: capture and replay decode steps."""
+        CUDA target); ``capture_steps``: capture and replay decode steps; ``kv``: what the KV cache
+        stores (:data:`~alloy.serve.ops.arrays.KV_DTYPES`)."""
         if device not in ("cpu", "cuda"):
             raise ValueError(f"the compiled engine runs on 'cpu' or 'cuda', not {device!r}")
+        if kv not in KV_DTYPES:
+            raise ValueError(f"KV cache type {kv!r} is not one of {', '.join(KV_DTYPES)}")
+        self.kv_dtype = KV_DTYPES[kv]
         self.arrays = arrays or (HostArrays() if device == "cpu" else CudaArrays())
         self.target = device
         self._prepared: dict = {}
         self._capture = capture_steps
-        self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # KVCache -> StepGraph
+        self._graphs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # KVCache -> {tokens: StepGraph}
+        self._batch_graph: tuple[tuple, StepGraph] | None = None
+        self._last_shape: tuple | None = None   # the caches and token count of the latest uncaptured step   # the latest batch's caches and graph
         self._recording: StepGraph | None = None
         self._blocks: dict[str, tuple[int, int]] = {}
         self._ones: dict[int, np.ndarray] = {}
@@ -94,30 +107,61 @@ class AlloyOps(Ops):
         return launch
 
     def _patch(self, patch) -> None:
-        """Register ``patch(token, position)`` with the step being captured, if any."""
+        """Register ``patch(tokens, delta)`` with the step being captured, if any: it moves the step's
+        token-dependent inputs to ``tokens`` and its positions ``delta`` past the captured ones."""
         if self._recording is not None:
             self._recording.patches.append(patch)
 
     # --- whole steps -----------------------------------------------------------------------------
     def decode_step(self, step, token: int, cache):
         """Capture the first step on ``cache`` (see step_graph.py), replay it for the next ones."""
+        return self._replayed(lambda ids, caches: step(ids[0], caches[0]), [token], [cache])
+
+    def decode_batch_step(self, step, tokens, caches):
+        """As :meth:`decode_step` for a batch: the graph stays valid while the same caches advance together."""
+        return self._replayed(step, tokens, caches)
+
+    def decode_tokens_step(self, step, tokens, cache):
+        """As :meth:`decode_step` for a few tokens of one sequence (a speculative draft's verification)."""
+        return self._replayed(lambda ids, caches: step(ids, caches[0]), tokens, [cache])
+
+    def _replayed(self, step, tokens, caches):
         if not self._capture or self.target != self.arrays.device:
-            return step(token, cache)
-        position = cache.length
-        for kv in cache.layers:
-            kv.ensure(position + 1)
-        generations = tuple(kv.generation for kv in cache.layers)
-        graph = self._graphs.get(cache)
+            return step(list(tokens), caches)
+        n = len(tokens) if len(caches) == 1 else 1   # new positions per cache
+        for cache in caches:
+            for kv in cache.layers:
+                kv.ensure(cache.length + n)
+        key = tuple(caches)
+        lengths = np.array([cache.length for cache in caches])
+        generations = tuple(kv.generation for cache in caches for kv in cache.layers)
+        if len(key) == 1:
+            graph = self._graphs.get(key[0], {}).get(n)
+        else:
+            same = self._batch_graph is not None and len(self._batch_graph[0]) == len(key) and all(
+                a is b for a, b in zip(self._batch_graph[0], key))
+            graph = self._batch_graph[1] if same else None
+        ids = np.asarray(tokens, np.int32)
         if graph is not None and graph.generations == generations:
-            return self.arrays.copy(graph.replay(token, position))
-        self._recording = graph = StepGraph(generations)
+            deltas = lengths - graph.lengths
+            if (deltas == deltas[0]).all():
+                return self.arrays.copy(graph.replay(ids, int(deltas[0])))
+        shape = (tuple(map(id, key)), n)
+        if (len(key) > 1 or n > 1) and shape != self._last_shape:
+            self._last_shape = shape   # capture a batch or a draft's shape only once it repeats: a capture
+            return step(list(tokens), caches)   # costs more than a plain step, and members come and go
+        self._recording = graph = StepGraph(generations, lengths)
         try:
-            logits = step(token, cache)
+            logits = step(list(tokens), caches)
         finally:
             self._recording = None
         graph.finish(logits)
-        self._graphs[cache] = graph
+        if len(key) == 1:
+            self._graphs.setdefault(key[0], {})[n] = graph
+        else:   # one batch graph at a time: the batch's members change as requests come and go
+            self._batch_graph = (key, graph)
         return self.arrays.copy(logits)
+
     def _ones_of(self, n: int) -> np.ndarray:
         if n not in self._ones:
             self._ones[n] = self.arrays.upload(np.ones(n, np.float32))
@@ -138,7 +182,7 @@ class AlloyOps(Ops):
         return self.arrays.upload(np.asarray(values, dtype=np.float32))
 
     def kv_buffer(self, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int) -> DeviceKV:
-        return DeviceKV(self.arrays, max_tokens, n_head_kv, head_dim_k, head_dim_v)
+        return DeviceKV(self.arrays, max_tokens, n_head_kv, head_dim_k, head_dim_v, self.kv_dtype)
 
     # --- data movement ---------------------------------------------------------------------------
     def embedding(self, table, ids: Sequence[int]) -> np.ndarray:
@@ -150,10 +194,10 @@ class AlloyOps(Ops):
         idx = self.arrays.upload(host)
         y = self.arrays.empty((len(host), n_cols))
         if isinstance(table, DenseWeight):
-            self._patch(lambda token, position: self.arrays.write(idx, np.array([token], np.int32)))
+            self._patch(lambda tokens, delta: self.arrays.write(idx, tokens))
             self._run(("rows", table.layout), kernels.dense_rows, (len(idx),), {"BK": ROW_BLOCK}, Ids=idx, W=table.data, Y=y, K=n_cols)
             return y
-        self._patch(lambda token, position: self.arrays.write(idx, np.array([token], np.int32)))
+        self._patch(lambda tokens, delta: self.arrays.write(idx, tokens))
         self._run(("rows", table.layout), kernels.quant_rows, (len(idx),), self._quant_consts(table), Ids=idx,
                   **self._quant_arrays(table), Y=y, NP=table.scales.shape[1], K=n_cols)
         return y
@@ -163,6 +207,21 @@ class AlloyOps(Ops):
 
     def take_rows(self, x: np.ndarray, rows: slice) -> np.ndarray:
         return x[rows]  # rows of a C-contiguous array: a contiguous view
+
+    def concat_rows(self, parts):
+        """The parts copied by kernels into one array (so a captured step replays the copies too)."""
+        parts = [self.arrays.contiguous(p) for p in parts]
+        rows = [p.shape[0] for p in parts]
+        y = self.arrays.empty((sum(rows),) + tuple(parts[0].shape[1:]))
+        n_cols = self.arrays.size(parts[0]) // rows[0]
+        block = min(ROW_BLOCK, _pow2(n_cols))
+        lo = 0
+        for part, n in zip(parts, rows):
+            self._run(("column_block", block), kernels.column_block, (n,), {"BLOCK": block},
+                      X=part.reshape(n, n_cols), Y=y[lo:lo + n].reshape(n, n_cols), n_cols=n_cols, stride=n_cols,
+                      start=0)
+            lo += n
+        return y
 
     def to_numpy(self, x) -> np.ndarray:
         return self.arrays.download(x)
@@ -205,15 +264,29 @@ class AlloyOps(Ops):
             self._run(("matvec_wide", w.layout), quant_matvec_wide, (w.scales.shape[1] // w.rows, m),
                       {**self._quant_consts(w), "GT": WIDE_GROUPS}, X=x, **self._quant_arrays(w), Y=y, M=m, N=n_out,
                       NP=w.scales.shape[1], K=n_in)
-        elif m < MATMUL_MIN_ROWS:
-            self._run(("matvec", w.layout), quant_matvec, (w.scales.shape[1] // w.rows, m), self._quant_consts(w),
-                      X=x, **self._quant_arrays(w), Y=y, M=m, N=n_out, NP=w.scales.shape[1], K=n_in)
+        elif m <= CPU_ROWS_MAX and self.target == "cpu":
+            whole = m // 4 * 4   # programs of 4 rows, then one launch for the rest: views, nothing copied
+            if whole:
+                self._matvec_rows(x[:whole], w, y[:whole], 4)
+            if whole < m:
+                self._matvec_rows(x[whole:], w, y[whole:], m - whole)
         else:
             bm, bn = self._matmul_blocks(w, m)
             self._run(("matmul", bm, bn, w.layout), quant_matmul, (al.cdiv(m, bm), al.cdiv(n_out, bn)),
                       {"BM": bm, "BN": bn, **self._quant_consts(w)}, X=x, **self._quant_arrays(w), Y=y, M=m,
                       N=n_out, NP=w.scales.shape[1], K=n_in)
         return y if bias is None else self.add(y, bias)
+
+    def _matvec_rows(self, x, w: QuantWeight, y, rows: int) -> None:
+        """``y = x @ w.T`` for a multiple of ``rows`` activation rows, ``rows`` a program."""
+        m, n_in = x.shape
+        grid = (w.scales.shape[1] // w.rows, m // rows)
+        if rows == 1:
+            self._run(("matvec", w.layout), quant_matvec, grid, self._quant_consts(w), X=x, **self._quant_arrays(w),
+                      Y=y, M=m, N=w.shape[0], NP=w.scales.shape[1], K=n_in)
+        else:
+            self._run(("matvec_rows", rows, w.layout), quant_matvec_rows, grid, {**self._quant_consts(w), "R": rows},
+                      X=x, **self._quant_arrays(w), Y=y, M=m, N=w.shape[0], NP=w.scales.shape[1], K=n_in)
 
     # --- elementwise and reductions --------------------------------------------------------------
     def _binary(self, op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -305,7 +378,7 @@ class AlloyOps(Ops):
                            Stats=stats, n_head=n_head, group=group, capacity=capacity, start=int(start),
                            window=int(window), scale=float(scale), cap=float(softcap) if softcap > 0 else 1.0,
                            chunk=SPLIT_CHUNK)
-        self._patch(lambda token, position: attend.rebind(start=position))
+        self._patch(lambda tokens, delta: attend.rebind(start=int(start) + delta))
         merge = {"DV": dv, "DVP": dvp, "BM": bm}
         self._run(("merge_attention",) + tuple(merge.values()), kernels.attention_merge, (n_kv,), merge, Part=part,
                   Stats=stats, O=out, splits=splits, n_kv=n_kv, group=group)
@@ -393,11 +466,12 @@ class AlloyOps(Ops):
         cos = self.arrays.upload(cos.reshape(n, -1).copy())  # copies: a captured step rewrites them
         sin = self.arrays.upload(sin.reshape(n, -1).copy())  # (the table is memoised)
 
-        def move(token, position):
-            table = rope_table(np.array([position], np.int64).tobytes(), n_rot, float(base), float(freq_scale),
-                               factors)
-            self.arrays.write(cos, table[0].reshape(1, -1))
-            self.arrays.write(sin, table[1].reshape(1, -1))
+        captured = np.asarray(positions, np.int64)
+
+        def move(tokens, delta):
+            table = rope_table((captured + delta).tobytes(), n_rot, float(base), float(freq_scale), factors)
+            self.arrays.write(cos, table[0].reshape(n, -1))
+            self.arrays.write(sin, table[1].reshape(n, -1))
 
         self._patch(move)
         y = self.arrays.empty(x.shape)
@@ -420,7 +494,7 @@ class AlloyOps(Ops):
             store = self._run(("cache_store", block), kernels.cache_store, (n, n_kv), {"BLOCK": block},
                       Src=self.arrays.contiguous(src), Cache=cache, n_kv=n_kv, capacity=capacity,
                       start=int(start), D=d)
-            self._patch(lambda token, position, launch=store: launch.rebind(start=position))
+            self._patch(lambda tokens, delta, launch=store: launch.rebind(start=int(start) + delta))
         out = self.arrays.empty((n, n_head, dv))
         if n == 1 and capacity >= SPLIT_MIN_CAPACITY:
             return self._split_attention(q, kv, out, start, group, scale, window, softcap)
@@ -432,5 +506,5 @@ class AlloyOps(Ops):
                   Q=self.arrays.contiguous(q), Kc=kv.k, Vc=kv.v, O=out, n=n, n_head=n_head,
                   group=group, capacity=capacity, start=int(start), window=int(window), scale=float(scale),
                   cap=float(softcap) if softcap > 0 else 1.0)
-        self._patch(lambda token, position: attend.rebind(start=position))
+        self._patch(lambda tokens, delta: attend.rebind(start=int(start) + delta))
         return out
