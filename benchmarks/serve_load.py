@@ -113,8 +113,8 @@ async def second_turn(url: str) -> tuple[float, float]:
 
 
 async def code_edit(url: str, max_tokens: int) -> float:
-    messages = [{"role": "user", "content": "Rename the variable subtotal to net in this code and reply with "
-                                            "the whole code only:\n\n" + CODE}]
+    messages = [{"role": "user", "content": "Here is a Python function:\n\n" + CODE + "\nRewrite the function with "
+                                            "the variable subtotal renamed to net. Output the complete function."}]
     async with httpx.AsyncClient(timeout=600) as client:
         r = await one_chat(client, url, messages, max_tokens)
     return r["tokens"] / r["seconds"]

@@ -150,3 +150,57 @@ def test_prompt_lookup_gives_the_greedy_output(engine):
     assert stats["none"].draft_tokens_total == 0
     assert stats["pld"].draft_tokens_accepted_total > 10, "a reply that repeats its input accepts drafts"
     assert stats["pld"].generated_tokens_total == stats["none"].generated_tokens_total
+
+
+SYSTEM = "You are a careful assistant. " + " ".join(f"Rule {i}: answer briefly and politely." for i in range(30))
+
+
+def _chat(url, question, max_tokens=6, headers=None):
+    r = httpx.post(url + "/v1/chat/completions", timeout=300, headers=headers or {}, json={
+        "model": MODEL, "max_tokens": max_tokens, "temperature": 0,
+        "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_concurrent_requests_branch_off_a_running_prefix():
+    """A request whose prompt shares a long prefix with a running one copies that prefix's keys and values
+    instead of recomputing them, and answers as it would alone."""
+    config = ServeConfig(model=MODEL, port=0, ctx=1024, parallel=2)
+    with ServerThread(config) as s:
+        engine = s.served.engine
+        alone = _chat(s.url, "Name a red fruit.")["choices"][0]["message"]["content"]
+        long_one = threading.Thread(target=_chat, args=(s.url, "Write a long poem about rivers.", 120))
+        long_one.start()
+        wait_for(lambda: engine.stats.generated_tokens_total > 8, "the first request to be decoding")
+        copies, reused = engine.stats.prefix_copies_total, engine.stats.prompt_tokens_reused_total
+        # the other slot holds the first request's prompt too: fill it with another prompt first
+        httpx.post(s.url + "/v1/completions", timeout=300, json={"model": MODEL, "prompt": "Hello", "max_tokens": 1})
+        copies = engine.stats.prefix_copies_total
+        reply = _chat(s.url, "Name a red fruit.")
+        long_one.join()
+        assert engine.stats.prefix_copies_total == copies + 1
+        assert engine.stats.prompt_tokens_reused_total - reused >= 200   # the system prompt came from the copy
+        assert reply["choices"][0]["message"]["content"] == alone
+
+
+def test_bookmark_keeps_a_prefix_warm():
+    config = ServeConfig(model=MODEL, port=0, ctx=1024, parallel=1, bookmarks=2)
+    with ServerThread(config) as s:
+        engine = s.served.engine
+        _chat(s.url, "Name a yellow fruit.", headers={"X-Alloy-Bookmark": "rules"})
+        assert engine.stats.bookmarks == 1
+        httpx.post(s.url + "/v1/completions", timeout=300, json={"model": MODEL, "prompt": "Hello", "max_tokens": 1})
+        reused = engine.stats.prompt_tokens_reused_total
+        _chat(s.url, "Name a green fruit.")   # the only slot now holds another prompt: the bookmark serves
+        assert engine.stats.prompt_tokens_reused_total - reused >= 200
+        r = httpx.post(s.url + "/v1/chat/completions", headers={"X-Alloy-Bookmark": "no spaces"},
+                       json={"model": MODEL, "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 400 and "X-Alloy-Bookmark" in r.json()["error"]["message"]
+    config = ServeConfig(model=MODEL, port=0, ctx=1024, parallel=1, bookmarks=0)
+    with ServerThread(config) as s:   # no bookmarks kept: the same sequence recomputes the prefix
+        _chat(s.url, "Name a yellow fruit.", headers={"X-Alloy-Bookmark": "rules"})
+        httpx.post(s.url + "/v1/completions", timeout=300, json={"model": MODEL, "prompt": "Hello", "max_tokens": 1})
+        reused = s.served.engine.stats.prompt_tokens_reused_total
+        _chat(s.url, "Name a green fruit.")
+        assert s.served.engine.stats.prompt_tokens_reused_total - reused < 10

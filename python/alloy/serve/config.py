@@ -41,6 +41,7 @@ class ServeConfig:
     ``model``: model reference (Ollama tag like ``smollm2:135m``, or a .gguf path).
     ``ctx``: context window in tokens (None = min(model's training context, 4096)).
     ``parallel``: sequences decoded at once (continuous batching; each has its own KV cache).
+    ``bookmarks``: prompt prefixes kept warm for requests that name one (``X-Alloy-Bookmark``).
     ``kv_type``: what the KV cache stores, ``f16`` (default) or ``f32``.
     ``spec``: speculative decoding (:data:`SPECULATION`); ``draft_max``: tokens drafted a step.
     ``max_queue``: requests allowed to wait for a free sequence slot; beyond it → 503 (Anthropic: 529)
@@ -63,6 +64,7 @@ class ServeConfig:
     max_queue: int = 16
     parallel: int = 4
     kv_type: str = "f16"
+    bookmarks: int = 4
     spec: str = "none"
     draft_max: int = 8
     default_max_tokens: Optional[int] = DEFAULT_MAX_TOKENS
@@ -76,6 +78,8 @@ class ServeConfig:
     def __post_init__(self):
         if self.max_queue < 0:
             raise ValueError(f"max_queue must be >= 0, got {self.max_queue}")
+        if self.bookmarks < 0:
+            raise ValueError(f"bookmarks must be >= 0, got {self.bookmarks}")
         if self.kv_type not in ("f16", "f32"):
             raise ValueError(f"kv_type {self.kv_type!r} is not one of f16, f32")
         if self.spec not in SPECULATION:

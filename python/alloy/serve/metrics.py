@@ -63,6 +63,9 @@ def render(http: HttpMetrics, stats: EngineStats, model: str) -> str:
          stats.draft_tokens_total),
         ("alloy_draft_tokens_accepted_total", "counter", "Drafted tokens that greedy decoding kept.",
          stats.draft_tokens_accepted_total),
+        ("alloy_prefix_copies_total", "counter", "Prompts that branched off another sequence's or a bookmark's "
+         "cached prefix.", stats.prefix_copies_total),
+        ("alloy_bookmarks", "gauge", "Prompt prefixes kept warm under a bookmark name.", stats.bookmarks),
         ("alloy_engine_busy_seconds_total", "counter", "Time the engine spent on requests.",
          round(stats.busy_seconds_total, 6)),
         ("alloy_queue_waiting", "gauge", "Requests waiting in the queue.", stats.waiting),

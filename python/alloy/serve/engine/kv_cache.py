@@ -44,6 +44,16 @@ class KVCache:
             n += 1
         return n
 
+    def copy_prefix(self, src: "KVCache", n: int) -> None:
+        """Hold the first ``n`` positions of ``src`` (keys, values and token ids), copied: a branch of another
+        sequence's prefix that later diverges from it."""
+        if not 0 <= n <= src.length or n > self.max_tokens:
+            raise ValueError(f"cannot copy {n} positions of a KV cache holding {src.length}")
+        for dst, layer in zip(self.layers, src.layers):
+            dst.copy_prefix(layer, n)
+        self.length = n
+        self.tokens = list(src.tokens[:n])
+
     def advance(self, ids: list[int]) -> None:
         """Record that ``ids`` were written at ``length`` (called by the model)."""
         self.tokens.extend(ids)

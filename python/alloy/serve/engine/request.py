@@ -51,7 +51,8 @@ class Request:
     ``prompt`` is the full token sequence (chat template already applied). ``max_tokens`` is
     the per-choice generation cap (None = up to the context). ``stop`` strings are matched on
     decoded text across token boundaries and never emitted. ``n`` choices share the prompt
-    prefill. ``constraint_factory`` builds a fresh :class:`Constraint` per choice.
+    prefill. ``constraint_factory`` builds a fresh :class:`Constraint` per choice. ``bookmark`` names
+    the prompt's prefix to keep warm: its keys and values are kept under that name once prefilled.
     """
 
     prompt: list[int]
@@ -62,6 +63,7 @@ class Request:
     logprobs: bool = False
     top_logprobs: int = 0
     constraint_factory: Optional[Callable[[], Constraint]] = None
+    bookmark: Optional[str] = None
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:

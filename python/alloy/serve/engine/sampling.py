@@ -22,7 +22,7 @@ class SamplingParams:
     top_k: int = 0                  # 0: off
     top_p: float = 1.0              # 1.0: off
     min_p: float = 0.0              # 0.0: off
-    seed: int | None = None
+    seed: int | None = None         # None or negative (llama.cpp's -1): a random seed
     repeat_penalty: float = 1.0     # 1.0: off
     repeat_last_n: int = 64         # 0: off, -1: whole history
     presence_penalty: float = 0.0
@@ -93,7 +93,8 @@ class Sampler:
 
     def __init__(self, params: SamplingParams | None = None):
         self.params = params or SamplingParams()
-        self.rng = np.random.default_rng(self.params.seed)
+        seed = self.params.seed
+        self.rng = np.random.default_rng(None if seed is None or seed < 0 else seed)
 
     def process(self, logits: np.ndarray, history: Sequence[int], mask: np.ndarray | None = None) -> np.ndarray:
         """The logits after bias, penalties and mask (float64, a copy)."""

@@ -30,6 +30,8 @@ from .request import FinishEvent, Request, TokenEvent, TokenLogprob, Usage
 from .stops import StopMatcher
 
 
+MIN_PREFIX_COPY = 16
+"""Shared prompt tokens from which copying another cache's prefix beats recomputing it."""
 RETRY_AFTER_CAP = 30
 """Longest Retry-After (seconds) the server sends: the official SDKs wait at most 60 s."""
 
@@ -65,6 +67,8 @@ class EngineStats:
     batched_sequences_total: int = 0
     draft_tokens_total: int = 0
     draft_tokens_accepted_total: int = 0
+    prefix_copies_total: int = 0
+    bookmarks: int = 0
     busy_seconds_total: float = 0.0
     finish_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -189,7 +193,7 @@ class _Sequence:
         self.t_choice = time.perf_counter()
         self.sampler = Sampler(SamplingParams(
             temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, min_p=s.min_p,
-            seed=None if s.seed is None else s.seed + index,
+            seed=None if s.seed is None or s.seed < 0 else s.seed + index,
             repeat_penalty=s.repeat_penalty, repeat_last_n=s.repeat_last_n,
             presence_penalty=s.presence_penalty, frequency_penalty=s.frequency_penalty,
             logit_bias=dict(s.logit_bias)))
@@ -206,14 +210,17 @@ class Engine:
     ``model``/``tokenizer`` come from :func:`alloy.serve.load`; ``ctx`` bounds prompt +
     generation per sequence; ``max_batch`` sequences run at once; ``max_queue`` more may wait;
     ``prefill_chunk`` bounds the prompt tokens pushed per step; ``speculation`` (prompt lookup)
-    drafts tokens for greedy requests, verified in one forward pass.
+    drafts tokens for greedy requests, verified in one forward pass; ``max_bookmarks`` prompt prefixes
+    named by requests are kept warm (least recently used dropped first).
     """
 
     def __init__(self, model, tokenizer, *, ctx: int, max_queue: int, max_batch: int = 4,
-                 prefill_chunk: int = 256, speculation: Optional[PromptLookup] = None):
+                 prefill_chunk: int = 256, speculation: Optional[PromptLookup] = None, max_bookmarks: int = 4):
         if max_batch < 1 or prefill_chunk < 1:
             raise ValueError(f"max_batch and prefill_chunk must be >= 1, got {max_batch}, {prefill_chunk}")
         self.speculation = speculation
+        self.max_bookmarks = max_bookmarks
+        self._bookmarks: dict[str, Any] = {}        # name -> KV cache of a kept prompt prefix (LRU order)
         self.model = model
         self.tokenizer = tokenizer
         self.ctx = ctx
@@ -343,10 +350,43 @@ class Engine:
                 self._slots_made += 1
             reused = min(cache.common_prefix(prompt), len(prompt) - 1)  # the last token runs for its logits
             cache.truncate(reused)
+            source, shared = self._longest_prefix(prompt)
+            if shared >= reused + MIN_PREFIX_COPY:   # another sequence or a bookmark holds more: branch off it
+                cache.copy_prefix(source, shared)
+                reused = shared
+                with self._lock:
+                    self.stats.prefix_copies_total += 1
             seq = _Sequence(stream, cache, reused)
             self._active.append(seq)
             if stream.request.cancelled.is_set():
                 self._end(seq, error=None, cancelled=True)
+
+    def _longest_prefix(self, prompt: list[int]) -> tuple[Any, int]:
+        """The running sequence's cache or bookmark sharing the longest prefix with ``prompt`` (at most all
+        but its last token), and that length."""
+        best, length = None, 0
+        for cache in [seq.cache for seq in self._active] + list(self._bookmarks.values()):
+            n = min(cache.common_prefix(prompt), len(prompt) - 1)
+            if n > length:
+                best, length = cache, n
+        for name, kept in self._bookmarks.items():
+            if kept is best:   # a bookmark in use is the most recently used
+                self._bookmarks[name] = self._bookmarks.pop(name)
+                break
+        return best, length
+
+    def _keep_bookmark(self, seq: _Sequence) -> None:
+        """Keep a copy of ``seq``'s prompt keys and values under its bookmark name."""
+        name, prompt = seq.request.bookmark, seq.request.prompt
+        kept = self._bookmarks.pop(name, None)
+        if kept is None or kept.tokens != list(prompt):
+            if kept is None and len(self._bookmarks) >= self.max_bookmarks:
+                self._bookmarks.pop(next(iter(self._bookmarks)))   # the least recently used
+            kept = kept or self.model.new_cache(self.ctx)
+            kept.copy_prefix(seq.cache, len(prompt))
+        self._bookmarks[name] = kept
+        with self._lock:
+            self.stats.bookmarks = len(self._bookmarks)
 
     def _step(self) -> None:
         """One engine step: a prompt chunk for the oldest prefilling sequence, then a token for
@@ -386,6 +426,8 @@ class Engine:
             self.stats.prompt_tokens_total += len(seq.request.prompt)
             self.stats.prompt_tokens_reused_total += seq.reused
         try:
+            if seq.request.bookmark and self.max_bookmarks:
+                self._keep_bookmark(seq)
             seq.start_choice(0, self.eos_ids, self.tokenizer)
         except Exception as exc:
             self._end(seq, error=exc)

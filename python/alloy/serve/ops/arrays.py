@@ -128,3 +128,9 @@ class DeviceKV(KVBuffer):
             new[:, :old.shape[1]] = old
             setattr(self, name, new)
         self.generation += 1
+
+    def copy_prefix(self, src: "DeviceKV", n: int) -> None:
+        """Take positions ``[0, n)`` of ``src`` (another sequence's cache of the same shape) as this one's."""
+        self.ensure(n)
+        self.k[:, :n] = src.k[:, :n]
+        self.v[:, :n] = src.v[:, :n]
