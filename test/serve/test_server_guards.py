@@ -123,3 +123,14 @@ def test_error_messages_carry_no_server_paths():
     assert without_paths(r"cannot open C:\Users\me\model.gguf") == "cannot open …/model.gguf"
     for text in ("messages[0].content: expected a string", "a/b and 3/4", "see http://example.com/a/b"):
         assert without_paths(text) == text
+
+
+def test_grammar_limits_and_integral_numbers(server):
+    schema = {"type": "object", "properties": {"x": {"type": "string", "pattern": "(a|b){1,20000}"}}}
+    r = post(server, body={"model": server.served.name, **CHAT,
+                           "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": schema}}})
+    assert r.status_code == 400 and "{1,20000} exceeds 1000" in r.json()["error"]["message"]
+    r = post(server, body={"model": server.served.name, **CHAT, "max_tokens": 2.0})   # JSON's 2.0 is an integer
+    assert r.status_code == 200, r.text
+    r = post(server, body={"model": server.served.name, **CHAT, "logit_bias": {" 5": 1}})
+    assert r.status_code == 400 and "logit_bias" in r.json()["error"]["message"]

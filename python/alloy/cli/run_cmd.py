@@ -16,7 +16,7 @@ async def _reply(served, messages, max_tokens, sampling, out) -> str:
     from alloy.serve.engine.request import Request
 
     prompt, text = served.chat_prompt(messages)
-    stream = served.submit(Request(prompt=prompt, max_tokens=max_tokens, sampling=sampling))
+    stream = await served.submit(Request(prompt=prompt, max_tokens=max_tokens, sampling=sampling))
     answer = []
     try:
         async for ev in chat_events(served, stream, prompt_text=text):

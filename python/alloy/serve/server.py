@@ -18,16 +18,21 @@ from typing import Optional
 from aiohttp import web
 
 from . import metrics as metrics_mod
-from .api.common import STREAM_KEY, Served, json_response, send_stream_error
+from .api.common import (BOOKMARK, LIMITS_KEY, STREAM_KEY, BodyLimits, Served, bookmark_from, json_response,
+                         send_stream_error)
 from .api.errors import ApiError, dialect_for_path, error_body, error_response
+from .api.openapi import routes as openapi_routes
 from .config import ServeConfig
 from .engine.grammar import GrammarFactory
-from .engine.scheduler import Engine
+from .engine.scheduler import Engine, PromptLookup
+from .web import routes as web_routes
+from .guards import RequestGuard
 
 log = logging.getLogger("alloy.serve")
 
 DEFAULT_CTX_CAP = 4096
-_OPEN_PATHS = {"/", "/health", "/api/version"}
+_OPEN_PATHS = {"/", "/static/chat.js", "/static/chat.css", "/health", "/api/version"}  # the page asks for the key
+ORIGIN_KEY = web.RequestKey("alloy_origin", object)
 
 
 def load_served(config: ServeConfig, model=None, tokenizer=None) -> Served:
@@ -35,10 +40,12 @@ def load_served(config: ServeConfig, model=None, tokenizer=None) -> Served:
     if model is None or tokenizer is None:
         from .generate import load
 
-        model, tokenizer = load(config.model, engine=config.engine, device=config.device)
+        model, tokenizer = load(config.model, engine=config.engine, device=config.device, kv=config.kv_type)
     cfg = model.config
     ctx = config.ctx or min(int(cfg.n_ctx_train or DEFAULT_CTX_CAP), DEFAULT_CTX_CAP)
-    engine = Engine(model, tokenizer, ctx=ctx, max_queue=config.max_queue)
+    speculation = PromptLookup(config.draft_max) if config.spec == "pld" else None
+    engine = Engine(model, tokenizer, ctx=ctx, max_queue=config.max_queue, max_batch=config.parallel,
+                    speculation=speculation, max_bookmarks=config.bookmarks)
     size, quant = 0, ""
     try:
         from .gguf.resolve import quant_from_filename, resolve_model
@@ -60,19 +67,30 @@ def create_app(served: Served, config: ServeConfig) -> web.Application:
 
     http_metrics = metrics_mod.HttpMetrics()
 
+    guard = RequestGuard(config)
+
     @web.middleware
     async def middleware(request: web.Request, handler):
         t0 = time.perf_counter()
         dialect = dialect_for_path(request.path)
         status = 500
         try:
+            origin = guard.check(request)
+            request[ORIGIN_KEY] = origin
+            if request.method == "OPTIONS" and origin is not None:
+                status = 204
+                return guard.preflight(request, origin)
+            if request.content_length is not None and request.content_length > config.max_body_bytes:
+                raise ApiError("too_large", f"request body too large: {request.content_length} bytes, "
+                                            f"the limit is {config.max_body_bytes} (--max-body)")
             if config.api_key and request.path not in _OPEN_PATHS:
                 _check_key(request, config.api_key)
+            BOOKMARK.set(bookmark_from(request))
             resp = await handler(request)
             status = resp.status
             return resp
         except ApiError as err:
-            status = err.status
+            status = err.status_for(dialect)
             if request.get(STREAM_KEY) is not None:
                 await send_stream_error(request[STREAM_KEY], dialect, error_body(dialect, err))
                 return request[STREAM_KEY]
@@ -85,14 +103,14 @@ def create_app(served: Served, config: ServeConfig) -> web.Application:
                 exc.status, "invalid_request")
             msg = f"{request.method} {request.path}: {exc.reason}"
             if exc.status == 413:
-                msg = f"request body too large: {exc.text}"
+                msg = f"request body too large: the limit is {config.max_body_bytes} bytes (--max-body)"
             return error_response(dialect, ApiError(kind, msg))
         except (asyncio.CancelledError, ConnectionResetError):
             status = 499
             raise
         except Exception as exc:
             log.exception("error answering %s %s", request.method, request.path)
-            err = exc if isinstance(exc, ApiError) else ApiError("internal", f"internal error: {exc}")
+            err = ApiError("internal", f"internal error: {exc}")
             started = request.get(STREAM_KEY)
             if started is None:
                 return error_response(dialect, err)
@@ -103,7 +121,12 @@ def create_app(served: Served, config: ServeConfig) -> web.Application:
             name = route.canonical if route is not None else "unmatched"
             http_metrics.observe(request.method, name, status, time.perf_counter() - t0)
 
-    app = web.Application(middlewares=[middleware], client_max_size=32 * 1024 * 1024)
+    async def allow_origin(request: web.Request, response: web.StreamResponse) -> None:
+        guard.add_cors(response, request.get(ORIGIN_KEY))
+
+    app = web.Application(middlewares=[middleware], client_max_size=config.max_body_bytes)
+    app[LIMITS_KEY] = BodyLimits(config.max_body_bytes, config.max_json_depth)
+    app.on_response_prepare.append(allow_origin)
 
     async def health(request):
         return json_response({"status": "ok", "model": served.name,
@@ -115,14 +138,12 @@ def create_app(served: Served, config: ServeConfig) -> web.Application:
                             content_type="text/plain", charset="utf-8",
                             headers={"X-Prometheus-Format": "0.0.4"})
 
-    async def root(request):
-        return web.Response(text="Alloy is running")
-
-    app.router.add_get("/", root)
+    app.add_routes(web_routes())  # the chat page at / (HTML; "Alloy is running" in its text)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     for api in (OpenAIApi(served), AnthropicApi(served), OllamaApi(served)):
         app.add_routes(api.routes())
+    app.add_routes(openapi_routes(served))
 
     async def on_startup(_app):
         served.engine.start()
@@ -140,7 +161,9 @@ def _check_key(request: web.Request, key: str) -> None:
     auth = request.headers.get("Authorization", "")
     if given is None and auth.lower().startswith("bearer "):
         given = auth[7:].strip()
-    if given is None or not hmac.compare_digest(given.encode(), key.encode()):
+    # header bytes that are not UTF-8 arrive as surrogates: compare them byte for byte, never fail
+    if given is None or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
+                                                key.encode("utf-8", "surrogateescape")):
         raise ApiError("authentication", "missing or invalid API key "
                                          "(send 'Authorization: Bearer KEY' or 'x-api-key: KEY')")
 

@@ -27,6 +27,12 @@ _STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool
                  "cancelled": "end_turn"}
 
 
+def _check_cache_control(value: Any, where: str) -> None:
+    """``cache_control`` is a hint with no effect here, but it must be an object."""
+    if value is not None and not isinstance(value, dict):
+        raise bad_field(where, "expected an object like {type: 'ephemeral'}")
+
+
 def _text_of(blocks: Any, where: str) -> str:
     """A string, or a list of text blocks (cache_control allowed: a hint with no effect)."""
     if isinstance(blocks, str):
@@ -38,8 +44,17 @@ def _text_of(blocks: Any, where: str) -> str:
         if not isinstance(b, dict) or b.get("type") != "text":
             raise bad_field(f"{where}[{j}].type", "expected a text block")
         check_fields(b, {"type", "text", "cache_control", "citations"}, f"{where}[{j}].")
-        out.append(str(b.get("text", "")))
+        out.append(_block_text(b, f"{where}[{j}]"))
     return "".join(out)
+
+
+def _block_text(b: dict, where: str) -> str:
+    text = b.get("text")
+    if not isinstance(text, str):
+        raise bad_field(where + ".text", "required string")
+    _check_cache_control(b.get("cache_control"), where + ".cache_control")
+    get(b, "citations", list, None, where + ".")
+    return text
 
 
 def parse_messages(messages: Any, system: Any) -> list[dict]:
@@ -70,21 +85,27 @@ def parse_messages(messages: Any, system: Any) -> list[dict]:
             bw = f"{where}.content[{j}]"
             kind = b.get("type") if isinstance(b, dict) else None
             if kind == "text":
-                text.append(str(b.get("text", "")))
+                check_fields(b, {"type", "text", "cache_control", "citations"}, bw + ".")
+                text.append(_block_text(b, bw))
             elif kind in ("thinking", "redacted_thinking") and role == "assistant":
+                for key in ("thinking", "signature", "data"):
+                    get(b, key, str, None, bw + ".")
                 continue  # earlier reasoning is not replayed into the prompt
             elif kind == "tool_use" and role == "assistant":
-                if not isinstance(b.get("name"), str) or not isinstance(b.get("input", {}), dict):
-                    raise bad_field(bw, "tool_use needs a name and an input object")
-                calls.append({"id": b.get("id", ""), "type": "function",
-                              "function": {"name": b["name"], "arguments": b.get("input", {})}})
+                if not isinstance(b.get("name"), str):
+                    raise bad_field(bw + ".name", "tool_use needs a name (string)")
+                args = get(b, "input", dict, {}, bw + ".")
+                _check_cache_control(b.get("cache_control"), bw + ".cache_control")
+                calls.append({"id": get(b, "id", str, "", bw + "."), "type": "function",
+                              "function": {"name": b["name"], "arguments": args}})
             elif kind == "tool_result" and role == "user":
-                result = b.get("content", "")
-                result = _text_of(result, bw + ".content") if result else ""
-                if b.get("is_error"):
+                result = b.get("content")
+                result = "" if result is None else _text_of(result, bw + ".content")
+                if get(b, "is_error", bool, False, bw + "."):
                     result = "Error: " + result
+                _check_cache_control(b.get("cache_control"), bw + ".cache_control")
                 out.append({"role": "tool", "content": result,
-                            "tool_call_id": b.get("tool_use_id", "")})
+                            "tool_call_id": get(b, "tool_use_id", str, "", bw + ".")})
             else:
                 raise bad_field(bw + ".type", f"content block {kind!r} is not supported here")
         if text or calls or role == "assistant":
@@ -109,11 +130,15 @@ def parse_tools(tools: Any) -> Optional[list[dict]]:
             raise bad_field(where + ".type", f"server tool {t.get('type')!r} is not supported")
         check_fields(t, {"name", "description", "input_schema", "type", "cache_control"},
                      where + ".")
-        schema = t.get("input_schema") or {"type": "object", "properties": {}}
+        schema = t.get("input_schema")
+        if schema is None:
+            schema = {"type": "object", "properties": {}}
         if not isinstance(schema, dict):
             raise bad_field(where + ".input_schema", "expected a JSON schema object")
+        _check_cache_control(t.get("cache_control"), where + ".cache_control")
         out.append({"type": "function", "function": {
-            "name": t["name"], "description": t.get("description", ""), "parameters": schema}})
+            "name": t["name"], "description": get(t, "description", str, "", where + "."),
+            "parameters": schema}})
     return out or None
 
 
@@ -136,6 +161,8 @@ class AnthropicApi:
             if not isinstance(choice, dict):
                 raise bad_field("tool_choice", "expected an object")
             check_fields(choice, {"type", "name", "disable_parallel_tool_use"}, "tool_choice.")
+            get(choice, "disable_parallel_tool_use", bool, None, "tool_choice.")
+            get(choice, "name", str, None, "tool_choice.")
             kind = choice.get("type")
             if kind == "none":
                 mode, tools = "none", None
@@ -167,10 +194,13 @@ class AnthropicApi:
                 raise bad_field("output_config.format", "cannot be combined with a forced "
                                                         "tool_choice")
             constraint = self.served.grammar("json_schema", fmt["schema"])
+        _check_cache_control(body.get("cache_control"), "cache_control")
         kw = {}
         thinking = body.get("thinking")
         if thinking is not None:
             kind = thinking.get("type") if isinstance(thinking, dict) else None
+            if isinstance(thinking, dict):
+                get_range(thinking, "budget_tokens", int, 0, 1 << 30, None, "thinking.")
             if kind in ("enabled", "between_tools"):
                 if not self.served.can_think():
                     raise bad_field("thinking", f"model {self.served.name!r} does not think")
@@ -192,16 +222,16 @@ class AnthropicApi:
         if not isinstance(cm, dict):
             raise bad_field("context_management", "expected an object")
         check_fields(cm, {"edits"}, "context_management.")
-        for i, edit in enumerate(cm.get("edits") or []):
-            kind = edit.get("type", "") if isinstance(edit, dict) else ""
-            if not kind.startswith("clear_thinking_"):
+        for i, edit in enumerate(get(cm, "edits", list, [], "context_management.")):
+            kind = edit.get("type") if isinstance(edit, dict) else None
+            if not isinstance(kind, str) or not kind.startswith("clear_thinking_"):
                 raise bad_field(f"context_management.edits[{i}].type",
                                 f"context edit {kind!r} is not supported")
 
     async def count_tokens(self, request: web.Request) -> web.Response:
         body = await read_json(request)
         check_fields(body, _COUNT_FIELDS)
-        prompt, *_ = self._prepare(body)
+        prompt, *_ = await self.served.off_loop(self._prepare, body)
         return json_response({"input_tokens": len(prompt)})
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
@@ -214,17 +244,19 @@ class AnthropicApi:
             raise bad_field("service_tier", "expected 'auto' or 'standard_only'")
         if body.get("metadata") is not None:
             check_fields(get(body, "metadata", dict), {"user_id"}, "metadata.")
+            get(body["metadata"], "user_id", str, None, "metadata.")
+        stream_out = get(body, "stream", bool, False)
         sampling = sampling_from({k: body[k] for k in ("top_p", "top_k") if k in body},
                                  temperature=get_range(body, "temperature", float, 0.0, 1.0, 1.0))
         stops = stop_list(body.get("stop_sequences"), "stop_sequences")
-        prompt, text, mode, constraint, _ = self._prepare(body)
+        prompt, text, mode, constraint, _ = await self.served.off_loop(self._prepare, body)
         req = Request(prompt=prompt, max_tokens=max_tokens, sampling=sampling, stop=stops,
                       constraint_factory=constraint)
-        stream = self.served.submit(req)
+        stream = await self.served.submit(req)
         events = chat_events(self.served, stream, tools_mode=mode, prompt_text=text)
         mid = "msg_" + uuid.uuid4().hex[:24]
         try:
-            if get(body, "stream", bool, False):
+            if stream_out:
                 return await self._stream(request, events, mid, len(prompt))
             return await self._full(events, mid, len(prompt))
         finally:

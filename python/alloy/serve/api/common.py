@@ -4,10 +4,14 @@ the chat post-processing pipeline (reasoning split → tool-call parsing)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Iterable, Optional
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, AsyncIterator, Callable, Iterable, Optional
 
 from aiohttp import web
 
@@ -30,7 +34,23 @@ class BodyLimits:
 
 
 LIMITS_KEY = web.AppKey("alloy_body_limits", BodyLimits)
+BOOKMARK_HEADER = "X-Alloy-Bookmark"
+BOOKMARK = contextvars.ContextVar("alloy_bookmark", default=None)
+"""The bookmark the request being handled names (its ``X-Alloy-Bookmark`` header); set by the server."""
+_BOOKMARK_NAME = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def bookmark_from(request: web.Request) -> Optional[str]:
+    """The request's ``X-Alloy-Bookmark`` name (1-64 letters, digits and ``._:-``), or None."""
+    name = request.headers.get(BOOKMARK_HEADER)
+    if name is None:
+        return None
+    if not _BOOKMARK_NAME.fullmatch(name):
+        raise ApiError("invalid_request", f"header {BOOKMARK_HEADER}: expected 1-64 letters, digits or '._:-'",
+                       param=BOOKMARK_HEADER)
+    return name
 _PARSE_ON_LOOP_BYTES = 64 * 1024  # larger bodies are parsed on a worker thread
+GRAMMAR_SECONDS = 20   # a grammar that takes longer to compile is refused (400)
 
 
 def json_depth(value: Any, limit: int) -> int:
@@ -55,7 +75,31 @@ def _parse(raw: bytes, max_depth: int) -> Any:
         raise ApiError("invalid_request", f"request body is nested more than {max_depth} levels deep") from None
     if json_depth(body, max_depth) > max_depth:
         raise ApiError("invalid_request", f"request body is nested more than {max_depth} levels deep")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        where, text = _non_unicode(body)
+        bad = next(ch for ch in text if 0xD800 <= ord(ch) <= 0xDFFF)
+        raise bad_field(where, f"not Unicode text (a lone surrogate escape \\u{ord(bad):04x})") from None
     return body
+
+
+def _non_unicode(value: Any, where: str = "") -> tuple[str, str]:
+    """The path (``messages[0].content``) and text of the first string holding a lone surrogate."""
+    todo = [(value, where)]
+    while todo:
+        node, path = todo.pop(0)
+        if isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                return path or "body", node
+        elif isinstance(node, dict):
+            todo.extend((v, f"{path}.{k}" if path else str(k)) for k, v in node.items())
+            todo.extend((k, f"{path} (a key)" if path else "a key") for k in node)
+        elif isinstance(node, list):
+            todo.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    return "body", ""
 
 
 async def read_json(request: web.Request) -> dict:
@@ -87,6 +131,8 @@ def get(body: dict, key: str, types, default=None, where: str = ""):
         return default
     if types is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if types is int and isinstance(value, float) and value.is_integer():
+        return int(value)   # JSON's 4.0 is the integer 4
     if not isinstance(value, types) or (isinstance(value, bool) and types in (int, float)):
         tname = types.__name__ if isinstance(types, type) else "/".join(t.__name__ for t in types)
         raise bad_field(where + key, f"expected {tname}, got {type(value).__name__}")
@@ -127,6 +173,13 @@ class Served:
     created: int = field(default_factory=lambda: int(time.time()))
     size_bytes: int = 0
     quantization: str = ""
+    preparation: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(
+        max_workers=2, thread_name_prefix="alloy-prepare"))
+    """Where prompts are rendered and tokenized and grammars compiled: never on the event loop."""
+
+    async def off_loop(self, fn: Callable, *args, **kwargs):
+        """``fn(*args, **kwargs)`` on the preparation threads (its exceptions, ApiError too, propagate)."""
+        return await asyncio.get_running_loop().run_in_executor(self.preparation, partial(fn, *args, **kwargs))
 
     def check_model(self, requested: Any, field_name: str = "model") -> None:
         if not isinstance(requested, str) or not requested:
@@ -178,7 +231,8 @@ class Served:
             return parser_for("hermes")  # we taught the model this format ourselves
         return parser_for(self.family)
 
-    def submit(self, req: Request) -> Stream:
+    async def submit(self, req: Request) -> Stream:
+        """Validate ``req``'s sampling, compile its grammar off the event loop, and queue it."""
         from ..engine.sampling import SamplingParams
 
         s = req.sampling
@@ -188,6 +242,10 @@ class Served:
                            repeat_last_n=s.repeat_last_n)
         except ValueError as exc:
             raise ApiError("invalid_request", str(exc)) from None
+        if isinstance(req.constraint_factory, PendingGrammar):
+            req.constraint_factory = await self._compile(req.constraint_factory)
+        if req.bookmark is None:
+            req.bookmark = BOOKMARK.get()
         try:
             return self.engine.submit(req)
         except QueueFull as exc:
@@ -195,14 +253,29 @@ class Served:
         except PromptTooLong as exc:
             raise ApiError("invalid_request", str(exc), code="context_length_exceeded") from None
 
+    async def _compile(self, pending: "PendingGrammar"):
+        try:
+            return await asyncio.wait_for(self.off_loop(pending.compile), GRAMMAR_SECONDS)
+        except GrammarError as exc:
+            raise ApiError("invalid_request", f"could not compile the grammar: {exc}") from None
+        except asyncio.TimeoutError:
+            raise ApiError("invalid_request", f"the grammar did not compile within {GRAMMAR_SECONDS} s; "
+                                              f"simplify the schema") from None
+
     def max_tokens(self, requested: Optional[int]) -> Optional[int]:
         return requested if requested is not None else self.default_max_tokens
 
-    def grammar(self, kind: str, *args):
-        try:
-            return getattr(self.grammars, kind)(*args)
-        except GrammarError as exc:
-            raise ApiError("invalid_request", f"could not compile the grammar: {exc}") from None
+    def grammar(self, kind: str, *args) -> "PendingGrammar":
+        """The ``kind`` grammar (``json_object``, ``json_schema``, ``tool_call``) a request asks for; compiled
+        when the request is submitted."""
+        return PendingGrammar(lambda: getattr(self.grammars, kind)(*args))
+
+
+class PendingGrammar:
+    """A grammar a request asked for, not compiled yet (:meth:`Served.submit` compiles it off the loop)."""
+
+    def __init__(self, compile: Callable[[], Callable]):
+        self.compile = compile
 
 
 def inject_tool_instructions(messages: list[dict], tools: Optional[list[dict]]) -> list[dict]:
@@ -247,11 +320,14 @@ def normalize_tools(tools: Any, field_name: str = "tools") -> Optional[list[dict
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             raise bad_field(where + ".function.name", "required string")
         check_fields(fn, {"name", "description", "parameters", "strict"}, where + ".function.")
-        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        get(fn, "description", str, "", where + ".function.")
+        get(fn, "strict", bool, False, where + ".function.")
+        params = fn.get("parameters")
+        params = {"type": "object", "properties": {}} if params is None else params
         if not isinstance(params, dict):
             raise bad_field(where + ".function.parameters", "expected a JSON schema object")
         out.append({"type": "function", "function": {
-            "name": fn["name"], "description": fn.get("description", ""), "parameters": params}})
+            "name": fn["name"], "description": fn.get("description") or "", "parameters": params}})
     return out or None
 
 
@@ -408,10 +484,9 @@ def logit_bias_from(value: Any, n_vocab: int, field_name: str = "logit_bias") ->
         raise bad_field(field_name, "expected an object of token id -> bias")
     out = {}
     for k, v in value.items():
-        try:
-            tid = int(k)
-        except ValueError:
-            raise bad_field(f"{field_name}.{k}", "keys must be token ids") from None
+        if not re.fullmatch(r"0|[1-9][0-9]*", k):
+            raise bad_field(f"{field_name}.{k}", "keys must be token ids")
+        tid = int(k)
         if not 0 <= tid < n_vocab:
             raise bad_field(f"{field_name}.{k}", f"token id outside the vocabulary of {n_vocab}")
         if not isinstance(v, (int, float)) or isinstance(v, bool) or not -100 <= v <= 100:

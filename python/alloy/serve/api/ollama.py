@@ -12,13 +12,16 @@ from aiohttp import web
 
 from ..engine.request import Request, TokenLogprob
 from .common import (ChoiceDelta, Served, chat_events, check_fields, get, get_range,
-                     json_response, normalize_tools, read_json, send_ndjson, start_stream,
+                     json_response, normalize_tools, read_json, seed_from, send_ndjson, start_stream,
                      stop_list)
 from .errors import ApiError, bad_field
+from .openai import check_text, check_token_ids, embed, embedding_inputs, is_token_list
 
-# Options that only tune speed or memory here: accepted, no effect on the output.
-_PERF_OPTIONS = {"numa", "num_batch", "num_gpu", "main_gpu", "low_vram", "f16_kv",
-                 "logits_all", "use_mmap", "use_mlock", "num_thread"}
+# Options that only tune speed or memory here: accepted (type-checked), no effect on the output.
+_PERF_OPTIONS = {"numa": bool, "num_batch": int, "num_gpu": int, "main_gpu": int,
+                 "low_vram": bool, "f16_kv": bool, "logits_all": bool, "use_mmap": bool,
+                 "use_mlock": bool, "num_thread": int}
+THINK_LEVELS = ("low", "medium", "high")
 # Options of samplers we do not implement: accepted only at their "off" values.
 _OFF_VALUES = {"tfs_z": 1.0, "typical_p": 1.0, "mirostat": 0, "penalize_newline": None}
 _SAMPLING_OPTIONS = {"num_ctx", "seed", "num_predict", "top_k", "top_p", "min_p", "temperature",
@@ -55,10 +58,15 @@ class _Options:
         if not isinstance(options, dict):
             raise bad_field("options", "expected an object")
         for key, value in options.items():
-            if key in _SAMPLING_OPTIONS or key in _PERF_OPTIONS:
+            if key in _PERF_OPTIONS:
+                get(options, key, _PERF_OPTIONS[key], None, "options.")
                 continue
-            if key in _OFF_VALUES and (value is None or value == _OFF_VALUES[key]
-                                       or (key == "penalize_newline" and value is True)):
+            if key in _SAMPLING_OPTIONS:
+                continue
+            if key == "penalize_newline" and value in (None, True):
+                continue
+            if key in _OFF_VALUES and (value is None or (not isinstance(value, bool)
+                                                         and value == _OFF_VALUES[key])):
                 continue
             raise bad_field("options." + key, "unsupported option")
         w = "options."
@@ -67,7 +75,7 @@ class _Options:
             top_k=get_range(options, "top_k", int, 0, 1 << 30, 40, w),
             top_p=get_range(options, "top_p", float, 0.0, 1.0, 0.9, w),
             min_p=get_range(options, "min_p", float, 0.0, 1.0, 0.0, w),
-            seed=get(options, "seed", int, None, w),
+            seed=seed_from(options, w),
             repeat_penalty=get_range(options, "repeat_penalty", float, 0.01, 100.0, 1.1, w),
             repeat_last_n=get_range(options, "repeat_last_n", int, -1, 1 << 30, 64, w),
             presence_penalty=get_range(options, "presence_penalty", float, -100.0, 100.0, 0.0, w),
@@ -99,6 +107,19 @@ def _logprobs_json(lps: list[TokenLogprob]) -> list[dict]:
             for lp in lps]
 
 
+def _tool_calls(calls: Any, where: str) -> list[dict]:
+    """An assistant message's ``[{function: {name, arguments: {...}}}]``."""
+    out = []
+    for k, c in enumerate(calls):
+        w = f"{where}[{k}]"
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise bad_field(w + ".function", "expected {name, arguments}")
+        args = get(fn, "arguments", dict, {}, w + ".function.")
+        out.append({"type": "function", "function": {"name": fn["name"], "arguments": args}})
+    return out
+
+
 def _message_from(m: Any, i: int) -> dict:
     where = f"messages[{i}]"
     if not isinstance(m, dict):
@@ -107,16 +128,25 @@ def _message_from(m: Any, i: int) -> dict:
                      "tool_call_id"}, where + ".")
     if m.get("role") not in ("system", "user", "assistant", "tool"):
         raise bad_field(where + ".role", f"unknown role {m.get('role')!r}")
-    if m.get("images"):
+    if get(m, "images", list, None, where + "."):
         raise bad_field(where + ".images", "this model has no vision input")
     msg = {"role": m["role"], "content": get(m, "content", str, "", where + ".")}
-    if m.get("tool_name"):
-        msg["name"] = m["tool_name"]
-    if m.get("tool_calls"):
-        msg["tool_calls"] = [{"type": "function", "function": {
-            "name": c["function"]["name"], "arguments": c["function"].get("arguments") or {}}}
-            for c in m["tool_calls"]]
+    get(m, "thinking", str, None, where + ".")  # earlier reasoning is not replayed
+    get(m, "tool_call_id", str, None, where + ".")
+    tool_name = get(m, "tool_name", str, None, where + ".")
+    if tool_name:
+        msg["name"] = tool_name
+    calls = get(m, "tool_calls", list, None, where + ".")
+    if calls:
+        msg["tool_calls"] = _tool_calls(calls, where + ".tool_calls")
     return msg
+
+
+def _keep_alive(body: dict) -> None:
+    """``keep_alive`` (a duration string or seconds) has no effect: the model stays loaded."""
+    value = body.get("keep_alive")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+        raise bad_field("keep_alive", "expected a duration string or a number of seconds")
 
 
 class OllamaApi:
@@ -167,7 +197,13 @@ class OllamaApi:
     async def show(self, request: web.Request) -> web.Response:
         body = await read_json(request)
         check_fields(body, {"model", "name", "verbose", "system", "template", "options"})
-        self.served.check_model(body.get("model") or body.get("name"))
+        name = get(body, "name", str)  # the older spelling of "model"
+        if body.get("model") is not None or name is None:
+            self.served.check_model(body.get("model"))
+        else:
+            self.served.check_model(name, "name")
+        get(body, "verbose", bool), get(body, "options", dict)
+        get(body, "system", str), get(body, "template", str)
         cfg = self.served.model.config
         arch = cfg.arch
         info = {"general.architecture": arch, "general.name": getattr(cfg, "name", arch),
@@ -185,7 +221,7 @@ class OllamaApi:
     def _think_kw(self, think: Any) -> dict:
         if think is None:
             return {}
-        if not isinstance(think, (bool, str)):
+        if not isinstance(think, bool) and think not in THINK_LEVELS:
             raise bad_field("think", "expected a boolean or 'low'/'medium'/'high'")
         if think and not self.served.can_think():
             raise bad_field("think", f"model {self.served.name!r} does not support thinking")
@@ -213,25 +249,25 @@ class OllamaApi:
         body = await read_json(request)
         check_fields(body, _CHAT_FIELDS)
         self.served.check_model(body.get("model"))
-        messages = body.get("messages") or []
-        if not isinstance(messages, list):
-            raise bad_field("messages", "expected a list")
+        messages = get(body, "messages", list, [])
         stream_out = get(body, "stream", bool, True)
-        if not messages:  # Ollama's "load the model" request
-            return json_response({"model": self.served.name, "created_at": _now(),
-                                  "message": {"role": "assistant", "content": ""},
-                                  "done": True, "done_reason": "load"})
+        _keep_alive(body)
         msgs = [_message_from(m, i) for i, m in enumerate(messages)]
         opts = _Options(self.served, body.get("options"))
         tools = normalize_tools(body.get("tools"))
         constraint = self._format(body.get("format"))
         logprobs = get(body, "logprobs", bool, False)
         top = get_range(body, "top_logprobs", int, 0, 20, 0)
-        prompt, text = self.served.chat_prompt(msgs, tools, **self._think_kw(body.get("think")))
+        think_kw = self._think_kw(body.get("think"))
+        if not msgs:  # Ollama's "load the model" request (checked like any other)
+            return json_response({"model": self.served.name, "created_at": _now(),
+                                  "message": {"role": "assistant", "content": ""},
+                                  "done": True, "done_reason": "load"})
+        prompt, text = await self.served.off_loop(self.served.chat_prompt, msgs, tools, **think_kw)
         req = Request(prompt=prompt, max_tokens=opts.limit(len(prompt)), sampling=opts.sampling,
                       stop=opts.stop, logprobs=logprobs or top > 0, top_logprobs=top,
                       constraint_factory=constraint)
-        stream = self.served.submit(req)
+        stream = await self.served.submit(req)
         events = chat_events(self.served, stream, tools_mode="auto" if tools else "none",
                              prompt_text=text)
         base = {"model": self.served.name}
@@ -284,40 +320,45 @@ class OllamaApi:
         check_fields(body, _GENERATE_FIELDS)
         self.served.check_model(body.get("model"))
         for key in ("suffix", "template"):
-            if body.get(key):
+            if get(body, key, str, ""):
                 raise bad_field(key, "not supported")
-        if body.get("images"):
+        if get(body, "images", list, None):
             raise bad_field("images", "this model has no vision input")
         prompt_text = get(body, "prompt", str, "")
         stream_out = get(body, "stream", bool, True)
-        if not prompt_text and not body.get("context"):
-            return json_response({"model": self.served.name, "created_at": _now(),
-                                  "response": "", "done": True, "done_reason": "load"})
+        _keep_alive(body)
+        system = get(body, "system", str, "")
+        raw = get(body, "raw", bool, False)
+        context = get(body, "context", list, [])
         opts = _Options(self.served, body.get("options"))
-        context = body.get("context") or []
-        if not isinstance(context, list) or not all(isinstance(t, int) for t in context):
+        if not is_token_list(context):
             raise bad_field("context", "expected a list of token ids")
-        if any(not 0 <= t < self.served.model.config.n_vocab for t in context):
-            raise bad_field("context", "token id outside the vocabulary")
-        text = prompt_text
-        if get(body, "raw", bool, False):
-            if body.get("system"):
-                raise bad_field("system", "cannot be used with raw: true")
-            prompt = self.served.text_tokens(prompt_text) if not context else \
-                list(self.served.tokenizer.encode(prompt_text, add_special_tokens=False))
-        else:
-            msgs = []
-            if body.get("system"):
-                msgs.append({"role": "system", "content": get(body, "system", str)})
-            msgs.append({"role": "user", "content": prompt_text})
-            prompt, text = self.served.chat_prompt(msgs, None, **self._think_kw(body.get("think")))
-        prompt = list(context) + prompt
+        check_token_ids(context, self.served.model.config.n_vocab, "context")
+        if raw and system:
+            raise bad_field("system", "cannot be used with raw: true")
         logprobs = get(body, "logprobs", bool, False)
         top = get_range(body, "top_logprobs", int, 0, 20, 0)
+        constraint = self._format(body.get("format"))
+        think_kw = self._think_kw(body.get("think"))
+        if not prompt_text and not context:  # Ollama's "load the model" request
+            return json_response({"model": self.served.name, "created_at": _now(),
+                                  "response": "", "done": True, "done_reason": "load"})
+        text = check_text(prompt_text, "prompt")
+        check_text(system, "system")
+        if raw:
+            prompt = await self.served.off_loop(self.served.text_tokens, prompt_text) if not context else \
+                await self.served.off_loop(self.served.tokenizer.encode, prompt_text, add_special_tokens=False)
+        else:
+            msgs = []
+            if system:
+                msgs.append({"role": "system", "content": system})
+            msgs.append({"role": "user", "content": prompt_text})
+            prompt, text = await self.served.off_loop(self.served.chat_prompt, msgs, None, **think_kw)
+        prompt = list(context) + prompt
         req = Request(prompt=prompt, max_tokens=opts.limit(len(prompt)), sampling=opts.sampling,
                       stop=opts.stop, logprobs=logprobs or top > 0, top_logprobs=top,
-                      constraint_factory=self._format(body.get("format")))
-        stream = self.served.submit(req)
+                      constraint_factory=constraint)
+        stream = await self.served.submit(req)
         events = chat_events(self.served, stream, prompt_text=text)
         generated: list[int] = []
         base = {"model": self.served.name}
@@ -364,12 +405,12 @@ class OllamaApi:
 
     # -- embeddings ------------------------------------------------------------------------
     async def embed(self, request: web.Request) -> web.Response:
-        from .openai import embed, embedding_inputs
 
         t0 = time.perf_counter()
         body = await read_json(request)
         check_fields(body, {"model", "input", "truncate", "options", "keep_alive", "dimensions"})
         self.served.check_model(body.get("model"))
+        _keep_alive(body)
         _Options(self.served, body.get("options"))
         dims = get_range(body, "dimensions", int, 1, self.served.model.config.n_embd, None)
         value = body.get("input")
@@ -378,9 +419,10 @@ class OllamaApi:
         if get(body, "truncate", bool, True):
             value = [value] if isinstance(value, str) else value
             if isinstance(value, list):
-                value = [self.served.text_tokens(v)[: self.served.ctx] if isinstance(v, str) else v
-                         for v in value]
-        inputs = embedding_inputs(self.served, value, "input")
+                texts = [check_text(v, f"input[{i}]") if isinstance(v, str) else v for i, v in enumerate(value)]
+                value = await self.served.off_loop(lambda: [
+                    self.served.text_tokens(v)[: self.served.ctx] if isinstance(v, str) else v for v in texts])
+        inputs = await self.served.off_loop(embedding_inputs, self.served, value, "input")
         vecs = await embed(self.served, inputs, dims)
         return json_response({"model": self.served.name,
                               "embeddings": [[float(x) for x in v] for v in vecs],
@@ -389,13 +431,14 @@ class OllamaApi:
                               "prompt_eval_count": sum(len(t) for t in inputs)})
 
     async def embeddings(self, request: web.Request) -> web.Response:
-        from .openai import embed, embedding_inputs
 
         body = await read_json(request)
         check_fields(body, {"model", "prompt", "options", "keep_alive"})
         self.served.check_model(body.get("model"))
+        _keep_alive(body)
         _Options(self.served, body.get("options"))
-        inputs = embedding_inputs(self.served, get(body, "prompt", str, ""), "prompt")
+        prompt = check_text(get(body, "prompt", str, ""), "prompt")
+        inputs = await self.served.off_loop(embedding_inputs, self.served, prompt, "prompt")
         vecs = await embed(self.served, inputs, None)
         return json_response({"embedding": [float(x) for x in vecs[0]]})
 

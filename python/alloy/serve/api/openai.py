@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import threading
 import time
 import uuid
 from typing import Any, Optional
@@ -35,13 +37,64 @@ def _message_text(content: Any, where: str) -> str:
     if isinstance(content, list):
         parts = []
         for j, part in enumerate(content):
-            if not isinstance(part, dict) or part.get("type") != "text":
-                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise bad_field(f"{where}[{j}].type", f"content part {kind!r} is not supported "
-                                                      f"(text only)")
-            parts.append(str(part.get("text", "")))
+            if not isinstance(part, dict):
+                raise bad_field(f"{where}[{j}]", "expected a content part object "
+                                                 "{type: 'text', text}")
+            if part.get("type") != "text":
+                raise bad_field(f"{where}[{j}].type", f"content part {part.get('type')!r} is not "
+                                                      f"supported (text only)")
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise bad_field(f"{where}[{j}].text", "required string")
+            parts.append(text)
         return "".join(parts)
     raise bad_field(where, "expected a string or a list of content parts")
+
+
+def is_token_list(value: Any) -> bool:
+    """A list of plain integers (JSON booleans are not token ids)."""
+    return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool)
+                                           for t in value)
+
+
+def check_text(text: str, field_name: str) -> str:
+    """``text`` if the tokenizer can take it: JSON can escape lone surrogates ("\\ud800"),
+    which are no Unicode text."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise bad_field(field_name, "is not valid Unicode (it has a lone surrogate)") from None
+    return text
+
+
+def check_token_ids(tokens: list[int], n_vocab: int, field_name: str) -> None:
+    bad = next((t for t in tokens if not 0 <= t < n_vocab), None)
+    if bad is not None:
+        raise bad_field(field_name, f"token id {bad} is outside the vocabulary [0, {n_vocab})")
+
+
+def _tool_call(c: Any, where: str) -> dict:
+    """An assistant message's ``{id, type, function: {name, arguments}}`` (arguments: a JSON
+    object or its text) → the template's ``{id, type, function: {name, arguments: dict}}``."""
+    if not isinstance(c, dict):
+        raise bad_field(where, "expected a tool call object {id, type, function}")
+    if c.get("type") not in (None, "function"):
+        raise bad_field(where + ".type", "only 'function' tool calls are supported")
+    fn = c.get("function")
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise bad_field(where + ".function", "expected {name, arguments}")
+    args = fn.get("arguments")
+    if args is None or args == "":
+        args = {}
+    if isinstance(args, str):
+        try:
+            args = json.loads(args)
+        except (json.JSONDecodeError, RecursionError):
+            raise bad_field(where + ".function.arguments", "not valid JSON") from None
+    if not isinstance(args, dict):
+        raise bad_field(where + ".function.arguments", "expected a JSON object (or its JSON text)")
+    return {"id": get(c, "id", str, "", where + "."), "type": "function",
+            "function": {"name": fn["name"], "arguments": args}}
 
 
 def parse_messages(messages: Any) -> list[dict]:
@@ -59,25 +112,18 @@ def parse_messages(messages: Any) -> list[dict]:
                          "reasoning_content"}, where + ".")
         msg: dict = {"role": "system" if role == "developer" else role,
                      "content": _message_text(m.get("content"), where + ".content")}
-        if m.get("name"):
-            msg["name"] = m["name"]
+        name = get(m, "name", str, None, where + ".")
+        if name:
+            msg["name"] = name
+        for key in ("refusal", "reasoning_content"):  # accepted, not replayed into the prompt
+            get(m, key, str, None, where + ".")
+        call_id = get(m, "tool_call_id", str, "", where + ".")
         if role == "tool":
-            msg["tool_call_id"] = m.get("tool_call_id", "")
-        if m.get("tool_calls"):
-            calls = []
-            for k, c in enumerate(m["tool_calls"]):
-                fn = c.get("function") if isinstance(c, dict) else None
-                if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                    raise bad_field(f"{where}.tool_calls[{k}].function", "expected {name, arguments}")
-                args = fn.get("arguments") or "{}"
-                try:
-                    args = json.loads(args) if isinstance(args, str) else args
-                except json.JSONDecodeError:
-                    raise bad_field(f"{where}.tool_calls[{k}].function.arguments",
-                                    "not valid JSON") from None
-                calls.append({"id": c.get("id", ""), "type": "function",
-                              "function": {"name": fn["name"], "arguments": args}})
-            msg["tool_calls"] = calls
+            msg["tool_call_id"] = call_id
+        calls = get(m, "tool_calls", list, None, where + ".")
+        if calls:
+            msg["tool_calls"] = [_tool_call(c, f"{where}.tool_calls[{k}]")
+                                 for k, c in enumerate(calls)]
         out.append(msg)
     return out
 
@@ -129,14 +175,16 @@ class OpenAIApi:
         stream = get(body, "stream", bool, False)
         opts = get(body, "stream_options", dict, {})
         check_fields(opts, {"include_usage", "continuous_usage_stats"}, "stream_options.")
-        if opts.get("continuous_usage_stats"):
+        include_usage = get(opts, "include_usage", bool, False, "stream_options.")
+        if get(opts, "continuous_usage_stats", bool, False, "stream_options."):
             raise bad_field("stream_options.continuous_usage_stats", "unsupported parameter")
         if opts and not stream:
             raise bad_field("stream_options", "only allowed when stream is true")
+        get(body, "user", str)
         sampling = sampling_from(body, temperature=default_temperature)
         sampling.logit_bias = logit_bias_from(body.get("logit_bias"),
                                               self.served.model.config.n_vocab)
-        return {"n": n, "stream": stream, "include_usage": bool(opts.get("include_usage")),
+        return {"n": n, "stream": stream, "include_usage": include_usage,
                 "sampling": sampling, "stop": stop_list(body.get("stop"), "stop")}
 
     # -- chat ------------------------------------------------------------------------------
@@ -144,13 +192,17 @@ class OpenAIApi:
         body = await read_json(request)
         check_fields(body, _CHAT_FIELDS)
         self.served.check_model(body.get("model"))
-        if body.get("store"):
+        if get(body, "store", bool, False):
             raise bad_field("store", "storing completions is not supported")
+        for key, value in get(body, "metadata", dict, {}).items():
+            if not isinstance(value, str):
+                raise bad_field(f"metadata.{key}", "values must be strings")
         messages = parse_messages(body.get("messages"))
         c = self._common(body)
         max_tokens = get_range(body, "max_completion_tokens", int, 1, 1 << 30, None)
+        legacy_max = get_range(body, "max_tokens", int, 1, 1 << 30, None)
         if max_tokens is None:
-            max_tokens = get_range(body, "max_tokens", int, 1, 1 << 30, None)
+            max_tokens = legacy_max
         logprobs = get(body, "logprobs", bool, False)
         top_logprobs = get_range(body, "top_logprobs", int, 0, 20, 0)
         if top_logprobs and not logprobs:
@@ -163,11 +215,11 @@ class OpenAIApi:
             if constraint is not None:
                 raise bad_field("response_format", "cannot be combined with a forced tool_choice")
             constraint = fmt
-        prompt, text = self.served.chat_prompt(messages, tools)
+        prompt, text = await self.served.off_loop(self.served.chat_prompt, messages, tools)
         req = Request(prompt=prompt, max_tokens=self.served.max_tokens(max_tokens),
                       sampling=c["sampling"], stop=c["stop"], n=c["n"], logprobs=logprobs,
                       top_logprobs=top_logprobs, constraint_factory=constraint)
-        stream = self.served.submit(req)
+        stream = await self.served.submit(req)
         rid = "chatcmpl-" + uuid.uuid4().hex[:24]
         events = chat_events(self.served, stream, tools_mode=tools_mode, prompt_text=text,
                              n=c["n"])
@@ -183,6 +235,19 @@ class OpenAIApi:
         """→ (tools_mode, constraint factory or None, tools to show the model)."""
         if choice is None:
             return ("auto" if tools else "none"), None, tools
+        name = None
+        if isinstance(choice, dict):
+            check_fields(choice, {"type", "function"}, "tool_choice.")
+            if choice.get("type") != "function":
+                raise bad_field("tool_choice.type", "expected 'function'")
+            fn = choice.get("function")
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                raise bad_field("tool_choice.function", "expected {name: <tool name>}")
+            check_fields(fn, {"name"}, "tool_choice.function.")
+            name = fn["name"]
+        elif choice not in ("none", "auto", "required"):
+            raise bad_field("tool_choice", "expected 'none', 'auto', 'required' or "
+                                           "{type: 'function', function: {name}}")
         if choice == "none":
             return "none", None, None
         if not tools:
@@ -191,13 +256,9 @@ class OpenAIApi:
             return "auto", None, tools
         if choice == "required":
             return "forced", self.served.grammar("tool_call", tools, None), tools
-        if isinstance(choice, dict) and choice.get("type") == "function":
-            name = (choice.get("function") or {}).get("name")
-            if name not in tool_names(tools):
-                raise bad_field("tool_choice.function.name", f"no tool named {name!r} in tools")
-            return "forced", self.served.grammar("tool_call", tools, name), tools
-        raise bad_field("tool_choice", "expected 'none', 'auto', 'required' or "
-                                       "{type: 'function', function: {name}}")
+        if name not in tool_names(tools):
+            raise bad_field("tool_choice.function.name", f"no tool named {name!r} in tools")
+        return "forced", self.served.grammar("tool_call", tools, name), tools
 
     def _response_format(self, fmt: Any):
         if fmt is None:
@@ -216,6 +277,9 @@ class OpenAIApi:
                 raise bad_field("response_format.json_schema.schema", "required JSON schema object")
             check_fields(spec, {"name", "schema", "strict", "description"},
                          "response_format.json_schema.")
+            w = "response_format.json_schema."
+            get(spec, "name", str, None, w), get(spec, "description", str, None, w)
+            get(spec, "strict", bool, None, w)
             return self.served.grammar("json_schema", spec["schema"])
         raise bad_field("response_format.type", f"unsupported type {kind!r}")
 
@@ -304,9 +368,9 @@ class OpenAIApi:
         body = await read_json(request)
         check_fields(body, _COMPLETION_FIELDS)
         self.served.check_model(body.get("model"))
-        if body.get("echo"):
+        if get(body, "echo", bool, False):
             raise bad_field("echo", "echoing the prompt is not supported")
-        if body.get("suffix"):
+        if get(body, "suffix", str, ""):
             raise bad_field("suffix", "insertion (suffix) is not supported")
         if get(body, "best_of", int, 1) != 1:
             raise bad_field("best_of", "only best_of=1 is supported")
@@ -314,11 +378,10 @@ class OpenAIApi:
         if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
             prompt = prompt[0]
         if isinstance(prompt, str):
-            tokens = self.served.text_tokens(prompt)
-        elif isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt):
+            tokens = await self.served.off_loop(self.served.text_tokens, check_text(prompt, "prompt"))
+        elif is_token_list(prompt) and prompt:
             tokens = list(prompt)
-            if not all(0 <= t < self.served.model.config.n_vocab for t in tokens):
-                raise bad_field("prompt", "token id outside the vocabulary")
+            check_token_ids(tokens, self.served.model.config.n_vocab, "prompt")
         else:
             raise bad_field("prompt", "expected one string or one list of token ids")
         if not tokens:
@@ -329,7 +392,7 @@ class OpenAIApi:
         req = Request(prompt=tokens, max_tokens=max_tokens, sampling=c["sampling"],
                       stop=c["stop"], n=c["n"], logprobs=top is not None,
                       top_logprobs=top or 0)
-        stream = self.served.submit(req)
+        stream = await self.served.submit(req)
         rid = "cmpl-" + uuid.uuid4().hex[:24]
         try:
             if c["stream"]:
@@ -398,11 +461,12 @@ class OpenAIApi:
         body = await read_json(request)
         check_fields(body, {"model", "input", "encoding_format", "dimensions", "user"})
         self.served.check_model(body.get("model"))
+        get(body, "user", str)
         fmt = get(body, "encoding_format", str, "float")
         if fmt not in ("float", "base64"):
             raise bad_field("encoding_format", "expected 'float' or 'base64'")
         dims = get_range(body, "dimensions", int, 1, self.served.model.config.n_embd, None)
-        inputs = embedding_inputs(self.served, body.get("input"), "input")
+        inputs = await self.served.off_loop(embedding_inputs, self.served, body.get("input"), "input")
         vectors = await embed(self.served, inputs, dims)
         data = []
         for i, v in enumerate(vectors):
@@ -420,14 +484,15 @@ def embedding_inputs(served: Served, value: Any, field_name: str) -> list[list[i
         value = [value]
     if not isinstance(value, list) or not value:
         raise bad_field(field_name, "expected a string or a non-empty list")
-    if all(isinstance(t, int) for t in value):
+    if is_token_list(value):
         value = [value]
     out = []
     for i, item in enumerate(value):
         if isinstance(item, str):
-            tokens = served.text_tokens(item)
-        elif isinstance(item, list) and all(isinstance(t, int) for t in item):
+            tokens = served.text_tokens(check_text(item, f"{field_name}[{i}]"))
+        elif is_token_list(item):
             tokens = list(item)
+            check_token_ids(tokens, served.model.config.n_vocab, f"{field_name}[{i}]")
         else:
             raise bad_field(f"{field_name}[{i}]", "expected a string or a list of token ids")
         if not tokens:
@@ -443,10 +508,13 @@ def embedding_inputs(served: Served, value: Any, field_name: str) -> list[list[i
 async def embed(served: Served, inputs: list[list[int]], dims: Optional[int]) -> list[np.ndarray]:
     """Mean-pooled, L2-normalised final hidden states, computed on the engine's thread."""
     model = served.model
+    gone = threading.Event()   # the client went away: stop between inputs
 
     def run():
         vecs = []
         for tokens in inputs:
+            if gone.is_set():
+                raise asyncio.CancelledError()
             v = np.asarray(model.hidden_states(tokens), dtype=np.float32).mean(axis=0)
             if dims is not None:
                 v = v[:dims]
@@ -457,5 +525,8 @@ async def embed(served: Served, inputs: list[list[int]], dims: Optional[int]) ->
 
     try:
         return await served.engine.submit_call(run)
+    except asyncio.CancelledError:
+        gone.set()
+        raise
     except QueueFull as exc:
         raise ApiError("overloaded", str(exc), retry_after=exc.retry_after) from None

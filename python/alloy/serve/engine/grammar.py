@@ -7,6 +7,7 @@ which hand the scheduler a bool mask over the vocabulary before every step.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any, Callable, Optional
 
@@ -60,6 +61,27 @@ def tool_call_schema(tools: list[dict], name: Optional[str] = None) -> dict:
     return options[0] if len(options) == 1 else {"anyOf": options}
 
 
+MAX_REPEAT = 1000
+"""Largest ``{n,m}`` count a schema's regex ``pattern`` may use: the compiled grammar grows with it
+(``(a|b){1,20000}`` took minutes to compile)."""
+_QUANTIFIER = re.compile(r"(?<!\\)\{(\d+)(?:,(\d*))?\}")
+
+
+def check_repetitions(schema: Any, where: str = "schema") -> None:
+    """Refuse regex patterns in ``schema`` whose repetition counts exceed :data:`MAX_REPEAT`."""
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key == "pattern" and isinstance(value, str):
+                for m in _QUANTIFIER.finditer(value):
+                    if max(int(m.group(1)), int(m.group(2) or 0)) > MAX_REPEAT:
+                        raise GrammarError(f"{where}.pattern: repetition {m.group(0)} exceeds {MAX_REPEAT}")
+            else:
+                check_repetitions(value, f"{where}.{key}")
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            check_repetitions(value, f"{where}[{i}]")
+
+
 class GrammarFactory:
     """Compiles grammars for one tokenizer; compiled results are cached by source text."""
 
@@ -95,6 +117,7 @@ class GrammarFactory:
         return self._factory("json", lambda c: c.compile_builtin_json_grammar())
 
     def json_schema(self, schema: dict) -> Callable[[], Constraint]:
+        check_repetitions(schema)
         text = json.dumps(schema, sort_keys=True)
         return self._factory("schema:" + text, lambda c: c.compile_json_schema(
             text, any_whitespace=False, strict_mode=True))

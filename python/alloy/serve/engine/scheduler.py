@@ -579,6 +579,10 @@ class Engine:
             self.stats.running += 1
         try:
             result, error = fn(), None
+        except asyncio.CancelledError:   # ``fn`` saw that its caller went away
+            result, error = None, None
+            with self._lock:
+                self.stats.requests_cancelled += 1
         except Exception as exc:
             result, error = None, exc
         finally:
