@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 __all__ = ["Tokenizer", "default_cache_dir", "EOG_TOKEN_NAMES"]
 
 log = logging.getLogger(__name__)
+_BUILD_ERRORS = (ValueError, TypeError, KeyError, IndexError, RuntimeError, UnicodeError, OSError)
+"""What converting GGUF tokenizer metadata and loading the result raise (the tokenizers library's own
+errors are ValueError/TypeError/RuntimeError or, for a damaged file, a bare Exception caught earlier)."""
 
 CACHE_FORMAT = 2
 # Token texts llama.cpp (0c1e570, llama-vocab.cpp) treats as end of generation.
@@ -130,9 +133,9 @@ class Tokenizer:
                 log.warning("damaged cached tokenizer %s (%s); converting again", json_path, e)
                 json_path.unlink(missing_ok=True)
                 self.hf = _wrap(_converted(gguf_file.arch, meta, self, path, cache_dir), tokens, meta)
-        except GGUFError:
-            raise
-        except Exception as e:  # the vocabulary, merges or scores the metadata holds do not make a tokenizer
+        except _BUILD_ERRORS as e:  # the vocabulary, merges or scores the metadata holds make no tokenizer
+            if isinstance(e, GGUFError):
+                raise
             raise GGUFError(f"cannot build the tokenizer from its metadata ({type(e).__name__}: {e})",
                             path=path) from e
         self._backend = self.hf.backend_tokenizer
