@@ -204,3 +204,26 @@ def test_bookmark_keeps_a_prefix_warm():
         reused = s.served.engine.stats.prompt_tokens_reused_total
         _chat(s.url, "Name a green fruit.")
         assert s.served.engine.stats.prompt_tokens_reused_total - reused < 10
+
+
+def test_kv_budget_drops_cold_caches():
+    """Under a KV budget, a kept bookmark is dropped once a second running request needs the memory, and
+    requests go on being served."""
+    budget = 30 << 20
+    config = ServeConfig(model=MODEL, port=0, ctx=1024, parallel=2, bookmarks=2, kv_budget_mb=budget >> 20)
+    with ServerThread(config) as s:
+        engine = s.served.engine
+        _chat(s.url, "Name a yellow fruit.", headers={"X-Alloy-Bookmark": "rules"})   # a slot and a bookmark
+        assert engine.stats.bookmarks == 1 and engine.stats.kv_evictions_total == 0
+        assert engine.stats.kv_bytes <= budget
+        long_one = threading.Thread(target=_chat, args=(s.url, "Write a long poem about rivers.", 60))
+        long_one.start()
+        wait_for(lambda: engine.stats.running == 1, "the first request to run")
+        r = httpx.post(s.url + "/v1/completions", timeout=300, json={"model": MODEL, "prompt": "Hello " * 300,
+                                                                        "max_tokens": 2})
+        long_one.join()
+        assert r.status_code == 200
+        assert engine.stats.kv_evictions_total >= 1 and engine.stats.bookmarks == 0
+        assert engine.stats.kv_bytes <= budget
+        metrics = httpx.get(s.url + "/metrics").text
+        assert "alloy_kv_evictions_total" in metrics and "alloy_kv_cache_bytes" in metrics

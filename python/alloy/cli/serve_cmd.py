@@ -37,6 +37,8 @@ def server_options(f):
                      help="Requests decoded at once (continuous batching, one KV cache each)."),
         click.option("--bookmarks", type=click.IntRange(0, 64), default=4, show_default=True,
                      help="Prompt prefixes kept warm for requests naming one (header X-Alloy-Bookmark)."),
+        click.option("--kv-budget", "kv_budget_mb", type=click.IntRange(1), default=None,
+                     help="MiB all KV caches may take; cold prefixes are dropped to stay under it (default: no bound)."),
         click.option("--kv-type", type=click.Choice(["f16", "f32"]), default="f16", show_default=True,
                      help="What the KV cache stores."),
         click.option("--spec", type=click.Choice(["none", "pld"]), default="none", show_default=True,
@@ -63,14 +65,14 @@ def server_options(f):
 
 
 def config_from(model, host, port, api_key, ctx, max_queue, default_max_tokens, engine="alloy", device="cpu",
-                parallel=4, max_body_bytes=None, allowed_hosts=(), cors_origins=(), spec="none", draft_max=8, kv_type="f16", bookmarks=4):
+                parallel=4, max_body_bytes=None, allowed_hosts=(), cors_origins=(), spec="none", draft_max=8, kv_type="f16", bookmarks=4, kv_budget_mb=None):
     from alloy.serve.config import MAX_BODY_BYTES, ServeConfig, default_port
 
     try:
         port = default_port() if port is None else port
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="ALLOY_PORT") from None
-    return ServeConfig(model=model, host=host, port=port, api_key=api_key, ctx=ctx, parallel=parallel, kv_type=kv_type, bookmarks=bookmarks, spec=spec, draft_max=draft_max,
+    return ServeConfig(model=model, host=host, port=port, api_key=api_key, ctx=ctx, parallel=parallel, kv_type=kv_type, bookmarks=bookmarks, kv_budget_mb=kv_budget_mb, spec=spec, draft_max=draft_max,
                        max_queue=max_queue, default_max_tokens=default_max_tokens, engine=engine, device=device,
                        max_body_bytes=max_body_bytes or MAX_BODY_BYTES, allowed_hosts=tuple(allowed_hosts),
                        cors_origins=tuple(cors_origins))

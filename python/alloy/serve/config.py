@@ -42,6 +42,7 @@ class ServeConfig:
     ``ctx``: context window in tokens (None = min(model's training context, 4096)).
     ``parallel``: sequences decoded at once (continuous batching; each has its own KV cache).
     ``bookmarks``: prompt prefixes kept warm for requests that name one (``X-Alloy-Bookmark``).
+    ``kv_budget_mb``: MiB all KV caches may take (None: no bound); cold ones are dropped to stay under it.
     ``kv_type``: what the KV cache stores, ``f16`` (default) or ``f32``.
     ``spec``: speculative decoding (:data:`SPECULATION`); ``draft_max``: tokens drafted a step.
     ``max_queue``: requests allowed to wait for a free sequence slot; beyond it → 503 (Anthropic: 529)
@@ -65,6 +66,7 @@ class ServeConfig:
     parallel: int = 4
     kv_type: str = "f16"
     bookmarks: int = 4
+    kv_budget_mb: Optional[int] = None
     spec: str = "none"
     draft_max: int = 8
     default_max_tokens: Optional[int] = DEFAULT_MAX_TOKENS
@@ -78,6 +80,8 @@ class ServeConfig:
     def __post_init__(self):
         if self.max_queue < 0:
             raise ValueError(f"max_queue must be >= 0, got {self.max_queue}")
+        if self.kv_budget_mb is not None and self.kv_budget_mb < 1:
+            raise ValueError(f"kv_budget_mb must be >= 1, got {self.kv_budget_mb}")
         if self.bookmarks < 0:
             raise ValueError(f"bookmarks must be >= 0, got {self.bookmarks}")
         if self.kv_type not in ("f16", "f32"):

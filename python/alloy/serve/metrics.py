@@ -65,6 +65,9 @@ def render(http: HttpMetrics, stats: EngineStats, model: str) -> str:
          stats.draft_tokens_accepted_total),
         ("alloy_prefix_copies_total", "counter", "Prompts that branched off another sequence's or a bookmark's "
          "cached prefix.", stats.prefix_copies_total),
+        ("alloy_kv_cache_bytes", "gauge", "Bytes the KV caches take (slots and bookmarks).", stats.kv_bytes),
+        ("alloy_kv_evictions_total", "counter", "KV caches dropped to stay within --kv-budget.",
+         stats.kv_evictions_total),
         ("alloy_bookmarks", "gauge", "Prompt prefixes kept warm under a bookmark name.", stats.bookmarks),
         ("alloy_engine_busy_seconds_total", "counter", "Time the engine spent on requests.",
          round(stats.busy_seconds_total, 6)),

@@ -45,7 +45,8 @@ def load_served(config: ServeConfig, model=None, tokenizer=None) -> Served:
     ctx = config.ctx or min(int(cfg.n_ctx_train or DEFAULT_CTX_CAP), DEFAULT_CTX_CAP)
     speculation = PromptLookup(config.draft_max) if config.spec == "pld" else None
     engine = Engine(model, tokenizer, ctx=ctx, max_queue=config.max_queue, max_batch=config.parallel,
-                    speculation=speculation, max_bookmarks=config.bookmarks)
+                    speculation=speculation, max_bookmarks=config.bookmarks,
+                    kv_budget=None if config.kv_budget_mb is None else config.kv_budget_mb << 20)
     size, quant = 0, ""
     try:
         from .gguf.resolve import quant_from_filename, resolve_model

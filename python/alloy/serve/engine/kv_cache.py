@@ -28,6 +28,11 @@ class KVCache:
         """Positions still available."""
         return self.max_tokens - self.length
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the layers' buffers take."""
+        return sum(layer.nbytes for layer in self.layers)
+
     def truncate(self, n: int) -> None:
         """Keep only the first ``n`` positions."""
         if not 0 <= n <= self.length:

@@ -69,6 +69,8 @@ class EngineStats:
     draft_tokens_accepted_total: int = 0
     prefix_copies_total: int = 0
     bookmarks: int = 0
+    kv_bytes: int = 0
+    kv_evictions_total: int = 0
     busy_seconds_total: float = 0.0
     finish_reasons: dict[str, int] = field(default_factory=dict)
 
@@ -211,15 +213,19 @@ class Engine:
     generation per sequence; ``max_batch`` sequences run at once; ``max_queue`` more may wait;
     ``prefill_chunk`` bounds the prompt tokens pushed per step; ``speculation`` (prompt lookup)
     drafts tokens for greedy requests, verified in one forward pass; ``max_bookmarks`` prompt prefixes
-    named by requests are kept warm (least recently used dropped first).
+    named by requests are kept warm (least recently used dropped first); ``kv_budget`` bounds the bytes
+    all KV caches take: cold caches (bookmarks, then idle slots) are dropped to stay under it, and new
+    requests wait while the running ones alone fill it.
     """
 
     def __init__(self, model, tokenizer, *, ctx: int, max_queue: int, max_batch: int = 4,
-                 prefill_chunk: int = 256, speculation: Optional[PromptLookup] = None, max_bookmarks: int = 4):
+                 prefill_chunk: int = 256, speculation: Optional[PromptLookup] = None, max_bookmarks: int = 4,
+                 kv_budget: Optional[int] = None):
         if max_batch < 1 or prefill_chunk < 1:
             raise ValueError(f"max_batch and prefill_chunk must be >= 1, got {max_batch}, {prefill_chunk}")
         self.speculation = speculation
         self.max_bookmarks = max_bookmarks
+        self.kv_budget = kv_budget
         self._bookmarks: dict[str, Any] = {}        # name -> KV cache of a kept prompt prefix (LRU order)
         self.model = model
         self.tokenizer = tokenizer
@@ -320,6 +326,7 @@ class Engine:
                 except queue.Empty:
                     job = _NO_JOB
             self._fill_slots()
+            self._within_budget()
             if self._active:
                 try:
                     self._step()
@@ -337,6 +344,8 @@ class Engine:
     def _fill_slots(self) -> None:
         """Move waiting requests into free slots, each onto the cache sharing most of its prompt."""
         while self._waiting and len(self._active) < self.max_batch:
+            if not self._within_budget() and self._active:
+                return   # the running requests fill the KV budget: the next one waits for a slot's memory
             stream = self._waiting.popleft()
             with self._lock:
                 self.stats.waiting -= 1
@@ -360,6 +369,25 @@ class Engine:
             self._active.append(seq)
             if stream.request.cancelled.is_set():
                 self._end(seq, error=None, cancelled=True)
+
+    def _within_budget(self) -> bool:
+        """Drop cold KV caches (the least recently used bookmark, then the longest idle slot) until all of
+        them fit ``kv_budget``; False when the running requests' caches alone exceed it."""
+        while True:
+            total = sum(c.nbytes for c in [s.cache for s in self._active] + self._free +
+                        list(self._bookmarks.values()))
+            over = self.kv_budget is not None and total > self.kv_budget
+            if over and self._bookmarks:
+                self._bookmarks.pop(next(iter(self._bookmarks)))
+            elif over and self._free:
+                self._free.pop(0)
+            else:
+                with self._lock:
+                    self.stats.kv_bytes = total
+                    self.stats.bookmarks = len(self._bookmarks)
+                return not over
+            with self._lock:
+                self.stats.kv_evictions_total += 1
 
     def _longest_prefix(self, prompt: list[int]) -> tuple[Any, int]:
         """The running sequence's cache or bookmark sharing the longest prefix with ``prompt`` (at most all

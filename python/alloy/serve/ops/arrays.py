@@ -50,6 +50,10 @@ class HostArrays:
     def concatenate(parts, axis: int):
         return np.concatenate(parts, axis=axis)
 
+    @staticmethod
+    def nbytes(x) -> int:
+        return x.nbytes
+
 
 class CudaArrays:
     """torch tensors on the current CUDA device (Alloy's CUDA launches bind them without copies)."""
@@ -94,6 +98,10 @@ class CudaArrays:
     def concatenate(self, parts, axis: int):
         return self.torch.cat(parts, dim=axis)
 
+    @staticmethod
+    def nbytes(x) -> int:
+        return x.element_size() * x.numel()
+
 
 KV_DTYPES = {"f16": np.float16, "f32": np.float32}
 """What the KV cache stores keys and values as (``f16``, the default, halves its memory)."""
@@ -128,6 +136,11 @@ class DeviceKV(KVBuffer):
             new[:, :old.shape[1]] = old
             setattr(self, name, new)
         self.generation += 1
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the keys and values take now (capacity, not length)."""
+        return self.arrays.nbytes(self.k) + self.arrays.nbytes(self.v)
 
     def copy_prefix(self, src: "DeviceKV", n: int) -> None:
         """Take positions ``[0, n)`` of ``src`` (another sequence's cache of the same shape) as this one's."""
