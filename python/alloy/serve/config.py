@@ -43,7 +43,7 @@ class ServeConfig:
     ``parallel``: sequences decoded at once (continuous batching; each has its own KV cache).
     ``bookmarks``: prompt prefixes kept warm for requests that name one (``X-Alloy-Bookmark``).
     ``kv_budget_mb``: MiB all KV caches may take (None: no bound); cold ones are dropped to stay under it.
-    ``kv_type``: what the KV cache stores, ``f16`` (default) or ``f32``.
+    ``kv_type``: what the KV cache stores, ``f16`` (default), ``f32`` or ``q8_0``.
     ``spec``: speculative decoding (:data:`SPECULATION`); ``draft_max``: tokens drafted a step.
     ``max_queue``: requests allowed to wait for a free sequence slot; beyond it → 503 (Anthropic: 529)
     with Retry-After.
@@ -84,8 +84,8 @@ class ServeConfig:
             raise ValueError(f"kv_budget_mb must be >= 1, got {self.kv_budget_mb}")
         if self.bookmarks < 0:
             raise ValueError(f"bookmarks must be >= 0, got {self.bookmarks}")
-        if self.kv_type not in ("f16", "f32"):
-            raise ValueError(f"kv_type {self.kv_type!r} is not one of f16, f32")
+        if self.kv_type not in ("f16", "f32", "q8_0"):
+            raise ValueError(f"kv_type {self.kv_type!r} is not one of f16, f32, q8_0")
         if self.spec not in SPECULATION:
             raise ValueError(f"spec {self.spec!r} is not one of {', '.join(SPECULATION)}")
         if not 1 <= self.draft_max <= 15:

@@ -103,23 +103,52 @@ class CudaArrays:
         return x.element_size() * x.numel()
 
 
-KV_DTYPES = {"f16": np.float16, "f32": np.float32}
-"""What the KV cache stores keys and values as (``f16``, the default, halves its memory)."""
+KV_DTYPES = {"f16": np.float16, "f32": np.float32, "q8_0": np.int8}
+"""What the KV cache stores keys and values as: ``f16`` (the default), ``f32``, or ``q8_0`` (int8 codes
+with a float32 scale per :data:`KV_GROUP` values of a head: 1.125 bytes a value)."""
+KV_GROUP = 32
+
+
+def quantize_q8_0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``x [..., d]`` float32 as int8 codes ``round(x * 127 / amax)`` and scales ``amax / 127`` per group of
+    :data:`KV_GROUP` (the cache-store kernel computes the same, in the same order)."""
+    groups = x.astype(np.float32).reshape(*x.shape[:-1], -1, KV_GROUP)
+    amax = np.abs(groups).max(axis=-1)
+    inv = np.float32(127.0) / np.maximum(amax, np.float32(1e-30))
+    codes = np.floor(groups * inv[..., None] + np.float32(0.5))
+    return codes.astype(np.int8).reshape(x.shape), (amax / np.float32(127.0)).astype(np.float32)
+
+
+def dequantize_q8_0(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    groups = codes.astype(np.float32).reshape(*codes.shape[:-1], -1, KV_GROUP)
+    return (groups * scales[..., None]).reshape(codes.shape)
 
 
 class DeviceKV(KVBuffer):
-    """One layer's keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]`` (``dtype``) in
+    """One layer's keys ``[n_head_kv, capacity, dk]`` and values ``[n_head_kv, capacity, dv]`` (``dtype``; for
+    int8, ``q8_0`` codes with scales ``k_scale``/``v_scale`` ``[n_head_kv, capacity, d / KV_GROUP]``) in
     ``arrays``' memory; grows by doubling (``generation`` counts the moves)."""
 
     def __init__(self, arrays, max_tokens: int, n_head_kv: int, head_dim_k: int, head_dim_v: int,
                  dtype=np.float16):
         self.arrays = arrays
         self.dtype = np.dtype(dtype)
+        self.quantized = self.dtype == np.int8
+        if self.quantized and (head_dim_k % KV_GROUP or head_dim_v % KV_GROUP):
+            raise ValueError(f"a q8_0 KV cache needs head sizes that are multiples of {KV_GROUP}, "
+                             f"not {head_dim_k} and {head_dim_v}")
         self.max_tokens = max_tokens
         self.generation = 0
         capacity = min(max_tokens, 256)
         self.k = arrays.zeros((n_head_kv, capacity, head_dim_k), self.dtype)
         self.v = arrays.zeros((n_head_kv, capacity, head_dim_v), self.dtype)
+        self.k_scale = self.v_scale = None
+        if self.quantized:
+            self.k_scale = arrays.zeros((n_head_kv, capacity, head_dim_k // KV_GROUP))
+            self.v_scale = arrays.zeros((n_head_kv, capacity, head_dim_v // KV_GROUP))
+
+    def _buffers(self) -> tuple[str, ...]:
+        return ("k", "v", "k_scale", "v_scale") if self.quantized else ("k", "v")
 
     def ensure(self, end: int) -> None:
         """Make room for positions ``[0, end)``."""
@@ -130,20 +159,38 @@ class DeviceKV(KVBuffer):
             return
         while capacity < end:
             capacity = min(2 * capacity, self.max_tokens)
-        for name in ("k", "v"):
+        for name in self._buffers():
             old = getattr(self, name)
-            new = self.arrays.zeros((old.shape[0], capacity, old.shape[2]), self.dtype)
+            new = self.arrays.zeros((old.shape[0], capacity, old.shape[2]), np.float32 if "scale" in name else self.dtype)
             new[:, :old.shape[1]] = old
             setattr(self, name, new)
         self.generation += 1
 
     @property
     def nbytes(self) -> int:
-        """Bytes the keys and values take now (capacity, not length)."""
-        return self.arrays.nbytes(self.k) + self.arrays.nbytes(self.v)
+        """Bytes the keys and values (and their scales) take now (capacity, not length)."""
+        return sum(self.arrays.nbytes(getattr(self, name)) for name in self._buffers())
 
     def copy_prefix(self, src: "DeviceKV", n: int) -> None:
         """Take positions ``[0, n)`` of ``src`` (another sequence's cache of the same shape) as this one's."""
         self.ensure(n)
-        self.k[:, :n] = src.k[:, :n]
-        self.v[:, :n] = src.v[:, :n]
+        for name in self._buffers():
+            getattr(self, name)[:, :n] = getattr(src, name)[:, :n]
+
+    def write(self, start: int, k: np.ndarray, v: np.ndarray) -> None:
+        """Host arrays: store keys ``[n_kv, t, dk]`` and values at positions ``start ..`` (the reference engine)."""
+        end = start + k.shape[1]
+        self.ensure(end)
+        if self.quantized:
+            self.k[:, start:end], self.k_scale[:, start:end] = quantize_q8_0(k)
+            self.v[:, start:end], self.v_scale[:, start:end] = quantize_q8_0(v)
+        else:
+            self.k[:, start:end] = k
+            self.v[:, start:end] = v
+
+    def read(self, lo: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Host arrays: keys and values of positions ``[lo, end)`` as float32."""
+        if self.quantized:
+            return (dequantize_q8_0(self.k[:, lo:end], self.k_scale[:, lo:end]),
+                    dequantize_q8_0(self.v[:, lo:end], self.v_scale[:, lo:end]))
+        return self.k[:, lo:end].astype(np.float32), self.v[:, lo:end].astype(np.float32)

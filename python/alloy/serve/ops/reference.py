@@ -150,12 +150,9 @@ class ReferenceOps(Ops):
             raise ValueError(f"{n_head} query heads do not group over {n_kv} KV heads")
         g = n_head // n_kv
         end = start + n
-        kv.ensure(end)
-        kv.k[:, start:end] = k.transpose(1, 0, 2)
-        kv.v[:, start:end] = v.transpose(1, 0, 2)
+        kv.write(start, k.transpose(1, 0, 2), v.transpose(1, 0, 2))
         lo = max(0, start - window + 1) if window > 0 else 0
-        keys = kv.k[:, lo:end]                                      # [n_kv, t, dk]
-        vals = kv.v[:, lo:end]                                      # [n_kv, t, dv]
+        keys, vals = kv.read(lo, end)                               # [n_kv, t, dk], [n_kv, t, dv]
         qg = q.reshape(n, n_kv, g, dk).transpose(1, 2, 0, 3).reshape(n_kv, g * n, dk)
         s = np.matmul(qg, keys.transpose(0, 2, 1))                  # [n_kv, g*n, t]
         s *= np.float32(scale)

@@ -123,21 +123,43 @@ def dense_rows(Ids, W, Y: al.output, K, BK: al.constexpr):
 
 
 @al.kernel
-def cache_store(Src, Cache, n_kv, capacity, start, D, BLOCK: al.constexpr):
-    """``Cache[h, start + t, :] = Src[t, h, :]`` for token ``program_id(0)``, head ``program_id(1)`` (rounded to
-    the cache's dtype: float16 by default, or float32)."""
+def cache_store(Src, Cache, Scales, n_kv, capacity, start, D, BLOCK: al.constexpr, QUANT: al.constexpr):
+    """``Cache[h, start + t, :] = Src[t, h, :]`` for token ``program_id(0)``, head ``program_id(1)``: rounded to
+    the cache's dtype (float16 by default, or float32), or with ``QUANT`` as q8_0 — per 32 values int8 codes
+    ``floor(x * 127 / amax + 0.5)`` and the scale ``amax / 127`` in ``Scales`` (as ``quantize_q8_0``)."""
     t = al.program_id(0)
     h = al.program_id(1)
-    for k in range(0, D, BLOCK):
-        cols = k + al.arange(0, BLOCK)
-        v = al.load(Src + (t * n_kv + h) * D + cols, mask=cols < D, other=0.0)
-        al.store(Cache + (h * capacity + start + t) * D + cols, v.to(Cache.dtype), mask=cols < D)
+    row = h * capacity + start + t
+    if QUANT:
+        for g in range(0, D, 32):
+            cols = g + al.arange(0, 32)
+            x = al.load(Src + (t * n_kv + h) * D + cols)
+            amax = al.max(al.abs(x), axis=0)
+            codes = al.floor(x * (127.0 / al.maximum(amax, 1e-30)) + 0.5)
+            al.store(Cache + row * D + cols, codes.to(Cache.dtype))
+            al.store(Scales + row * (D // 32) + g // 32 + al.arange(0, 1), al.zeros((1,), al.float32) + amax / 127.0)
+    else:
+        for k in range(0, D, BLOCK):
+            cols = k + al.arange(0, BLOCK)
+            v = al.load(Src + (t * n_kv + h) * D + cols, mask=cols < D, other=0.0)
+            al.store(Cache + row * D + cols, v.to(Cache.dtype), mask=cols < D)
+
+
+@al.func
+def cached_rows(Cache, Scales, rows, cols, mask, D, QUANT):
+    """Rows ``rows`` (``[BN]`` cache positions of one head) and columns ``cols`` of a KV buffer as float32:
+    q8_0 codes times their group's scale with ``QUANT``."""
+    x = al.load(Cache + rows[:, None] * D + cols[None, :], mask=mask, other=0).to(al.float32)
+    if QUANT:
+        x = x * al.load(Scales + rows[:, None] * (D // 32) + (cols // 32)[None, :], mask=mask, other=0.0)
+    return x
 
 
 @al.kernel
-def cached_attention(Q, Kc, Vc, O: al.output, n, n_head, group, capacity, start, window, scale, cap,
+def cached_attention(Q, Kc, Vc, Ks, Vs, O: al.output, n, n_head, group, capacity, start, window, scale, cap,
                      DK: al.constexpr, DV: al.constexpr, DKP: al.constexpr, DVP: al.constexpr,
-                     BM: al.constexpr, BN: al.constexpr, WINDOWED: al.constexpr, SOFTCAP: al.constexpr):
+                     BM: al.constexpr, BN: al.constexpr, WINDOWED: al.constexpr, SOFTCAP: al.constexpr,
+                     QUANT: al.constexpr):
     """Causal attention of ``n`` new tokens (positions ``start ..``) over the cache, flash style.
 
     Program (i, kv head): query rows ``r = i * BM ..`` enumerate (token ``r // group``, head
@@ -163,8 +185,7 @@ def cached_attention(Q, Kc, Vc, O: al.output, n, n_head, group, capacity, start,
         lo = max(0, start + first // group - window + 1)
     for s0 in range(lo, hi, BN):
         kj = s0 + al.arange(0, BN)
-        k = al.load(Kc + (kv * capacity + kj)[:, None] * DK + dk[None, :],
-                    mask=(kj[:, None] < hi) & (dk[None, :] < DK), other=0.0).to(al.float32)
+        k = cached_rows(Kc, Ks, kv * capacity + kj, dk, (kj[:, None] < hi) & (dk[None, :] < DK), DK, QUANT)
         s = al.tile_dot(q, k, transpose_rhs=True) * scale
         if SOFTCAP:
             s = al.tanh(s / cap) * cap
@@ -172,8 +193,7 @@ def cached_attention(Q, Kc, Vc, O: al.output, n, n_head, group, capacity, start,
         if WINDOWED:
             valid = valid & (kj[None, :] > pos[:, None] - window)
         s = al.where(valid, s, -float("inf"))
-        v = al.load(Vc + (kv * capacity + kj)[:, None] * DV + dv[None, :],
-                    mask=(kj[:, None] < hi) & (dv[None, :] < DV), other=0.0).to(al.float32)
+        v = cached_rows(Vc, Vs, kv * capacity + kj, dv, (kj[:, None] < hi) & (dv[None, :] < DV), DV, QUANT)
         m, l, acc = online_softmax_step(m, l, acc, s, v, al.float32)
     out = acc / al.where(l == 0.0, 1.0, l)[:, None]
     al.store(O + (t * n_head + head)[:, None] * DV + dv[None, :], out, mask=live[:, None] & (dv[None, :] < DV))
@@ -233,9 +253,10 @@ def column_block(X, Y: al.output, n_cols, stride, start, BLOCK: al.constexpr):
 
 
 @al.kernel
-def attention_split(Q, Kc, Vc, Part: al.output, Stats: al.output, n_head, group, capacity, start, window, scale,
-                    cap, chunk, DK: al.constexpr, DV: al.constexpr, DKP: al.constexpr, DVP: al.constexpr,
-                    BM: al.constexpr, BN: al.constexpr, WINDOWED: al.constexpr, SOFTCAP: al.constexpr):
+def attention_split(Q, Kc, Vc, Ks, Vs, Part: al.output, Stats: al.output, n_head, group, capacity, start, window,
+                    scale, cap, chunk, DK: al.constexpr, DV: al.constexpr, DKP: al.constexpr, DVP: al.constexpr,
+                    BM: al.constexpr, BN: al.constexpr, WINDOWED: al.constexpr, SOFTCAP: al.constexpr,
+                    QUANT: al.constexpr):
     """Split-K decode attention, part 1: program (s, kv head) attends the one new token's ``group`` query
     heads to keys ``s * chunk ..`` (within the causal / window range) and writes its unnormalised output
     ``Part[s, kv, row]`` and running max and sum ``Stats[s, kv, :, row]``; ``attention_merge`` combines."""
@@ -258,14 +279,12 @@ def attention_split(Q, Kc, Vc, Part: al.output, Stats: al.output, n_head, group,
     for s0 in range(first, last, BN):
         kj = s0 + al.arange(0, BN)
         inside = kj < last
-        k = al.load(Kc + (kv * capacity + kj)[:, None] * DK + dk[None, :],
-                    mask=inside[:, None] & (dk[None, :] < DK), other=0.0).to(al.float32)
+        k = cached_rows(Kc, Ks, kv * capacity + kj, dk, inside[:, None] & (dk[None, :] < DK), DK, QUANT)
         s = al.tile_dot(q, k, transpose_rhs=True) * scale
         if SOFTCAP:
             s = al.tanh(s / cap) * cap
         s = al.where(live[:, None] & inside[None, :], s, -float("inf"))
-        v = al.load(Vc + (kv * capacity + kj)[:, None] * DV + dv[None, :],
-                    mask=inside[:, None] & (dv[None, :] < DV), other=0.0).to(al.float32)
+        v = cached_rows(Vc, Vs, kv * capacity + kj, dv, inside[:, None] & (dv[None, :] < DV), DV, QUANT)
         m, l, acc = online_softmax_step(m, l, acc, s, v, al.float32)
     base = (split * al.num_programs(1) + kv) * BM
     al.store(Part + (base + r)[:, None] * DVP + dv[None, :], acc)

@@ -360,6 +360,11 @@ class AlloyOps(Ops):
                   X=x.reshape(-1, n_cols), Y=y.reshape(-1, n_cols), n_cols=n_cols)
         return y
 
+    @staticmethod
+    def _kv_scales(kv: DeviceKV) -> dict:
+        """The q8_0 scales the attention kernels take (the caches stand in, unread, when not quantized)."""
+        return {"Ks": kv.k if kv.k_scale is None else kv.k_scale, "Vs": kv.v if kv.v_scale is None else kv.v_scale}
+
     def _split_attention(self, q, kv: DeviceKV, out, start: int, group: int, scale: float, window: int,
                          softcap: float):
         """Decode attention split over the cache in ``SPLIT_CHUNK``-key pieces (one program each, all cores
@@ -372,9 +377,10 @@ class AlloyOps(Ops):
         part = self.arrays.empty((splits, n_kv, bm, dvp))
         stats = self.arrays.empty((splits, n_kv, 2, bm))
         consts = {"DK": dk, "DV": dv, "DKP": _pow2(dk), "DVP": dvp, "BM": bm, "BN": 32, "WINDOWED": window > 0,
-                  "SOFTCAP": softcap > 0}
-        attend = self._run(("split_attention",) + tuple(consts.values()), kernels.attention_split, (splits, n_kv),
-                           consts, Q=self.arrays.contiguous(q), Kc=kv.k, Vc=kv.v, Part=part,
+                  "SOFTCAP": softcap > 0, "QUANT": kv.quantized}
+        attend = self._run(("split_attention", kv.dtype.name) + tuple(consts.values()), kernels.attention_split,
+                           (splits, n_kv), consts, Q=self.arrays.contiguous(q), Kc=kv.k, Vc=kv.v,
+                           **self._kv_scales(kv), Part=part,
                            Stats=stats, n_head=n_head, group=group, capacity=capacity, start=int(start),
                            window=int(window), scale=float(scale), cap=float(softcap) if softcap > 0 else 1.0,
                            chunk=SPLIT_CHUNK)
@@ -489,11 +495,12 @@ class AlloyOps(Ops):
         group = n_head // n_kv
         kv.ensure(start + n)
         capacity = kv.k.shape[1]
-        for src, cache, d in ((k, kv.k, dk), (v, kv.v, dv)):
+        for src, cache, scales, d in ((k, kv.k, kv.k_scale, dk), (v, kv.v, kv.v_scale, dv)):
             block = min(ROW_BLOCK, _pow2(d))
-            store = self._run(("cache_store", block), kernels.cache_store, (n, n_kv), {"BLOCK": block},
-                      Src=self.arrays.contiguous(src), Cache=cache, n_kv=n_kv, capacity=capacity,
-                      start=int(start), D=d)
+            store = self._run(("cache_store", block, kv.dtype.name), kernels.cache_store, (n, n_kv),
+                              {"BLOCK": block, "QUANT": kv.quantized}, Src=self.arrays.contiguous(src), Cache=cache,
+                              Scales=cache if scales is None else scales, n_kv=n_kv, capacity=capacity,
+                              start=int(start), D=d)
             self._patch(lambda tokens, delta, launch=store: launch.rebind(start=int(start) + delta))
         out = self.arrays.empty((n, n_head, dv))
         if n == 1 and capacity >= SPLIT_MIN_CAPACITY:
@@ -501,9 +508,10 @@ class AlloyOps(Ops):
         rows = n * group
         bm = min(16, _pow2(rows))
         consts = {"DK": dk, "DV": dv, "DKP": _pow2(dk), "DVP": _pow2(dv), "BM": bm, "BN": 32,
-                  "WINDOWED": window > 0, "SOFTCAP": softcap > 0}
-        attend = self._run(("attention",) + tuple(consts.values()), kernels.cached_attention, (al.cdiv(rows, bm), n_kv), consts,
-                  Q=self.arrays.contiguous(q), Kc=kv.k, Vc=kv.v, O=out, n=n, n_head=n_head,
+                  "WINDOWED": window > 0, "SOFTCAP": softcap > 0, "QUANT": kv.quantized}
+        attend = self._run(("attention", kv.dtype.name) + tuple(consts.values()), kernels.cached_attention,
+                  (al.cdiv(rows, bm), n_kv), consts, Q=self.arrays.contiguous(q), Kc=kv.k, Vc=kv.v,
+                  **self._kv_scales(kv), O=out, n=n, n_head=n_head,
                   group=group, capacity=capacity, start=int(start), window=int(window), scale=float(scale),
                   cap=float(softcap) if softcap > 0 else 1.0)
         self._patch(lambda tokens, delta: attend.rebind(start=int(start) + delta))
