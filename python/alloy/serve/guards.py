@@ -81,11 +81,9 @@ class RequestGuard:
             raise ApiError("forbidden", f"Host {host!r} is not served here (a guard against DNS "
                                         f"rebinding; start the server with --allowed-host to add it)")
         origin = request.headers.get("Origin")
-        if origin is not None and origin != "null" and not self.origin_allowed(origin, host):
+        if origin is not None and not self.origin_allowed(origin, host):   # "null" (sandboxed pages) included
             raise ApiError("forbidden", f"Origin {origin!r} may not call this server (start it with "
                                         f"--cors-origin to allow it)")
-        if origin == "null":
-            raise ApiError("forbidden", "Origin 'null' (a sandboxed page or file) may not call this server")
         if request.method in ("POST", "PUT", "PATCH") and request.can_read_body:
             media = request.content_type.lower()
             if media.startswith(("text/plain", "multipart/form-data")) or (

@@ -184,7 +184,7 @@ class _Sequence:
     def prefilling(self) -> bool:
         return self.prompt_logits is None
 
-    def start_choice(self, index: int, eos_ids: set[int], tokenizer) -> None:
+    def start_choice(self, index: int, tokenizer) -> None:
         from .sampling import Sampler, SamplingParams
 
         req, s = self.request, self.request.sampling
@@ -456,7 +456,7 @@ class Engine:
         try:
             if seq.request.bookmark and self.max_bookmarks:
                 self._keep_bookmark(seq)
-            seq.start_choice(0, self.eos_ids, self.tokenizer)
+            seq.start_choice(0, self.tokenizer)
         except Exception as exc:
             self._end(seq, error=exc)
 
@@ -573,7 +573,7 @@ class Engine:
         seq.stream._put(FinishEvent(seq.index, reason, Usage(len(req.prompt), seq.n_gen), matched, timings))
         if reason != "cancelled" and seq.index + 1 < req.n:
             try:
-                seq.start_choice(seq.index + 1, self.eos_ids, self.tokenizer)
+                seq.start_choice(seq.index + 1, self.tokenizer)
             except Exception as exc:
                 self._end(seq, error=exc)
             return
