@@ -134,3 +134,14 @@ def test_grammar_limits_and_integral_numbers(server):
     assert r.status_code == 200, r.text
     r = post(server, body={"model": server.served.name, **CHAT, "logit_bias": {" 5": 1}})
     assert r.status_code == 400 and "logit_bias" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("parallel", 0, "parallel must be >= 1"), ("spec", "eagle", "spec 'eagle' is not one of none, pld"),
+    ("draft_max", 16, "draft_max must be in 1..15"), ("kv_type", "q4_0", "kv_type 'q4_0' is not one of"),
+    ("bookmarks", -1, "bookmarks must be >= 0"), ("kv_budget_mb", 0, "kv_budget_mb must be >= 1"),
+    ("max_body_bytes", 10, "max_body_bytes must be >= 1024"), ("max_json_depth", 2, "max_json_depth must be >= 4"),
+    ("default_max_tokens", 0, "default_max_tokens must be >= 1")])
+def test_serve_config_rejects_bad_settings(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        ServeConfig(**{field: value})
