@@ -97,9 +97,11 @@ def _lowered(ctx, module, level: str) -> str:
         with ctx:
             return compile_cuda(module, arch=config.get().cuda_arch, keep_stages=True).stages[level]
     from .targets.cpu import compile_tile_module
+    from .targets.cpu.pipeline import MLIR_STAGES
 
+    until = level if level in dict(MLIR_STAGES) else None  # an MLIR stage: LLVM need not run
     with ctx:
-        return compile_tile_module(module, keep_stages=True, link=False).stages[level]
+        return compile_tile_module(module, keep_stages=True, link=False, until=until).stages[level]
 
 
 def inspect_pending(buffer, level: str) -> str:

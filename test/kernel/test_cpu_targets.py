@@ -136,3 +136,25 @@ def test_code_for_another_cpu_does_not_load(cpu_target):
     x = np.zeros(4, np.float32)
     with pytest.raises(al.CompilationError, match="cpu_target='aarch64'.*cannot run on this machine"):
         to_bfloat16[1](x, 4)
+
+
+def test_inspecting_an_mlir_stage_stops_before_llvm(monkeypatch):
+    """al.inspect at an MLIR level (tile-opt, vector, scf, llvm-dialect) runs only the MLIR stages up to it:
+    LLVM's optimizer and code generation (seconds for a wide kernel) are not paid for a listing."""
+    import alloy.targets.cpu.llvm_codegen as llvm_codegen
+    from alloy.targets.cpu.link import compile_module
+    from alloy.targets.cpu.machine import configured_machine
+
+    calls = []
+    real = llvm_codegen.compile_llvm_dialect
+    monkeypatch.setattr(llvm_codegen, "compile_llvm_dialect", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = np.zeros(100, np.float32)
+    for level in ("tile-opt", "vector", "scf", "llvm-dialect"):
+        text = al.inspect(to_bfloat16, x, 100, level=level, print_ir=False)
+        assert "func" in text, level
+    assert calls == []
+    assert "vector<" in al.inspect(to_bfloat16, x, 100, level="vector", print_ir=False)
+    assert "ret" in al.inspect(to_bfloat16, x, 100, level="asm", print_ir=False)
+    assert calls == [1]
+    with pytest.raises(ValueError, match="until='llvm' is not an MLIR stage.*tile-opt, vector"):
+        compile_module(None, configured_machine(), until="llvm")  # checked before the module is read

@@ -28,24 +28,31 @@ def link_shared(obj: bytes, name: str = "kernel") -> bytes:
 
 @dataclass
 class CompiledObject:
-    """A compiled kernel: the object code, the linked shared library (None when not linked, e.g. for
-    a CPU other than this machine's) and, on request, every stage's text."""
+    """A compiled kernel: the object code (None when compilation stopped at an MLIR stage), the linked
+    shared library (None when not linked, e.g. for a CPU other than this machine's) and, on request,
+    every stage's text."""
 
     entry: str
-    object: bytes
+    object: bytes | None
     shared_object: bytes | None
     cpu_target: str
     stages: dict = field(default_factory=dict)
 
 
 def compile_module(module, machine, name: str | None = None, *, keep_stages: bool = False,
-                   link: bool = True) -> CompiledObject:
+                   link: bool = True, until: str | None = None) -> CompiledObject:
     """Tile-IR module (not mutated) -> CompiledObject for `machine` (a CpuMachine); with `link`, the
-    .so bytes exporting the entry point (LoweringError if the machine's code cannot run here)."""
+    .so bytes exporting the entry point (LoweringError if the machine's code cannot run here).
+    `until` names an MLIR stage (pipeline.MLIR_STAGES) to stop after: no LLVM, no object, no link."""
     from alloy.targets import single_kernel
     from alloy.targets.cpu.llvm_codegen import compile_llvm_dialect
-    from alloy.targets.cpu.pipeline import lower_to_llvm_dialect
+    from alloy.targets.cpu.pipeline import MLIR_STAGES, lower_to_llvm_dialect
 
+    if until is not None:
+        if until not in dict(MLIR_STAGES):
+            raise ValueError(f"until={until!r} is not an MLIR stage of the CPU pipeline: "
+                             f"{', '.join(name for name, _ in MLIR_STAGES)}")
+        link = False
     if link and not machine.runs_here:
         raise LoweringError(f"code for cpu_target={machine.name!r} ({machine.triple}, {machine.cpu}) cannot run "
                             f"on this machine; inspect it with al.inspect(..., level='asm') or set "
@@ -57,7 +64,9 @@ def compile_module(module, machine, name: str | None = None, *, keep_stages: boo
     if keep_stages:
         stages["tile-ir"] = str(src)
     try:
-        lower_to_llvm_dialect(op, machine.description, stages if keep_stages else None)
+        lower_to_llvm_dialect(op, machine.description, stages if keep_stages else None, until)
+        if until is not None:
+            return CompiledObject(entry, None, None, machine.name, stages)
         mc = compile_llvm_dialect(op, machine, keep_ir=keep_stages, keep_asm=keep_stages)
     finally:
         op.erase()
