@@ -3,9 +3,8 @@
     python -m pytest -p compile_recorder --compile-log=FILE test/kernel
 
 Each compilation (lowering, LLVM, link) appends one JSON line to FILE: the kernel's entry name,
-the test that compiled it, the cpu_target, the seconds it took, whether it also made a listing of
-every stage (`keep_stages`: the assembly is emitted a second time) and the MLIR stage it stopped
-after (`until`, al.inspect of an MLIR level), if any.
+the test that compiled it, the cpu_target, the seconds it took and whether it also made a listing
+of every stage (`keep_stages`: the assembly is emitted a second time).
 """
 from __future__ import annotations
 
@@ -32,7 +31,7 @@ def pytest_configure(config):
         with open(path, "a") as f:
             f.write(json.dumps({"entry": art.entry, "seconds": seconds, "cpu_target": machine.name,
                                 "test": os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0],
-                                "listing": bool(kwargs.get("keep_stages")), "until": kwargs.get("until"),
+                                "listing": bool(kwargs.get("keep_stages")),
                                 "configured": alloy.config.get().cpu_target}) + "\n")
         return art
 

@@ -149,11 +149,11 @@ def test_inspecting_an_mlir_stage_stops_before_llvm(monkeypatch):
     real = llvm_codegen.compile_llvm_dialect
     monkeypatch.setattr(llvm_codegen, "compile_llvm_dialect", lambda *a, **k: calls.append(1) or real(*a, **k))
     x = np.zeros(100, np.float32)
-    for level in ("tile-opt", "vector", "scf", "llvm-dialect"):
-        text = al.inspect(to_bfloat16, x, 100, level=level, print_ir=False)
-        assert "func" in text, level
+    texts = {level: al.inspect(to_bfloat16, x, 100, level=level, print_ir=False)
+             for level in ("tile-opt", "vector", "scf", "llvm-dialect")}
+    assert all("func" in text for text in texts.values()), texts
     assert calls == []
-    assert "vector<" in al.inspect(to_bfloat16, x, 100, level="vector", print_ir=False)
+    assert "vector<" in texts["vector"]
     assert "ret" in al.inspect(to_bfloat16, x, 100, level="asm", print_ir=False)
     assert calls == [1]
     with pytest.raises(ValueError, match="until='llvm' is not an MLIR stage.*tile-opt, vector"):
