@@ -620,13 +620,14 @@ def test_bool_arrays_and_mixed_ranks():
     np.testing.assert_allclose(colsum, v * np.arange(R).sum() + 1, rtol=1e-6)
 
 
-@pytest.mark.parametrize("t", ["f32", "f64"])
-def test_row_strip_mined_2d(t):
-    """nbody-like 2-D code run row by row: broadcasts of [1, C] and [R, 1], reductions along both axes,
-    a 2-D value used after the loop (by a transpose) and a masked 2-D store."""
-    R, C = 32, 48
+@pytest.mark.parametrize("t,R,C,n", [("f32", 32, 48, 40), ("f64", 32, 48, 40), ("f32", 3, 1024, 1000),
+                                     ("f64", 2, 512, 300)])
+def test_row_strip_mined_2d(t, R, C, n):
+    """nbody-like 2-D code run row by row (rows longer than 256 lanes in 16-lane pieces): broadcasts of
+    [1, C] and [R, 1], reductions along both axes, a 2-D value used after the loop (by a transpose) and a
+    masked 2-D store."""
 
-    def body(x, y, out, rs, cs, n):
+    def body(x, y, out, rs, cs, cmin, n):
         xi, yj = tile.arange(0, R), tile.arange(0, C)
         xv = tile.load(ptrs(x, xi))
         ym = lt(yj, tile.splat(n, [C]))
@@ -640,14 +641,14 @@ def test_row_strip_mined_2d(t):
         wm = arith.select(mask2, w, zero)
         tile.store(ptrs(rs, xi), tile.reduce(wm, 1, "sum"))
         tile.store(ptrs(cs, yj), tile.reduce(tile.trans(wm), 1, "max"), ym)
+        tile.store(ptrs(cmin, yj), tile.reduce(wm, 0, "min"), ym)
 
-    m = build("rows2d", [f"!tile.ptr<{t}>"] * 5 + ["i32"], body)
+    m = build("rows2d", [f"!tile.ptr<{t}>"] * 6 + ["i32"], body)
     np_t = FLOATS[t]
-    n = 40
     x, y = _data(np_t, R), _data(np_t, C)
     out = np.full((R, C), 5, np_t)
-    rs, cs = np.zeros(R, np_t), np.zeros(C, np_t)
-    run(m, [x, y, out, rs, cs, n], [1])
+    rs, cs, cmin = np.zeros(R, np_t), np.zeros(C, np_t), np.zeros(C, np_t)
+    run(m, [x, y, out, rs, cs, cmin, n], [1])
     d = y[None, :n].astype(np.float64) - x[:, None]
     w = np.exp(-d * d) * d
     tol = 2e-6 if t == "f32" else 1e-12
@@ -655,13 +656,48 @@ def test_row_strip_mined_2d(t):
     assert (out[:, n:] == 5).all()
     np.testing.assert_allclose(rs, w.sum(axis=1), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(cs[:n], w.max(axis=0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(cmin[:n], w.min(axis=0), rtol=tol, atol=tol)
+
+
+def test_big_tiles_carried_by_a_loop():
+    """Value tiles of 512+ elements cross scf.for iterations in a stack buffer: read whole (a reshape) and
+    chunk by chunk (strip-mined ops) at every iteration, written back at its end."""
+    R, C, steps = 2, 512, 3
+    from mlir import ir
+
+    def body(x, out, flat_out):
+        offs = arith.addi(bcast(col(arith.muli(tile.arange(0, R), full(C, [R], "i32"))), [R, C]),
+                          bcast(row(tile.arange(0, C)), [R, C]))
+        loop = scf.ForOp(const(0, "i32"), const(steps, "i32"), const(1, "i32"),
+                         [full(1.0, [R, C], "f32"), full(0.0, [R * C], "f32")])
+        with ir.InsertionPoint(loop.body):
+            i = loop.induction_variable
+            acc, flat = loop.inner_iter_args
+            v = tile.load(tile.addptr(tile.splat(x, [R, C]), arith.addi(offs, tile.splat(arith.muli(
+                i, const(R * C, "i32")), [R, C]))))
+            whole = tile.reshape(tile.reshape(acc, [R * C]), [R, C])  # not strip-mined: reads acc whole
+            new = arith.addf(arith.mulf(whole, full(0.5, [R, C], "f32")), v)
+            scf.YieldOp([new, arith.addf(flat, tile.reshape(new, [R * C]))])
+        tile.store(tile.addptr(tile.splat(out, [R, C]), offs), loop.results[0])
+        tile.store(ptrs(flat_out, tile.arange(0, R * C)), loop.results[1])
+
+    m = build("carried", ["!tile.ptr<f32>"] * 3, body)
+    x = _data(np.float32, steps * R * C).reshape(steps, R, C)
+    out, flat_out = np.zeros((R, C), np.float32), np.zeros(R * C, np.float32)
+    run(m, [x, out, flat_out], [1])
+    acc, total = np.ones((R, C)), np.zeros((R, C))
+    for i in range(steps):
+        acc = acc * 0.5 + x[i]
+        total += acc
+    np.testing.assert_allclose(out, acc, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(flat_out, total.ravel(), rtol=1e-6, atol=1e-6)
 
 
 # ------------------------------------------------- random elementwise programs
 _BIN = {"add": (arith.addf, np.add), "sub": (arith.subf, np.subtract), "mul": (arith.mulf, np.multiply),
         "max": (arith.maximumf, np.maximum), "min": (arith.minimumf, np.minimum)}
 @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(shape=st.sampled_from([(256,), (48,), (8, 64), (16, 24)]),
+@given(shape=st.sampled_from([(256,), (48,), (8, 64), (16, 24), (2, 512)]),
        steps=st.lists(st.tuples(st.sampled_from(["add", "sub", "mul", "max", "min", "abs", "tanh", "where", "sum"]),
                                 st.integers(0, 20), st.integers(0, 20)), min_size=1, max_size=8),
        n_frac=st.floats(0.3, 1.0))

@@ -76,3 +76,43 @@ func.func @rows(%a: !tile.ptr<f32>, %b: !tile.ptr<f32>, %o: !tile.ptr<f64>, %s: 
   "tile.store"(%sa, %sum) : (tensor<8x!tile.ptr<f32>>, tensor<8xf32>) -> ()
   return
 }
+
+// Rows longer than 256 lanes run in 16-lane pieces: a loop over rows around a loop over the
+// pieces of a row; a [1, C] mask is stored once and read piece by piece, and a row sum keeps a
+// 16-lane accumulator that is folded into the row's element after the inner loop.
+// CHECK-LABEL: func.func private @wide.program
+// CHECK: scf.for %[[R:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[S:.*]] = %{{.*}}) -> (vector<2xf32>)
+// CHECK: scf.for %[[J:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%[[A:.*]] = %{{.*}}) -> (vector<16xf32>)
+// CHECK: vector.load %{{.*}}[%[[J]]] : memref<512xi8>, vector<16xi8>
+// CHECK-NOT: vector<512xf32>
+// CHECK: vector.maskedload {{.*}} : memref<?xf32>, vector<16xi1>, vector<16xf32> into vector<16xf32>
+// CHECK-NOT: vector<512xf32>
+// CHECK: arith.addf %[[A]], {{.*}} : vector<16xf32>
+// CHECK: } {llvm.loop_annotation
+// CHECK: vector.reduction <add>, {{.*}} : vector<16xf32> into f32
+// CHECK: vector.insert {{.*}}, %[[S]] [%[[R]]] : f32 into vector<2xf32>
+func.func @wide(%x: !tile.ptr<f32>, %s: !tile.ptr<f32>, %n: i32) attributes {tile.kernel} {
+  %r = "tile.arange"() {start = 0 : i64, end = 2 : i64} : () -> tensor<2xi32>
+  %c = "tile.arange"() {start = 0 : i64, end = 512 : i64} : () -> tensor<512xi32>
+  %ns = "tile.splat"(%n) : (i32) -> tensor<512xi32>
+  %cm = arith.cmpi slt, %c, %ns : tensor<512xi32>
+  %cm2 = "tile.expand_dims"(%cm) {axis = 0 : i64} : (tensor<512xi1>) -> tensor<1x512xi1>
+  %m = "tile.broadcast"(%cm2) : (tensor<1x512xi1>) -> tensor<2x512xi1>
+  %c512 = arith.constant 512 : i32
+  %s512 = "tile.splat"(%c512) : (i32) -> tensor<2xi32>
+  %rs = arith.muli %r, %s512 : tensor<2xi32>
+  %r2 = "tile.expand_dims"(%rs) {axis = 1 : i64} : (tensor<2xi32>) -> tensor<2x1xi32>
+  %r3 = "tile.broadcast"(%r2) : (tensor<2x1xi32>) -> tensor<2x512xi32>
+  %c2 = "tile.expand_dims"(%c) {axis = 0 : i64} : (tensor<512xi32>) -> tensor<1x512xi32>
+  %c3 = "tile.broadcast"(%c2) : (tensor<1x512xi32>) -> tensor<2x512xi32>
+  %off = arith.addi %r3, %c3 : tensor<2x512xi32>
+  %xp = "tile.splat"(%x) : (!tile.ptr<f32>) -> tensor<2x512x!tile.ptr<f32>>
+  %xa = "tile.addptr"(%xp, %off) : (tensor<2x512x!tile.ptr<f32>>, tensor<2x512xi32>) -> tensor<2x512x!tile.ptr<f32>>
+  %v = "tile.load"(%xa, %m) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<2x512x!tile.ptr<f32>>, tensor<2x512xi1>) -> tensor<2x512xf32>
+  %e = math.exp %v : tensor<2x512xf32>
+  %sum = "tile.reduce"(%e) {axis = 1 : i64, kind = "sum"} : (tensor<2x512xf32>) -> tensor<2xf32>
+  %sp = "tile.splat"(%s) : (!tile.ptr<f32>) -> tensor<2x!tile.ptr<f32>>
+  %sa = "tile.addptr"(%sp, %r) : (tensor<2x!tile.ptr<f32>>, tensor<2xi32>) -> tensor<2x!tile.ptr<f32>>
+  "tile.store"(%sa, %sum) : (tensor<2x!tile.ptr<f32>>, tensor<2xf32>) -> ()
+  return
+}

@@ -33,6 +33,8 @@ class Lowering(TextEmitter):
         self.entry_lines: list[str] = []  # stack buffers, allocated once at function entry
         self.shared_scratch: dict = {}  # (role, elements, type) -> the stack buffer its users share
         self.chunk: tuple | None = None  # (tile shape, chunk shape) inside a strip-mined loop
+        # tile value -> (stack buffer, kind, pointer meta) holding it whole, for strip-mined loops to read
+        self.chunk_bufs: dict = {}
         self.pids: list[str] = []
         self.grid: list[str] = []
 

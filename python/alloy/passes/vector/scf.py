@@ -4,13 +4,22 @@ The ops are rebuilt with converted types; a pointer value is carried as its
 `index` offset (plus a vector of i64 lane offsets for pointer tiles) and must
 keep one base argument across iterations and branches. An scf.for whose
 iter_arg only feeds a tile.dot accumulator that is yielded back keeps that
-accumulator in a stack buffer (see dot_fma.memory_accumulators).
+accumulator in a stack buffer (see dot_fma.memory_accumulators); so does any
+value tile of MEMORY_CARRIED elements or more (in registers it would be spilled
+whole at every iteration), and strip-mined loops read it chunk by chunk.
 """
 from __future__ import annotations
 
+import math
+
+from mlir import ir
+
+from alloy.dialects import tile
 from alloy.passes.vector.dot_fma import MemTile, load_rows, memory_accumulators, scratch, store_rows
 from alloy.passes.vector.lowering import Lowering
 from alloy.passes.vector.values import LoweredValue, vtype
+
+MEMORY_CARRIED = 512  # value tiles of this many elements cross scf.for iterations in a stack buffer
 
 
 def lower_for(lw: Lowering, op) -> None:
@@ -25,7 +34,12 @@ def lower_for(lw: Lowering, op) -> None:
         store_rows(lw, lw.val(all_inits[i], op).name, buf, shape, elem)
         mem[i] = MemTile(buf, shape, elem)
         lw.env[all_args[i]] = mem[i]
-    kept = [i for i in range(len(all_inits)) if i not in mem]
+    carried = {}
+    for i in _carried_in_memory(all_args, mem):
+        shape, elem = tuple(all_args[i].type.shape), str(all_args[i].type.element_type)
+        carried[i] = scratch(lw, shape, elem)
+        _store_whole(lw, all_inits[i], carried[i], shape, elem)
+    kept = [i for i in range(len(all_inits)) if i not in mem and i not in carried]
     inits = [all_inits[i] for i in kept]
     args = [all_args[i] for i in kept]
     results = [op.results[i] for i in kept]
@@ -40,8 +54,14 @@ def lower_for(lw: Lowering, op) -> None:
     lw.emit(f"^bb0({sig}):")
     lw.depth += 1
     lw.env[block.arguments[0]] = LoweredValue(iv, lb.type)
+    for i, buf in carried.items():  # read at each iteration (strip-mined loops read it chunk by chunk)
+        arg = all_args[i]
+        _bind_buffer(lw, arg, buf, tuple(arg.type.shape), str(arg.type.element_type))
     lw.bind_all(args, [v.type for v in inits], arg_names, likes)
     term = lw.body(block)
+    for i, buf in carried.items():
+        arg = all_args[i]
+        _store_whole(lw, term.operands[i], buf, tuple(arg.type.shape), str(arg.type.element_type))
     yields = [term.operands[i] for i in kept]
     for v, like in zip(yields, likes):
         lw.check_same_base(lw.env[v], like, op)
@@ -51,6 +71,46 @@ def lower_for(lw: Lowering, op) -> None:
     lw.bind_all(results, [v.type for v in inits], names, likes)
     for i, mt in mem.items():
         lw.env[op.results[i]] = LoweredValue(load_rows(lw, mt.buf, mt.shape, mt.elem), vtype(mt.shape, mt.elem))
+    for i, buf in carried.items():
+        arg = all_args[i]
+        _bind_buffer(lw, op.results[i], buf, tuple(arg.type.shape), str(arg.type.element_type))
+
+
+def _carried_in_memory(args, taken) -> list[int]:
+    """iter_arg positions of value tiles (not pointers, not masks) of MEMORY_CARRIED elements or more."""
+    out = []
+    for i, arg in enumerate(args):
+        t = arg.type
+        if i in taken or not isinstance(t, ir.RankedTensorType) or len(t.shape) not in (1, 2):
+            continue
+        if tile.is_ptr(t.element_type) or str(t.element_type) == "i1" or math.prod(t.shape) < MEMORY_CARRIED:
+            continue
+        out.append(i)
+    return out
+
+
+def _store_whole(lw: Lowering, v, buf: str, shape, elem: str) -> None:
+    """Write tile v into buf: a copy from the buffer a strip-mined loop left it in, else a whole store."""
+    held = lw.chunk_bufs.get(v)
+    n = math.prod(shape)
+    if held is not None and held[1] == "value":
+        if held[0] != buf:
+            lw.emit(f"memref.copy {held[0]}, {buf} : memref<{n}x{elem}> to memref<{n}x{elem}>")
+        return
+    x = lw.val(v).name
+    if len(shape) == 2:
+        store_rows(lw, x, buf, shape, elem)
+    else:
+        lw.emit(f"vector.store {x}, {buf}[{lw.index(0)}] : memref<{n}x{elem}>, {vtype(shape, elem)}")
+
+
+def _bind_buffer(lw: Lowering, v, buf: str, shape, elem: str) -> None:
+    """v is what buf holds: strip-mined loops read it from there (its whole load is dead code then)."""
+    n = math.prod(shape)
+    x = load_rows(lw, buf, shape, elem) if len(shape) == 2 else lw.op(
+        f"vector.load {buf}[{lw.index(0)}] : memref<{n}x{elem}>, {vtype(shape, elem)}")
+    lw.env[v] = LoweredValue(x, vtype(shape, elem))
+    lw.chunk_bufs[v] = (buf, "value", None)
 
 
 def _yield(lw: Lowering, values, name: str, prefix_operands=()) -> None:

@@ -7,11 +7,19 @@ on whole tiles makes LLVM keep every intermediate tile live (spilling, since
 loads must precede all stores; and slow to compile), while the loop keeps one
 chunk of each value in registers.
 
+Rows longer than WIDE_ROW lanes are not one chunk: a 2-D run over such a tile
+is a loop nest, rows outside and W-lane pieces of a row inside, so that no
+vector handed to LLVM is much wider than a few registers (a 4096-lane row
+would make every op hundreds of machine instructions, slow to compile and
+spilled). A [1, C] broadcast source is then stored once before the nest and
+read piece by piece.
+
 Ops in a run: elementwise arith/math, splat, arange (1-D), broadcast from
 [1, C] / [R, 1] (2-D), addptr, load, store, and sum/max/min reductions (1-D
 to a scalar; 2-D along either axis). Inside the loop the usual handlers run
 with tiles of the run's shape read as chunks (`Lowering.chunk`). A reduction
-keeps its accumulator in the loop's iter_args. Tiles that cross the loop
+keeps its accumulator in the loop's iter_args (in a stack buffer for a
+reduction along the columns of wide rows). Tiles that cross the loop
 boundary go through stack buffers: values defined before the run are stored
 once and read chunk by chunk (index/mask arithmetic is just recomputed),
 values used after it are stored chunk by chunk and read back whole. Pure ops
@@ -35,6 +43,7 @@ from alloy.passes.vector.values import LoweredPointer, LoweredValue, is_float, v
 LANES = 16  # chunk of a 1-D tile: one AVX-512 register of 32-bit lanes
 MIN_CHUNKS = 4  # strip-mine 1-D tiles of at least this many chunks
 MIN_ROWS, MIN_ELEMS = 2, 256  # and 2-D tiles of at least this size
+WIDE_ROW = 256  # 2-D tiles with longer rows loop over LANES-lane pieces of each row
 REDUCE_KINDS = ("sum", "max", "min")
 UNROLL = "#llvm.loop_annotation<unroll = <count = 2>>"
 _CHUNK_TILE_OPS = ("tile.splat", "tile.addptr", "tile.load", "tile.store", "tile.broadcast", "tile.arange")
@@ -124,6 +133,8 @@ def _worth(shape) -> tuple | None:
         n = shape[0]
         return (LANES,) if n % LANES == 0 and n >= MIN_CHUNKS * LANES else None
     r, c = shape
+    if c > WIDE_ROW and c % LANES == 0:
+        return (LANES,)
     return (c,) if r >= MIN_ROWS and r * c >= MIN_ELEMS and c >= 8 else None
 
 
@@ -222,7 +233,10 @@ class _Run:
         self.shape, self.chunk = g.shape, g.chunk
         self.size = g.shape[0] * (g.shape[1] if len(g.shape) == 2 else 1)
         self.two_d = len(g.shape) == 2
-        self.c = self.off = self.c32 = None
+        self.wide = self.two_d and g.chunk[0] != g.shape[1]  # rows in pieces: a (row, column) loop nest
+        self.row = self.col = self.off = self.c32 = None  # loop indices: row (2-D), column / 1-D chunk start
+        self.row_bufs: dict = {}  # [1, C] broadcast source -> its stack buffer (wide rows)
+        self.column_accs: dict = {}  # reduction along axis 0 of wide rows -> its accumulator buffer
 
     # --------------------------------------------------------- buffers
     def stage_in(self, v):
@@ -320,13 +334,63 @@ class _Run:
             lw.env[r] = LoweredPointer(x.base, x.soff, None, self.chunk, x.elem)
             return
         vec, elem = (x.voff, "i64") if isinstance(x, LoweredPointer) else (x.name, str(tile.element_type(src.type)))
-        if s_shape == (1, cols):
+        if s_shape == (1, cols) and self.wide:
+            out = self._row_piece(src)
+        elif s_shape == (1, cols):
             out = lw.extract(vec, (0,), s_shape, elem)
         else:
             flat = lw.shape_cast(vec, s_shape, (rows,), elem)
-            s = lw.op(f"vector.extract {flat}[{self.c}] : {elem} from {vtype((rows,), elem)}")
+            s = lw.op(f"vector.extract {flat}[{self.row}] : {elem} from {vtype((rows,), elem)}")
             out = lw.splat(s, elem, self.chunk)
         lw.env[r] = LoweredPointer(x.base, x.soff, out, self.chunk, x.elem) if isinstance(x, LoweredPointer) else LoweredValue(out, vtype(self.chunk, elem))
+
+    def stage_row(self, src) -> None:
+        """Store a [1, C] broadcast source (value or pointer offsets) once, before the loop nest over wide rows."""
+        lw, x, cols = self.lw, self.lw.env[src], self.shape[1]
+        if isinstance(x, LoweredPointer):
+            if x.voff is None:
+                return
+            name, e = x.voff, "i64"
+        else:
+            name, e = x.name, _mem_elem(src)
+            if str(tile.element_type(src.type)) == "i1":
+                name = lw.op(f"arith.extui {name} : {vtype((1, cols), 'i1')} to {vtype((1, cols), 'i8')}")
+        buf = scratch(lw, (cols,), e)
+        flat = lw.shape_cast(name, (1, cols), (cols,), e)
+        lw.emit(f"vector.store {flat}, {buf}[{lw.index(0)}] : memref<{cols}x{e}>, {vtype((cols,), e)}")
+        self.row_bufs[src] = (buf, e)
+
+    def _row_piece(self, src) -> str:
+        """The piece of a staged [1, C] source at the current column (i1 back from bytes)."""
+        lw = self.lw
+        buf, e = self.row_bufs[src]
+        x = lw.op(f"vector.load {buf}[{self.col}] : memref<{self.shape[1]}x{e}>, {vtype(self.chunk, e)}")
+        if str(tile.element_type(src.type)) == "i1":
+            return lw.op(f"arith.cmpi ne, {x}, {lw.zeros(self.chunk, 'i8')} : {vtype(self.chunk, 'i8')}")
+        return x
+
+    def row_sources(self, ops, remat, bound: set) -> list:
+        """[1, C] sources of the broadcasts the loop nest will emit: in the run and in recomputed chains."""
+        found, seen = [], set(bound)
+
+        def visit(op):
+            if _name(op) == "tile.broadcast" and _shape(op.operands[0]) == (1, self.shape[1]):
+                if op.operands[0] not in found:
+                    found.append(op.operands[0])
+
+        def chain(v):
+            if v in seen or not _is_tile(v) or _shape(v) != self.shape or isinstance(v, ir.BlockArgument):
+                return
+            seen.add(v)
+            visit(v.owner)
+            for o in v.owner.operands:
+                chain(o)
+
+        for op in ops:
+            visit(op)
+        for v in remat:
+            chain(v)
+        return found
 
     def emit_chain(self, v, bound: set) -> None:
         """Emit the ops computing tile v (and its unbound tile operands of the run's shape)."""
@@ -339,22 +403,29 @@ class _Run:
         bound.update(d.results)
 
     def reduce_init(self, op) -> tuple[str, str]:
+        """Identity and type of a reduction's loop-carried accumulator (the inner loop's for wide rows)."""
         e = str(tile.element_type(op.operands[0].type))
-        axis = ir.IntegerAttr(op.attributes["axis"]).value
-        n = self.chunk[0] if not (self.two_d and axis == 1) else self.shape[0]
+        n = self.shape[0] if self.two_d and _axis(op) == 1 and not self.wide else self.chunk[0]
         t = vtype((n,), e)
         return self.lw.const(f"dense<{_identity(_kind(op), e)}>", t), t
 
-    def reduce_chunk(self, op, acc: str) -> str:
+    def reduce_chunk(self, op, acc: str | None) -> str | None:
         lw = self.lw
         e = str(tile.element_type(op.operands[0].type))
         x = lw.val(op.operands[0], op).name
         f = is_float(e)
         kind = _kind(op)
-        if self.two_d and ir.IntegerAttr(op.attributes["axis"]).value == 1:
+        combine = _COMBINE[kind][0 if f else 1]
+        if self.wide and _axis(op) == 0:  # accumulated in its buffer, piece by piece
+            buf, t = self.column_accs[op], f"memref<{self.shape[1]}x{e}>"
+            old = lw.op(f"vector.load {buf}[{self.col}] : {t}, {vtype(self.chunk, e)}")
+            lw.emit(f"vector.store {lw.op(f'{combine} {old}, {x} : {vtype(self.chunk, e)}')}, {buf}[{self.col}] : "
+                    f"{t}, {vtype(self.chunk, e)}")
+            return None
+        if self.two_d and _axis(op) == 1 and not self.wide:
             s = lw.op(f"vector.reduction <{_COMBINE[kind][2 if f else 3]}>, {x} : {vtype(self.chunk, e)} into {e}")
-            return lw.op(f"vector.insert {s}, {acc}[{self.c}] : {e} into {vtype((self.shape[0],), e)}")
-        return lw.op(f"{_COMBINE[kind][0 if f else 1]} {acc}, {x} : {vtype(self.chunk, e)}")
+            return lw.op(f"vector.insert {s}, {acc}[{self.row}] : {e} into {vtype((self.shape[0],), e)}")
+        return lw.op(f"{combine} {acc}, {x} : {vtype(self.chunk, e)}")
 
     def reduce_result(self, op, acc: str) -> LoweredValue:
         e = str(tile.element_type(op.operands[0].type))
@@ -362,6 +433,10 @@ class _Run:
             return LoweredValue(acc, vtype(tile.shape_of(op.results[0].type), e))
         red = _COMBINE[_kind(op)][2 if is_float(e) else 3]
         return LoweredValue(self.lw.op(f"vector.reduction <{red}>, {acc} : {vtype(self.chunk, e)} into {e}"), e)
+
+
+def _axis(op) -> int:
+    return ir.IntegerAttr(op.attributes["axis"]).value
 
 
 def _mem_elem(v) -> str:
@@ -382,11 +457,98 @@ def _identity(kind: str, elem: str) -> str:
     return str(-(1 << (bits - 1))) if kind == "max" else str((1 << (bits - 1)) - 1)
 
 
+class _LoopNest:
+    """The loops of one run: over chunks (1-D), rows (2-D), or rows and pieces of each row (wide rows), opened
+    on construction (the run's reductions carried as iter_args) and closed by `close()`."""
+
+    def __init__(self, lw: Lowering, run: _Run, g: Group) -> None:
+        self.lw, self.run = lw, run
+        if run.wide:
+            for op in g.reduces:
+                if _axis(op) == 0:
+                    self._column_acc(op, g.shape[1])
+            self.carried = [op for op in g.reduces if _axis(op) == 1]
+            self.rows = self._open(g.shape[0], 1, [self._row_init(op) for op in self.carried], unroll=False)
+            run.row = self.rows.iv
+            self.pieces = self._open(g.shape[1], g.chunk[0], [run.reduce_init(op) for op in self.carried])
+            run.col = self.pieces.iv
+            run.off = lw.op(f"arith.addi {lw.op(f'arith.muli {run.row}, {lw.index(g.shape[1])} : index')}, "
+                            f"{run.col} : index")
+            self.acc_of = dict(zip(self.carried, self.pieces.args))
+            return
+        self.carried = list(g.reduces)
+        upper, step = (g.shape[0], 1) if run.two_d else (g.shape[0], g.chunk[0])
+        self.rows = self.pieces = self._open(upper, step, [run.reduce_init(op) for op in self.carried])
+        if run.two_d:
+            run.row, run.off = self.rows.iv, lw.op(f"arith.muli {self.rows.iv}, {lw.index(g.shape[1])} : index")
+        else:
+            run.col = run.off = self.rows.iv
+            run.c32 = lw.op(f"arith.index_cast {self.rows.iv} : index to i32")
+        self.acc_of = dict(zip(self.carried, self.rows.args))
+
+    def _open(self, upper: int, step: int, inits, unroll: bool = True) -> "_Loop":
+        lw = self.lw
+        prefix, names = lw.results(len(inits))
+        loop = _Loop(lw.new("c"), [lw.new("acc") for _ in inits], names, [t for _, t in inits], unroll)
+        lw.emit(f'{prefix}"scf.for"({", ".join([lw.index(0), lw.index(upper), lw.index(step)] + [i for i, _ in inits])}) ({{')
+        lw.emit(f'^bb0({", ".join([f"{loop.iv}: index"] + [f"{a}: {t}" for a, t in zip(loop.args, loop.types)])}):')
+        lw.depth += 1
+        return loop
+
+    def _end(self, loop: "_Loop", yields) -> None:
+        lw, vts = self.lw, loop.types
+        lw.emit(f'"scf.yield"({", ".join(yields)}) : ({", ".join(vts)}) -> ()')
+        lw.depth -= 1
+        # fully unrolled, a chunk loop would turn back into the straight-line code it replaces
+        attrs = f" {{llvm.loop_annotation = {UNROLL}}}" if loop.unroll else ""
+        lw.emit(f'}}){attrs} : ({", ".join(["index"] * 3 + vts)}) -> ({", ".join(vts)})')
+
+    def _row_init(self, op) -> tuple[str, str]:
+        e = str(tile.element_type(op.operands[0].type))
+        t = vtype((self.run.shape[0],), e)
+        return self.lw.const(f"dense<{_identity(_kind(op), e)}>", t), t
+
+    def _column_acc(self, op, cols: int) -> None:
+        """The stack buffer accumulating a reduction along axis 0 of wide rows, filled with its identity."""
+        lw, w = self.lw, self.run.chunk
+        e = str(tile.element_type(op.operands[0].type))
+        buf = scratch(lw, (cols,), e)
+        init = lw.const(f"dense<{_identity(_kind(op), e)}>", vtype(w, e))
+        loop = self._open(cols, w[0], [])
+        lw.emit(f"vector.store {init}, {buf}[{loop.iv}] : memref<{cols}x{e}>, {vtype(w, e)}")
+        self._end(loop, [])
+        self.run.column_accs[op] = buf
+
+    def close(self) -> dict:
+        """Close the loops; the final accumulator of each carried reduction."""
+        lw, run = self.lw, self.run
+        self._end(self.pieces, [self.acc_of[op] for op in self.carried])
+        if self.pieces is self.rows:
+            return dict(zip(self.carried, self.rows.results))
+        rows_next = []
+        for op, piece_acc, row_acc in zip(self.carried, self.pieces.results, self.rows.args):
+            e = str(tile.element_type(op.operands[0].type))
+            red = _COMBINE[_kind(op)][2 if is_float(e) else 3]
+            s = lw.op(f"vector.reduction <{red}>, {piece_acc} : {vtype(run.chunk, e)} into {e}")
+            rows_next.append(lw.op(f"vector.insert {s}, {row_acc}[{run.row}] : {e} into {vtype((run.shape[0],), e)}"))
+        self._end(self.rows, rows_next)
+        return dict(zip(self.carried, self.rows.results))
+
+
+@dataclass
+class _Loop:
+    iv: str
+    args: list
+    results: list
+    types: list
+    unroll: bool
+
+
 def lower_group(lw: Lowering, g: Group) -> None:
     for op in g.pre:
         lw._convert_op(op)
     run = _Run(lw, g)
-    bufs = lw.__dict__.setdefault("chunk_bufs", {})  # tile -> its buffer, from an earlier loop
+    bufs = lw.chunk_bufs  # tile -> its buffer, from an earlier loop
     in_group = {r for op in g.ops for r in op.results}
     group_ops = {op.operation for op in g.ops}
     outside = []
@@ -402,21 +564,12 @@ def lower_group(lw: Lowering, g: Group) -> None:
     out_bufs = {r: scratch(lw, g.shape, _mem_elem(r)) for r in escaping if r not in esc_remat and
                 _shape(r) == g.shape}
     saved = dict(lw.env)
-    inits = [run.reduce_init(op) for op in g.reduces]
-    vts = [t for _, t in inits]
-    prefix, names = lw.results(len(inits))
-    c = lw.new("c")
-    accs = [lw.new("acc") for _ in inits]
-    upper, step = (g.shape[0], 1) if run.two_d else (g.shape[0], g.chunk[0])
-    lw.emit(f'{prefix}"scf.for"({", ".join([lw.index(0), lw.index(upper), lw.index(step)] + [i for i, _ in inits])}) ({{')
-    lw.emit(f'^bb0({", ".join([f"{c}: index"] + [f"{a}: {t}" for a, t in zip(accs, vts)])}):')
-    lw.depth += 1
-    run.c = c
-    run.off = lw.op(f"arith.muli {c}, {lw.index(g.shape[1])} : index") if run.two_d else c
-    run.c32 = lw.op(f"arith.index_cast {c} : index to i32")
-    lw.chunk = (g.shape, g.chunk)
-    acc_of = dict(zip([op.results[0] for op in g.reduces], accs))
+    if run.wide:
+        for src in run.row_sources(g.ops, remat, set(staged)):
+            run.stage_row(src)
+    nest = _LoopNest(lw, run, g)
     ptr_meta: dict = {}
+    lw.chunk = (g.shape, g.chunk)
     try:
         bound = set()
         for v, (buf, kind, meta) in staged.items():
@@ -426,7 +579,7 @@ def lower_group(lw: Lowering, g: Group) -> None:
             run.emit_chain(v, bound)
         for op in g.ops:
             if _name(op) == "tile.reduce":
-                acc_of[op.results[0]] = run.reduce_chunk(op, acc_of[op.results[0]])
+                nest.acc_of[op] = run.reduce_chunk(op, nest.acc_of.get(op))
             else:
                 run.convert(op)
             bound.update(op.results)
@@ -436,16 +589,19 @@ def lower_group(lw: Lowering, g: Group) -> None:
                     x = lw.env[r]
                     if isinstance(x, LoweredPointer):
                         ptr_meta[r] = (x.base, x.elem)
-        lw.emit(f'"scf.yield"({", ".join(acc_of[op.results[0]] for op in g.reduces)}) : ({", ".join(vts)}) -> ()')
     finally:
         lw.chunk = None
-        lw.depth -= 1
-    # fully unrolled, the loop would turn back into the straight-line code it replaces
-    lw.emit(f'}}) {{llvm.loop_annotation = {UNROLL}}} : ({", ".join(["index"] * 3 + vts)}) -> ({", ".join(vts)})')
+    results = nest.close()
     lw.env.clear()
     lw.env.update(saved)
-    for op, name in zip(g.reduces, names):
-        lw.env[op.results[0]] = run.reduce_result(op, name)
+    for op in g.reduces:
+        if op in run.column_accs:
+            buf, e, cols = run.column_accs[op], str(tile.element_type(op.operands[0].type)), g.shape[1]
+            x = lw.op(f"vector.load {buf}[{lw.index(0)}] : memref<{cols}x{e}>, {vtype((cols,), e)}")
+            lw.env[op.results[0]] = LoweredValue(x, vtype((cols,), e))
+            bufs[op.results[0]] = (buf, "value", None)
+        else:
+            lw.env[op.results[0]] = run.reduce_result(op, results[op])
     for r, buf in out_bufs.items():
         meta = ptr_meta.get(r)
         lw.env[r] = run.read_back(r, buf, meta)
