@@ -23,3 +23,23 @@ func.func @k(%p: !tile.ptr<f32>, %n: i32) attributes {tile.kernel} {
   "tile.store"(%a0, %v) : (tensor<16x!tile.ptr<f32>>, tensor<16xf32>) -> ()
   return
 }
+
+// A reduction of a transposed 2-D tile reduces the tile along the other axis; the transpose goes.
+// CHECK-LABEL: func.func @reduce_of_trans
+// CHECK-NOT: "tile.trans"
+// CHECK: "tile.reduce"(%arg0) {axis = 0 : i64, kind = "max"} : (tensor<4x64xf32>) -> tensor<64xf32>
+// CHECK: "tile.reduce"(%arg0) {axis = 1 : i64, kind = "argmin"} : (tensor<4x64xf32>) -> tensor<4xi32>
+func.func @reduce_of_trans(%x: tensor<4x64xf32>, %p: !tile.ptr<f32>, %q: !tile.ptr<i32>) attributes {tile.kernel} {
+  %t = "tile.trans"(%x) : (tensor<4x64xf32>) -> tensor<64x4xf32>
+  %m = "tile.reduce"(%t) {axis = 1 : i64, kind = "max"} : (tensor<64x4xf32>) -> tensor<64xf32>
+  %i = "tile.reduce"(%t) {axis = 0 : i64, kind = "argmin"} : (tensor<64x4xf32>) -> tensor<4xi32>
+  %c = "tile.arange"() {start = 0 : i64, end = 64 : i64} : () -> tensor<64xi32>
+  %ps = "tile.splat"(%p) : (!tile.ptr<f32>) -> tensor<64x!tile.ptr<f32>>
+  %pa = "tile.addptr"(%ps, %c) : (tensor<64x!tile.ptr<f32>>, tensor<64xi32>) -> tensor<64x!tile.ptr<f32>>
+  "tile.store"(%pa, %m) : (tensor<64x!tile.ptr<f32>>, tensor<64xf32>) -> ()
+  %r = "tile.arange"() {start = 0 : i64, end = 4 : i64} : () -> tensor<4xi32>
+  %qs = "tile.splat"(%q) : (!tile.ptr<i32>) -> tensor<4x!tile.ptr<i32>>
+  %qa = "tile.addptr"(%qs, %r) : (tensor<4x!tile.ptr<i32>>, tensor<4xi32>) -> tensor<4x!tile.ptr<i32>>
+  "tile.store"(%qa, %i) : (tensor<4x!tile.ptr<i32>>, tensor<4xi32>) -> ()
+  return
+}

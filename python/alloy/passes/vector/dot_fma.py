@@ -10,7 +10,8 @@ inputs are extended to the f32 accumulator; integer dots use muli/addi.
 An operand loaded only for the dot goes from its row loads straight into the
 scratch buffer (`OperandStager`); b = trans(load(...)), the transposed
 right-hand side of `tile_dot(a, b, transpose_rhs=True)`, is transposed on the
-way in by 16x16 blocks with a network of two-input shuffles.
+way in by square blocks of one SIMD register's lanes (4 to 16) with a network
+of two-input shuffles.
 
 When the accumulator is carried by an scf.for (acc = dot(a, b, acc) yielded
 straight back), it lives in its scratch buffer for the whole loop instead of
@@ -28,6 +29,7 @@ from alloy.passes.vector.lowering import Lowering
 from alloy.passes.vector.values import LoweredValue, is_float, vtype
 
 MAX_UNROLL_K = 64
+LOOPED_OPERAND = 4096  # dot operand loads of this many elements run strip-mined (see stripmine.py)
 
 
 @dataclass
@@ -80,6 +82,10 @@ class DotOperand:
     elem: str
 
 
+def _bytes(elem: str) -> int:
+    return int(elem[1:]) // 8 if elem[1:].isdigit() else 4
+
+
 def _single_use(v: ir.Value):
     uses = list(v.uses)
     return uses[0] if len(uses) == 1 else None
@@ -111,6 +117,7 @@ class OperandStager:
         self.dot_shape = (cols, rows) if role == "bt" else (rows, cols)
         self.buf = scratch(lw, self.dot_shape, self.elem)
         self.pending: list[tuple[int, str]] = []
+        self.block = min(16, max(4, lw.target.lanes(_bytes(self.elem))))  # transposed in block x block pieces
 
     def row(self, i: int, x: str) -> None:
         lw, n = self.lw, self.cols
@@ -120,20 +127,70 @@ class OperandStager:
             lw.emit(f"vector.store {x}, {self.buf}[{lw.index(i * n)}] : {self._mt()}, {vtype((n,), self.elem)}")
             return
         self.pending.append((i, x))
-        if len(self.pending) == 16:
+        if len(self.pending) == self.block:
             self._flush()
+
+    def rows_in_buffer(self, rbuf: str, count: int, bits: str | None = None) -> None:
+        """All `count` rows at once, from the row-major stack buffer rbuf (as `bits` integers when given),
+        in loops whose code is not repeated for every row: b^T is transposed one group of `block` rows per
+        iteration, the rows of a or b are extended one per iteration."""
+        lw, n, e, blk = self.lw, self.cols, self.elem, self.block
+        mem_elem = bits or self.src_elem
+        rt = f"memref<{count * n}x{mem_elem}>"
+        groups = count // blk if self.role == "bt" and n % blk == 0 else 0
+        if groups > 1:
+            ndim = self.dot_shape[1]
+            g = lw.new("g")
+            lw.emit(f'"scf.for"({lw.index(0)}, {lw.index(groups * blk)}, {lw.index(blk)}) ({{')
+            lw.emit(f"^bb0({g}: index):")
+            lw.depth += 1
+            base = lw.op(f"arith.muli {g}, {lw.index(n)} : index")
+            for k0 in range(0, n, blk):
+                rows = []
+                for t in range(blk):
+                    at = lw.op(f"arith.addi {base}, {lw.index(t * n + k0)} : index")
+                    x = lw.op(f"vector.load {rbuf}[{at}] : {rt}, {vtype((blk,), mem_elem)}")
+                    if bits is not None:
+                        x = lw.op(f"arith.bitcast {x} : {vtype((blk,), bits)} to {vtype((blk,), self.src_elem)}")
+                    rows.append(_extend(lw, x, (blk,), self.src_elem, e, None))
+                for kk, col in enumerate(transpose_square(lw, rows, e)):
+                    at = lw.op(f"arith.addi {g}, {lw.index((k0 + kk) * ndim)} : index")
+                    lw.emit(f"vector.store {col}, {self.buf}[{at}] : {self._mt()}, {vtype((blk,), e)}")
+            lw.emit('"scf.yield"() : () -> ()')
+            lw.depth -= 1
+            lw.emit("}) : (index, index, index) -> ()")
+        first = groups * blk if groups > 1 else 0
+        if self.role != "bt" and count > 1:  # a or b: row by row in a loop, extended on the way
+            i = lw.new("row")
+            lw.emit(f'"scf.for"({lw.index(0)}, {lw.index(count * n)}, {lw.index(n)}) ({{')
+            lw.emit(f"^bb0({i}: index):")
+            lw.depth += 1
+            x = lw.op(f"vector.load {rbuf}[{i}] : {rt}, {vtype((n,), mem_elem)}")
+            if bits is not None:
+                x = lw.op(f"arith.bitcast {x} : {vtype((n,), bits)} to {vtype((n,), self.src_elem)}")
+            x = _extend(lw, x, (n,), self.src_elem, e, None)
+            lw.emit(f"vector.store {x}, {self.buf}[{i}] : {self._mt()}, {vtype((n,), e)}")
+            lw.emit('"scf.yield"() : () -> ()')
+            lw.depth -= 1
+            lw.emit("}) : (index, index, index) -> ()")
+            first = count
+        for i in range(first, count):
+            x = lw.op(f"vector.load {rbuf}[{lw.index(i * n)}] : {rt}, {vtype((n,), mem_elem)}")
+            if bits is not None:
+                x = lw.op(f"arith.bitcast {x} : {vtype((n,), bits)} to {vtype((n,), self.src_elem)}")
+            self.row(i, x)
 
     def _mt(self) -> str:
         return f"memref<{self.dot_shape[0] * self.dot_shape[1]}x{self.elem}>"
 
     def _flush(self) -> None:
-        """Transpose the pending rows of b^T (r rows x K) in 16-wide column chunks into rows of b."""
+        """Transpose the pending rows of b^T (r rows x K) in block-wide column chunks into rows of b."""
         lw, rows, e = self.lw, self.pending, self.elem
         if not rows:
             return
         r, kdim, ndim = len(rows), self.cols, self.dot_shape[1]
         j0 = rows[0][0]
-        step = 16 if kdim % 16 == 0 else kdim
+        step = self.block if kdim % self.block == 0 else kdim
         for k0 in range(0, kdim, step):
             parts = [x if step == kdim else lw.op(
                 f"vector.extract_strided_slice {x} {{offsets = [{k0}], sizes = [{step}], strides = [1]}} : "
@@ -202,6 +259,17 @@ def memory_accumulators(for_op) -> dict[int, ir.Value]:
     return out
 
 
+def operand_from_buffer(lw: Lowering, role: str, dot, shape, elem: str, buf: str) -> DotOperand:
+    """A dot operand (role a, b, or bt: shape is b^T's) held row-major in buf: used in place when it has the
+    accumulator's type and needs no transpose, else staged from it in loops."""
+    acc_elem = str(tile.element_type(dot.operands[2].type))
+    if role != "bt" and elem == acc_elem:
+        return DotOperand(buf, tuple(shape), elem)
+    stager = OperandStager(lw, role, dot, shape, elem)
+    stager.rows_in_buffer(buf, shape[0])
+    return stager.finish()
+
+
 def _extend(lw: Lowering, x: str, shape, src: str, dst: str, op) -> str:
     if src == dst:
         return x
@@ -225,8 +293,10 @@ def lower_dot(lw: Lowering, op) -> None:
         cbuf = scratch(lw, (m, n), ec)
         store_rows(lw, lw.val(c_v, op).name, cbuf, (m, n), ec)
     staged = []
-    for v, shape, e in ((a_v, (m, k), ea), (b_v, (k, n), eb)):
+    for role, v, shape, e in (("a", a_v, (m, k), ea), ("b", b_v, (k, n), eb)):
         x = lw.env.get(v)
+        if v in lw.chunk_bufs and lw.chunk_bufs[v][1] == "value":  # left in a buffer by a strip-mined loop
+            x = operand_from_buffer(lw, role, op, shape, e, lw.chunk_bufs[v][0])
         if isinstance(x, DotOperand):
             staged.append(x.buf)
             continue
@@ -242,14 +312,16 @@ def lower_dot(lw: Lowering, op) -> None:
 
 
 def _blocking(lw: Lowering, m: int, n: int, elem: str) -> tuple[int, int]:
-    """(rows MR, columns NR) of the micro-tile: 3/4 of the SIMD registers accumulate, the rest hold
-    rows of b and the broadcast element of a."""
+    """(rows MR, columns NR) of the micro-tile: up to 3/4 of the SIMD registers accumulate, the rest hold
+    rows of b and the broadcast element of a. MR divides M where a divisor keeps at least half those
+    rows: a remainder block would be a second copy of the unrolled micro-kernel."""
     width, acc_regs = lw.target.vector_bytes, lw.target.vector_registers * 3 // 4
-    lanes = max(1, width // (int(elem[1:]) // 8 if elem[1:].isdigit() else 4))
+    lanes = max(1, width // _bytes(elem))
     nr = n if n <= 4 * lanes else next(d for d in range(4 * lanes, 0, -1) if n % d == 0)
     vecs = max(1, -(-nr // lanes))
-    mr = max(1, min(m, acc_regs // vecs))
-    return mr, nr
+    most = max(1, min(m, acc_regs // vecs))
+    divisor = next(d for d in range(most, 0, -1) if m % d == 0)
+    return (divisor if 2 * divisor >= most else most), nr
 
 
 def _micro_kernel(lw: Lowering, abuf, bbuf, cbuf, m, n, k, elem) -> None:
@@ -280,8 +352,13 @@ def _end_for(lw: Lowering, yields=(), iter_type: str = "") -> None:
 
 
 def _row_blocks(lw, abuf, bbuf, cbuf, m, n, k, elem, mr, nr, lo, hi) -> None:
+    """Rows lo..hi of the accumulator in blocks of mr rows x nr columns; each row of a block is held as
+    register-wide vectors (LLVM meets no vector it must split)."""
     f = is_float(elem)
-    vt = vtype((nr,), elem)
+    lanes = lw.target.lanes(_bytes(elem))
+    width = lanes if nr % lanes == 0 else nr
+    parts = [lw.index(q * width) for q in range(nr // width)]
+    vt = vtype((width,), elem)
     at, bt, ct = (f"memref<{s}x{elem}>" for s in (m * k, k * n, m * n))
     i0, _, _ = _for(lw, lw.index(lo), lw.index(hi), lw.index(mr))
     if nr == n:
@@ -291,7 +368,8 @@ def _row_blocks(lw, abuf, bbuf, cbuf, m, n, k, elem, mr, nr, lo, hi) -> None:
     rows = [lw.op(f"arith.addi {i0}, {lw.index(r)} : index") for r in range(mr)]
     c_off = [lw.op(f"arith.addi {lw.op(f'arith.muli {r}, {lw.index(n)} : index')}, {j0} : index") for r in rows]
     a_off = [lw.op(f"arith.muli {r}, {lw.index(k)} : index") for r in rows]
-    accs = [lw.op(f"vector.load {cbuf}[{o}] : {ct}, {vt}") for o in c_off]
+    c_at = [lw.op(f"arith.addi {o}, {q} : index") for o in c_off for q in parts]
+    accs = [lw.op(f"vector.load {cbuf}[{o}] : {ct}, {vt}") for o in c_at]
     ku = next(d for d in range(min(k, MAX_UNROLL_K), 0, -1) if k % d == 0)
     looped = ku != k
     if looped:
@@ -300,18 +378,20 @@ def _row_blocks(lw, abuf, bbuf, cbuf, m, n, k, elem, mr, nr, lo, hi) -> None:
     for kk in range(ku):
         kidx = lw.index(kk) if not looped else lw.op(f"arith.addi {k0}, {lw.index(kk)} : index")
         boff = lw.op(f"arith.addi {lw.op(f'arith.muli {kidx}, {lw.index(n)} : index')}, {j0} : index")
-        brow = lw.op(f"vector.load {bbuf}[{boff}] : {bt}, {vt}")
+        brow = [lw.op(f"vector.load {bbuf}[{lw.op(f'arith.addi {boff}, {q} : index')}] : {bt}, {vt}") for q in parts]
         for r in range(mr):
             s = lw.op(f"memref.load {abuf}[{lw.op(f'arith.addi {a_off[r]}, {kidx} : index')}] : {at}")
-            sb = lw.splat(s, elem, (nr,))
-            if f:
-                accs[r] = lw.op(f"vector.fma {sb}, {brow}, {accs[r]} : {vt}")
-            else:
-                accs[r] = lw.op(f"arith.addi {accs[r]}, {lw.op(f'arith.muli {sb}, {brow} : {vt}')} : {vt}")
+            sb = lw.splat(s, elem, (width,))
+            for q, b in enumerate(brow):
+                a = r * len(parts) + q
+                if f:
+                    accs[a] = lw.op(f"vector.fma {sb}, {b}, {accs[a]} : {vt}")
+                else:
+                    accs[a] = lw.op(f"arith.addi {accs[a]}, {lw.op(f'arith.muli {sb}, {b} : {vt}')} : {vt}")
     if looped:
         _end_for(lw, accs, vt)
         accs = res
-    for o, acc in zip(c_off, accs):
+    for o, acc in zip(c_at, accs):
         lw.emit(f"vector.store {acc}, {cbuf}[{o}] : {ct}, {vt}")
     if nr != n:
         _end_for(lw)

@@ -76,6 +76,9 @@ class _BitsRows:
     def row(self, i: int, x: str) -> None:
         self.stager.row(i, _bitcast(self.lw, x, (self.cols,), self.bits, self.elem))
 
+    def rows_in_buffer(self, rbuf: str, count: int) -> None:
+        self.stager.rows_in_buffer(rbuf, count, self.bits)
+
 
 PIECE = 16  # lanes of one piece of a masked row the CPU cannot mask natively
 
@@ -138,8 +141,16 @@ def masked_load_rows(lw: Lowering, mem: str, melem: str, offs: list[str], masks:
                      n: int) -> list[str]:
     """The masked rows of n contiguous elements at mem[offs[r]], piece by piece in one loop nest over rows and
     pieces (so that LLVM meets one small loop body, not a loop per row, and no vector wider than a row)."""
+    rbuf = masked_load_rows_to_buffer(lw, mem, melem, offs, masks, others, n)
+    bt = f"memref<{n * len(offs)}x{melem}>"
+    return [lw.op(f"vector.load {rbuf}[{lw.index(r * n)}] : {bt}, {vtype((n,), melem)}") for r in range(len(offs))]
+
+
+def masked_load_rows_to_buffer(lw: Lowering, mem: str, melem: str, offs: list[str], masks: list[str],
+                               others: list[str], n: int) -> str:
+    """masked_load_rows into a row-major stack buffer of the rows (returned), without reading them back."""
     total = n * len(offs)
-    mt, row_t = f"memref<?x{melem}>", vtype((n,), melem)
+    mt = f"memref<?x{melem}>"
     mbuf, obuf = _stage_rows(lw, masks, n, "i1", "row mask"), _stage_rows(lw, others, n, melem, "row other")
     rbuf = scratch(lw, (total,), melem, "row result")
     width = _piece(n)
@@ -159,7 +170,7 @@ def masked_load_rows(lw: Lowering, mem: str, melem: str, offs: list[str], masks:
         lw.emit(f"vector.store {res}, {rbuf}[{k}] : {bt}, {piece_t}")
 
     _rows_in_pieces(lw, offs, n, mbuf, body)
-    return [lw.op(f"vector.load {rbuf}[{lw.index(r * n)}] : {bt}, {row_t}") for r in range(len(offs))]
+    return rbuf
 
 
 def _rows_in_pieces(lw: Lowering, offs: list[str], n: int, mbuf: str, body) -> None:
@@ -301,13 +312,12 @@ def _load_tile(lw: Lowering, p: LoweredPointer, mem: str, melem: str, strides, m
         return x
     if strides[-1] == 1 and mask is not None and _in_pieces(lw, n, melem):  # all rows in one loop nest
         rows = list(_rows(shape))
-        xs = masked_load_rows(lw, mem, melem, [lw.offset_at(p, row + (0,)) for row in rows],
-                              [lw.extract(mask, row, shape, "i1") for row in rows],
-                              [lw.extract(other, row, shape, melem) for row in rows], n)
+        args = (lw, mem, melem, [lw.offset_at(p, row + (0,)) for row in rows],
+                [lw.extract(mask, row, shape, "i1") for row in rows], [lw.extract(other, row, shape, melem) for row in rows], n)
         if stager is not None:
-            for row, x in zip(rows, xs):
-                stager.row(row[0], x)
+            stager.rows_in_buffer(masked_load_rows_to_buffer(*args), len(rows))
             return None
+        xs = masked_load_rows(*args)
         res = other
         for row, x in zip(rows, xs):
             res = lw.insert(x, res, row, shape, melem)

@@ -8,7 +8,7 @@ from mlir import ir
 
 from alloy.dialects import tile
 from alloy.passes.errors import LoweringError
-from alloy.passes.vector.dot_fma import DotOperand
+from alloy.passes.vector.dot_fma import DotOperand, dot_operand_use, operand_from_buffer
 from alloy.passes.vector.lowering import Lowering
 from alloy.passes.vector.math import expand
 from alloy.passes.vector.values import CONTRACT, LoweredPointer, LoweredValue, vtype
@@ -92,6 +92,12 @@ def lower_reshape_like(lw: Lowering, op) -> None:
     if name == "tile.trans" and isinstance(x, DotOperand):  # staged transposed for its dot
         lw.env[r] = x
         return
+    if name == "tile.trans" and src_v in lw.chunk_bufs and lw.chunk_bufs[src_v][1] == "value":
+        use = dot_operand_use(src_v)
+        if use is not None and use[0] == "bt":  # transposed for its dot from a strip-mined loop's buffer
+            elem = str(tile.element_type(src_v.type))
+            lw.env[r] = operand_from_buffer(lw, "bt", use[1], src_shape, elem, lw.chunk_bufs[src_v][0])
+            return
     if isinstance(x, LoweredPointer):
         if x.voff is None:
             lw.env[r] = LoweredPointer(x.base, x.soff, None, shape, x.elem)

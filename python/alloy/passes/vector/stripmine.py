@@ -31,12 +31,13 @@ loaded through different pointers).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from mlir import ir
 
 from alloy.dialects import tile
-from alloy.passes.vector.dot_fma import dot_operand_use, load_rows, scratch, store_rows
+from alloy.passes.vector.dot_fma import LOOPED_OPERAND, dot_operand_use, load_rows, scratch, store_rows
 from alloy.passes.vector.lowering import Lowering
 from alloy.passes.vector.values import LoweredPointer, LoweredValue, is_float, vtype
 
@@ -107,8 +108,8 @@ def _group_shape(op):
         return None
     if name == "tile.arange" and len(shape) != 1:
         return None
-    if name == "tile.load" and dot_operand_use(op.results[0]) is not None:
-        return None  # staged straight into the dot's buffer instead
+    if name == "tile.load" and dot_operand_use(op.results[0]) is not None and math.prod(shape) < LOOPED_OPERAND:
+        return None  # staged straight into the dot's buffer instead (a big one: from the loop's buffer)
     if name == "arith.constant":
         attr = op.attributes["value"]
         if not (isinstance(attr, ir.DenseElementsAttr) and attr.is_splat):
