@@ -49,10 +49,13 @@ def lower_reduce(lw: Lowering, op) -> None:
         return
     relem = "i32" if kind in ("argmax", "argmin") else elem
     lead = shape[:-1]
+    held = lw.chunk_bufs.get(src_v)  # rows a strip-mined loop left in a buffer: an arg reduction loops over them
+    buf = held[0] if held is not None and held[1] == "value" and kind not in _COMBINE else None
     scalars = []
-    for row in itertools.product(*[range(n) for n in lead]):
+    for i, row in enumerate(itertools.product(*[range(n) for n in lead])):
         v = lw.extract(x, row, shape, elem) if row else x
-        scalars.append(_reduce_row(lw, v, shape[-1], elem, kind))
+        at = (buf, math.prod(shape), i * shape[-1]) if buf is not None else None
+        scalars.append(_reduce_row(lw, v, shape[-1], elem, kind, at))
     if not out_shape:
         lw.env[r] = LoweredValue(scalars[0], relem)
         return
@@ -61,7 +64,9 @@ def lower_reduce(lw: Lowering, op) -> None:
     lw.env[r] = LoweredValue(lw.shape_cast(vec, flat, out_shape, relem), rt)
 
 
-def _reduce_row(lw: Lowering, v: str, n: int, elem: str, kind: str) -> str:
+def _reduce_row(lw: Lowering, v: str, n: int, elem: str, kind: str, held=None) -> str:
+    """The reduction of row v (n elements); an arg reduction of a long row reads it from `held`
+    ((buffer, its elements, the row's offset)) in a loop when given."""
     vt = vtype((n,), elem)
     f = is_float(elem)
     if kind in _COMBINE:
@@ -69,7 +74,8 @@ def _reduce_row(lw: Lowering, v: str, n: int, elem: str, kind: str) -> str:
         return lw.op(f"vector.reduction <{red}>, {v} : {vt} into {elem}")
     width = 4 * lw.target.lanes(4)  # lanes of four f32 registers
     if n > width and n % width == 0:
-        v, idx = _arg_chunks(lw, v, n, width, elem, kind)
+        fold = _arg_chunks if held is None or n // width <= 4 else _arg_loop
+        v, idx = fold(lw, held if fold is _arg_loop else v, n, width, elem, kind)
         elem = "f32" if elem in WIDENED_FLOATS else elem
         n, vt = width, vtype((width,), elem)
     else:
@@ -124,6 +130,34 @@ def _arg_chunks(lw: Lowering, v: str, n: int, width: int, elem: str, kind: str) 
         better = _better(lw, x, best, vt, bt, wide, kind)
         best = lw.op(f"arith.select {better}, {x}, {best} : {bt}, {vt}")
         idx = lw.op(f"arith.select {better}, {at}, {idx} : {bt}, {it}")
+    return best, idx
+
+
+def _arg_loop(lw: Lowering, held, n: int, width: int, elem: str, kind: str) -> tuple[str, str]:
+    """_arg_chunks over a row in a stack buffer, one chunk per iteration of a loop."""
+    buf, total, base = held
+    wide = "f32" if elem in WIDENED_FLOATS else elem
+    vt, bt, it = vtype((width,), wide), vtype((width,), "i1"), vtype((width,), "i32")
+
+    def chunk(at):
+        x = lw.op(f"vector.load {buf}[{at}] : memref<{total}x{elem}>, {vtype((width,), elem)}")
+        return x if wide == elem else lw.op(f"arith.extf {x} : {vtype((width,), elem)} to {vt}")
+
+    iota = _iota(lw, width, 0)
+    prefix, (best, idx) = lw.results(2)
+    c, b0, i0 = lw.new("c"), lw.new("best"), lw.new("idx")
+    lw.emit(f'{prefix}"scf.for"({lw.index(width)}, {lw.index(n)}, {lw.index(width)}, {chunk(lw.index(base))}, '
+            f"{iota}) ({{")
+    lw.emit(f"^bb0({c}: index, {b0}: {vt}, {i0}: {it}):")
+    lw.depth += 1
+    x = chunk(lw.op(f"arith.addi {c}, {lw.index(base)} : index"))
+    at = lw.op(f"arith.addi {lw.splat(lw.op(f'arith.index_cast {c} : index to i32'), 'i32', (width,))}, {iota} : {it}")
+    better = _better(lw, x, b0, vt, bt, wide, kind)
+    nb = lw.op(f"arith.select {better}, {x}, {b0} : {bt}, {vt}")
+    ni = lw.op(f"arith.select {better}, {at}, {i0} : {bt}, {it}")
+    lw.emit(f'"scf.yield"({nb}, {ni}) : ({vt}, {it}) -> ()')
+    lw.depth -= 1
+    lw.emit(f"}}) : (index, index, index, {vt}, {it}) -> ({vt}, {it})")
     return best, idx
 
 
