@@ -4,7 +4,7 @@
 
 Each compilation (lowering, LLVM, link) appends one JSON line to FILE: the kernel's entry name,
 the test that compiled it, the cpu_target, the seconds it took and whether it also made a listing
-of every stage (`keep_stages`: the assembly is emitted a second time).
+of every stage (`keep_stages`: with a link, the assembly is emitted a second time).
 """
 from __future__ import annotations
 

@@ -11,7 +11,8 @@
   ALLOY_CACHE_DIR instead of `alloy.config.set` before the clock, so the launch is also the
   first use (and import) of alloy.config, as in a program that never configures Alloy.
 
-- the slowest compiles: test/kernel (which runs every shipped example kernel too) in a fresh process
+- the slowest compiles: test/kernel (which runs every shipped example kernel too) and test/std (the
+  builtins library's kernels) in a fresh process
   with an empty cache, once for this machine's CPU and once with cpu_target="x86-64-v3" (AVX2),
   every CPU compilation timed (benchmarks/compile_recorder.py); the goal is under 2 s each.
 
@@ -159,7 +160,7 @@ COMPILE_GOAL_S = 2.0
 
 
 def compile_times(cpu_target: str) -> list[dict]:
-    """Every CPU compilation of a run of test/kernel with `cpu_target`: [{entry, test, seconds, ...}]."""
+    """Every CPU compilation of a run of test/kernel and test/std with `cpu_target`: [{entry, test, seconds, ...}]."""
     with tempfile.TemporaryDirectory() as tmp:
         log = os.path.join(tmp, "compiles.jsonl")
         env = {k: v for k, v in os.environ.items()}
@@ -167,11 +168,12 @@ def compile_times(cpu_target: str) -> list[dict]:
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT / "python"),
                                              env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "compile_recorder",
-                               f"--compile-log={log}", str(ROOT / "test" / "kernel")], cwd=ROOT, env=env,
+                               f"--compile-log={log}", str(ROOT / "test" / "kernel"), str(ROOT / "test" / "std")],
+                              cwd=ROOT, env=env,
                               capture_output=True, text=True)
         if proc.returncode != 0:
             tail = (proc.stdout.strip().splitlines() or ["(no output)"])[-1]
-            raise RuntimeError(f"test/kernel with cpu_target={cpu_target} failed: {tail}")
+            raise RuntimeError(f"test/kernel + test/std with cpu_target={cpu_target} failed: {tail}")
         import json
 
         with open(log) as f:
@@ -184,7 +186,7 @@ def slowest_rows(targets=("native", "x86-64-v3"), count: int = 5) -> tuple[list[
     for target in targets:
         times = sorted(compile_times(target), key=lambda r: -r["seconds"])
         over = sum(r["seconds"] > COMPILE_GOAL_S for r in times)
-        rows.append(Row(f"slowest CPU compile of test/kernel + examples, cpu_target={target}", times[0]["seconds"],
+        rows.append(Row(f"slowest CPU compile of test/kernel + examples + test/std, cpu_target={target}", times[0]["seconds"],
                         None, None, "max", COMPILE_GOAL_S,
                         f"{len(times)} compiles, median {statistics.median(r['seconds'] for r in times) * 1e3:.0f} ms, "
                         f"{over} over {COMPILE_GOAL_S:.0f} s; slowest: {times[0]['entry']} in {times[0]['test']}"))

@@ -130,6 +130,12 @@ class OperandStager:
         if len(self.pending) == self.block:
             self._flush()
 
+    def wants_buffer(self, count: int) -> bool:
+        """Whether `count` masked rows should come through rows_in_buffer (in loops) rather than one by one:
+        a b^T of LOOPED_OPERAND elements or more that no strip-mined loop loaded (e.g. through a pointer
+        carried by a loop); unrolled, its transposition would be thousands of shuffles."""
+        return self.role == "bt" and count * self.cols >= LOOPED_OPERAND and self.cols % self.block == 0
+
     def rows_in_buffer(self, rbuf: str, count: int, bits: str | None = None) -> None:
         """All `count` rows at once, from the row-major stack buffer rbuf (as `bits` integers when given),
         in loops whose code is not repeated for every row: b^T is transposed one group of `block` rows per

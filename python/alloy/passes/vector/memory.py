@@ -76,6 +76,9 @@ class _BitsRows:
     def row(self, i: int, x: str) -> None:
         self.stager.row(i, _bitcast(self.lw, x, (self.cols,), self.bits, self.elem))
 
+    def wants_buffer(self, count: int) -> bool:
+        return self.stager.wants_buffer(count)
+
     def rows_in_buffer(self, rbuf: str, count: int) -> None:
         self.stager.rows_in_buffer(rbuf, count, self.bits)
 
@@ -310,7 +313,8 @@ def _load_tile(lw: Lowering, p: LoweredPointer, mem: str, melem: str, strides, m
                 stager.row(i, lw.extract(x, (i,), shape, melem))
             return None
         return x
-    if strides[-1] == 1 and mask is not None and _in_pieces(lw, n, melem):  # all rows in one loop nest
+    looped = stager is not None and len(shape) == 2 and stager.wants_buffer(shape[0])
+    if strides[-1] == 1 and mask is not None and (_in_pieces(lw, n, melem) or looped):  # rows in one loop nest
         rows = list(_rows(shape))
         args = (lw, mem, melem, [lw.offset_at(p, row + (0,)) for row in rows],
                 [lw.extract(mask, row, shape, "i1") for row in rows], [lw.extract(other, row, shape, melem) for row in rows], n)

@@ -28,9 +28,9 @@ def link_shared(obj: bytes, name: str = "kernel") -> bytes:
 
 @dataclass
 class CompiledObject:
-    """A compiled kernel: the object code (None when compilation stopped at an MLIR stage), the linked
-    shared library (None when not linked, e.g. for a CPU other than this machine's) and, on request,
-    every stage's text."""
+    """A compiled kernel: the object code (None when compilation stopped at an MLIR stage, or listed every
+    stage without linking), the linked shared library (None when not linked, e.g. for a CPU other than
+    this machine's) and, on request, every stage's text."""
 
     entry: str
     object: bytes | None
@@ -67,7 +67,8 @@ def compile_module(module, machine, name: str | None = None, *, keep_stages: boo
         lower_to_llvm_dialect(op, machine.description, stages if keep_stages else None, until)
         if until is not None:
             return CompiledObject(entry, None, None, machine.name, stages)
-        mc = compile_llvm_dialect(op, machine, keep_ir=keep_stages, keep_asm=keep_stages)
+        mc = compile_llvm_dialect(op, machine, keep_ir=keep_stages, keep_asm=keep_stages,
+                                  emit_object=link or not keep_stages)  # a listing alone needs no object
     finally:
         op.erase()
     if keep_stages:

@@ -25,7 +25,7 @@ class _Handle(ctypes.Structure):
 
 @dataclass
 class MachineCode:
-    object: bytes
+    object: bytes | None  # None when only a listing was asked for
     llvm_ir: str | None = None
     asm: str | None = None
 
@@ -101,9 +101,10 @@ def host_target() -> tuple[str, str, str]:
 
 
 def compile_llvm_dialect(module_op, machine, *, keep_ir: bool = False, keep_asm: bool = False,
-                         passes: str = "default<O3>") -> MachineCode:
+                         emit_object: bool = True, passes: str = "default<O3>") -> MachineCode:
     """Translate an LLVM-dialect module (an ir.Operation) and compile it to an object file for
-    `machine` (a targets.cpu.machine.CpuMachine)."""
+    `machine` (a targets.cpu.machine.CpuMachine); each code emission (object, assembly) is a full
+    run of LLVM's code generator, so a listing without `emit_object` costs one, not two."""
     capi, llvm = _libs()
     triple, cpu, features = (machine.triple.encode(), machine.cpu.encode(), machine.features.encode())
     ctx = llvm.LLVMContextCreate()
@@ -127,7 +128,7 @@ def compile_llvm_dialect(module_op, machine, *, keep_ir: bool = False, keep_asm:
         if e:
             raise LoweringError(f"LLVM optimization failed: {_message(llvm, llvm.LLVMGetErrorMessage(e), 'LLVMDisposeErrorMessage')}")
         ir_text = _message(llvm, llvm.LLVMPrintModuleToString(mod)) if keep_ir else None
-        obj = _emit(llvm, tm, mod, 1)  # first: code emission runs IR passes on the module
+        obj = _emit(llvm, tm, mod, 1) if emit_object else None  # first: code emission runs IR passes on the module
         asm = _emit(llvm, tm, mod, 0).decode() if keep_asm else None
         return MachineCode(obj, ir_text, asm)
     finally:
