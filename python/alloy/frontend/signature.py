@@ -61,9 +61,14 @@ class Spec:
     threads: int | None = None  # the launch's threads= (threadgroup size), None for the default
 
     def key(self) -> tuple:
-        key = (tuple((a.name, a.kind, a.dtype.name if a.dtype else None, a.rank) for a in self.args),
-               tuple((k, _const_key(v)) for k, v in self.constexprs))
-        return key if self.threads is None else key + (("threads", self.threads),)
+        """The hashable identity of the specialisation (computed once per Spec)."""
+        key = self.__dict__.get("_key")
+        if key is None:
+            key = (tuple((a.name, a.kind, a.dtype.name if a.dtype else None, a.rank) for a in self.args),
+                   tuple((k, _const_key(v)) for k, v in self.constexprs))
+            key = key if self.threads is None else key + (("threads", self.threads),)
+            object.__setattr__(self, "_key", key)
+        return key
 
 
 def _const_key(v):

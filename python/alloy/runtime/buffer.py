@@ -8,6 +8,7 @@ it and back without copies.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,7 @@ class AlloyBuffer:
         if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
             raise ValueError("AlloyBuffer: needs a C-contiguous numpy array (use AlloyBuffer.from_array)")
         self._array = array
-        self._ptr = array.__array_interface__["data"][0]
+        self._ptr = array.ctypes.data
         self._pending = None
         self._shape, self._dtype = array.shape, array.dtype
 
@@ -82,7 +83,7 @@ class AlloyBuffer:
     def materialize(self, array: np.ndarray) -> None:
         """Give a pending buffer its memory (before the launch that writes it runs)."""
         self._array = array
-        self._ptr = array.__array_interface__["data"][0]
+        self._ptr = array.ctypes.data
         self._pending = None
 
     def _ready(self) -> np.ndarray:
@@ -97,9 +98,9 @@ class AlloyBuffer:
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
         if any(not isinstance(s, (int, np.integer)) or s < 0 for s in shape):
             raise ValueError(f"AlloyBuffer.empty: shape must be non-negative ints, got {shape}")
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        nbytes = math.prod(int(s) for s in shape) * dt.itemsize
         raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
-        offset = -raw.__array_interface__["data"][0] % _ALIGN
+        offset = -raw.ctypes.data % _ALIGN
         return cls(raw[offset:offset + nbytes].view(dt).reshape(shape))
 
     @classmethod
@@ -182,6 +183,8 @@ def as_kernel_array(obj: Any, where: str) -> tuple[int, tuple[int, ...], np.dtyp
     in errors. Keep `keepalive` referenced while the kernel runs. A pending
     AlloyBuffer gives address 0: realize it first to run on it.
     """
+    if type(obj) is np.ndarray and obj.flags.c_contiguous and obj.dtype in KERNEL_DTYPES:  # the common case
+        return obj.ctypes.data, obj.shape, obj.dtype, obj
     if isinstance(obj, AlloyBuffer):  # a pending one binds as address 0 until its producer has run
         return obj._ptr, obj.shape, obj.dtype, obj
     if torch_dtypes.is_tensor(obj):
@@ -207,4 +210,4 @@ def as_kernel_array(obj: Any, where: str) -> tuple[int, tuple[int, ...], np.dtyp
         raise ValueError(f"{where}: array is not C-contiguous (strides {arr.strides}); call np.ascontiguousarray")
     if arr.dtype not in KERNEL_DTYPES:
         raise TypeError(f"{where}: array dtype {arr.dtype} is not supported by Alloy kernels")
-    return arr.__array_interface__["data"][0], arr.shape, arr.dtype, keep
+    return arr.ctypes.data, arr.shape, arr.dtype, keep

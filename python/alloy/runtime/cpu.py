@@ -11,8 +11,8 @@ from .device import Device, DeviceRun
 
 
 class CpuRun(DeviceRun):
-    def __init__(self, compiled, host: dict) -> None:
-        self.compiled = compiled
+    def __init__(self, compiled, host: dict, spec=None) -> None:
+        self.compiled, self.spec = compiled, spec
         self.arrays = {name: (h[0], h[1]) for name, h in host.items() if isinstance(h, tuple)}
         self._keep = host  # the arrays' owners stay referenced while the kernel runs
 
@@ -29,7 +29,7 @@ class CpuDevice(Device):
 
     def start(self, kernel, bound):
         spec, host = kernel.specialize(bound)
-        return CpuRun(kernel.compiled_for(spec, "cpu"), host)
+        return CpuRun(kernel.compiled_for(spec, "cpu"), host, spec)
 
 
 CPU = CpuDevice()

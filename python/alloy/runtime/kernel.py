@@ -11,7 +11,7 @@ import numpy as np
 
 from ..frontend.signature import ArgSpec, Spec, params_of
 from ..language import dtypes as dt
-from .buffer import as_kernel_array
+from .buffer import KERNEL_DTYPES, as_kernel_array
 
 _EMPTY = _inspect.Parameter.empty
 THREADS = "@threads"  # the launch keyword `threads=` in a bound-argument dict (never a parameter name)
@@ -117,6 +117,11 @@ class Kernel:
         argspecs, consts, host = [], [], {}
         for p in self.params:
             v = bound[p.name]
+            if p.kind != "constexpr" and type(v) is np.ndarray and v.flags.c_contiguous and v.dtype in KERNEL_DTYPES:
+                host[p.name] = (v.ctypes.data, v.shape, v)  # the common case, without building messages
+                argspecs.append(ArgSpec(p.name, "output" if p.kind == "output" else "array", dt.from_numpy(v.dtype),
+                                        v.ndim))
+                continue
             where = f"kernel '{self.__name__}', argument '{p.name}'"
             if p.kind == "constexpr":
                 if not isinstance(v, (bool, int, float, str, dt.dtype, type(None))):

@@ -96,8 +96,7 @@ def defer(kernel, grid, bound: dict, device):
         return None
     slots, missing = pack_slots(c, run.arrays, bound)
     shapes = {c.slots[i].param: output_shape(kernel, c, c.slots[i].param, grid, slots) for i in missing}
-    spec, _ = kernel.specialize(bound)
-    node = PendingLaunch(kernel, grid, dict(bound), spec, c, shapes)
+    node = PendingLaunch(kernel, grid, dict(bound), run.spec, c, shapes)
     outs = []
     for p in kernel.params:
         if p.kind == "output":

@@ -7,6 +7,7 @@ torch inputs, AlloyBuffers otherwise.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -60,7 +61,7 @@ class Call:
         shape = tuple(value.shape)
         if ndim is not None and len(shape) not in ((ndim,) if isinstance(ndim, int) else ndim):
             raise ValueError(f"{where}: expected {ndim} dimension(s), got shape {shape}")
-        if int(np.prod(shape, dtype=np.int64)) > MAX_ELEMENTS:
+        if math.prod(shape) > MAX_ELEMENTS:
             raise ValueError(f"{where}: {shape} has more than 2^31-1 elements, beyond 32-bit kernel offsets")
         target = "cuda" if is_tensor(value) and value.is_cuda else None
         if target is None and is_tensor(value) and value.device.type != "cpu":

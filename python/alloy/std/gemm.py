@@ -7,6 +7,7 @@ tables (`alloy tune matmul`), per device and shape.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import alloy as al
@@ -103,7 +104,7 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
     else:
         pairs = [(a.reshape(math.prod(sa[:-1]), k), b, _rows(c, 1, math.prod(sa[:-1]), n, 0))]
     rows = pairs[0][0].shape[0]
-    key = key_text([(rows, n, k), str(dtype_of(a))])
+    key = _table_key(rows, n, k, str(dtype_of(a)))
     tuner = TUNERS[builtin]
 
     def run(config):
@@ -116,6 +117,12 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
         return tuner.measure(call.run_target, key, run, progress=tune)
     run(tuner.choose(call.run_target, key, run))
     return call.result(c, out_shape)
+
+
+@functools.lru_cache(maxsize=1024)
+def _table_key(rows: int, n: int, k: int, dtype: str) -> str:
+    """The tuning-table key of a GEMM shape (JSON text, built once per shape)."""
+    return key_text([(rows, n, k), dtype])
 
 
 def _rows(c, count: int, m: int, n: int, i: int):
