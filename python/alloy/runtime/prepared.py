@@ -117,6 +117,10 @@ class PreparedLaunch:
             self._slots[i] = ptr if dim < 0 else shape[dim]
         self._keep[name] = keep
 
+    def release(self) -> None:
+        """Drop the references to the bound arrays; every array must be rebound before the next run."""
+        self._keep = {}
+
     def run(self, grid=None) -> None:
         """Launch (over `grid`, three sizes or what `kernel[grid]` accepts, when given; else the prepared grid)."""
         if grid is None:

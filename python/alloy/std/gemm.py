@@ -15,6 +15,7 @@ import alloy as al
 from ..tuning import Config, Tuner
 from ..tuning.autotune import key_text
 from .arrays import Call, dtype_of, shape_of
+from .plans import Plan, Plans, signature
 
 
 @al.kernel
@@ -75,7 +76,14 @@ TUNERS = {
 }
 
 
+PLANS = {"dot_transpose_rhs": Plans(), "matmul": Plans()}
+
+
 def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
+    plan_key = signature(A, B) if tune is None else None
+    plan = PLANS[builtin].get(plan_key)
+    if plan is not None:
+        return plan(A, B)
     call = Call(builtin)
     a, b = call.array("A", A), call.array("B", B)
     sa, sb = shape_of(a), shape_of(b)
@@ -114,8 +122,17 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
             call.launch(kernel, grid, lhs, rhs, C=out, **blocks)
 
     if tune:
+        PLANS[builtin].clear()  # the winner may change: plans record the blocks they were made with
         return tuner.measure(call.run_target, key, run, progress=tune)
-    run(tuner.choose(call.run_target, key, run))
+    chosen = tuner.choose(call.run_target, key, run)
+    run(chosen)
+    if plan_key is not None and not batch_b:  # the next call like this one rebinds a prepared launch
+        lhs, rhs, out = pairs[0]
+        blocks = chosen.constexprs
+        grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
+        launch = al.prepare(kernel, grid, lhs, rhs, C=out, **blocks)
+        PLANS[builtin].record(plan_key, Plan(launch, ("A", "B_T" if transpose_rhs else "B"), (lhs.shape, rhs.shape),
+                                             "C", out_shape, out.shape, dtype_of(a), call.torch_results))
     return call.result(c, out_shape)
 
 

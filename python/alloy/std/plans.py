@@ -1,0 +1,93 @@
+"""Launch plans: a builtin call repeated with arrays like an earlier call's skips its argument checks,
+tuning lookup and the launch path.
+
+A builtin call spends tens of microseconds in Python before its kernel runs (checks, output
+allocation, binding, specialisation). The first call with an input signature — the types, shapes and
+dtypes of its arrays, the target and CPU it compiles for — records its launch as a prepared launch
+(runtime/prepared.py); a later call with the same signature allocates its output, rebinds the
+prepared launch's arrays and runs it. Plans cover the common case only: C-contiguous numpy arrays or
+torch CPU tensors on the CPU target; anything else (AlloyBuffers, which may be pending; CUDA tensors;
+views) takes the full path. A plan holds no array between calls.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .. import config
+from ..runtime import torch_dtypes
+from ..runtime.buffer import AlloyBuffer
+from ..runtime.prepared import PreparedLaunch
+
+MAX_PLANS = 256  # per builtin; the oldest goes first
+
+
+def signature(*arrays) -> tuple | None:
+    """The plan key of a call's arrays on the CPU target, or None when the call takes the full path."""
+    cfg = config.get()
+    if cfg.target != "cpu":
+        return None
+    parts = [cfg.cpu_target]
+    for a in arrays:
+        if type(a) is np.ndarray:
+            if not a.flags.c_contiguous:
+                return None
+            parts.append((a.shape, a.dtype))
+        elif torch_dtypes.is_tensor(a):
+            if a.device.type != "cpu" or not a.is_contiguous() or a.requires_grad:
+                return None
+            parts.append(("torch", tuple(a.shape), a.dtype))
+        else:
+            return None
+    return tuple(parts)
+
+
+def host_view(a) -> np.ndarray:
+    """A numpy array or torch CPU tensor of a planned call as the numpy array its kernel binds."""
+    if type(a) is np.ndarray:
+        return a
+    return AlloyBuffer.from_array(a).numpy()
+
+
+class Plan:
+    """One recorded launch of a builtin: the call's arrays (reshaped to the launch's views) and a fresh
+    output rebound, then one native call."""
+
+    def __init__(self, launch: PreparedLaunch, names: tuple[str, ...], views: tuple, output: str, out_shape,
+                 out_view, out_dtype, torch_result: bool) -> None:
+        self.launch, self.names, self.views, self.output = launch, names, views, output
+        self.out_shape, self.out_view, self.out_dtype = tuple(out_shape), tuple(out_view), np.dtype(out_dtype)
+        self.torch_result = torch_result
+        self._lock = threading.Lock()  # the prepared slots are shared: one call at a time
+        launch.release()
+
+    def __call__(self, *arrays):
+        out = AlloyBuffer.empty(self.out_shape, self.out_dtype)
+        values = {name: host_view(a).reshape(view) for name, a, view in zip(self.names, arrays, self.views)}
+        values[self.output] = out.numpy().reshape(self.out_view)
+        with self._lock:
+            self.launch.rebind(**values)
+            self.launch.run()
+            self.launch.release()
+        return out.to_torch() if self.torch_result else out
+
+
+class Plans:
+    """The plans of one builtin, by signature."""
+
+    def __init__(self) -> None:
+        self._plans: dict = {}
+
+    def get(self, key):
+        return self._plans.get(key) if key is not None else None
+
+    def record(self, key, plan: Plan) -> None:
+        if key is None:
+            return
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[key] = plan
+
+    def clear(self) -> None:
+        self._plans.clear()

@@ -1,0 +1,98 @@
+"""Launch plans of the builtins (alloy.std.plans): a repeat call with arrays like an earlier one's rebinds a
+prepared launch; results are checked against numpy on every call, with new arrays each time."""
+import gc
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+import alloy as al
+from alloy.std import gemm
+
+
+@pytest.fixture(autouse=True)
+def fresh_plans(monkeypatch):
+    for name in gemm.PLANS:
+        monkeypatch.setitem(gemm.PLANS, name, gemm.Plans())
+
+
+def _pair(rng, m, n, k, dtype=np.float32):
+    return rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((n, k)).astype(dtype)
+
+
+def test_repeat_calls_rebind_new_arrays(monkeypatch):
+    rng = np.random.default_rng(0)
+    first = _pair(rng, 20, 30, 40)
+    np.testing.assert_allclose(np.asarray(al.dot_transpose_rhs(*first)), first[0] @ first[1].T, rtol=1e-5, atol=1e-5)
+    assert len(gemm.PLANS["dot_transpose_rhs"]._plans) == 1
+
+    def no_full_path(*args, **kwargs):
+        raise AssertionError("the repeat call took the full path")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(gemm, "Call", no_full_path)
+        for _ in range(3):  # new arrays each time: a stale binding would give the first call's result
+            a, b = _pair(rng, 20, 30, 40)
+            out = al.dot_transpose_rhs(a, b)
+            assert isinstance(out, al.AlloyBuffer) and out.shape == (20, 30)
+            np.testing.assert_allclose(np.asarray(out), a @ b.T, rtol=1e-5, atol=1e-5)
+        a = rng.standard_normal((3, 5, 40)).astype(np.float32)  # another signature: the full path first
+        with pytest.raises(AssertionError, match="full path"):
+            al.dot_transpose_rhs(a, first[1])
+    for _ in range(2):  # batched A against a 2-D B is one launch over its rows: planned, reshaped back
+        a = rng.standard_normal((3, 5, 40)).astype(np.float32)
+        out = al.dot_transpose_rhs(a, first[1])
+        assert out.shape == (3, 5, 30)
+        np.testing.assert_allclose(np.asarray(out), a @ first[1].T, rtol=1e-5, atol=1e-5)
+    assert len(gemm.PLANS["dot_transpose_rhs"]._plans) == 2
+
+
+def test_plans_per_signature_and_what_they_keep():
+    rng = np.random.default_rng(1)
+    for m in (8, 9):
+        for dtype in (np.float32, np.float16):
+            a, b = _pair(rng, m, 16, 24, dtype)
+            for _ in range(2):
+                got = np.asarray(al.matmul(a, b.T.copy())).astype(np.float64)
+                np.testing.assert_allclose(got, a.astype(np.float64) @ b.T, rtol=2e-2, atol=2e-2)
+    assert len(gemm.PLANS["matmul"]._plans) == 4
+    a, b = _pair(rng, 8, 16, 24)
+    held = weakref.ref(a)
+    np.asarray(al.matmul(a, b.T.copy()))
+    del a
+    gc.collect()
+    assert held() is None  # a plan keeps no array of the calls it served
+
+
+def test_views_and_buffers_take_the_full_path():
+    rng = np.random.default_rng(2)
+    a, b = _pair(rng, 16, 16, 32)
+    for lhs in (a[:, :16], al.AlloyBuffer.from_array(a[:, :16].copy())):  # a strided view; an AlloyBuffer
+        for _ in range(2):
+            np.testing.assert_allclose(np.asarray(al.dot_transpose_rhs(lhs, b[:, :16].copy())),
+                                       np.asarray(lhs) @ b[:, :16].T, rtol=1e-5, atol=1e-5)
+    assert len(gemm.PLANS["dot_transpose_rhs"]._plans) == 0  # no plan for a view or an AlloyBuffer
+
+
+def test_torch_inputs_get_torch_results_and_threads_share_a_plan():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    pairs = [tuple(torch.from_numpy(x) for x in _pair(rng, 12, 20, 28)) for _ in range(8)]
+    first = al.dot_transpose_rhs(*pairs[0])
+    assert isinstance(first, torch.Tensor)
+    results = {}
+
+    def work(i):
+        for _ in range(20):
+            results[i] = al.dot_transpose_rhs(*pairs[i])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(pairs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (a, b) in enumerate(pairs):
+        assert isinstance(results[i], torch.Tensor)
+        torch.testing.assert_close(results[i], a @ b.T, rtol=1e-5, atol=1e-5)
+    assert len(gemm.PLANS["dot_transpose_rhs"]._plans) == 1
