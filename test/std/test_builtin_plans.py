@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 
 import alloy as al
-from alloy.std import gemm
+from alloy.std import gemm, normalization, row_softmax
+from alloy.std.plans import Plans
 
 
 @pytest.fixture(autouse=True)
 def fresh_plans(monkeypatch):
-    for name in gemm.PLANS:
-        monkeypatch.setitem(gemm.PLANS, name, gemm.Plans())
+    for table in (gemm.PLANS, normalization.PLANS):
+        for name in table:
+            monkeypatch.setitem(table, name, Plans())
+    monkeypatch.setattr(row_softmax, "PLANS", Plans())
 
 
 def _pair(rng, m, n, k, dtype=np.float32):
@@ -96,3 +99,52 @@ def test_torch_inputs_get_torch_results_and_threads_share_a_plan():
         assert isinstance(results[i], torch.Tensor)
         torch.testing.assert_close(results[i], a @ b.T, rtol=1e-5, atol=1e-5)
     assert len(gemm.PLANS["dot_transpose_rhs"]._plans) == 1
+
+
+def _layernorm(x, w, b, eps):
+    x = x.astype(np.float64)
+    mean = x.mean(-1, keepdims=True)
+    rstd = 1 / np.sqrt(((x - mean) ** 2).mean(-1, keepdims=True) + eps)
+    return (x - mean) * rstd * w + b, mean[..., 0], rstd[..., 0]
+
+
+def test_row_builtins_repeat_calls():
+    """softmax, layernorm (with and without its statistics) and rms_norm: planned after the first call of a
+    signature; new arrays each call; eps and the axis are part of the plan."""
+    rng = np.random.default_rng(4)
+    w, b = rng.standard_normal(48).astype(np.float32), rng.standard_normal(48).astype(np.float32)
+    for _ in range(3):
+        x = rng.standard_normal((2, 5, 48)).astype(np.float32)
+        e = np.exp(x - x.max(-1, keepdims=True))
+        np.testing.assert_allclose(np.asarray(al.softmax(x)), e / e.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
+        ex = np.exp(x - x.max(1, keepdims=True))
+        np.testing.assert_allclose(np.asarray(al.softmax(x, axis=1)), ex / ex.sum(1, keepdims=True), rtol=1e-5,
+                                   atol=1e-6)
+        for eps in (1e-5, 0.5):
+            y, mean, rstd = al.layernorm(x, w, b, eps=eps, return_stats=True)
+            ref = _layernorm(x, w, b, eps)
+            for got, want in zip((y, mean, rstd), ref):
+                assert got.shape == want.shape
+                np.testing.assert_allclose(np.asarray(got), want, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(np.asarray(al.layernorm(x, w, b, eps=eps)), ref[0], rtol=1e-4, atol=1e-5)
+        y, r = al.rms_norm(x, w, eps=1e-6)
+        rms = 1 / np.sqrt((x.astype(np.float64) ** 2).mean(-1) + 1e-6)
+        np.testing.assert_allclose(np.asarray(y), x * rms[..., None] * w, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(r), rms, rtol=1e-5)
+    assert len(row_softmax.PLANS._plans) == 1  # axis=1 moves the rows: not planned
+    assert len(normalization.PLANS["layernorm"]._plans) == 4 and len(normalization.PLANS["rms_norm"]._plans) == 1
+
+
+def test_row_builtins_planned_with_torch_tensors():
+    torch = pytest.importorskip("torch")
+    w, b = torch.randn(40), torch.randn(40)
+    for _ in range(3):
+        x = torch.randn(6, 40)
+        y = al.layernorm(x, w, b)
+        assert isinstance(y, torch.Tensor)
+        torch.testing.assert_close(y, torch.nn.functional.layer_norm(x, (40,), w, b), rtol=1e-4, atol=1e-5)
+        y, rstd = al.rms_norm(x, w)
+        assert isinstance(y, torch.Tensor) and isinstance(rstd, torch.Tensor) and rstd.shape == (6,)
+        torch.testing.assert_close(y, torch.nn.functional.rms_norm(x, (40,), w, eps=1e-6), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(al.softmax(x), torch.softmax(x, -1), rtol=1e-5, atol=1e-6)
+    assert len(normalization.PLANS["layernorm"]._plans) == 1 and len(row_softmax.PLANS._plans) == 1

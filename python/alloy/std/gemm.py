@@ -132,7 +132,7 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
         grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
         launch = al.prepare(kernel, grid, lhs, rhs, C=out, **blocks)
         PLANS[builtin].record(plan_key, Plan(launch, ("A", "B_T" if transpose_rhs else "B"), (lhs.shape, rhs.shape),
-                                             "C", out_shape, out.shape, dtype_of(a), call.torch_results))
+                                             (("C", out_shape, out.shape, dtype_of(a)),), (0,), call.torch_results))
     return call.result(c, out_shape)
 
 

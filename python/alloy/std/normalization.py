@@ -8,6 +8,9 @@ from __future__ import annotations
 import alloy as al
 
 from .arrays import Call, as_rows, dtype_of, row_block, shape_of
+from .plans import Plan, Plans, call_key
+
+PLANS = {"layernorm": Plans(), "rms_norm": Plans()}
 
 ROW_TILE = 8192
 CHUNK = 2048
@@ -101,18 +104,26 @@ def layernorm(x, gamma, beta, eps: float = 1e-5, return_stats: bool = False):
 
     With `return_stats`, `(y, mean, rstd)`: the float32 row statistics (shape x.shape[:-1]) that a
     backward pass reads, as torch's native_layer_norm saves them."""
+    key = call_key(x, gamma, beta, options=(float(eps), bool(return_stats)))
+    plan = PLANS["layernorm"].get(key)
+    if plan is not None:
+        return plan(x, gamma, beta)
     call = Call("layernorm")
     x2d, rows, n_cols, restore = as_rows(call, call.array("x", x), -1)
     w, b = _weight(call, "gamma", gamma, n_cols), _weight(call, "beta", beta, n_cols)
     y = call.empty((rows, n_cols), dtype_of(x2d))
     mean, rstd = call.empty((rows,), "float32"), call.empty((rows,), "float32")
     if rows * n_cols:
-        if n_cols <= ROW_TILE:
-            call.launch(layernorm_row_tile, rows, x2d, w, b, n_cols, float(eps), Y=y, Mean=mean, Rstd=rstd,
-                        BLOCK=row_block(n_cols, ROW_TILE))
-        else:
-            call.launch(layernorm_row_stream, rows, x2d, w, b, n_cols, float(eps), Y=y, Mean=mean, Rstd=rstd,
-                        BLOCK=CHUNK)
+        kernel, block = ((layernorm_row_tile, row_block(n_cols, ROW_TILE)) if n_cols <= ROW_TILE
+                         else (layernorm_row_stream, CHUNK))
+        call.launch(kernel, rows, x2d, w, b, n_cols, float(eps), Y=y, Mean=mean, Rstd=rstd, BLOCK=block)
+        if key is not None:  # the next call like this one rebinds a prepared launch
+            stats_shape = shape_of(x)[:-1]
+            launch = al.prepare(kernel, rows, x2d, w, b, n_cols, float(eps), Y=y, Mean=mean, Rstd=rstd, BLOCK=block)
+            outputs = (("Y", shape_of(x), y.shape, dtype_of(x2d)), ("Mean", stats_shape, mean.shape, "float32"),
+                       ("Rstd", stats_shape, rstd.shape, "float32"))
+            PLANS["layernorm"].record(key, Plan(launch, ("X", "W", "B"), (x2d.shape, (n_cols,), (n_cols,)), outputs,
+                                                (0, 1, 2) if return_stats else (0,), call.torch_results))
     if not return_stats:
         return restore(y)
     stats_shape = shape_of(x)[:-1]
@@ -122,6 +133,10 @@ def layernorm(x, gamma, beta, eps: float = 1e-5, return_stats: bool = False):
 def rms_norm(x, weight, eps: float = 1e-6):
     """RMS normalisation of `x` over its last axis: (x / sqrt(mean(x^2) + eps) * weight, the float32
     1/rms of each row, shaped as x without its last axis)."""
+    key = call_key(x, weight, options=(float(eps),))
+    plan = PLANS["rms_norm"].get(key)
+    if plan is not None:
+        return plan(x, weight)
     call = Call("rms_norm")
     x2d, rows, n_cols, restore = as_rows(call, call.array("x", x), -1)
     w = _weight(call, "weight", weight, n_cols)
@@ -131,4 +146,9 @@ def rms_norm(x, weight, eps: float = 1e-6):
         kernel, block = ((rms_norm_row_tile, row_block(n_cols, ROW_TILE)) if n_cols <= ROW_TILE
                          else (rms_norm_row_stream, CHUNK))
         call.launch(kernel, rows, x2d, w, n_cols, float(eps), Y=y, R=rstd, BLOCK=block)
+        if key is not None:  # the next call like this one rebinds a prepared launch
+            launch = al.prepare(kernel, rows, x2d, w, n_cols, float(eps), Y=y, R=rstd, BLOCK=block)
+            outputs = (("Y", shape_of(x), y.shape, dtype_of(x2d)), ("R", shape_of(x)[:-1], rstd.shape, "float32"))
+            PLANS["rms_norm"].record(key, Plan(launch, ("X", "W"), (x2d.shape, (n_cols,)), outputs, (0, 1),
+                                               call.torch_results))
     return restore(y), call.result(rstd, shape_of(x)[:-1])

@@ -30,6 +30,8 @@ def signature(*arrays) -> tuple | None:
         return None
     parts = [cfg.cpu_target]
     for a in arrays:
+        if not getattr(a, "shape", ()):  # scalars and 0-d arrays take the full path
+            return None
         if type(a) is np.ndarray:
             if not a.flags.c_contiguous:
                 return None
@@ -43,6 +45,12 @@ def signature(*arrays) -> tuple | None:
     return tuple(parts)
 
 
+def call_key(*arrays, options=()) -> tuple | None:
+    """The plan key of a call: its arrays' signature and the options its launch bakes in (eps, axis, ...)."""
+    sig = signature(*arrays)
+    return None if sig is None else sig + tuple(options)
+
+
 def host_view(a) -> np.ndarray:
     """A numpy array or torch CPU tensor of a planned call as the numpy array its kernel binds."""
     if type(a) is np.ndarray:
@@ -51,26 +59,30 @@ def host_view(a) -> np.ndarray:
 
 
 class Plan:
-    """One recorded launch of a builtin: the call's arrays (reshaped to the launch's views) and a fresh
-    output rebound, then one native call."""
+    """One recorded launch of a builtin: the call's arrays (reshaped to the launch's views) and fresh outputs
+    rebound, then one native call."""
 
-    def __init__(self, launch: PreparedLaunch, names: tuple[str, ...], views: tuple, output: str, out_shape,
-                 out_view, out_dtype, torch_result: bool) -> None:
-        self.launch, self.names, self.views, self.output = launch, names, views, output
-        self.out_shape, self.out_view, self.out_dtype = tuple(out_shape), tuple(out_view), np.dtype(out_dtype)
-        self.torch_result = torch_result
+    def __init__(self, launch: PreparedLaunch, names: tuple[str, ...], views: tuple, outputs: tuple,
+                 returned: tuple[int, ...], torch_result: bool) -> None:
+        """`outputs`: (parameter, shape returned, shape the launch binds, dtype) of each kernel output;
+        `returned`: which of them the builtin returns (one: not as a tuple)."""
+        self.launch, self.names, self.views = launch, names, views
+        self.outputs = tuple((name, tuple(shape), tuple(view), np.dtype(dtype)) for name, shape, view, dtype in outputs)
+        self.returned, self.torch_result = returned, torch_result
         self._lock = threading.Lock()  # the prepared slots are shared: one call at a time
         launch.release()
 
     def __call__(self, *arrays):
-        out = AlloyBuffer.empty(self.out_shape, self.out_dtype)
+        bufs = [AlloyBuffer.empty(shape, dtype) for _, shape, _, dtype in self.outputs]
         values = {name: host_view(a).reshape(view) for name, a, view in zip(self.names, arrays, self.views)}
-        values[self.output] = out.numpy().reshape(self.out_view)
+        for (name, _, view, _), buf in zip(self.outputs, bufs):
+            values[name] = buf.numpy().reshape(view)
         with self._lock:
             self.launch.rebind(**values)
             self.launch.run()
             self.launch.release()
-        return out.to_torch() if self.torch_result else out
+        results = [bufs[i].to_torch() if self.torch_result else bufs[i] for i in self.returned]
+        return results[0] if len(results) == 1 else tuple(results)
 
 
 class Plans:

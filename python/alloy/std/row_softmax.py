@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import alloy as al
 
-from .arrays import Call, as_rows, dtype_of, row_block
+from .arrays import Call, as_rows, dtype_of, row_block, shape_of
+from .plans import Plan, Plans, call_key
 
 ROW_TILE = 8192  # widest row held as one tile
 CHUNK = 2048  # chunk width of the streaming kernel
@@ -45,15 +46,25 @@ def softmax_row_stream(X, Y: al.output, n_cols, BLOCK: al.constexpr):
         al.store(Y + base + cols, (al.exp(x - row_max) * inv).to(X.dtype), mask=cols < n_cols)
 
 
+PLANS = Plans()
+
+
 def softmax(x, axis: int = -1):
     """Softmax of `x` along `axis` (float32, float16 or bfloat16; the result keeps x's dtype)."""
+    key = call_key(x, options=(axis,))
+    plan = PLANS.get(key)
+    if plan is not None:
+        return plan(x)
     call = Call("softmax")
     x2d, rows, n_cols, restore = as_rows(call, call.array("x", x), axis)
     if rows * n_cols == 0:
         return restore(x2d)
     y = call.empty((rows, n_cols), dtype_of(x2d))
-    if n_cols <= ROW_TILE:
-        call.launch(softmax_row_tile, rows, x2d, n_cols, Y=y, BLOCK=row_block(n_cols, ROW_TILE))
-    else:
-        call.launch(softmax_row_stream, rows, x2d, n_cols, Y=y, BLOCK=CHUNK)
+    kernel, block = ((softmax_row_tile, row_block(n_cols, ROW_TILE)) if n_cols <= ROW_TILE
+                     else (softmax_row_stream, CHUNK))
+    call.launch(kernel, rows, x2d, n_cols, Y=y, BLOCK=block)
+    if key is not None and axis in (-1, len(shape_of(x)) - 1):  # rows in place: the next such call is planned
+        launch = al.prepare(kernel, rows, x2d, n_cols, Y=y, BLOCK=block)
+        PLANS.record(key, Plan(launch, ("X",), (x2d.shape,), (("Y", shape_of(x), y.shape, dtype_of(x2d)),), (0,),
+                               call.torch_results))
     return restore(y)
