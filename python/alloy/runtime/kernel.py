@@ -145,6 +145,24 @@ class Kernel:
                 host[p.name] = (ptr, shape, keep)
         return Spec(tuple(argspecs), tuple(consts), bound.get(THREADS)), host
 
+    def host_data(self, bound) -> dict:
+        """specialize()'s per-param host data alone, for arguments already specialised (a deferred launch
+        binding its arrays when it runs): {name: (address, shape, owner)} of the arrays, scalars as given."""
+        host = {}
+        for p in self.params:
+            if p.kind == "constexpr":
+                continue
+            v = bound[p.name]
+            if type(v) is np.ndarray:
+                host[p.name] = (v.ctypes.data, v.shape, v)
+            elif v is None or isinstance(v, (int, float, bool, np.number, np.bool_)):
+                if v is not None:
+                    host[p.name] = v
+            else:
+                ptr, shape, _, keep = as_kernel_array(v, f"kernel '{self.__name__}', argument '{p.name}'")
+                host[p.name] = (ptr, shape, keep)
+        return host
+
     # ---------------------------------------------------------------- launch
     def compiled_for(self, spec: Spec, target: str | None = None):
         from .. import config

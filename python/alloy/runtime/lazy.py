@@ -51,8 +51,8 @@ class PendingLaunch:
         with `allocate`, outputs get memory (zeroed, as eager launches' do) and their buffers become real."""
         from .cpu import CpuRun
 
-        _, host = self.kernel.specialize(self.bound)
-        run = CpuRun(self.compiled, host)
+        host = self.kernel.host_data(self.bound)
+        run = CpuRun(self.compiled, host, self.spec)
         slots, missing = pack_slots(self.compiled, run.arrays, self.bound)
         keep = [host]
         if allocate:
