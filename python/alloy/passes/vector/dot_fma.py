@@ -141,8 +141,7 @@ class OperandStager:
         in loops whose code is not repeated for every row: b^T is transposed one group of `block` rows per
         iteration, the rows of a or b are extended one per iteration."""
         lw, n, e, blk = self.lw, self.cols, self.elem, self.block
-        mem_elem = bits or self.src_elem
-        rt = f"memref<{count * n}x{mem_elem}>"
+        rt = f"memref<{count * n}x{bits or self.src_elem}>"
         groups = count // blk if self.role == "bt" and n % blk == 0 else 0
         if groups > 1:
             ndim = self.dot_shape[1]
@@ -154,10 +153,7 @@ class OperandStager:
             for k0 in range(0, n, blk):
                 rows = []
                 for t in range(blk):
-                    at = lw.op(f"arith.addi {base}, {lw.index(t * n + k0)} : index")
-                    x = lw.op(f"vector.load {rbuf}[{at}] : {rt}, {vtype((blk,), mem_elem)}")
-                    if bits is not None:
-                        x = lw.op(f"arith.bitcast {x} : {vtype((blk,), bits)} to {vtype((blk,), self.src_elem)}")
+                    x = self._load(rbuf, rt, lw.op(f"arith.addi {base}, {lw.index(t * n + k0)} : index"), blk, bits)
                     rows.append(_extend(lw, x, (blk,), self.src_elem, e, None))
                 for kk, col in enumerate(transpose_square(lw, rows, e)):
                     at = lw.op(f"arith.addi {g}, {lw.index((k0 + kk) * ndim)} : index")
@@ -171,20 +167,21 @@ class OperandStager:
             lw.emit(f'"scf.for"({lw.index(0)}, {lw.index(count * n)}, {lw.index(n)}) ({{')
             lw.emit(f"^bb0({i}: index):")
             lw.depth += 1
-            x = lw.op(f"vector.load {rbuf}[{i}] : {rt}, {vtype((n,), mem_elem)}")
-            if bits is not None:
-                x = lw.op(f"arith.bitcast {x} : {vtype((n,), bits)} to {vtype((n,), self.src_elem)}")
-            x = _extend(lw, x, (n,), self.src_elem, e, None)
+            x = _extend(lw, self._load(rbuf, rt, i, n, bits), (n,), self.src_elem, e, None)
             lw.emit(f"vector.store {x}, {self.buf}[{i}] : {self._mt()}, {vtype((n,), e)}")
             lw.emit('"scf.yield"() : () -> ()')
             lw.depth -= 1
             lw.emit("}) : (index, index, index) -> ()")
             first = count
         for i in range(first, count):
-            x = lw.op(f"vector.load {rbuf}[{lw.index(i * n)}] : {rt}, {vtype((n,), mem_elem)}")
-            if bits is not None:
-                x = lw.op(f"arith.bitcast {x} : {vtype((n,), bits)} to {vtype((n,), self.src_elem)}")
-            self.row(i, x)
+            self.row(i, self._load(rbuf, rt, lw.index(i * n), n, bits))
+
+    def _load(self, rbuf: str, rt: str, at: str, width: int, bits: str | None) -> str:
+        """`width` elements of rbuf at `at`, as the operand's element type (from their bits when given)."""
+        x = self.lw.op(f"vector.load {rbuf}[{at}] : {rt}, {vtype((width,), bits or self.src_elem)}")
+        if bits is None:
+            return x
+        return self.lw.op(f"arith.bitcast {x} : {vtype((width,), bits)} to {vtype((width,), self.src_elem)}")
 
     def _mt(self) -> str:
         return f"memref<{self.dot_shape[0] * self.dot_shape[1]}x{self.elem}>"
