@@ -31,6 +31,8 @@ _ALIGN = 64  # bytes: a cache line, and enough for any vector load
 def as_dtype(dtype: Any) -> np.dtype:
     """numpy dtype for `dtype` (numpy, torch or al.* dtype, or a name such as
     "bf16"); TypeError if kernels do not support it."""
+    if type(dtype) is np.dtype and dtype in KERNEL_DTYPES:  # the common case
+        return dtype
     if isinstance(dtype, str) and dtype in ("bf16", "bfloat16"):
         return bfloat16
     if isinstance(getattr(dtype, "np", None), np.dtype):  # al.float32, ...
@@ -98,10 +100,8 @@ class AlloyBuffer:
         shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
         if any(not isinstance(s, (int, np.integer)) or s < 0 for s in shape):
             raise ValueError(f"AlloyBuffer.empty: shape must be non-negative ints, got {shape}")
-        nbytes = math.prod(int(s) for s in shape) * dt.itemsize
-        raw = np.empty(nbytes + _ALIGN, dtype=np.uint8)
-        offset = -raw.ctypes.data % _ALIGN
-        return cls(raw[offset:offset + nbytes].view(dt).reshape(shape))
+        raw = np.empty(math.prod(int(s) for s in shape) * dt.itemsize + _ALIGN, dtype=np.uint8)
+        return cls(np.ndarray(shape, dt, raw, -raw.ctypes.data % _ALIGN))
 
     @classmethod
     def from_array(cls, array: Any) -> AlloyBuffer:
