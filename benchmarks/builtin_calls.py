@@ -44,7 +44,7 @@ def _read(result):
     return first.numpy() if hasattr(first, "numpy") else np.asarray(first)
 
 
-def rows() -> list[Row]:
+def run() -> list[Row]:
     import torch
     import torch.nn.functional as F
 
@@ -73,4 +73,4 @@ def rows() -> list[Row]:
 
 
 if __name__ == "__main__":
-    print_rows(rows())
+    print_rows(run())

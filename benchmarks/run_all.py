@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import builtin_calls  # noqa: E402
 import std_builtins  # noqa: E402
 import compile_time  # noqa: E402
 import fusion  # noqa: E402
@@ -25,7 +26,7 @@ import softmax  # noqa: E402
 import vector_add  # noqa: E402
 from common import Row, machine_lines, print_rows  # noqa: E402
 
-SUITES = (vector_add, softmax, matmul, std_builtins, fusion, compile_time, launch_path)
+SUITES = (vector_add, softmax, matmul, std_builtins, builtin_calls, fusion, compile_time, launch_path)
 
 
 def main() -> None:
