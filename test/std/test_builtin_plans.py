@@ -148,3 +148,21 @@ def test_row_builtins_planned_with_torch_tensors():
         torch.testing.assert_close(y, torch.nn.functional.rms_norm(x, (40,), w, eps=1e-6), rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(al.softmax(x), torch.softmax(x, -1), rtol=1e-5, atol=1e-6)
     assert len(normalization.PLANS["layernorm"]._plans) == 1 and len(row_softmax.PLANS._plans) == 1
+
+
+def test_transposed_views_read_as_stored():
+    """matmul(A, W.T) is dot_transpose_rhs(A, W) and dot_transpose_rhs(A, W.T) is matmul(A, W): the
+    transposed view is not copied (the other GEMM's plan is the one made); messages show B as passed."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    a, w = rng.standard_normal((9, 24)).astype(np.float32), rng.standard_normal((13, 24)).astype(np.float32)
+    for _ in range(2):
+        np.testing.assert_allclose(np.asarray(al.matmul(a, w.T)), a @ w.T, rtol=1e-5, atol=1e-5)
+    assert len(gemm.PLANS["dot_transpose_rhs"]._plans) == 1 and not gemm.PLANS["matmul"]._plans
+    v = rng.standard_normal((24, 13)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(al.dot_transpose_rhs(a, v.T)), a @ v, rtol=1e-5, atol=1e-5)
+    assert len(gemm.PLANS["matmul"]._plans) == 1
+    ta, tw = torch.from_numpy(a), torch.from_numpy(w)
+    torch.testing.assert_close(al.matmul(ta, tw.t()), ta @ tw.t(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"al.matmul: A \(9, 24\) and B \(23, 13\) do not agree on K"):
+        al.matmul(a, rng.standard_normal((13, 23)).astype(np.float32).T)

@@ -10,8 +10,11 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
+
 import alloy as al
 
+from ..runtime import torch_dtypes
 from ..tuning import Config, Tuner
 from ..tuning.autotune import key_text
 from .arrays import Call, dtype_of, shape_of
@@ -79,22 +82,36 @@ TUNERS = {
 PLANS = {"dot_transpose_rhs": Plans(), "matmul": Plans()}
 
 
+def _stored_transpose(B):
+    """The C-contiguous matrix of which B is the transposed view (numpy or torch, 2-D), else None."""
+    if type(B) is np.ndarray:
+        return B.T if B.ndim == 2 and not B.flags.c_contiguous and B.T.flags.c_contiguous else None
+    if torch_dtypes.is_tensor(B) and B.dim() == 2 and not B.is_contiguous() and B.t().is_contiguous():
+        return B.t()
+    return None
+
+
 def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
+    shown_b = tuple(getattr(B, "shape", ()))  # B as the caller passed it, for messages
+    stored = _stored_transpose(B)
+    if stored is not None:  # B = W.T for a row-major W: the other GEMM reads W as stored, no copy
+        B, transpose_rhs = stored, not transpose_rhs
+    kind = "dot_transpose_rhs" if transpose_rhs else "matmul"  # the kernel, its tuning table and plans
     plan_key = signature(A, B) if tune is None else None
-    plan = PLANS[builtin].get(plan_key)
+    plan = PLANS[kind].get(plan_key)
     if plan is not None:
         return plan(A, B)
     call = Call(builtin)
     a, b = call.array("A", A), call.array("B", B)
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) < 2 or len(sb) < 2:
-        raise ValueError(f"al.{builtin}: A and B need at least 2 dimensions, got {sa} and {sb}")
+        raise ValueError(f"al.{builtin}: A and B need at least 2 dimensions, got {sa} and {shown_b}")
     if dtype_of(a) != dtype_of(b):
         raise TypeError(f"al.{builtin}: A is {dtype_of(a)} and B is {dtype_of(b)}; pass one dtype")
     n, kb = (sb[-2], sb[-1]) if transpose_rhs else (sb[-1], sb[-2])
     m, k = sa[-2], sa[-1]
     if k != kb:
-        raise ValueError(f"al.{builtin}: A {sa} and B {sb} do not agree on K ({k} vs {kb})")
+        raise ValueError(f"al.{builtin}: A {sa} and B {shown_b} do not agree on K ({k} vs {kb})")
     batch_b = sb[:-2]
     if batch_b and batch_b != sa[:-2]:
         raise ValueError(f"al.{builtin}: B's batch axes {batch_b} differ from A's {sa[:-2]}")
@@ -113,7 +130,7 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
         pairs = [(a.reshape(math.prod(sa[:-1]), k), b, _rows(c, 1, math.prod(sa[:-1]), n, 0))]
     rows = pairs[0][0].shape[0]
     key = _table_key(rows, n, k, str(dtype_of(a)))
-    tuner = TUNERS[builtin]
+    tuner = TUNERS[kind]
 
     def run(config):
         blocks = config.constexprs
@@ -122,7 +139,7 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
             call.launch(kernel, grid, lhs, rhs, C=out, **blocks)
 
     if tune:
-        PLANS[builtin].clear()  # the winner may change: plans record the blocks they were made with
+        PLANS[kind].clear()  # the winner may change: plans record the blocks they were made with
         return tuner.measure(call.run_target, key, run, progress=tune)
     chosen = tuner.choose(call.run_target, key, run)
     run(chosen)
@@ -131,7 +148,7 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
         blocks = chosen.constexprs
         grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
         launch = al.prepare(kernel, grid, lhs, rhs, C=out, **blocks)
-        PLANS[builtin].record(plan_key, Plan(launch, ("A", "B_T" if transpose_rhs else "B"), (lhs.shape, rhs.shape),
+        PLANS[kind].record(plan_key, Plan(launch, ("A", "B_T" if transpose_rhs else "B"), (lhs.shape, rhs.shape),
                                              (("C", out_shape, out.shape, dtype_of(a)),), (0,), call.torch_results))
     return call.result(c, out_shape)
 
