@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import alloy as al
-from alloy.std import gemm, normalization, row_softmax
+from alloy.std import activations, gemm, normalization, row_softmax
 from alloy.std.plans import Plans
 
 
 @pytest.fixture(autouse=True)
 def fresh_plans(monkeypatch):
-    for table in (gemm.PLANS, normalization.PLANS):
+    for table in (gemm.PLANS, normalization.PLANS, activations.PLANS):
         for name in table:
             monkeypatch.setitem(table, name, Plans())
     monkeypatch.setattr(row_softmax, "PLANS", Plans())
@@ -166,3 +166,17 @@ def test_transposed_views_read_as_stored():
     torch.testing.assert_close(al.matmul(ta, tw.t()), ta @ tw.t(), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"al.matmul: A \(9, 24\) and B \(23, 13\) do not agree on K"):
         al.matmul(a, rng.standard_normal((13, 23)).astype(np.float32).T)
+
+
+def test_activations_planned_per_mode():
+    from math import erf
+
+    rng = np.random.default_rng(6)
+    gelu = np.vectorize(lambda v: 0.5 * v * (1 + erf(v / np.sqrt(2))))
+    for _ in range(3):
+        x = rng.standard_normal((3, 7, 5)).astype(np.float32)
+        np.testing.assert_allclose(np.asarray(al.silu(x)), x / (1 + np.exp(-x)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(al.gelu(x)), gelu(x.astype(np.float64)), rtol=1e-5, atol=1e-6)
+        tanh = 0.5 * x * (1 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+        np.testing.assert_allclose(np.asarray(al.gelu(x, approximate="tanh")), tanh, rtol=1e-5, atol=1e-6)
+    assert len(activations.PLANS["silu"]._plans) == 1 and len(activations.PLANS["gelu"]._plans) == 2

@@ -6,6 +6,7 @@ import math
 import alloy as al
 
 from .arrays import Call, dtype_of, shape_of
+from .plans import Plan, Plans, call_key
 
 BLOCK = 2048
 GELU_MODES = ("none", "tanh")
@@ -41,14 +42,26 @@ def gelu_kernel(X, Y: al.output, n, BLOCK: al.constexpr, TANH: al.constexpr):
     al.store(Y + offs, y.to(X.dtype), mask=offs < n)
 
 
+PLANS = {"silu": Plans(), "gelu": Plans()}
+
+
 def _elementwise(name: str, kernel, x, **constexprs):
+    key = call_key(x, options=tuple(sorted(constexprs.items())))
+    plan = PLANS[name].get(key)
+    if plan is not None:
+        return plan(x)
     call = Call(name)
     x = call.array("x", x)
     shape = shape_of(x)
     n = math.prod(shape)
     y = call.empty((n,), dtype_of(x))
     if n:
-        call.launch(kernel, al.cdiv(n, BLOCK), x.reshape(n), n, Y=y, BLOCK=BLOCK, **constexprs)
+        grid = al.cdiv(n, BLOCK)
+        call.launch(kernel, grid, x.reshape(n), n, Y=y, BLOCK=BLOCK, **constexprs)
+        if key is not None:  # the next call like this one rebinds a prepared launch
+            launch = al.prepare(kernel, grid, x.reshape(n), n, Y=y, BLOCK=BLOCK, **constexprs)
+            PLANS[name].record(key, Plan(launch, ("X",), ((n,),), (("Y", shape, (n,), dtype_of(x)),), (0,),
+                                         call.torch_results))
     return call.result(y, shape)
 
 
