@@ -180,3 +180,34 @@ def test_activations_planned_per_mode():
         tanh = 0.5 * x * (1 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
         np.testing.assert_allclose(np.asarray(al.gelu(x, approximate="tanh")), tanh, rtol=1e-5, atol=1e-6)
     assert len(activations.PLANS["silu"]._plans) == 1 and len(activations.PLANS["gelu"]._plans) == 2
+
+
+def test_rope_and_cross_entropy_plans_match_the_full_path(monkeypatch):
+    """The planned call gives what the full path (checked against numpy in test_builtins) gives, on new
+    arrays each call; the options (base, rotary_dim, interleaved, ignore_index) are part of the plan."""
+    from alloy.std import losses, rotary
+
+    rng = np.random.default_rng(7)
+    monkeypatch.setattr(rotary, "PLANS", Plans())
+    monkeypatch.setattr(losses, "PLANS", Plans())
+
+    def full_path(fn, *args, **kwargs):
+        with monkeypatch.context() as patched:
+            patched.setattr(rotary, "PLANS", Plans())
+            patched.setattr(losses, "PLANS", Plans())
+            return np.asarray(fn(*args, **kwargs))
+
+    for _ in range(3):
+        x = rng.standard_normal((6, 4, 16)).astype(np.float32)
+        pos = rng.integers(0, 100, 6).astype(np.int64)
+        for options in (dict(), dict(base=500.0, rotary_dim=8, interleaved=True)):
+            np.testing.assert_array_equal(np.asarray(al.rope(x, pos, **options)), full_path(al.rope, x, pos, **options))
+        logits = rng.standard_normal((5, 33)).astype(np.float32)
+        labels = rng.integers(0, 33, 5).astype(np.int64)
+        labels[1] = -100
+        got = np.asarray(al.cross_entropy(logits, labels))
+        np.testing.assert_array_equal(got, full_path(al.cross_entropy, logits, labels))
+        assert got[1] == 0
+        np.testing.assert_array_equal(np.asarray(al.cross_entropy(logits, labels, ignore_index=3)),
+                                      full_path(al.cross_entropy, logits, labels, ignore_index=3))
+    assert len(rotary.PLANS._plans) == 2 and len(losses.PLANS._plans) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 import alloy as al
 
 from .arrays import INDEX_DTYPES, Call, row_block, shape_of
+from .plans import Plan, Plans, call_key
 
 CHUNK = 2048
 
@@ -30,9 +31,16 @@ def cross_entropy_rows(X, Labels, Loss: al.output, n_cols, ignore_index, BLOCK: 
     al.store(Loss + row, al.where(label == ignore_index, 0.0, loss))
 
 
+PLANS = Plans()
+
+
 def cross_entropy(logits, labels, ignore_index: int = -100):
     """Per-row losses -log softmax(logits)[label] (float32, shape logits.shape[:-1]); rows whose label is
     `ignore_index` get 0, as torch's cross_entropy with reduction="none"."""
+    key = call_key(logits, labels, options=(int(ignore_index),))
+    plan = PLANS.get(key)
+    if plan is not None:
+        return plan(logits, labels)
     call = Call("cross_entropy")
     x = call.array("logits", logits)
     shape = shape_of(x)
@@ -46,6 +54,10 @@ def cross_entropy(logits, labels, ignore_index: int = -100):
     rows = len(x.reshape(-1, n_cols)) if n_cols else 0
     loss = call.empty((rows,), "float32")
     if rows and n_cols:
-        call.launch(cross_entropy_rows, rows, x.reshape(rows, n_cols), lab.reshape(rows), n_cols, int(ignore_index),
-                    Loss=loss, BLOCK=row_block(n_cols, CHUNK))
+        args = (x.reshape(rows, n_cols), lab.reshape(rows), n_cols, int(ignore_index))
+        call.launch(cross_entropy_rows, rows, *args, Loss=loss, BLOCK=row_block(n_cols, CHUNK))
+        if key is not None:  # the next call like this one rebinds a prepared launch
+            launch = al.prepare(cross_entropy_rows, rows, *args, Loss=loss, BLOCK=row_block(n_cols, CHUNK))
+            PLANS.record(key, Plan(launch, ("X", "Labels"), ((rows, n_cols), (rows,)),
+                                   (("Loss", shape[:-1], (rows,), "float32"),), (0,), call.torch_results))
     return call.result(loss, shape[:-1])

@@ -13,6 +13,7 @@ import math
 import alloy as al
 
 from .arrays import INDEX_DTYPES, Call, dtype_of, row_block, shape_of
+from .plans import Plan, Plans, call_key
 
 
 @al.kernel
@@ -46,8 +47,15 @@ def rope_kernel(X, P, Y: al.output, heads, log2_base, D: al.constexpr, ROT: al.c
         al.store(out + j[None, :], al.load(base + j[None, :], mask=keep, other=0.0), mask=keep)
 
 
+PLANS = Plans()
+
+
 def rope(x, positions, base: float = 10000.0, rotary_dim: int | None = None, interleaved: bool = False):
     """x rotated by its tokens' positions (see the module docstring for layouts and pairing)."""
+    key = call_key(x, positions, options=(float(base), rotary_dim, bool(interleaved)))
+    plan = PLANS.get(key)
+    if plan is not None:
+        return plan(x, positions)
     call = Call("rope")
     x = call.array("x", x, ndim=(3, 4))
     p = call.array("positions", positions, dtypes=INDEX_DTYPES)
@@ -64,7 +72,12 @@ def rope(x, positions, base: float = 10000.0, rotary_dim: int | None = None, int
     y = call.empty(shape, dtype_of(x))
     tokens = math.prod(tokens_shape)
     if tokens * heads:
-        call.launch(rope_kernel, tokens, x, p.reshape(tokens), heads, math.log2(base), Y=y, D=dim, ROT=rot,
-                    HB=row_block(heads, 1 << 20), HP=row_block(rot // 2, 1 << 20),
-                    PB=row_block(max(dim - rot, 1), 1 << 20), INTERLEAVED=bool(interleaved))
+        args = (x, p.reshape(tokens), heads, math.log2(base))
+        constexprs = dict(D=dim, ROT=rot, HB=row_block(heads, 1 << 20), HP=row_block(rot // 2, 1 << 20),
+                          PB=row_block(max(dim - rot, 1), 1 << 20), INTERLEAVED=bool(interleaved))
+        call.launch(rope_kernel, tokens, *args, Y=y, **constexprs)
+        if key is not None:  # the next call like this one rebinds a prepared launch
+            launch = al.prepare(rope_kernel, tokens, *args, Y=y, **constexprs)
+            PLANS.record(key, Plan(launch, ("X", "P"), (shape, (tokens,)), (("Y", shape, shape, dtype_of(x)),), (0,),
+                                   call.torch_results))
     return call.result(y, shape)
