@@ -211,3 +211,23 @@ def test_rope_and_cross_entropy_plans_match_the_full_path(monkeypatch):
         np.testing.assert_array_equal(np.asarray(al.cross_entropy(logits, labels, ignore_index=3)),
                                       full_path(al.cross_entropy, logits, labels, ignore_index=3))
     assert len(rotary.PLANS._plans) == 2 and len(losses.PLANS._plans) == 2
+
+
+def test_attention_plan_matches_the_full_path(monkeypatch):
+    from alloy.std import flash_attention
+
+    rng = np.random.default_rng(8)
+    monkeypatch.setattr(flash_attention, "PLANS", Plans())
+
+    def full_path(*args, **kwargs):
+        with monkeypatch.context() as patched:
+            patched.setattr(flash_attention, "PLANS", Plans())
+            return np.asarray(al.attention(*args, **kwargs))
+
+    for _ in range(3):
+        q = rng.standard_normal((1, 4, 9, 16)).astype(np.float32)
+        k, v = (rng.standard_normal((1, 2, 11, 16)).astype(np.float32) for _ in range(2))
+        for options in (dict(), dict(causal=True, scale=0.3)):
+            np.testing.assert_array_equal(np.asarray(al.attention(q, k, v, **options)),
+                                          full_path(q, k, v, **options))
+    assert len(flash_attention.PLANS._plans) == 2

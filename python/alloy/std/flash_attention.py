@@ -15,6 +15,7 @@ import alloy as al
 from ..tuning import Config, Tuner
 from ..tuning.autotune import key_text
 from .arrays import Call, dtype_of, row_block, shape_of
+from .plans import Plan, Plans, call_key
 
 
 @al.func
@@ -75,9 +76,16 @@ def attention(q, k, v, causal: bool = False, scale: float | None = None):
     return attention_call(q, k, v, causal, scale)
 
 
+PLANS = Plans()
+
+
 def attention_call(q, k, v, causal, scale, tune=None):
     """`attention`; with `tune` (a progress callback), time every configuration instead and return
     (winner, {config: seconds})."""
+    plan_key = call_key(q, k, v, options=(bool(causal), scale)) if tune is None else None
+    plan = PLANS.get(plan_key)
+    if plan is not None:
+        return plan(q, k, v)
     call = Call("attention")
     q, k, v = (call.array(n, t, ndim=(3, 4)) for n, t in (("q", q), ("k", k), ("v", v)))
     sq, sk, sv = shape_of(q), shape_of(k), shape_of(v)
@@ -104,13 +112,24 @@ def attention_call(q, k, v, causal, scale, tune=None):
     scale = 1.0 / math.sqrt(dim) if scale is None else float(scale)
     key = key_text([(lq, lk, dim, heads // kv_heads), str(dtype_of(q)), bool(causal)])
 
+    def launch_of(config):
+        """(grid, arguments, keyword arguments) of the launch with `config`'s blocks."""
+        grid = (al.cdiv(lq, config.constexprs["BM"]), batch * heads)
+        kwargs = dict(O=o, D=dim, DP=row_block(dim, 1024), CAUSAL=bool(causal), **config.constexprs)
+        return grid, (q, k, v, lq, lk, heads, heads // kv_heads, scale), kwargs
+
     def run(config):
-        bm = config.constexprs["BM"]
-        call.launch(attention_kernel, (al.cdiv(lq, bm), batch * heads), q, k, v, lq, lk, heads,
-                    heads // kv_heads, scale, O=o, D=dim, DP=row_block(dim, 1024), CAUSAL=bool(causal),
-                    **config.constexprs)
+        grid, args, kwargs = launch_of(config)
+        call.launch(attention_kernel, grid, *args, **kwargs)
 
     if tune:
+        PLANS.clear()  # the winner may change: plans record the blocks they were made with
         return TUNER.measure(call.run_target, key, run, progress=tune)
-    run(TUNER.choose(call.run_target, key, run))
+    chosen = TUNER.choose(call.run_target, key, run)
+    run(chosen)
+    if plan_key is not None:  # the next call like this one rebinds a prepared launch
+        grid, args, kwargs = launch_of(chosen)
+        launch = al.prepare(attention_kernel, grid, *args, **kwargs)
+        PLANS.record(plan_key, Plan(launch, ("Q", "K", "V"), (shape_of(q), shape_of(k), shape_of(v)),
+                                    (("O", shape_of(q), shape_of(o), dtype_of(q)),), (0,), call.torch_results))
     return call.result(o, shape_of(q))
