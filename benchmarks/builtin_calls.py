@@ -10,12 +10,10 @@ Prints; asserts nothing.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 import alloy as al
-from common import Row, Timing, print_rows
+from common import Row, Timing, per_call_time, print_rows
 
 ITERS, BATCHES = 500, 7
 
@@ -27,15 +25,7 @@ def add_one(x, out: al.output, N, BLOCK: al.constexpr = 2048):
 
 
 def per_call(fn) -> Timing:
-    """Median (and best) over BATCHES of the mean seconds per call in a batch of ITERS calls."""
-    fn()
-    means = []
-    for _ in range(BATCHES):
-        t0 = time.perf_counter()
-        for _ in range(ITERS):
-            fn()
-        means.append((time.perf_counter() - t0) / ITERS)
-    return Timing(means)
+    return per_call_time(fn, iters=ITERS, repeat=BATCHES)
 
 
 def _read(result):

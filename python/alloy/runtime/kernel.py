@@ -153,11 +153,12 @@ class Kernel:
             if p.kind == "constexpr":
                 continue
             v = bound[p.name]
+            if v is None:
+                continue
             if type(v) is np.ndarray:
                 host[p.name] = (v.ctypes.data, v.shape, v)
-            elif v is None or isinstance(v, (int, float, bool, np.number, np.bool_)):
-                if v is not None:
-                    host[p.name] = v
+            elif isinstance(v, (int, float, bool, np.number, np.bool_)):
+                host[p.name] = v
             else:
                 ptr, shape, _, keep = as_kernel_array(v, f"kernel '{self.__name__}', argument '{p.name}'")
                 host[p.name] = (ptr, shape, keep)

@@ -6,7 +6,7 @@ import math
 import alloy as al
 
 from .arrays import Call, dtype_of, shape_of
-from .plans import Plan, Plans, call_key
+from .plans import Plans, call_key
 
 BLOCK = 2048
 GELU_MODES = ("none", "tanh")
@@ -58,10 +58,8 @@ def _elementwise(name: str, kernel, x, **constexprs):
     if n:
         grid = al.cdiv(n, BLOCK)
         call.launch(kernel, grid, x.reshape(n), n, Y=y, BLOCK=BLOCK, **constexprs)
-        if key is not None:  # the next call like this one rebinds a prepared launch
-            launch = al.prepare(kernel, grid, x.reshape(n), n, Y=y, BLOCK=BLOCK, **constexprs)
-            PLANS[name].record(key, Plan(launch, ("X",), ((n,),), (("Y", shape, (n,), dtype_of(x)),), (0,),
-                                         call.torch_results))
+        PLANS[name].record_launch(key, kernel, grid, (x.reshape(n), n), dict(Y=y, BLOCK=BLOCK, **constexprs), ("X",),
+                                  {"Y": shape}, call.torch_results)
     return call.result(y, shape)
 
 

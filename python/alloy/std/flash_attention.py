@@ -15,7 +15,7 @@ import alloy as al
 from ..tuning import Config, Tuner
 from ..tuning.autotune import key_text
 from .arrays import Call, dtype_of, row_block, shape_of
-from .plans import Plan, Plans, call_key
+from .plans import Plans, call_key
 
 
 @al.func
@@ -127,9 +127,6 @@ def attention_call(q, k, v, causal, scale, tune=None):
         return TUNER.measure(call.run_target, key, run, progress=tune)
     chosen = TUNER.choose(call.run_target, key, run)
     run(chosen)
-    if plan_key is not None:  # the next call like this one rebinds a prepared launch
-        grid, args, kwargs = launch_of(chosen)
-        launch = al.prepare(attention_kernel, grid, *args, **kwargs)
-        PLANS.record(plan_key, Plan(launch, ("Q", "K", "V"), (shape_of(q), shape_of(k), shape_of(v)),
-                                    (("O", shape_of(q), shape_of(o), dtype_of(q)),), (0,), call.torch_results))
+    PLANS.record_launch(plan_key, attention_kernel, *launch_of(chosen), ("Q", "K", "V"), {"O": shape_of(q)},
+                        call.torch_results)
     return call.result(o, shape_of(q))

@@ -18,7 +18,7 @@ from ..runtime import torch_dtypes
 from ..tuning import Config, Tuner
 from ..tuning.autotune import key_text
 from .arrays import Call, dtype_of, shape_of
-from .plans import Plan, Plans, signature
+from .plans import Plans, signature
 
 
 @al.kernel
@@ -143,13 +143,12 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
         return tuner.measure(call.run_target, key, run, progress=tune)
     chosen = tuner.choose(call.run_target, key, run)
     run(chosen)
-    if plan_key is not None and not batch_b:  # the next call like this one rebinds a prepared launch
+    if not batch_b:  # one launch: the next call like this one rebinds it
         lhs, rhs, out = pairs[0]
         blocks = chosen.constexprs
         grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
-        launch = al.prepare(kernel, grid, lhs, rhs, C=out, **blocks)
-        PLANS[kind].record(plan_key, Plan(launch, ("A", "B_T" if transpose_rhs else "B"), (lhs.shape, rhs.shape),
-                                             (("C", out_shape, out.shape, dtype_of(a)),), (0,), call.torch_results))
+        PLANS[kind].record_launch(plan_key, kernel, grid, (lhs, rhs), dict(C=out, **blocks),
+                                  ("A", "B_T" if transpose_rhs else "B"), {"C": out_shape}, call.torch_results)
     return call.result(c, out_shape)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import alloy as al
 
 from .arrays import INDEX_DTYPES, Call, row_block, shape_of
-from .plans import Plan, Plans, call_key
+from .plans import Plans, call_key
 
 CHUNK = 2048
 
@@ -55,9 +55,8 @@ def cross_entropy(logits, labels, ignore_index: int = -100):
     loss = call.empty((rows,), "float32")
     if rows and n_cols:
         args = (x.reshape(rows, n_cols), lab.reshape(rows), n_cols, int(ignore_index))
-        call.launch(cross_entropy_rows, rows, *args, Loss=loss, BLOCK=row_block(n_cols, CHUNK))
-        if key is not None:  # the next call like this one rebinds a prepared launch
-            launch = al.prepare(cross_entropy_rows, rows, *args, Loss=loss, BLOCK=row_block(n_cols, CHUNK))
-            PLANS.record(key, Plan(launch, ("X", "Labels"), ((rows, n_cols), (rows,)),
-                                   (("Loss", shape[:-1], (rows,), "float32"),), (0,), call.torch_results))
+        kwargs = dict(Loss=loss, BLOCK=row_block(n_cols, CHUNK))
+        call.launch(cross_entropy_rows, rows, *args, **kwargs)
+        PLANS.record_launch(key, cross_entropy_rows, rows, args, kwargs, ("X", "Labels"), {"Loss": shape[:-1]},
+                            call.torch_results)
     return call.result(loss, shape[:-1])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import alloy as al
 
 from .arrays import Call, as_rows, dtype_of, row_block, shape_of
-from .plans import Plan, Plans, call_key
+from .plans import Plans, call_key
 
 PLANS = {"layernorm": Plans(), "rms_norm": Plans()}
 
@@ -116,14 +116,11 @@ def layernorm(x, gamma, beta, eps: float = 1e-5, return_stats: bool = False):
     if rows * n_cols:
         kernel, block = ((layernorm_row_tile, row_block(n_cols, ROW_TILE)) if n_cols <= ROW_TILE
                          else (layernorm_row_stream, CHUNK))
-        call.launch(kernel, rows, x2d, w, b, n_cols, float(eps), Y=y, Mean=mean, Rstd=rstd, BLOCK=block)
-        if key is not None:  # the next call like this one rebinds a prepared launch
-            stats_shape = shape_of(x)[:-1]
-            launch = al.prepare(kernel, rows, x2d, w, b, n_cols, float(eps), Y=y, Mean=mean, Rstd=rstd, BLOCK=block)
-            outputs = (("Y", shape_of(x), y.shape, dtype_of(x2d)), ("Mean", stats_shape, mean.shape, "float32"),
-                       ("Rstd", stats_shape, rstd.shape, "float32"))
-            PLANS["layernorm"].record(key, Plan(launch, ("X", "W", "B"), (x2d.shape, (n_cols,), (n_cols,)), outputs,
-                                                (0, 1, 2) if return_stats else (0,), call.torch_results))
+        args, kwargs = (x2d, w, b, n_cols, float(eps)), dict(Y=y, Mean=mean, Rstd=rstd, BLOCK=block)
+        call.launch(kernel, rows, *args, **kwargs)
+        stats_shape = shape_of(x)[:-1]
+        returned = {"Y": shape_of(x), "Mean": stats_shape, "Rstd": stats_shape} if return_stats else {"Y": shape_of(x)}
+        PLANS["layernorm"].record_launch(key, kernel, rows, args, kwargs, ("X", "W", "B"), returned, call.torch_results)
     if not return_stats:
         return restore(y)
     stats_shape = shape_of(x)[:-1]
@@ -145,10 +142,8 @@ def rms_norm(x, weight, eps: float = 1e-6):
     if rows * n_cols:
         kernel, block = ((rms_norm_row_tile, row_block(n_cols, ROW_TILE)) if n_cols <= ROW_TILE
                          else (rms_norm_row_stream, CHUNK))
-        call.launch(kernel, rows, x2d, w, n_cols, float(eps), Y=y, R=rstd, BLOCK=block)
-        if key is not None:  # the next call like this one rebinds a prepared launch
-            launch = al.prepare(kernel, rows, x2d, w, n_cols, float(eps), Y=y, R=rstd, BLOCK=block)
-            outputs = (("Y", shape_of(x), y.shape, dtype_of(x2d)), ("R", shape_of(x)[:-1], rstd.shape, "float32"))
-            PLANS["rms_norm"].record(key, Plan(launch, ("X", "W"), (x2d.shape, (n_cols,)), outputs, (0, 1),
-                                               call.torch_results))
+        args, kwargs = (x2d, w, n_cols, float(eps)), dict(Y=y, R=rstd, BLOCK=block)
+        call.launch(kernel, rows, *args, **kwargs)
+        PLANS["rms_norm"].record_launch(key, kernel, rows, args, kwargs, ("X", "W"),
+                                        {"Y": shape_of(x), "R": shape_of(x)[:-1]}, call.torch_results)
     return restore(y), call.result(rstd, shape_of(x)[:-1])

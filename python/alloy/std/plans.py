@@ -94,9 +94,20 @@ class Plans:
     def get(self, key):
         return self._plans.get(key) if key is not None else None
 
-    def record(self, key, plan: Plan) -> None:
+    def record_launch(self, key, kernel, grid, args, kwargs, inputs: tuple[str, ...], returned: dict,
+                      torch_result: bool) -> None:
+        """Keep `kernel[grid](*args, **kwargs)`, which the call of `key` has just run, as its plan (nothing for
+        a key of None). `inputs`: the parameters the call's arrays bind, in the call's order; `returned`:
+        {output parameter: the shape the builtin returns it in}, in the order it returns them."""
         if key is None:
             return
+        launch = PreparedLaunch(kernel, grid, args, kwargs)
+        bound = kernel.bind(args, kwargs)
+        views = tuple(tuple(bound[name].shape) for name in inputs)
+        names = [p.name for p in kernel.params if p.kind == "output"]
+        outputs = tuple((name, returned.get(name, bound[name].shape), bound[name].shape, bound[name].dtype)
+                        for name in names)
+        plan = Plan(launch, inputs, views, outputs, tuple(names.index(name) for name in returned), torch_result)
         if len(self._plans) >= MAX_PLANS:
             self._plans.pop(next(iter(self._plans)))
         self._plans[key] = plan

@@ -13,7 +13,7 @@ import math
 import alloy as al
 
 from .arrays import INDEX_DTYPES, Call, dtype_of, row_block, shape_of
-from .plans import Plan, Plans, call_key
+from .plans import Plans, call_key
 
 
 @al.kernel
@@ -76,8 +76,6 @@ def rope(x, positions, base: float = 10000.0, rotary_dim: int | None = None, int
         constexprs = dict(D=dim, ROT=rot, HB=row_block(heads, 1 << 20), HP=row_block(rot // 2, 1 << 20),
                           PB=row_block(max(dim - rot, 1), 1 << 20), INTERLEAVED=bool(interleaved))
         call.launch(rope_kernel, tokens, *args, Y=y, **constexprs)
-        if key is not None:  # the next call like this one rebinds a prepared launch
-            launch = al.prepare(rope_kernel, tokens, *args, Y=y, **constexprs)
-            PLANS.record(key, Plan(launch, ("X", "P"), (shape, (tokens,)), (("Y", shape, shape, dtype_of(x)),), (0,),
-                                   call.torch_results))
+        PLANS.record_launch(key, rope_kernel, tokens, args, dict(Y=y, **constexprs), ("X", "P"), {"Y": shape},
+                            call.torch_results)
     return call.result(y, shape)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import alloy as al
 
 from .arrays import Call, as_rows, dtype_of, row_block, shape_of
-from .plans import Plan, Plans, call_key
+from .plans import Plans, call_key
 
 ROW_TILE = 8192  # widest row held as one tile
 CHUNK = 2048  # chunk width of the streaming kernel
@@ -63,8 +63,7 @@ def softmax(x, axis: int = -1):
     kernel, block = ((softmax_row_tile, row_block(n_cols, ROW_TILE)) if n_cols <= ROW_TILE
                      else (softmax_row_stream, CHUNK))
     call.launch(kernel, rows, x2d, n_cols, Y=y, BLOCK=block)
-    if key is not None and axis in (-1, len(shape_of(x)) - 1):  # rows in place: the next such call is planned
-        launch = al.prepare(kernel, rows, x2d, n_cols, Y=y, BLOCK=block)
-        PLANS.record(key, Plan(launch, ("X",), (x2d.shape,), (("Y", shape_of(x), y.shape, dtype_of(x2d)),), (0,),
-                               call.torch_results))
+    if axis in (-1, len(shape_of(x)) - 1):  # rows in place: the next such call rebinds this launch
+        PLANS.record_launch(key, kernel, rows, (x2d, n_cols), dict(Y=y, BLOCK=block), ("X",), {"Y": shape_of(x)},
+                            call.torch_results)
     return restore(y)

@@ -73,6 +73,23 @@ def load_rows(lw: Lowering, buf: str, shape, elem: str) -> str:
     return out
 
 
+def store_tile(lw: Lowering, x: str, buf: str, shape, elem: str) -> None:
+    """A 1-D or 2-D tile x stored whole into the row-major buffer buf (2-D: row by row)."""
+    if len(shape) == 2:
+        store_rows(lw, x, buf, shape, elem)
+        return
+    n = shape[0]
+    lw.emit(f"vector.store {x}, {buf}[{lw.index(0)}] : memref<{n}x{elem}>, {vtype((n,), elem)}")
+
+
+def load_tile(lw: Lowering, buf: str, shape, elem: str) -> str:
+    """The 1-D or 2-D tile held row-major in buf, loaded whole."""
+    if len(shape) == 2:
+        return load_rows(lw, buf, shape, elem)
+    n = shape[0]
+    return lw.op(f"vector.load {buf}[{lw.index(0)}] : memref<{n}x{elem}>, {vtype((n,), elem)}")
+
+
 @dataclass
 class DotOperand:
     """A dot input already staged (extended, transposed if needed) in its row-major scratch buffer."""

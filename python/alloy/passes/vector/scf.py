@@ -15,7 +15,8 @@ import math
 from mlir import ir
 
 from alloy.dialects import tile
-from alloy.passes.vector.dot_fma import MemTile, load_rows, memory_accumulators, scratch, store_rows
+from alloy.passes.vector.dot_fma import (MemTile, load_rows, load_tile, memory_accumulators, scratch, store_rows,
+                                         store_tile)
 from alloy.passes.vector.lowering import Lowering
 from alloy.passes.vector.values import LoweredValue, vtype
 
@@ -97,19 +98,12 @@ def _store_whole(lw: Lowering, v, buf: str, shape, elem: str) -> None:
         if held[0] != buf:
             lw.emit(f"memref.copy {held[0]}, {buf} : memref<{n}x{elem}> to memref<{n}x{elem}>")
         return
-    x = lw.val(v).name
-    if len(shape) == 2:
-        store_rows(lw, x, buf, shape, elem)
-    else:
-        lw.emit(f"vector.store {x}, {buf}[{lw.index(0)}] : memref<{n}x{elem}>, {vtype(shape, elem)}")
+    store_tile(lw, lw.val(v).name, buf, shape, elem)
 
 
 def _bind_buffer(lw: Lowering, v, buf: str, shape, elem: str) -> None:
     """v is what buf holds: strip-mined loops read it from there (its whole load is dead code then)."""
-    n = math.prod(shape)
-    x = load_rows(lw, buf, shape, elem) if len(shape) == 2 else lw.op(
-        f"vector.load {buf}[{lw.index(0)}] : memref<{n}x{elem}>, {vtype(shape, elem)}")
-    lw.env[v] = LoweredValue(x, vtype(shape, elem))
+    lw.env[v] = LoweredValue(load_tile(lw, buf, shape, elem), vtype(shape, elem))
     lw.chunk_bufs[v] = (buf, "value", None)
 
 

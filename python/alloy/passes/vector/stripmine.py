@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from mlir import ir
 
 from alloy.dialects import tile
-from alloy.passes.vector.dot_fma import LOOPED_OPERAND, dot_operand_use, load_rows, scratch, store_rows
+from alloy.passes.vector.dot_fma import LOOPED_OPERAND, dot_operand_use, load_tile, scratch, store_tile
 from alloy.passes.vector.lowering import Lowering
 from alloy.passes.vector.values import LoweredPointer, LoweredValue, is_float, vtype
 
@@ -247,28 +247,15 @@ class _Run:
             if x.voff is None:
                 return None, "ptr-scalar", x
             buf = scratch(lw, self.shape, "i64")
-            self._store_whole(x.voff, buf, "i64")
+            store_tile(lw, x.voff, buf, self.shape, "i64")
             return buf, "ptr", x
         e = _mem_elem(v)
         buf = scratch(lw, self.shape, e)
         name = x.name
         if str(tile.element_type(v.type)) == "i1":
             name = lw.op(f"arith.extui {name} : {vtype(self.shape, 'i1')} to {vtype(self.shape, 'i8')}")
-        self._store_whole(name, buf, e)
+        store_tile(lw, name, buf, self.shape, e)
         return buf, "value", None
-
-    def _store_whole(self, name, buf, e) -> None:
-        if self.two_d:
-            store_rows(self.lw, name, buf, self.shape, e)
-        else:
-            n = self.size
-            self.lw.emit(f"vector.store {name}, {buf}[{self.lw.index(0)}] : memref<{n}x{e}>, {vtype((n,), e)}")
-
-    def _load_whole(self, buf, e) -> str:
-        if self.two_d:
-            return load_rows(self.lw, buf, self.shape, e)
-        n = self.size
-        return self.lw.op(f"vector.load {buf}[{self.lw.index(0)}] : memref<{n}x{e}>, {vtype((n,), e)}")
 
     def load_chunk(self, buf, kind, meta, v):
         lw, w = self.lw, self.chunk
@@ -299,7 +286,7 @@ class _Run:
 
     def read_back(self, r, buf, meta):
         lw, e = self.lw, _mem_elem(r)
-        x = self._load_whole(buf, e)
+        x = load_tile(lw, buf, self.shape, e)
         elem = tile.element_type(r.type)
         if tile.is_ptr(elem):
             return LoweredPointer(meta[0], None, x, self.shape, meta[1])
@@ -357,8 +344,7 @@ class _Run:
             if str(tile.element_type(src.type)) == "i1":
                 name = lw.op(f"arith.extui {name} : {vtype((1, cols), 'i1')} to {vtype((1, cols), 'i8')}")
         buf = scratch(lw, (cols,), e)
-        flat = lw.shape_cast(name, (1, cols), (cols,), e)
-        lw.emit(f"vector.store {flat}, {buf}[{lw.index(0)}] : memref<{cols}x{e}>, {vtype((cols,), e)}")
+        store_tile(lw, lw.shape_cast(name, (1, cols), (cols,), e), buf, (cols,), e)
         self.row_bufs[src] = (buf, e)
 
     def _row_piece(self, src) -> str:
