@@ -2,7 +2,8 @@
 (32x64 @ (64x64)^T), `al.layernorm` and `al.softmax` (32x64 rows), called with numpy arrays and with
 torch CPU tensors, each result read back, next to torch's eager ops on the same tensors (the peer:
 `F.linear`, `F.layer_norm`, `torch.softmax`) and a plain `kernel[grid](...)` launch of a one-program
-elementwise kernel. Medians over batches, best batch beside.
+elementwise kernel; and `al.matmul(x, w.T)` with w.T a transposed view, against numpy's `x @ w.T`
+(OpenBLAS, its default threads). Medians over batches, best batch beside.
 
     python benchmarks/builtin_calls.py
 
@@ -56,6 +57,11 @@ def run() -> list[Row]:
     with torch.inference_mode():
         for name, alloy_fn, peer, peer_fn in cases:
             out.append(Row(name, per_call(alloy_fn), f"{peer} (eager)", per_call(peer_fn), "speed", None))
+    big_x, big_w = rng.standard_normal((64, 2048), dtype=np.float32), rng.standard_normal((2048, 2048), dtype=np.float32)
+    linear = (per_call_time(lambda: _read(al.matmul(big_x, big_w.T)), iters=5, repeat=BATCHES),
+              per_call_time(lambda: big_x @ big_w.T, iters=5, repeat=BATCHES))
+    out.append(Row("al.matmul 64x2048 @ w.T (2048x2048, a transposed view)", linear[0], "numpy x @ w.T", linear[1],
+                   "speed", None))
     bare = per_call(lambda: _read(add_one[1](x, x.size)))
     out.append(Row("kernel[grid](...) one program, result read", bare, None, None, "max", None,
                    f"best batch {bare.best * 1e6:.1f} us"))
