@@ -26,9 +26,14 @@ from .runtime.kernel import Func, Kernel
 from .version import __version__  # noqa: F401
 
 
-def kernel(fn):
-    """Decorate a Python function as an Alloy kernel; launch it with `fn[grid](...)`."""
-    return Kernel(fn)
+def kernel(fn=None, *, writes_all_outputs: bool = False):
+    """Decorate a Python function as an Alloy kernel; launch it with `fn[grid](...)`.
+
+    `@al.kernel(writes_all_outputs=True)` declares that every launch stores every element of each
+    `al.output`, which lets pointwise consumers fuse into its stores (docs/fusion.md)."""
+    if fn is None:
+        return lambda f: Kernel(f, writes_all_outputs)
+    return Kernel(fn, writes_all_outputs)
 
 
 def func(fn):

@@ -116,8 +116,9 @@ def inspect_pending(buffer, level: str) -> str:
         raise ValueError("al.inspect: this AlloyBuffer has its contents already; pass a kernel and its arguments")
     chain = chain_ending_at(node)
     module = None
-    if len(chain) > 1:
-        ctx, module = fused_module(chain)
+    while len(chain) > 1 and module is None:  # the longest tail that fuses, as the run takes it
+        ctx, module, _ = fused_module(chain)
+        chain = chain[1:]
     if module is None:
         from .compiler import tile_ir
 

@@ -59,28 +59,49 @@ class AlloyBuffer:
     are known, their memory is not; reading one (`np.asarray`, `.numpy()`, indexing, its address)
     runs the launches it needs first, fused where the fusion pass can prove it legal."""
 
-    __slots__ = ("_array", "_ptr", "_pending", "_shape", "_dtype", "__weakref__")
+    __slots__ = ("_array", "_ptr", "_pending", "_base", "_shape", "_dtype", "__weakref__")
 
     def __init__(self, array: np.ndarray):
         if not isinstance(array, np.ndarray) or not array.flags.c_contiguous:
             raise ValueError("AlloyBuffer: needs a C-contiguous numpy array (use AlloyBuffer.from_array)")
         self._array = array
         self._ptr = array.ctypes.data
-        self._pending = None
+        self._pending = self._base = None
         self._shape, self._dtype = array.shape, array.dtype
 
     @classmethod
     def deferred(cls, shape: tuple[int, ...], dtype: np.dtype, producer) -> AlloyBuffer:
         """A pending buffer: `producer.realize(buffer)` gives it memory and contents when it is read."""
         buf = cls.__new__(cls)
-        buf._array, buf._ptr, buf._pending = None, 0, producer
+        buf._array, buf._ptr, buf._pending, buf._base = None, 0, producer, None
         buf._shape, buf._dtype = tuple(shape), np.dtype(dtype)
         return buf
 
     @property
     def pending(self):
         """The launch that will produce this buffer's contents (None once it has them)."""
-        return self._pending
+        return self._pending if self._base is None else self._base.pending
+
+    @property
+    def base(self) -> AlloyBuffer:
+        """The buffer whose memory this one views (a reshape of a pending buffer), else itself."""
+        return self if self._base is None else self._base
+
+    def reshape(self, *shape) -> AlloyBuffer:
+        """The same elements in another shape (numpy's rules, -1 included), without copying; a reshape of a
+        pending buffer stays pending and fuses as the buffer itself."""
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        if self.pending is None:
+            return AlloyBuffer(self._ready().reshape(shape))
+        shape = tuple(int(s) for s in shape)
+        total, known = math.prod(self._shape), math.prod(s for s in shape if s != -1)
+        if shape.count(-1) == 1 and known and total % known == 0:
+            shape = tuple(total // known if s == -1 else s for s in shape)
+        if math.prod(shape) != total or min(shape, default=0) < 0:
+            raise ValueError(f"AlloyBuffer.reshape: cannot reshape {self._shape} into {shape}")
+        view = AlloyBuffer.deferred(shape, self._dtype, None)
+        view._base = self.base
+        return view
 
     def materialize(self, array: np.ndarray) -> None:
         """Give a pending buffer its memory (before the launch that writes it runs)."""
@@ -89,9 +110,19 @@ class AlloyBuffer:
         self._pending = None
 
     def _ready(self) -> np.ndarray:
-        if self._pending is not None:
-            self._pending.realize(self)
+        if self._array is None:
+            if self._base is None:
+                self._pending.realize(self)
+            else:  # a view: its base's memory, once that has it
+                self._array = self._base._ready().reshape(self._shape)
+                self._ptr = self._array.ctypes.data
         return self._array
+
+    def _address(self) -> int:
+        """The buffer's address for a launch: 0 while pending (its producer has not run)."""
+        if self._array is None and self._base is not None and self._base.pending is None:
+            self._ready()
+        return self._ptr
 
     @classmethod
     def empty(cls, shape: int | tuple[int, ...], dtype: Any) -> AlloyBuffer:
@@ -171,7 +202,7 @@ class AlloyBuffer:
         return self._shape[0]
 
     def __repr__(self) -> str:
-        state = ", pending" if self._pending is not None else ""
+        state = ", pending" if self.pending is not None else ""
         return f"AlloyBuffer(shape={self.shape}, dtype={self.dtype}{state})"
 
 
@@ -186,7 +217,7 @@ def as_kernel_array(obj: Any, where: str) -> tuple[int, tuple[int, ...], np.dtyp
     if type(obj) is np.ndarray and obj.flags.c_contiguous and obj.dtype in KERNEL_DTYPES:  # the common case
         return obj.ctypes.data, obj.shape, obj.dtype, obj
     if isinstance(obj, AlloyBuffer):  # a pending one binds as address 0 until its producer has run
-        return obj._ptr, obj.shape, obj.dtype, obj
+        return obj._address(), obj.shape, obj.dtype, obj
     if torch_dtypes.is_tensor(obj):
         if obj.device.type != "cpu":
             raise ValueError(f"{where}: tensor is on {obj.device}; the CPU target needs CPU tensors")

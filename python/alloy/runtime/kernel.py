@@ -42,10 +42,11 @@ class Kernel:
 
     __alloy_kernel__ = True
 
-    def __init__(self, fn):
+    def __init__(self, fn, writes_all_outputs: bool = False):
         self.fn = fn
         self.__name__ = fn.__name__
         self.__doc__ = fn.__doc__
+        self.writes_all_outputs = writes_all_outputs  # declared: every launch stores every output element
         self.params = params_of(fn)
         self._source = None
         self._hash = None

@@ -9,9 +9,10 @@ pending launch (`synchronize`), so effects keep their program order. Inputs are 
 launches run: an input array changed before a result is read is seen changed.
 
 Reading a pending buffer (`realize`) runs its producer: first, as one fused kernel, the longest
-chain of pending producers that each feed the next through their one output on the same grid;
-the chain's intermediate buffers are never allocated and stay pending (read later, they are
-computed then). Where the fusion pass cannot prove a chain legal, its launches run one by one.
+chain of pending producers that each feed the next through their one output (runtime/fusion: same
+iteration space, pointwise prologues, pointwise epilogues); the chain's intermediate buffers are never
+allocated and stay pending (read later, they are computed then). Where the fusion pass cannot prove a
+chain legal, its launches run one by one.
 """
 from __future__ import annotations
 
@@ -46,9 +47,10 @@ class PendingLaunch:
         ref = self.outputs.get(name)
         return ref() if ref is not None else None
 
-    def slots(self, allocate: bool) -> tuple[list[int], list]:
+    def slots(self, allocate: bool, skip: tuple[str, ...] = ()) -> tuple[list[int], list]:
         """(packed argument slots, arrays to keep referenced while it runs): pending inputs at address 0;
-        with `allocate`, outputs get memory (zeroed, as eager launches' do) and their buffers become real."""
+        with `allocate`, outputs other than `skip` get memory (zeroed, as eager launches' do) and their
+        buffers become real."""
         from .cpu import CpuRun
 
         host = self.kernel.host_data(self.bound)
@@ -56,6 +58,7 @@ class PendingLaunch:
         slots, missing = pack_slots(self.compiled, run.arrays, self.bound)
         keep = [host]
         if allocate:
+            missing = [i for i in missing if self.compiled.slots[i].param not in skip]
             for i in missing:
                 name = self.compiled.slots[i].param
                 array = np.zeros(self.shapes[name], self.compiled.outputs[name].np)  # as CpuRun.allocate
@@ -116,6 +119,8 @@ def run_chain(chain: list[PendingLaunch]) -> None:
         if fused is not None:
             break
         chain = chain[1:]
+    if fused is not None:
+        fused, grid = fused
     last = chain[-1]
     for i, node in enumerate(chain):  # inputs from outside the fused chain first
         for _, v in node.pending_inputs():
@@ -125,11 +130,11 @@ def run_chain(chain: list[PendingLaunch]) -> None:
         run_single(last)
         return
     slots, keep = [], []
-    for node in chain:
-        s, k = node.slots(allocate=node is last)
+    for i, node in enumerate(chain):  # every output but the chain's intermediates gets memory
+        s, k = node.slots(allocate=True, skip=() if node is last else (fusion.linked_output(node, chain[i + 1]),))
         slots += s
         keep += k
-    native.launch(fused.fn_addr, _slot_array(slots), *last.grid)
+    native.launch(fused.fn_addr, _slot_array(slots), *grid)
     profile.count(launches=1, fused=len(chain) - 1)
     last.finish()
 
@@ -159,10 +164,11 @@ def chain_ending_at(node: PendingLaunch) -> list[PendingLaunch]:
         if len(producers) != 1:
             break
         producer = next(iter(producers.values()))
-        if producer.grid != head.grid or len(producer.shapes) != 1 or producer in chain:
+        if producer in chain or fusion.linked_output(producer, head) is None:
             break
         chain.insert(0, producer)
     return chain
+
 
 
 def realize_inputs(bound: dict) -> None:

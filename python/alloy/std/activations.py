@@ -24,14 +24,14 @@ def gelu_tanh_value(x):
     return 0.5 * x * (1.0 + al.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def silu_kernel(X, Y: al.output, n, BLOCK: al.constexpr):
     offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
     x = al.load(X + offs, mask=offs < n, other=0.0).to(al.float32)
     al.store(Y + offs, silu_value(x).to(X.dtype), mask=offs < n)
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def gelu_kernel(X, Y: al.output, n, BLOCK: al.constexpr, TANH: al.constexpr):
     offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
     x = al.load(X + offs, mask=offs < n, other=0.0).to(al.float32)

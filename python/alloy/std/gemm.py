@@ -21,7 +21,7 @@ from .arrays import Call, dtype_of, shape_of
 from .plans import Plans, signature
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def matmul_nt(A, B_T, C: al.output, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
     M, K = A.shape
     N = B_T.shape[0]
@@ -40,7 +40,7 @@ def matmul_nt(A, B_T, C: al.output, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr
     al.store(C + rm[:, None] * N + rn[None, :], acc.to(C.dtype), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def matmul_nn(A, B, C: al.output, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
     M, K = A.shape
     N = B.shape[1]

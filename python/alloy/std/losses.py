@@ -9,7 +9,7 @@ from .plans import Plans, call_key
 CHUNK = 2048
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def cross_entropy_rows(X, Labels, Loss: al.output, n_cols, ignore_index, BLOCK: al.constexpr):
     row = al.program_id(0)
     base = row * n_cols

@@ -16,7 +16,7 @@ ROW_TILE = 8192
 CHUNK = 2048
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def layernorm_row_tile(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, n_cols, eps, BLOCK: al.constexpr):
     row = al.program_id(0)
     cols = al.arange(0, BLOCK)
@@ -32,7 +32,7 @@ def layernorm_row_tile(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, 
     al.store(Rstd + row, rstd)
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def layernorm_row_stream(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, n_cols, eps,
                          BLOCK: al.constexpr):
     row = al.program_id(0)
@@ -60,7 +60,7 @@ def layernorm_row_stream(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output
     al.store(Rstd + row, rstd)
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def rms_norm_row_tile(X, W, Y: al.output, R: al.output, n_cols, eps, BLOCK: al.constexpr):
     row = al.program_id(0)
     cols = al.arange(0, BLOCK)
@@ -72,7 +72,7 @@ def rms_norm_row_tile(X, W, Y: al.output, R: al.output, n_cols, eps, BLOCK: al.c
     al.store(R + row, rstd)
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def rms_norm_row_stream(X, W, Y: al.output, R: al.output, n_cols, eps, BLOCK: al.constexpr):
     row = al.program_id(0)
     base = row * n_cols

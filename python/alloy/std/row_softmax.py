@@ -15,7 +15,7 @@ ROW_TILE = 8192  # widest row held as one tile
 CHUNK = 2048  # chunk width of the streaming kernel
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def softmax_row_tile(X, Y: al.output, n_cols, BLOCK: al.constexpr):
     row = al.program_id(0)
     cols = al.arange(0, BLOCK)
@@ -25,7 +25,7 @@ def softmax_row_tile(X, Y: al.output, n_cols, BLOCK: al.constexpr):
     al.store(Y + row * n_cols + cols, (e * (1.0 / al.sum(e, axis=0))).to(X.dtype), mask=mask)
 
 
-@al.kernel
+@al.kernel(writes_all_outputs=True)
 def softmax_row_stream(X, Y: al.output, n_cols, BLOCK: al.constexpr):
     row = al.program_id(0)
     base = row * n_cols

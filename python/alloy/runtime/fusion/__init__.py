@@ -1,0 +1,201 @@
+"""Vertical fusion of a chain of pending launches (runtime/lazy.py's PendingLaunch) into one kernel,
+proved on the tile IR.
+
+The chain's kernels are generated into one tile-IR function: each one's body in turn, over the
+concatenation of their parameters (so one launch passes every kernel's argument slots). Each link,
+producer -> consumer through the producer's one output buffer, fuses in the first of three ways that
+the IR proves legal:
+
+- same iteration space (same_space.py): on the same grid, the consumer loads exactly what each program
+  of the producer has just stored; both bodies stay;
+- prologue (pointwise.py): the producer is pointwise and covers its output; its body is recomputed at
+  each of the consumer's loads of the buffer, at the consumer's tile shape, and goes;
+- epilogue (pointwise.py): the consumer is pointwise and covers its output, the producer covers the
+  buffer; the consumer's body is computed at each of the producer's stores of it, and goes.
+
+Nothing else may use the buffer (checked once the links are fused and dead code is removed); its store
+goes and it is never allocated. The bodies that stay must share one grid: the fused launch's. A chain
+that fails any test runs unfused, launch by launch. Fused kernels are compiled once per chain of
+specialisations, grids and argument equalities, and cached like any kernel.
+"""
+from __future__ import annotations
+
+import math
+
+from ..buffer import AlloyBuffer
+
+_FAILED = object()
+_compiled: dict = {}  # chain key -> Compiled, or _FAILED
+
+
+# ------------------------------------------------------------------ the chain's identity
+def _identities(chain: list) -> list:
+    """One hashable per argument slot of the chain: what the launch binds there (a buffer's identity,
+    an intermediate output's producer and name, or a dimension's or scalar's value)."""
+    index = {id(n): i for i, n in enumerate(chain)}
+    out = []
+    for i, node in enumerate(chain):
+        slots, _ = node.slots(allocate=False)
+        for s, value in zip(node.compiled.slots, slots):
+            if s.kind != "ptr":
+                out.append(("value", s.kind, value))
+                continue
+            v = node.bound[s.param]
+            if v is None:  # this node's own output
+                out.append(("output", i, s.param))
+            elif isinstance(v, AlloyBuffer) and v.pending is not None and id(v.pending) in index:
+                producer = v.pending
+                name = next(n for n in producer.outputs if producer.output_buffer(n) is v.base)
+                out.append(("output", index[id(producer)], name))
+            else:
+                out.append(("buffer", id(v)))
+    return out
+
+
+def _classes(identities: list) -> tuple:
+    first: dict = {}
+    return tuple(first.setdefault(x, i) for i, x in enumerate(identities))
+
+
+def fused_kernel(chain: list):
+    """(Compiled fused kernel, grid) of `chain`, or None when fusing it is not legal."""
+    from ..cache import cache_key, host_cpu
+    from ..specializations import compiler_fingerprint
+
+    identities = _identities(chain)
+    classes = _classes(identities)
+    key = (tuple(n.compiled.key for n in chain), tuple(n.grid for n in chain), classes)
+    hit = _compiled.get(key)
+    if hit is None:
+        hit = _build_and_compile(chain, classes, cache_key("fused", key, compiler_fingerprint(), host_cpu()))
+        _compiled[key] = hit
+    return None if hit is _FAILED else hit
+
+
+def linked_output(producer, consumer) -> str | None:
+    """The one output of `producer` that `consumer` reads (None when it reads several)."""
+    given = {id(v.base) for _, v in consumer.pending_inputs()}
+    names = [n for n in producer.shapes if (b := producer.output_buffer(n)) is not None and id(b) in given]
+    return names[0] if len(names) == 1 else None
+
+
+class Link:
+    """Link `index` of a merged chain: chain[index - 1] feeds chain[index] through its one output."""
+
+    def __init__(self, chain, index: int, starts: list, classes: tuple, entry, fn) -> None:
+        self.chain, self.index, self.starts, self.classes, self.entry, self.fn = chain, index, starts, classes, entry, fn
+        self.producer, self.consumer = chain[index - 1], chain[index]
+        self.out_name = linked_output(self.producer, self.consumer)
+        self.out_arg = self.arg_of(index - 1, self.out_name)
+        self.out_numel = math.prod(self.producer.shapes[self.out_name])
+        buf = self.producer.output_buffer(self.out_name)
+        self.in_args = [entry.arguments[starts[index] + k] for k, s in enumerate(self.consumer.compiled.slots)
+                        if s.kind == "ptr" and buf is not None and _base(self.consumer.bound.get(s.param)) is buf]
+
+    def arg_of(self, node: int, param: str):
+        """The merged function's argument of pointer parameter `param` of chain[node]."""
+        slots = self.chain[node].compiled.slots
+        k = next(k for k, s in enumerate(slots) if s.kind == "ptr" and s.param == param)
+        return self.entry.arguments[self.starts[node] + k]
+
+    def producer_declares_cover(self) -> bool:
+        return self.producer.kernel.writes_all_outputs
+
+
+def _base(value):
+    return value.base if isinstance(value, AlloyBuffer) else value
+
+
+def fused_module(chain: list, classes: tuple | None = None):
+    """(context, module, grid) of the fused tile IR of `chain`, or (context, None, None) when it is not legal."""
+    from ...dialects import tile
+    from ...frontend import codegen
+    from mlir import ir
+    from mlir.dialects import func
+
+    from . import pointwise, same_space
+    from .ir_walk import erase_unused
+
+    classes = classes if classes is not None else _classes(_identities(chain))
+    ctx = tile.new_context()
+    with ctx, ir.Location.unknown():
+        funcs = []
+        for node in chain:
+            module, _ = codegen.generate(node.kernel.source, node.spec)
+            f = tile.kernel_funcs(module.operation)[0]
+            if "tile.threads" in f.attributes:
+                return ctx, None, None
+            funcs.append((module, f))
+        types = [a.type for _, f in funcs for a in f.arguments]
+        names = "_".join(n.kernel.__name__ for n in chain)
+        module = ir.Module.create()
+        with ir.InsertionPoint(module.body):
+            fn = func.FuncOp(f"fused_{names}", ir.FunctionType.get(types, []))
+            fn.attributes["tile.kernel"] = ir.UnitAttr.get()
+            entry = fn.add_entry_block()
+            with ir.InsertionPoint(entry):
+                ret = func.ReturnOp([])
+        starts, offset = [], 0
+        for _, f in funcs:
+            body = f.regions[0].blocks[0]
+            starts.append(offset)
+            for i, a in enumerate(body.arguments):
+                a.replace_all_uses_with(entry.arguments[offset + i])
+            for op in list(body.operations)[:-1]:
+                op.operation.move_before(ret)
+            offset += len(body.arguments)
+        kept = [True] * len(chain)  # whose body stays in the fused kernel
+        grid_of = [n.grid for n in chain]  # the grid of the body computing each node's output
+        covers = [n.kernel.writes_all_outputs for n in chain]  # proved or declared to store every element
+        gone = []  # the intermediate buffers' parameters: unused once the links are fused
+        for i in range(1, len(chain)):
+            link = Link(chain, i, starts, classes, entry, fn)
+            if not link.in_args:
+                return ctx, None, None
+            if grid_of[i - 1] == chain[i].grid and same_space.fuse(link):
+                covers[i] = covers[i] or covers[i - 1]
+            elif kept[i - 1] and pointwise.fuse_prologue(link):
+                kept[i - 1] = False
+            elif pointwise.fuse_epilogue(link, covers[i - 1] or link.producer_declares_cover()):
+                kept[i], grid_of[i], covers[i] = False, grid_of[i - 1], True
+            else:
+                return ctx, None, None
+            gone += [link.out_arg] + link.in_args
+        grids = {n.grid for n, k in zip(chain, kept) if k}
+        if len(grids) != 1:
+            return ctx, None, None
+        erase_unused(fn)
+        from ...passes.pipeline import run_passes
+
+        run_passes(module.operation, ("tile-canonicalize",))
+        if any(next(iter(a.uses), None) is not None for a in gone) or not module.operation.verify():
+            return ctx, None, None
+    return ctx, module, grids.pop()
+
+
+def _build_and_compile(chain, classes, key: str):
+    from ...passes.errors import LoweringError
+    from ...targets.cpu import compile_tile_module
+    from ..specializations import _compiled as compiled_of, kernel_cache
+
+    cache = kernel_cache()
+    hit = cache.get(key)
+    slots = tuple(s for n in chain for s in n.compiled.slots)
+    if hit is None:
+        ctx, module, grid = fused_module(chain, classes)
+        if module is None:
+            return _FAILED
+        with ctx:
+            try:
+                art = compile_tile_module(module)
+            except LoweringError:
+                return _FAILED
+        hit = cache.put(key, art.shared_object, _metadata(chain, art.entry, slots, grid).to_json())
+    grid = tuple(hit.metadata["launch"]["grid"])
+    return compiled_of(hit.fn_addr, _metadata(chain, "", slots, grid), key), grid
+
+
+def _metadata(chain, entry: str, slots, grid):
+    from ...frontend.launch_metadata import LaunchMetadata
+
+    return LaunchMetadata(entry, "+".join(n.kernel.__name__ for n in chain), slots, {}, (), {"grid": list(grid)})
