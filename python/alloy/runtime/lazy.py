@@ -39,6 +39,12 @@ class PendingLaunch:
     def realize(self, buffer: AlloyBuffer) -> None:
         run_chain(chain_ending_at(self))
 
+    def set_output_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        """Give output `name` the shape its caller knows (a builtin whose stores defeat shape inference),
+        before anything reads it."""
+        self.shapes[name] = tuple(shape)
+        self.output_buffer(name)._shape = tuple(shape)
+
     def pending_inputs(self):
         """(parameter name, pending AlloyBuffer) of the arguments still to be produced."""
         return [(n, v) for n, v in self.bound.items() if isinstance(v, AlloyBuffer) and v.pending is not None]
@@ -99,15 +105,20 @@ def defer(kernel, grid, bound: dict, device):
         return None
     slots, missing = pack_slots(c, run.arrays, bound)
     shapes = {c.slots[i].param: output_shape(kernel, c, c.slots[i].param, grid, slots) for i in missing}
-    node = PendingLaunch(kernel, grid, dict(bound), run.spec, c, shapes)
-    outs = []
-    for p in kernel.params:
+    outs = list(pending_outputs(PendingLaunch(kernel, grid, dict(bound), run.spec, c, shapes)).values())
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def pending_outputs(node: PendingLaunch) -> dict:
+    """{output name: its pending AlloyBuffer} of a new deferred launch, in parameter order."""
+    outs = {}
+    for p in node.kernel.params:
         if p.kind == "output":
-            buf = AlloyBuffer.deferred(shapes[p.name], c.outputs[p.name].np, node)
+            buf = AlloyBuffer.deferred(node.shapes[p.name], node.compiled.outputs[p.name].np, node)
             node.outputs[p.name] = weakref.ref(buf)
             _live.add(buf)
-            outs.append(buf)
-    return outs[0] if len(outs) == 1 else tuple(outs)
+            outs[p.name] = buf
+    return outs
 
 
 def run_chain(chain: list[PendingLaunch]) -> None:

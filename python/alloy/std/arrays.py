@@ -32,8 +32,24 @@ def _contiguous(value):
     if is_tensor(value):
         return value if value.is_contiguous() else value.contiguous()
     if isinstance(value, AlloyBuffer):
-        return value.numpy()  # a zero-copy view
+        return value  # contiguous; a pending one stays pending
     return np.ascontiguousarray(value)
+
+
+class LazyOutput:
+    """A builtin's output that its deferred launch allocates (runtime/lazy.py): the shape and dtype the
+    builtin returns, and the pending buffer once launched."""
+
+    __slots__ = ("shape", "dtype", "buffer")
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape, self.dtype, self.buffer = shape, dtype, None
+
+    def resolve(self) -> AlloyBuffer:
+        """The output's buffer (a new, never-launched one when the call had nothing to compute)."""
+        if self.buffer is None:
+            self.buffer = AlloyBuffer.empty(self.shape, self.dtype)
+        return self.buffer
 
 
 class Call:
@@ -83,10 +99,18 @@ class Call:
         """Where the kernels of this call run."""
         return self.target or config.get().target
 
-    def empty(self, shape, dtype):
-        """An output buffer on this call's target (torch CUDA tensors when CUDA tensors came in)."""
+    @property
+    def lazy(self) -> bool:
+        """Whether this call's launches wait (runtime/lazy.py): AlloyBuffer results on the CPU target."""
+        return self.target is None and not self.torch_results and self.run_target == "cpu" and config.get().lazy
+
+    def empty(self, shape, dtype, lazy: bool = True):
+        """An output on this call's target: a LazyOutput when the call is lazy (and `lazy`), else a buffer
+        (torch CUDA tensors when CUDA tensors came in)."""
         shape = tuple(int(v) for v in shape)
         dtype = np.dtype(dtype)
+        if lazy and self.lazy:
+            return LazyOutput(shape, dtype)
         if self.target == "cuda":
             import torch
 
@@ -96,16 +120,34 @@ class Call:
         return np.empty(shape, dtype)  # host memory a GPU launch copies back into
 
     def launch(self, kernel, grid, *args, **kwargs):
-        """`kernel[grid](*args, **kwargs)` on this call's target."""
-        return kernel.launch(grid, args, kwargs, self.run_target)
+        """`kernel[grid](*args, **kwargs)` on this call's target; LazyOutput outputs are left to the launch
+        to allocate, and take the (pending) buffers it returns."""
+        lazy = {k: v for k, v in kwargs.items() if isinstance(v, LazyOutput)}
+        if not lazy:
+            return kernel.launch(grid, args, kwargs, self.run_target)
+        result = kernel.launch(grid, args, {k: (None if k in lazy else v) for k, v in kwargs.items()},
+                               self.run_target)
+        names = [p.name for p in kernel.params if p.kind == "output"]
+        for name, buf in zip(names, result if isinstance(result, tuple) else (result,)):
+            slot = lazy.get(name)
+            if slot is not None:
+                if math.prod(buf.shape) != math.prod(slot.shape):
+                    if buf.pending is None:  # ran at once (a lazy call's launch always waits)
+                        raise AssertionError(f"al.{self.builtin}: {kernel.__name__} ran with output {name} "
+                                             f"shaped {buf.shape}, not {slot.shape}")
+                    buf.pending.set_output_shape(name, slot.shape)  # the stores are beyond shape inference
+                slot.buffer = buf.reshape(slot.shape)
+        return result
 
     def result(self, out, shape: tuple[int, ...]):
         """A kernel output reshaped to `shape`, as a torch tensor when torch tensors came in."""
         shape = tuple(int(s) for s in shape)
+        if isinstance(out, LazyOutput):
+            out = out.resolve()
         if is_tensor(out):
             return out.reshape(shape)
         if isinstance(out, AlloyBuffer):
-            buf = out if out.shape == shape else AlloyBuffer(out.numpy().reshape(shape))
+            buf = out if out.shape == shape else out.reshape(shape)
             return buf.to_torch() if self.torch_results else buf
         return np.asarray(out).reshape(shape)
 

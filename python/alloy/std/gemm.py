@@ -17,7 +17,7 @@ import alloy as al
 from ..runtime import torch_dtypes
 from ..tuning import Config, Tuner
 from ..tuning.autotune import key_text
-from .arrays import Call, dtype_of, shape_of
+from .arrays import Call, LazyOutput, dtype_of, shape_of
 from .plans import Plans, signature
 
 
@@ -116,7 +116,7 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
     if batch_b and batch_b != sa[:-2]:
         raise ValueError(f"al.{builtin}: B's batch axes {batch_b} differ from A's {sa[:-2]}")
     out_shape = sa[:-1] + (n,)
-    c = call.empty(out_shape, dtype_of(a))
+    c = call.empty(out_shape, dtype_of(a), lazy=not batch_b)  # batch entries write views of one output
     if math.prod(out_shape) == 0:
         return call.result(c, out_shape)
     if k == 0:
@@ -127,7 +127,7 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
         pairs = [(a.reshape(count, m, k)[i], b.reshape((count,) + sb[-2:])[i], _rows(c, count, m, n, i))
                  for i in range(count)]
     else:
-        pairs = [(a.reshape(math.prod(sa[:-1]), k), b, _rows(c, 1, math.prod(sa[:-1]), n, 0))]
+        pairs = [(a.reshape(math.prod(sa[:-1]), k), b, c if isinstance(c, LazyOutput) else _rows(c, 1, math.prod(sa[:-1]), n, 0))]
     rows = pairs[0][0].shape[0]
     key = _table_key(rows, n, k, str(dtype_of(a)))
     tuner = TUNERS[kind]

@@ -5,9 +5,11 @@ A builtin call spends tens of microseconds in Python before its kernel runs (che
 allocation, binding, specialisation). The first call with an input signature — the types, shapes and
 dtypes of its arrays, the target and CPU it compiles for — records its launch as a prepared launch
 (runtime/prepared.py); a later call with the same signature allocates its output, rebinds the
-prepared launch's arrays and runs it. Plans cover the common case only: C-contiguous numpy arrays or
-torch CPU tensors on the CPU target; anything else (AlloyBuffers, which may be pending; CUDA tensors;
-views) takes the full path. A plan holds no array between calls.
+prepared launch's arrays and runs it. A lazy call (numpy arrays, alloy.config `lazy` on) records its
+deferred launch instead, and later calls defer the same launch over their arrays (a PendingPlan), so
+they fuse with their neighbours as the first did. Plans cover the common case only: C-contiguous numpy
+arrays or torch CPU tensors on the CPU target; anything else (AlloyBuffers, which may be pending; CUDA
+tensors; views) takes the full path. A plan holds no array between calls.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def signature(*arrays) -> tuple | None:
     cfg = config.get()
     if cfg.target != "cpu":
         return None
-    parts = [cfg.cpu_target]
+    parts = [cfg.cpu_target, cfg.lazy]
     for a in arrays:
         if not getattr(a, "shape", ()):  # scalars and 0-d arrays take the full path
             return None
@@ -85,6 +87,27 @@ class Plan:
         return results[0] if len(results) == 1 else tuple(results)
 
 
+class PendingPlan:
+    """One recorded deferred launch of a builtin (lazy CPU calls with numpy arrays): later calls defer the same
+    launch (kernel, grid, specialisation, output shapes) over their own arrays, so they fuse as it did."""
+
+    def __init__(self, node, names: tuple[str, ...], views: tuple, returned: dict) -> None:
+        self.kernel, self.grid, self.spec, self.compiled = node.kernel, node.grid, node.spec, node.compiled
+        self.shapes, self.names, self.views, self.returned = dict(node.shapes), names, views, returned
+        self.template = {k: (None if k in names else v) for k, v in node.bound.items()}
+
+    def __call__(self, *arrays):
+        from ..runtime import lazy
+
+        bound = dict(self.template)
+        for name, a, view in zip(self.names, arrays, self.views):
+            bound[name] = a.reshape(view)
+        outs = lazy.pending_outputs(lazy.PendingLaunch(self.kernel, self.grid, bound, self.spec, self.compiled,
+                                                       self.shapes))
+        results = [outs[name].reshape(shape) for name, shape in self.returned.items()]
+        return results[0] if len(results) == 1 else tuple(results)
+
+
 class Plans:
     """The plans of one builtin, by signature."""
 
@@ -101,13 +124,25 @@ class Plans:
         {output parameter: the shape the builtin returns it in}, in the order it returns them."""
         if key is None:
             return
+        from .arrays import LazyOutput
+
+        lazy = [v for v in kwargs.values() if isinstance(v, LazyOutput)]
+        if lazy:
+            node = lazy[0].buffer.pending if lazy[0].buffer is not None else None
+            if node is not None and node.kernel is kernel:  # deferred: later calls defer it too
+                views = tuple(tuple(node.bound[name].shape) for name in inputs)
+                if not any(hasattr(v, "shape") for k, v in node.bound.items() if k not in inputs):
+                    self._keep(key, PendingPlan(node, inputs, views, {k: tuple(v) for k, v in returned.items()}))
+            return
         launch = PreparedLaunch(kernel, grid, args, kwargs)
         bound = kernel.bind(args, kwargs)
         views = tuple(tuple(bound[name].shape) for name in inputs)
         names = [p.name for p in kernel.params if p.kind == "output"]
         outputs = tuple((name, returned.get(name, bound[name].shape), bound[name].shape, bound[name].dtype)
                         for name in names)
-        plan = Plan(launch, inputs, views, outputs, tuple(names.index(name) for name in returned), torch_result)
+        self._keep(key, Plan(launch, inputs, views, outputs, tuple(names.index(name) for name in returned), torch_result))
+
+    def _keep(self, key, plan) -> None:
         if len(self._plans) >= MAX_PLANS:
             self._plans.pop(next(iter(self._plans)))
         self._plans[key] = plan
