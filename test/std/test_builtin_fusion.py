@@ -131,3 +131,37 @@ def test_pending_plans_keep_no_array(rng):
     del x
     gc.collect()
     assert ref() is None
+
+
+@pytest.mark.parametrize("axes", [None, (0, 2, 1, 3), (3, 1, 0, 2), (1, 0, 2, 3), (-1, 0, 1, 2)])
+@pytest.mark.parametrize("dtype", [np.int32, np.float16])
+def test_transpose_matches_numpy(axes, dtype):
+    y = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5).astype(dtype)
+    np.testing.assert_array_equal(np.asarray(al.transpose(y, axes)), np.transpose(y, axes))
+
+
+def test_transpose_of_torch_and_bad_axes(rng):
+    x = torch.from_numpy(rng.standard_normal((5, 7)).astype(np.float32)).to(torch.bfloat16)
+    torch.testing.assert_close(al.transpose(x), x.T.contiguous())
+    with pytest.raises(ValueError, match=r"al.transpose: axes \(0, 0\) are not a permutation"):
+        al.transpose(np.zeros((2, 3)), (0, 0))
+
+
+def test_transposed_views_are_read_in_place(rng):
+    x = rng.standard_normal((300, 37)).astype(np.float32)
+    with al.profile() as p:
+        got = np.asarray(al.softmax(x.T))  # a numpy view: no transposed copy is made
+    np.testing.assert_allclose(got, torch.softmax(t(x.T.copy()), -1).numpy(), rtol=1e-6, atol=1e-7)
+    assert (p.launches, p.fused, p.allocations) == (1, 1, 1)
+    a, w = rng.standard_normal((40, 30)).astype(np.float32), rng.standard_normal((40, 20)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(al.matmul(a.T, w)), a.T @ w, rtol=1e-5, atol=1e-5)
+
+
+def test_transpose_between_pointwise_kernels_fuses(rng):
+    x = rng.standard_normal((64, 50)).astype(np.float32)
+    n = x.size
+    with al.profile() as p:
+        h = scale_shift[al.cdiv(n, 512)](x, N=n).reshape(64, 50)
+        got = np.asarray(scale_shift[al.cdiv(n, 512)](al.transpose(h), N=n))
+    np.testing.assert_allclose(got.reshape(50, 64), (x * 2 + 1).T * 2 + 1, rtol=1e-6)
+    assert (p.launches, p.fused, p.allocations) == (1, 2, 1)

@@ -9,5 +9,6 @@ from .flash_attention import attention  # noqa: F401
 from .gemm import dot_transpose_rhs, matmul  # noqa: F401
 from .losses import cross_entropy  # noqa: F401
 from .normalization import layernorm, rms_norm  # noqa: F401
+from .permute import transpose  # noqa: F401
 from .rotary import rope  # noqa: F401
 from .row_softmax import softmax  # noqa: F401

@@ -15,6 +15,7 @@ import numpy as np
 from .. import config
 from ..runtime.buffer import AlloyBuffer
 from ..runtime.torch_dtypes import bfloat16, is_tensor, to_numpy, to_torch
+from .permute_kernel import launch_permute, permutation_of
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), bfloat16)
 INDEX_DTYPES = (np.dtype(np.int32), np.dtype(np.int64))
@@ -92,6 +93,14 @@ class Call:
             self.target, self.device = target, value.device
         elif is_tensor(value):
             self.torch_results = True
+        if type(value) is np.ndarray and not value.flags.c_contiguous and self.target is None and \
+                self.run_target == "cpu" and config.get().lazy:
+            view = permutation_of(value)
+            if view is not None:  # a transposed view: read in place by whichever kernel fuses it
+                base, order = view
+                y = LazyOutput(tuple(int(s) for s in value.shape), value.dtype)
+                launch_permute(self, base, order, y)
+                return y.resolve()
         return _contiguous(value)
 
     @property
