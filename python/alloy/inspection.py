@@ -109,16 +109,20 @@ def inspect_pending(buffer, level: str) -> str:
     (runtime/fusion.py), else its own kernel's; nothing runs."""
     from .passes.errors import LoweringError
     from .runtime.fusion import fused_module
-    from .runtime.lazy import chain_ending_at
+    from .runtime.lazy import fusable_group
 
     node = buffer.pending
     if node is None:
         raise ValueError("al.inspect: this AlloyBuffer has its contents already; pass a kernel and its arguments")
-    chain = chain_ending_at(node)
+
+    def legal(group):
+        ctx, module, _ = fused_module(group)
+        return None if module is None else (ctx, module)
+
+    _, fused = fusable_group(node, legal)  # the group a run fuses
     module = None
-    while len(chain) > 1 and module is None:  # the longest tail that fuses, as the run takes it
-        ctx, module, _ = fused_module(chain)
-        chain = chain[1:]
+    if fused is not None:
+        ctx, module = fused
     if module is None:
         from .compiler import tile_ir
 

@@ -8,11 +8,11 @@ so its errors are raised there; only the run waits. Any other launch is eager an
 pending launch (`synchronize`), so effects keep their program order. Inputs are read when the
 launches run: an input array changed before a result is read is seen changed.
 
-Reading a pending buffer (`realize`) runs its producer: first, as one fused kernel, the longest
-chain of pending producers that each feed the next through their one output (runtime/fusion: same
-iteration space, pointwise prologues, pointwise epilogues); the chain's intermediate buffers are never
-allocated and stay pending (read later, they are computed then). Where the fusion pass cannot prove a
-chain legal, its launches run one by one.
+Reading a pending buffer (`realize`) runs its producer fused with a group of the pending launches it
+needs (runtime/fusion: same iteration space, pointwise prologues, pointwise epilogues): the nearest
+MAX_GROUP of them, a chain, a diamond or a tree, and without its earliest sources while the whole
+does not fuse. The group's intermediate buffers are never allocated and stay pending (read later, they
+are computed then). Where no group fuses, the launch runs on its own, after its pending inputs.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class PendingLaunch:
         self.outputs: dict = {}  # output name -> weakref of its pending AlloyBuffer
 
     def realize(self, buffer: AlloyBuffer) -> None:
-        run_chain(chain_ending_at(self))
+        run_fused(self)
 
     def set_output_shape(self, name: str, shape: tuple[int, ...]) -> None:
         """Give output `name` the shape its caller knows (a builtin whose stores defeat shape inference),
@@ -121,33 +121,30 @@ def pending_outputs(node: PendingLaunch) -> dict:
     return outs
 
 
-def run_chain(chain: list[PendingLaunch]) -> None:
-    """Run the last launch of `chain` fused with the longest tail of the chain that fuses legally
-    (its other producers run first, as any pending input does), else on its own."""
-    fused = None
-    while len(chain) > 1:
-        fused = fusion.fused_kernel(chain)
-        if fused is not None:
-            break
-        chain = chain[1:]
-    if fused is not None:
-        fused, grid = fused
-    last = chain[-1]
-    for i, node in enumerate(chain):  # inputs from outside the fused chain first
-        for _, v in node.pending_inputs():
-            if i == 0 or v.pending is not chain[i - 1]:
-                v.pending.realize(v)
-    if fused is None:
-        run_single(last)
-        return
-    slots, keep = [], []
-    for i, node in enumerate(chain):  # every output but the chain's intermediates gets memory
-        s, k = node.slots(allocate=True, skip=() if node is last else (fusion.linked_output(node, chain[i + 1]),))
-        slots += s
-        keep += k
-    native.launch(fused.fn_addr, _slot_array(slots), *grid)
-    profile.count(launches=1, fused=len(chain) - 1)
-    last.finish()
+def run_fused(node: PendingLaunch) -> None:
+    """Run `node` fused with the largest group of its pending producers that fuses legally (the group's
+    other pending inputs run first, as any pending input does), else on its own."""
+    while node.bound is not None:
+        group, fused = fusable_group(node, fusion.fused_kernel)
+        if fused is None:
+            run_single(node)
+            return
+        members = {id(n) for n in group}
+        for n in group:  # inputs from outside the group first
+            for _, v in n.pending_inputs():
+                if id(v.pending) not in members:
+                    v.pending.realize(v)
+        if any(n.bound is None for n in group):
+            continue  # one of those ran a member too: choose again
+        fn, grid = fused
+        slots, keep = [], []
+        for i, n in enumerate(group):  # every output but the group's intermediates gets memory
+            s, k = n.slots(allocate=True, skip=fusion.outputs_read_later(group, i))
+            slots += s
+            keep += k
+        native.launch(fn.fn_addr, _slot_array(slots), *grid)
+        profile.count(launches=1, fused=len(group) - 1)
+        node.finish()
 
 
 def run_single(node: PendingLaunch) -> None:
@@ -165,21 +162,49 @@ def _slot_array(slots):
     return array("q", slots)
 
 
-def chain_ending_at(node: PendingLaunch) -> list[PendingLaunch]:
-    """The producers that fuse into `node`'s launch, first to last (see the module docstring)."""
-    chain = [node]
-    while True:
-        head = chain[0]
-        pending = head.pending_inputs()
-        producers = {id(v.pending): v.pending for _, v in pending}
-        if len(producers) != 1:
-            break
-        producer = next(iter(producers.values()))
-        if producer in chain or fusion.linked_output(producer, head) is None:
-            break
-        chain.insert(0, producer)
-    return chain
+MAX_GROUP = 8  # pending launches considered for one fused launch
 
+
+def group_ending_at(node: PendingLaunch) -> list[PendingLaunch]:
+    """`node` and the pending launches it needs, nearest first up to MAX_GROUP, in an order where each
+    launch comes after its producers (see the module docstring)."""
+    members, frontier = [node], [node]
+    while frontier and len(members) < MAX_GROUP:
+        nxt = []
+        for n in frontier:
+            for _, v in n.pending_inputs():
+                if v.pending not in members and len(members) < MAX_GROUP:
+                    members.append(v.pending)
+                    nxt.append(v.pending)
+        frontier = nxt
+    order, done = [], set()
+
+    def visit(n):
+        if id(n) in done:
+            return
+        done.add(id(n))
+        for _, v in n.pending_inputs():
+            if v.pending in members:
+                visit(v.pending)
+        order.append(n)
+
+    visit(node)
+    return order
+
+
+def fusable_group(node: PendingLaunch, legal) -> tuple[list, object]:
+    """(group, legal(group)) for the largest group ending at `node` that `legal` accepts (it returns None
+    for an illegal one), trying the whole group and then without its sources, earliest first; ([node],
+    None) when no group of two or more fuses."""
+    group = group_ending_at(node)
+    while len(group) > 1:
+        result = legal(group)
+        if result is not None:
+            return group, result
+        inside = {id(n) for n in group}
+        source = next(n for n in group if not any(id(v.pending) in inside for _, v in n.pending_inputs()))
+        group = [n for n in group if n is not source]
+    return [node], None
 
 
 def realize_inputs(bound: dict) -> None:

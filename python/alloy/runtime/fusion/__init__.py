@@ -1,22 +1,22 @@
-"""Vertical fusion of a chain of pending launches (runtime/lazy.py's PendingLaunch) into one kernel,
-proved on the tile IR.
+"""Vertical fusion of a group of pending launches (runtime/lazy.py's PendingLaunch: a chain, a diamond or
+a tree, producers first) into one kernel, proved on the tile IR.
 
-The chain's kernels are generated into one tile-IR function: each one's body in turn, over the
-concatenation of their parameters (so one launch passes every kernel's argument slots). Each link,
-producer -> consumer through the producer's one output buffer, fuses in the first of three ways that
-the IR proves legal:
+The group's kernels are generated into one tile-IR function: each one's body in turn, over the
+concatenation of their parameters (so one launch passes every kernel's argument slots). Each producer,
+linked to the later kernels that read one of its outputs, fuses in the first of three ways that the IR
+proves legal:
 
-- same iteration space (same_space.py): on the same grid, the consumer loads exactly what each program
-  of the producer has just stored; both bodies stay;
+- same iteration space (same_space.py): on the same grid, the consumers load exactly what each program
+  of the producer has just stored; the bodies stay;
 - prologue (pointwise.py): the producer is pointwise and covers its output; its body is recomputed at
-  each of the consumer's loads of the buffer, at the consumer's tile shape, and goes;
-- epilogue (pointwise.py): the consumer is pointwise and covers its output, the producer covers the
-  buffer; the consumer's body is computed at each of the producer's stores of it, and goes.
+  each of the consumers' loads of the buffer, at their tile shapes, and goes;
+- epilogue (pointwise.py): the one consumer is pointwise and covers its output, the producer covers
+  the buffer; the consumer's body is computed at each of the producer's stores of it, and goes.
 
 Nothing else may use the buffer (checked once the links are fused and dead code is removed); its store
-goes and it is never allocated. The bodies that stay must share one grid: the fused launch's. A chain
-that fails any test runs unfused, launch by launch. Fused kernels are compiled once per chain of
-specialisations, grids and argument equalities, and cached like any kernel.
+goes and it is never allocated. The bodies that stay must share one grid: the fused launch's. A group
+that fails any test does not fuse (the scheduler tries a smaller one). Fused kernels are compiled once
+per group of specialisations, grids and argument equalities, and cached like any kernel.
 """
 from __future__ import annotations
 
@@ -79,22 +79,41 @@ def linked_output(producer, consumer) -> str | None:
     return names[0] if len(names) == 1 else None
 
 
-class Link:
-    """Link `index` of a merged chain: chain[index - 1] feeds chain[index] through its one output."""
+def outputs_read_later(nodes, index: int) -> tuple[str, ...]:
+    """The outputs of nodes[index] that later nodes of a fused group read (never allocated)."""
+    names = (linked_output(nodes[index], c) for c in nodes[index + 1:])
+    return tuple({n for n in names if n is not None})
 
-    def __init__(self, chain, index: int, starts: list, classes: tuple, entry, fn) -> None:
-        self.chain, self.index, self.starts, self.classes, self.entry, self.fn = chain, index, starts, classes, entry, fn
-        self.producer, self.consumer = chain[index - 1], chain[index]
-        self.out_name = linked_output(self.producer, self.consumer)
-        self.out_arg = self.arg_of(index - 1, self.out_name)
+
+class Link:
+    """The edges out of nodes[index] in a merged group: its one output that later nodes of the group read
+    (`consumers`), and the merged function's arguments on both ends."""
+
+    def __init__(self, nodes, index: int, starts: list, classes: tuple, entry, fn) -> None:
+        self.nodes, self.index, self.starts, self.classes, self.entry, self.fn = nodes, index, starts, classes, entry, fn
+        self.producer = nodes[index]
+        reads = [(k, linked_output(self.producer, c)) for k, c in enumerate(nodes) if k > index]
+        self.consumer_indices = [k for k, name in reads if name is not None]
+        names = {name for _, name in reads if name is not None}
+        self.out_name = names.pop() if len(names) == 1 else None
+        if self.out_name is None:
+            self.in_args = []
+            return
+        self.out_arg = self.arg_of(index, self.out_name)
         self.out_numel = math.prod(self.producer.shapes[self.out_name])
         buf = self.producer.output_buffer(self.out_name)
-        self.in_args = [entry.arguments[starts[index] + k] for k, s in enumerate(self.consumer.compiled.slots)
-                        if s.kind == "ptr" and buf is not None and _base(self.consumer.bound.get(s.param)) is buf]
+        self.in_args = [entry.arguments[starts[k] + j] for k in self.consumer_indices
+                        for j, s in enumerate(nodes[k].compiled.slots)
+                        if s.kind == "ptr" and _base(nodes[k].bound.get(s.param)) is buf]
+
+    @property
+    def consumer(self):
+        """The one consumer (epilogues need exactly one)."""
+        return self.nodes[self.consumer_indices[0]] if len(self.consumer_indices) == 1 else None
 
     def arg_of(self, node: int, param: str):
-        """The merged function's argument of pointer parameter `param` of chain[node]."""
-        slots = self.chain[node].compiled.slots
+        """The merged function's argument of pointer parameter `param` of nodes[node]."""
+        slots = self.nodes[node].compiled.slots
         k = next(k for k, s in enumerate(slots) if s.kind == "ptr" and s.param == param)
         return self.entry.arguments[self.starts[node] + k]
 
@@ -148,18 +167,20 @@ def fused_module(chain: list, classes: tuple | None = None):
         grid_of = [n.grid for n in chain]  # the grid of the body computing each node's output
         covers = [n.kernel.writes_all_outputs for n in chain]  # proved or declared to store every element
         gone = []  # the intermediate buffers' parameters: unused once the links are fused
-        for i in range(1, len(chain)):
+        for i in range(len(chain) - 1):  # each producer, in order, with all its consumers in the group
             link = Link(chain, i, starts, classes, entry, fn)
             if not link.in_args:
                 return ctx, None, None
-            if grid_of[i - 1] == chain[i].grid and same_space.fuse(link):
-                covers[i] = covers[i] or covers[i - 1]
-            elif kept[i - 1] and pointwise.fuse_prologue(link):
-                kept[i - 1] = False
-            elif pointwise.fuse_epilogue(link, covers[i - 1] or link.producer_declares_cover()):
-                kept[i], grid_of[i], covers[i] = False, grid_of[i - 1], True
+            into = link.consumer_indices
+            if all(grid_of[i] == chain[k].grid for k in into) and same_space.fuse(link):
+                pass
+            elif kept[i] and pointwise.fuse_prologue(link):
+                kept[i] = False
+            elif link.consumer is not None and pointwise.fuse_epilogue(link, covers[i] or link.producer_declares_cover()):
+                kept[into[0]], grid_of[into[0]], covers[into[0]] = False, grid_of[i], True
             else:
                 return ctx, None, None
+            erase_unused(fn)
             gone += [link.out_arg] + link.in_args
         grids = {n.grid for n, k in zip(chain, kept) if k}
         if len(grids) != 1:

@@ -178,7 +178,7 @@ def fuse_epilogue(link, producer_covers: bool) -> bool:
     if not producer_covers or len(consumer.shapes) != 1:
         return False
     (q_name,) = consumer.shapes
-    q_out = link.arg_of(link.index, q_name)
+    q_out = link.arg_of(link.consumer_indices[0], q_name)
     pw = analyse(link.entry, link.fn, q_out)
     q_numel = math.prod(consumer.shapes[q_name])
     if pw is None or q_numel != link.out_numel or not (
