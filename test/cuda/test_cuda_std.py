@@ -109,3 +109,32 @@ def test_torch_cuda_tensors_stay_on_the_gpu():
     c = al.dot_transpose_rhs(a, b)
     assert c.is_cuda and c.shape == (256, 96)
     close(c, a.double() @ b.double().T, 1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="torch without CUDA")
+def test_torch_cuda_calls_rebind_a_launch_plan(monkeypatch):
+    from alloy.std import gemm, normalization, row_softmax
+    from alloy.std.plans import Plans
+
+    monkeypatch.setattr(row_softmax, "PLANS", Plans())
+    monkeypatch.setitem(normalization.PLANS, "rms_norm", Plans())
+    monkeypatch.setitem(gemm.PLANS, "dot_transpose_rhs", Plans())
+    w = torch.randn(1500, device="cuda", dtype=torch.float16)
+    for i in range(3):  # new tensors each call: a stale binding would give the first call's result
+        x = torch.randn(64, 1500, device="cuda", dtype=torch.float16)  # the PTX of test_rows
+        a, b = torch.randn(256, 128, device="cuda"), torch.randn(96, 128, device="cuda")
+        close(al.softmax(x), torch.softmax(x.double(), -1), 2e-2)
+        y, rstd = al.rms_norm(x, w)
+        ref = torch.rsqrt(x.double().pow(2).mean(-1) + 1e-6)
+        close(rstd, ref, 2e-2)
+        close(y, x.double() * ref[:, None] * w.double(), 8e-2)
+        c = al.dot_transpose_rhs(a, b)
+        assert c.is_cuda and c.shape == (256, 96)
+        close(c, a.double() @ b.double().T, 1e-3)
+        if i == 0:
+            def full_path(*args, **kwargs):
+                raise AssertionError("a repeat call took the full path")
+
+            for module in (row_softmax, normalization, gemm):
+                monkeypatch.setattr(module, "Call", full_path)
+    assert len(row_softmax.PLANS._plans) == len(normalization.PLANS["rms_norm"]._plans) == 1

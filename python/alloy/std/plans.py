@@ -5,11 +5,12 @@ A builtin call spends tens of microseconds in Python before its kernel runs (che
 allocation, binding, specialisation). The first call with an input signature — the types, shapes and
 dtypes of its arrays, the target and CPU it compiles for — records its launch as a prepared launch
 (runtime/prepared.py); a later call with the same signature allocates its output, rebinds the
-prepared launch's arrays and runs it. A lazy call (numpy arrays, alloy.config `lazy` on) records its
+prepared launch's arrays and runs it; with torch CUDA tensors the plan is a prepared CUDA launch on the
+stream current when it was recorded (the stream is part of the key). A lazy call (numpy arrays, alloy.config `lazy` on) records its
 deferred launch instead, and later calls defer the same launch over their arrays (a PendingPlan), so
 they fuse with their neighbours as the first did. Plans cover the common case only: C-contiguous numpy
-arrays or torch CPU tensors on the CPU target; anything else (AlloyBuffers, which may be pending; CUDA
-tensors; views) takes the full path. A plan holds no array between calls.
+arrays or torch CPU tensors on the CPU target, contiguous torch CUDA tensors on one device; anything
+else (AlloyBuffers, which may be pending; views; tensors that require grad) takes the full path. A plan holds no array between calls.
 """
 from __future__ import annotations
 
@@ -26,11 +27,10 @@ MAX_PLANS = 256  # per builtin; the oldest goes first
 
 
 def signature(*arrays) -> tuple | None:
-    """The plan key of a call's arrays on the CPU target, or None when the call takes the full path."""
+    """The plan key of a call's arrays, or None when the call takes the full path: numpy arrays and torch CPU
+    tensors on the CPU target, or torch CUDA tensors (on one device, the current stream)."""
     cfg = config.get()
-    if cfg.target != "cpu":
-        return None
-    parts = [cfg.cpu_target, cfg.lazy]
+    parts, cuda = [], None
     for a in arrays:
         if not getattr(a, "shape", ()):  # scalars and 0-d arrays take the full path
             return None
@@ -39,12 +39,24 @@ def signature(*arrays) -> tuple | None:
                 return None
             parts.append((a.shape, a.dtype))
         elif torch_dtypes.is_tensor(a):
-            if a.device.type != "cpu" or not a.is_contiguous() or a.requires_grad:
+            if not a.is_contiguous() or a.requires_grad or a.device.type not in ("cpu", "cuda"):
                 return None
-            parts.append(("torch", tuple(a.shape), a.dtype))
+            if a.device.type == "cuda":
+                if cuda not in (None, a.device):
+                    return None
+                cuda = a.device
+            parts.append(("torch", a.device.type, tuple(a.shape), a.dtype))
         else:
             return None
-    return tuple(parts)
+    if cuda is not None:
+        import torch
+
+        if len(parts) != sum(p[0] == "torch" and p[1] == "cuda" for p in parts):
+            return None  # host arrays mixed in: the full path says why that is refused
+        return ("cuda", cfg.cuda_arch, cuda, torch.cuda.current_stream(cuda).cuda_stream, *parts)
+    if cfg.target != "cpu":
+        return None
+    return (cfg.cpu_target, cfg.lazy, *parts)
 
 
 def call_key(*arrays, options=()) -> tuple | None:
@@ -53,9 +65,10 @@ def call_key(*arrays, options=()) -> tuple | None:
     return None if sig is None else sig + tuple(options)
 
 
-def host_view(a) -> np.ndarray:
-    """A numpy array or torch CPU tensor of a planned call as the numpy array its kernel binds."""
-    if type(a) is np.ndarray:
+def host_view(a):
+    """An array of a planned call as its kernel binds it: numpy arrays and CUDA tensors as they are, torch CPU
+    tensors as numpy views."""
+    if type(a) is np.ndarray or a.device.type == "cuda":
         return a
     return AlloyBuffer.from_array(a).numpy()
 
@@ -75,15 +88,27 @@ class Plan:
         launch.release()
 
     def __call__(self, *arrays):
-        bufs = [AlloyBuffer.empty(shape, dtype) for _, shape, _, dtype in self.outputs]
         values = {name: host_view(a).reshape(view) for name, a, view in zip(self.names, arrays, self.views)}
-        for (name, _, view, _), buf in zip(self.outputs, bufs):
-            values[name] = buf.numpy().reshape(view)
+        if self.launch.target == "cuda":
+            import torch
+
+            device = arrays[0].device
+            bufs = [torch.empty(shape, dtype=torch_dtypes.to_torch(dtype), device=device)
+                    for _, shape, _, dtype in self.outputs]
+            for (name, _, view, _), buf in zip(self.outputs, bufs):
+                values[name] = buf.reshape(view)
+        else:
+            bufs = [AlloyBuffer.empty(shape, dtype) for _, shape, _, dtype in self.outputs]
+            for (name, _, view, _), buf in zip(self.outputs, bufs):
+                values[name] = buf.numpy().reshape(view)
         with self._lock:
             self.launch.rebind(**values)
             self.launch.run()
             self.launch.release()
-        results = [bufs[i].to_torch() if self.torch_result else bufs[i] for i in self.returned]
+        if self.launch.target == "cuda":
+            results = [bufs[i] for i in self.returned]
+        else:
+            results = [bufs[i].to_torch() if self.torch_result else bufs[i] for i in self.returned]
         return results[0] if len(results) == 1 else tuple(results)
 
 
@@ -134,11 +159,13 @@ class Plans:
                 if not any(hasattr(v, "shape") for k, v in node.bound.items() if k not in inputs):
                     self._keep(key, PendingPlan(node, inputs, views, {k: tuple(v) for k, v in returned.items()}))
             return
-        launch = PreparedLaunch(kernel, grid, args, kwargs)
+        on_cuda = any(torch_dtypes.is_tensor(a) and a.is_cuda for a in args)
+        launch = PreparedLaunch(kernel, grid, args, kwargs, "cuda" if on_cuda else "cpu")
         bound = kernel.bind(args, kwargs)
         views = tuple(tuple(bound[name].shape) for name in inputs)
         names = [p.name for p in kernel.params if p.kind == "output"]
-        outputs = tuple((name, returned.get(name, bound[name].shape), bound[name].shape, bound[name].dtype)
+        outputs = tuple((name, returned.get(name, tuple(bound[name].shape)), tuple(bound[name].shape),
+                         torch_dtypes.to_numpy(bound[name].dtype) if on_cuda else bound[name].dtype)
                         for name in names)
         self._keep(key, Plan(launch, inputs, views, outputs, tuple(names.index(name) for name in returned), torch_result))
 
