@@ -168,6 +168,43 @@ def simd_gemm(A, B, C: al.output, M, N, K, ACC: al.constexpr = al.float32):
         al.store(C + r * N + c, sc[e], mask=(r < M) & (c < N))
 
 
+@al.kernel
+def butterfly_all_sum(x, out: al.output):
+    """A while loop around barriers carrying a per-thread value: each round adds the partner's partial
+    (thread t ^ s), so after log2(threads) rounds every thread holds its block's sum."""
+    t = al.thread_id()
+    nt = al.num_threads()
+    i = al.program_id(0) * nt + t
+    buf = al.shared(1024)
+    acc = al.load(x + i)
+    s = 1
+    while s < nt:
+        buf[t] = acc
+        al.barrier()
+        acc = acc + buf[t ^ s]
+        al.barrier()
+        s = s * 2
+    al.store(out + i, acc)
+
+
+@al.kernel
+def reverse_rounds(x, out: al.output, ROUNDS: al.constexpr):
+    """Per-thread pointers carried by a loop around barriers: each round reverses the next chunk of
+    threads elements in shared memory and moves both pointers on."""
+    t = al.thread_id()
+    nt = al.num_threads()
+    src = x + al.program_id(0) * nt * ROUNDS + t
+    dst = out + al.program_id(0) * nt * ROUNDS + t
+    buf = al.shared(1024)
+    for _ in range(ROUNDS):
+        buf[t] = al.load(src)
+        al.barrier()
+        al.store(dst, buf[nt - 1 - t])
+        al.barrier()
+        src += nt
+        dst += nt
+
+
 # ------------------------------------------------------------------ cases
 def case_thread_ids(rng, threads=128):
     def check(outs, tol):
@@ -195,6 +232,22 @@ def case_rotate(rng, threads=64):
         ref = np.roll(x.reshape(2, threads), -3, axis=1).reshape(-1) * 8
         _close(outs[0], ref, 1e-6)
     return Case(rotate_steps, (2,), (x,), dict(STEPS=3, threads=threads), check)
+
+
+def case_butterfly(rng, threads=64):
+    x = rng.standard_normal(3 * threads).astype(np.float32)
+
+    def check(outs, tol):
+        _close(outs[0], np.repeat(x.astype(np.float64).reshape(3, threads).sum(1), threads), 1e-5 * tol)
+    return Case(butterfly_all_sum, (3,), (x,), dict(threads=threads), check)
+
+
+def case_reverse_rounds(rng, threads=64):
+    x = rng.standard_normal(2 * 3 * threads).astype(np.float32)
+
+    def check(outs, tol):
+        _close(outs[0], x.reshape(-1, threads)[:, ::-1].reshape(-1), 0)
+    return Case(reverse_rounds, (2,), (x,), dict(out=np.zeros_like(x), ROUNDS=3, threads=threads), check)
 
 
 def case_local(rng, threads=32):
@@ -271,6 +324,8 @@ CASES = {
     "thread_ids": case_thread_ids,
     "reverse": case_reverse,
     "rotate": case_rotate,
+    "butterfly_while": case_butterfly,
+    "reverse_rounds_pointers": case_reverse_rounds,
     "local": case_local,
     "staged": case_staged,
     "shuffles": case_shuffles,

@@ -51,3 +51,30 @@ func.func @lanes(%x: !tile.ptr<f32>, %out: !tile.ptr<f32>) attributes {tile.kern
   "tile.store"(%q, %m) : (!tile.ptr<f32>, f32) -> ()
   return
 }
+
+// A per-thread pointer carried by a loop around a barrier is carried as its i64 offset from the
+// array argument, in a per-thread buffer; the loop itself carries the (uniform) argument.
+// CHECK-LABEL: func.func @walk
+// CHECK-DAG: %[[OFFS:.*]] = "tile.stack_alloc"() {size = 32 : i64} : () -> !tile.ptr<i64>
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %{{.*}} iter_args(%{{.*}} = %arg0) -> (!tile.ptr<f32>)
+// CHECK: "tile.load"(%{{.*}}) {{.*}} : (!tile.ptr<i64>) -> i64
+// CHECK: "tile.addptr"(%arg0, %{{.*}}) : (!tile.ptr<f32>, i64) -> !tile.ptr<f32>
+// CHECK: } {tile.thread_loop}
+// CHECK: scf.yield %{{.*}} : !tile.ptr<f32>
+func.func @walk(%x: !tile.ptr<f32>, %out: !tile.ptr<f32>) attributes {tile.kernel, tile.threads = 32 : i64} {
+  %t = "tile.thread_id"() : () -> i32
+  %p0 = "tile.addptr"(%x, %t) : (!tile.ptr<f32>, i32) -> !tile.ptr<f32>
+  %c0 = arith.constant 0 : i32
+  %c4 = arith.constant 4 : i32
+  %c1 = arith.constant 1 : i32
+  %c32 = arith.constant 32 : i32
+  %end = scf.for %k = %c0 to %c4 step %c1 iter_args(%p = %p0) -> (!tile.ptr<f32>) : i32 {
+    %v = "tile.load"(%p) {operandSegmentSizes = array<i32: 1, 0, 0>} : (!tile.ptr<f32>) -> f32
+    "tile.barrier"() : () -> ()
+    %q = "tile.addptr"(%out, %t) : (!tile.ptr<f32>, i32) -> !tile.ptr<f32>
+    "tile.store"(%q, %v) : (!tile.ptr<f32>, f32) -> ()
+    %next = "tile.addptr"(%p, %c32) : (!tile.ptr<f32>, i32) -> !tile.ptr<f32>
+    scf.yield %next : !tile.ptr<f32>
+  }
+  return
+}

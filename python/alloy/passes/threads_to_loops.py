@@ -169,21 +169,20 @@ class _Simulation:
         for i, (a, r) in enumerate(zip(args, op.results)):
             if not (uni.varying(a) or uni.varying(r)):
                 continue
-            t = a.type
-            buf = self.buffer_for(t)
             init = op.operands[3 + i]
+            slot = _CarriedSlot(self, a.type, init)
             with ir.InsertionPoint(op), op.location:
-                self.store_slot(buf, t, tile.thread_id(), init)
-            op.operands[3 + i] = self.dummy(t)
+                slot.store(init)
+            op.operands[3 + i] = slot.dummy()
             with ir.InsertionPoint.at_block_begin(body), op.location:
-                loaded = self.load_slot(buf, t, tile.thread_id())
+                loaded = slot.load()
             a.replace_all_uses_with(loaded)
             term = list(body.operations)[-1].operation
             with ir.InsertionPoint(term), op.location:
-                self.store_slot(buf, t, tile.thread_id(), term.operands[i])
+                slot.store(term.operands[i])
             term.operands[i] = a
             with ir.InsertionPoint.after(op), op.location:
-                after = self.load_slot(buf, t, tile.thread_id())
+                after = slot.load()
             r.replace_all_uses_with(after)
 
     def _carry_if(self, op, uni) -> None:
@@ -191,6 +190,10 @@ class _Simulation:
             if not uni.varying(r):
                 continue
             t = r.type
+            if tile.is_ptr(t):
+                raise LoweringError("a per-thread pointer chosen by an 'if' that contains al.barrier (or a SIMD "
+                                    "shuffle or reduce) is not supported by the CPU target; choose an integer "
+                                    "offset and add it to the array", op)
             buf = self.buffer_for(t)
             for region in op.regions:
                 term = list(region.blocks[0].operations)[-1].operation
@@ -202,10 +205,40 @@ class _Simulation:
             r.replace_all_uses_with(after)
 
     def _carry_while(self, op, uni) -> None:
-        args = list(op.regions[0].blocks[0].arguments) + list(op.regions[1].blocks[0].arguments)
-        if any(uni.varying(v) for v in args + list(op.results)):
-            raise LoweringError("a 'while' loop that contains al.barrier (or a SIMD shuffle or reduce) and carries "
-                                "per-thread values is not supported by the CPU target; use a for loop", op)
+        """Per-thread values a sync-containing while loop carries live in per-thread buffers: the values
+        entering the `before` region (initial and yielded ones), and those its condition forwards to the
+        `after` region and the results."""
+        before, after = (region.blocks[0] for region in op.regions)
+        cond = list(before.operations)[-1].operation
+        yield_ = list(after.operations)[-1].operation
+        for i, a in enumerate(list(before.arguments)):
+            init, again = op.operands[i], yield_.operands[i]
+            if not any(uni.varying(v) for v in (a, init, again)):
+                continue
+            slot = _CarriedSlot(self, a.type, init)
+            with ir.InsertionPoint(op), op.location:
+                slot.store(init)
+            op.operands[i] = slot.dummy()
+            with ir.InsertionPoint.at_block_begin(before), op.location:
+                loaded = slot.load()
+            a.replace_all_uses_with(loaded)
+            with ir.InsertionPoint(yield_), op.location:
+                slot.store(yield_.operands[i])
+            yield_.operands[i] = slot.dummy()
+        for j, (b, r) in enumerate(zip(list(after.arguments), op.results)):
+            forwarded = cond.operands[1 + j]
+            if not any(uni.varying(v) for v in (b, r, forwarded)):
+                continue
+            slot = _CarriedSlot(self, b.type, forwarded)
+            with ir.InsertionPoint(cond), op.location:
+                slot.store(forwarded)
+            cond.operands[1 + j] = slot.dummy()
+            with ir.InsertionPoint.at_block_begin(after), op.location:
+                loaded = slot.load()
+            b.replace_all_uses_with(loaded)
+            with ir.InsertionPoint.after(op), op.location:
+                out = slot.load()
+            r.replace_all_uses_with(out)
 
     # -------------------------------------------------- 2. cut into thread loops
     def kind(self, op, uni: Uniformity) -> str:
@@ -416,6 +449,62 @@ class _Simulation:
                 else:  # simd_load / simd_store of a shared array: the matrix lowering reads pointers
                     user.operands[u.operand_number] = buf
         op.erase()
+
+
+class _CarriedSlot:
+    """A per-thread buffer for one value a sync-containing loop carries. A pointer is kept as its integer
+    offset from the function argument it derives from (through tile.addptr steps), and rebuilt from it."""
+
+    def __init__(self, sim: _Simulation, t: ir.Type, sample: ir.Value) -> None:
+        self.sim, self.t = sim, t
+        self.base = None
+        if tile.is_ptr(t):
+            self.base, _ = _addptr_chain(sample)
+            if self.base is None or not any(self.base == a for a in sim.entry.arguments):
+                raise LoweringError("a per-thread pointer carried by a loop that contains al.barrier (or a SIMD "
+                                    "shuffle or reduce) must be an array argument plus offsets on the CPU target",
+                                    _owner(sample) or sim.func)
+            self.t = ir.IntegerType.get_signless(64)
+        self.buf = sim.buffer_for(self.t)
+
+    def store(self, value: ir.Value) -> None:
+        """Store `value` (this thread's) at the insertion point."""
+        if self.base is not None:
+            base, steps = _addptr_chain(value)
+            if base != self.base:
+                raise LoweringError("a per-thread pointer carried by a loop that contains al.barrier moves to "
+                                    "another array; the CPU target needs one array plus offsets",
+                                    _owner(value) or self.sim.func)
+            value = self.sim.const(0, self.t)
+            for step in steps:
+                if ir.IntegerType(step.type).width < 64:
+                    step = arith.extsi(self.t, step)
+                value = arith.addi(value, step)
+        self.sim.store_slot(self.buf, self.t, tile.thread_id(), value)
+
+    def load(self) -> ir.Value:
+        """This thread's value, at the insertion point."""
+        value = self.sim.load_slot(self.buf, self.t, tile.thread_id())
+        return value if self.base is None else tile.addptr(self.base, value)
+
+    def dummy(self) -> ir.Value:
+        """A uniform stand-in for the carried operand (its value lives in the buffer)."""
+        return self.base if self.base is not None else self.sim.dummy(self.t)
+
+
+def _owner(v: ir.Value):
+    if isinstance(v, ir.BlockArgument):
+        return None
+    return v.owner.operation if hasattr(v.owner, "operation") else v.owner
+
+
+def _addptr_chain(v: ir.Value) -> tuple:
+    """(the value a scalar pointer derives from through tile.addptr steps, the steps' offsets)."""
+    steps = []
+    while (op := _owner(v)) is not None and op.name == "tile.addptr" and tile.shape_of(v.type) is None:
+        steps.append(op.operands[1])
+        v = op.operands[0]
+    return v, steps
 
 
 def _lower_fill(sim: _Simulation, op) -> None:
