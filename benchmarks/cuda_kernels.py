@@ -154,6 +154,7 @@ def compile_all() -> None:
         a, v = np.zeros((2, COLS), dt), np.zeros(COLS, dt)
         al.softmax(a), al.layernorm(a, v, v), al.rms_norm(a, v)
     al.dot_transpose_rhs(h, h)
+    al.linear(h, h, h[0].copy(), "gelu_tanh")
     print("compiled the CUDA benchmark kernels into", alloy.config.get().cache_dir)
 
 
@@ -244,6 +245,16 @@ def _builtins() -> int:
     ok = bool(torch.allclose(al.dot_transpose_rhs(A, B).float(), A.float() @ B.float().T, atol=0.5, rtol=2e-2))
     ta, tt = _time(lambda: al.dot_transpose_rhs(A, B), reps=10), _time(lambda: torch.matmul(A, B.T), reps=10)
     _row("al.dot_transpose_rhs 4096^3 f16", ta, tt, f"{2 * s ** 3 / ta / 1e12:.0f} TFLOP/s", ok)
+    bad += not ok
+    bias = torch.randn(s, device="cuda", dtype=torch.float16)
+    ref = F.gelu(A.float() @ B.float().T + bias.float(), approximate="tanh")
+    ok = bool(torch.allclose(al.linear(A, B, bias, "gelu_tanh").float(), ref, atol=0.5, rtol=2e-2))
+    ours = lambda: al.linear(A, B, bias, "gelu_tanh")  # noqa: E731
+    ta = _time(ours, reps=10)
+    for peer, theirs in (("matmul+bias, then GELU", lambda: F.gelu(torch.matmul(A, B.T) + bias, approximate="tanh")),
+                         ("F.linear, then GELU", lambda: F.gelu(F.linear(A, B, bias), approximate="tanh"))):
+        tt = _time(theirs, reps=10)
+        _row(f"al.linear+bias+GELU 4096^3 f16 vs {peer}", ta, tt, f"{2 * s ** 3 / ta / 1e12:.0f} TFLOP/s", ok)
     return bad + (not ok)
 
 

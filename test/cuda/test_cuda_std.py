@@ -96,6 +96,9 @@ def test_gemm_attention_rope(on_cuda, dtype, tol):
     x = torch.randn(5, 3, 64)
     pos = torch.arange(5)
     on_cuda(al.rope, x.numpy(), pos.numpy())
+    bias = torch.randn(200).to(dtype)
+    on_cuda.check(on_cuda(al.linear, a.numpy(), b.numpy(), bias.numpy(), "gelu_tanh"),
+                  F.gelu(a.double() @ b.double().T + bias.double(), approximate="tanh"), tol * 20)
     on_cuda.finish()
 
 
@@ -109,6 +112,10 @@ def test_torch_cuda_tensors_stay_on_the_gpu():
     c = al.dot_transpose_rhs(a, b)
     assert c.is_cuda and c.shape == (256, 96)
     close(c, a.double() @ b.double().T, 1e-3)
+    bias = torch.randn(96, device="cuda")
+    y = al.linear(a, b, bias, "gelu_tanh")  # the PTX of test_gemm_attention_rope
+    assert y.is_cuda
+    close(y, torch.nn.functional.gelu(a.double() @ b.double().T + bias.double(), approximate="tanh"), 1e-3)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch without CUDA")

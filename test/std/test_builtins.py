@@ -107,6 +107,36 @@ def test_gemms(dtype):
     close(al.matmul(a, b.T.contiguous()), ref, dtype, scale=20)
 
 
+ACTIVATIONS = {None: lambda v: v, "relu": F.relu, "gelu": F.gelu, "silu": F.silu,
+               "gelu_tanh": lambda v: F.gelu(v, approximate="tanh")}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_linear(dtype, activation):
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 37, 70, generator=g).to(dtype)
+    w, b = torch.randn(45, 70, generator=g).to(dtype), torch.randn(45, generator=g).to(dtype)
+    for bias in (b, None):
+        for _ in range(2):  # the second call rebinds the recorded plan
+            y = al.linear(x, w, bias, activation)
+        assert isinstance(y, torch.Tensor) and y.shape == (2, 37, 45) and y.dtype == dtype
+        ref = F.linear(x.double(), w.double(), None if bias is None else bias.double())
+        close(y, ACTIVATIONS[activation](ref), dtype, scale=20)
+    got = al.linear(x.float().numpy(), w.float().numpy(), b.float().numpy(), activation)  # numpy: lazy, one GEMM
+    close(got, ACTIVATIONS[activation](F.linear(x.double(), w.double(), b.double())), torch.float32, scale=20)
+
+
+def test_linear_errors():
+    x, w = np.zeros((4, 8), np.float32), np.zeros((6, 8), np.float32)
+    with pytest.raises(ValueError, match="al.linear: activation must be one of"):
+        al.linear(x, w, activation="tanh")
+    with pytest.raises(ValueError, match=r"al.linear: bias must be a float32 array of shape \(6,\)"):
+        al.linear(x, w, np.zeros(8, np.float32))
+    with pytest.raises(ValueError, match="al.linear: weight must be 2-D"):
+        al.linear(x, w[None])
+
+
 def test_gemm_batches_and_errors():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((2, 3, 17, 33)).astype(np.float32)

@@ -59,6 +59,47 @@ def matmul_nn(A, B, C: al.output, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, 
     al.store(C + rm[:, None] * N + rn[None, :], acc.to(C.dtype), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
+ACTIVATIONS = {None: 0, "relu": 1, "gelu": 2, "gelu_tanh": 3, "silu": 4}
+
+
+@al.func
+def activated(x, ACT: al.constexpr):
+    """Activation ACT (ACTIVATIONS' codes) of a float32 tile."""
+    if ACT == 1:
+        x = al.maximum(x, 0.0)
+    elif ACT == 2:
+        x = 0.5 * x * (1.0 + al.erf(x * 0.7071067811865476))
+    elif ACT == 3:
+        x = 0.5 * x * (1.0 + al.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    elif ACT == 4:
+        x = x * al.sigmoid(x)
+    return x
+
+
+@al.kernel(writes_all_outputs=True)
+def linear_nt(A, W, Bias, C: al.output, HAS_BIAS: al.constexpr, ACT: al.constexpr, BLOCK_M: al.constexpr,
+              BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
+    """C = act(A @ W.T + Bias): matmul_nt with the bias and activation applied to the float32 accumulator."""
+    M, K = A.shape
+    N = W.shape[0]
+    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
+    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
+    rk = al.arange(0, BLOCK_K)
+    a_ptrs = A + rm[:, None] * K + rk[None, :]
+    b_ptrs = W + rn[:, None] * K + rk[None, :]
+    acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
+    for k in range(0, K, BLOCK_K):
+        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
+        b = al.load(b_ptrs, mask=(rn[:, None] < N) & (rk[None, :] + k < K))
+        acc += al.tile_dot(a, b, transpose_rhs=True)
+        a_ptrs += BLOCK_K
+        b_ptrs += BLOCK_K
+    if HAS_BIAS:
+        acc += al.load(Bias + rn, mask=rn < N, other=0.0).to(al.float32)[None, :]
+    acc = activated(acc, ACT)
+    al.store(C + rm[:, None] * N + rn[None, :], acc.to(C.dtype), mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
 def _blocks(transpose_rhs: bool):
     def configs(target: str, key: str | None) -> list[Config]:
         if target != "cuda":
@@ -79,7 +120,7 @@ TUNERS = {
 }
 
 
-PLANS = {"dot_transpose_rhs": Plans(), "matmul": Plans()}
+PLANS = {"dot_transpose_rhs": Plans(), "matmul": Plans(), "linear": Plans()}
 
 
 def _stored_transpose(B):
@@ -91,18 +132,22 @@ def _stored_transpose(B):
     return None
 
 
-def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
+def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: int = 0):
     shown_b = tuple(getattr(B, "shape", ()))  # B as the caller passed it, for messages
-    stored = _stored_transpose(B)
+    epilogue = bias is not None or act
+    stored = None if epilogue else _stored_transpose(B)
     if stored is not None:  # B = W.T for a row-major W: the other GEMM reads W as stored, no copy
         B, transpose_rhs = stored, not transpose_rhs
-    kind = "dot_transpose_rhs" if transpose_rhs else "matmul"  # the kernel, its tuning table and plans
-    plan_key = signature(A, B) if tune is None else None
+    kind = "linear" if epilogue else "dot_transpose_rhs" if transpose_rhs else "matmul"  # kernel and plans
+    arrays = (A, B, B if bias is None else bias) if epilogue else (A, B)  # without a bias the kernel never reads it
+    sig = signature(*arrays) if tune is None else None
+    plan_key = None if sig is None else sig + (act, bias is None)
     plan = PLANS[kind].get(plan_key)
     if plan is not None:
-        return plan(A, B)
+        return plan(*arrays)
     call = Call(builtin)
-    a, b = call.array("A", A), call.array("B", B)
+    names = ("x", "weight") if epilogue else ("A", "B")
+    a, b = call.array(names[0], A), call.array(names[1], B)
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) < 2 or len(sb) < 2:
         raise ValueError(f"al.{builtin}: A and B need at least 2 dimensions, got {sa} and {shown_b}")
@@ -115,13 +160,20 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
     batch_b = sb[:-2]
     if batch_b and batch_b != sa[:-2]:
         raise ValueError(f"al.{builtin}: B's batch axes {batch_b} differ from A's {sa[:-2]}")
+    if bias is not None:
+        bias = call.array("bias", bias)
+        if shape_of(bias) != (n,) or dtype_of(bias) != dtype_of(a):
+            raise ValueError(f"al.{builtin}: bias must be a {dtype_of(a)} array of shape ({n},) (weight's rows), "
+                             f"got {dtype_of(bias)} {shape_of(bias)}")
     out_shape = sa[:-1] + (n,)
     c = call.empty(out_shape, dtype_of(a), lazy=not batch_b)  # batch entries write views of one output
     if math.prod(out_shape) == 0:
         return call.result(c, out_shape)
     if k == 0:
         raise ValueError(f"al.{builtin}: K is 0 (A {sa}, B {sb})")
-    kernel = matmul_nt if transpose_rhs else matmul_nn
+    kernel = linear_nt if epilogue else matmul_nt if transpose_rhs else matmul_nn
+    extra = dict(HAS_BIAS=bias is not None, ACT=act) if epilogue else {}
+    bias_arg = () if not epilogue else (bias if bias is not None else b,)  # without a bias: never read
     if batch_b:  # one launch per batch entry
         count = math.prod(batch_b)
         pairs = [(a.reshape(count, m, k)[i], b.reshape((count,) + sb[-2:])[i], _rows(c, count, m, n, i))
@@ -130,13 +182,13 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
         pairs = [(a.reshape(math.prod(sa[:-1]), k), b, c if isinstance(c, LazyOutput) else _rows(c, 1, math.prod(sa[:-1]), n, 0))]
     rows = pairs[0][0].shape[0]
     key = _table_key(rows, n, k, str(dtype_of(a)))
-    tuner = TUNERS[kind]
+    tuner = TUNERS["dot_transpose_rhs" if transpose_rhs else "matmul"]  # an epilogue does not move the winner
 
     def run(config):
         blocks = config.constexprs
         grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
         for lhs, rhs, out in pairs:
-            call.launch(kernel, grid, lhs, rhs, C=out, **blocks)
+            call.launch(kernel, grid, lhs, rhs, *bias_arg, C=out, **extra, **blocks)
 
     if tune:
         PLANS[kind].clear()  # the winner may change: plans record the blocks they were made with
@@ -147,8 +199,9 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None):
         lhs, rhs, out = pairs[0]
         blocks = chosen.constexprs
         grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
-        PLANS[kind].record_launch(plan_key, kernel, grid, (lhs, rhs), dict(C=out, **blocks),
-                                  ("A", "B_T" if transpose_rhs else "B"), {"C": out_shape}, call.torch_results)
+        inputs = ("A", "W", "Bias") if epilogue else ("A", "B_T" if transpose_rhs else "B")
+        PLANS[kind].record_launch(plan_key, kernel, grid, (lhs, rhs, *bias_arg), dict(C=out, **extra, **blocks),
+                                  inputs, {"C": out_shape}, call.torch_results)
     return call.result(c, out_shape)
 
 
@@ -172,3 +225,14 @@ def dot_transpose_rhs(A, B):
 def matmul(A, B):
     """A @ B for A (..., M, K) and B (K, N) or (..., K, N)."""
     return _gemm("matmul", A, B, transpose_rhs=False)
+
+
+def linear(x, weight, bias=None, activation: str | None = None):
+    """activation(x @ weight.T + bias) for x (..., K), weight (N, K) and bias (N,) (torch.nn.functional.linear,
+    then the activation: None, "relu", "gelu", "gelu_tanh" or "silu"), in one GEMM whose epilogue adds the
+    bias and applies the activation to the float32 accumulator."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"al.linear: activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
+    if len(getattr(weight, "shape", ())) != 2:
+        raise ValueError(f"al.linear: weight must be 2-D (N, K), got shape {tuple(getattr(weight, 'shape', ()))}")
+    return _gemm("linear", x, weight, transpose_rhs=True, bias=bias, act=ACTIVATIONS[activation])
