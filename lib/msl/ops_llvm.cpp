@@ -78,7 +78,9 @@ static std::string accessType(MlirOperation op, MlirType t) {
   MlirAttribute align = getAttr(op, "alignment");
   int64_t bytes = mlirAttributeIsNull(align) ? 0 : mlirIntegerAttrGetValueInt(align);
   MlirType et = elementTypeOf(t);
-  int64_t elemBytes = mlirTypeIsAF32(et) ? 4 : mlirTypeIsAF16(et) ? 2 : (mlirIntegerTypeGetWidth(et) + 7) / 8;
+  int64_t elemBytes = mlirTypeIsAF32(et)                         ? 4
+                      : mlirTypeIsAF16(et) || mlirTypeIsABF16(et) ? 2
+                                                                   : (mlirIntegerTypeGetWidth(et) + 7) / 8;
   int64_t natural = elemBytes * (n == 3 ? 4 : n);
   if (ty.rfind("bool", 0) == 0) fail(op, "vectors of i1 cannot be loaded or stored");
   return bytes >= natural ? ty : "packed_" + ty;

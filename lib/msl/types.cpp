@@ -86,6 +86,8 @@ static std::string scalarName(MlirType t, MlirOperation op, bool wantUnsigned) {
     return "float";
   } else if (mlirTypeIsAF16(t)) {
     return "half";
+  } else if (mlirTypeIsABF16(t)) {
+    return "bfloat";  // MSL 3.1
   } else if (mlirTypeIsAF64(t)) {
     fail(op, "type 'f64' has no Metal equivalent (MSL has no double)");
   }
@@ -136,12 +138,20 @@ std::string mslMatrixType(MlirType t, MlirOperation op) {
 
 int64_t byteSize(MlirType t, MlirOperation op) {
   if (mlirTypeIsAF32(t) || mlirTypeIsAIndex(t)) return 4;
-  if (mlirTypeIsAF16(t)) return 2;
+  if (mlirTypeIsAF16(t) || mlirTypeIsABF16(t)) return 2;
   if (mlirTypeIsAInteger(t)) return (mlirIntegerTypeGetWidth(t) + 7) / 8;
   fail(op, "type '" + typeStr(t) + "' has no Metal storage size");
 }
 
-static std::string floatLiteral(double v, bool isHalf) {
+enum class FloatKind { F32, F16, BF16 };
+
+static std::string floatLiteral(double v, FloatKind kind) {
+  bool isHalf = kind == FloatKind::F16;
+  if (kind == FloatKind::BF16) {  // MSL has no bfloat literal suffix: a cast, or its bits
+    if (std::isnan(v)) return "as_type<bfloat>(ushort(0x7fc0))";
+    if (std::isinf(v)) return v > 0 ? "as_type<bfloat>(ushort(0x7f80))" : "as_type<bfloat>(ushort(0xff80))";
+    return "bfloat(" + floatLiteral(v, FloatKind::F32) + ")";
+  }
   if (std::isnan(v)) return isHalf ? "as_type<half>(ushort(0x7e00))" : "as_type<float>(0x7fc00000u)";
   if (std::isinf(v)) {
     if (isHalf) return v > 0 ? "as_type<half>(ushort(0x7c00))" : "as_type<half>(ushort(0xfc00))";
@@ -174,8 +184,9 @@ static std::string intLiteral(int64_t v, MlirType t, MlirOperation op) {
 
 std::string scalarLiteral(MlirAttribute value, MlirType t, MlirOperation op) {
   if (mlirAttributeIsAFloat(value)) {
-    if (!mlirTypeIsAF32(t) && !mlirTypeIsAF16(t)) scalarName(t, op, false);  // fails with the type named
-    return floatLiteral(mlirFloatAttrGetValueDouble(value), mlirTypeIsAF16(t));
+    if (!mlirTypeIsAF32(t) && !mlirTypeIsAF16(t) && !mlirTypeIsABF16(t)) scalarName(t, op, false);  // fails, naming it
+    FloatKind kind = mlirTypeIsAF16(t) ? FloatKind::F16 : mlirTypeIsABF16(t) ? FloatKind::BF16 : FloatKind::F32;
+    return floatLiteral(mlirFloatAttrGetValueDouble(value), kind);
   }
   if (mlirAttributeIsAInteger(value)) return intLiteral(mlirIntegerAttrGetValueInt(value), t, op);
   if (mlirAttributeIsABool(value)) return mlirBoolAttrGetValue(value) ? "true" : "false";

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 
 from ..language import dtypes as dt
-from .outputs import InferenceError, infer_output_shape
+from .outputs import InferenceError, KnownShape, infer_output_shape
 
 
 def scalar_slot(v, d: dt.dtype) -> int:
@@ -37,6 +37,12 @@ def pack_slots(compiled, arrays: dict, bound: dict) -> tuple[list[int], list[int
         else:
             slots[i] = scalar_slot(bound[s.param], s.dtype)
     return slots, pending
+
+
+def launch_output_shape(kernel, compiled, name: str, grid, slots, bound: dict) -> tuple:
+    """The shape of output `name` that a launch allocates: the one its KnownShape gives, else inferred."""
+    known = bound.get(name)
+    return known.shape if isinstance(known, KnownShape) else output_shape(kernel, compiled, name, grid, slots)
 
 
 def output_shape(kernel, compiled, name: str, grid, slots) -> tuple:

@@ -12,6 +12,7 @@ import numpy as np
 from ..frontend.signature import ArgSpec, Spec, params_of
 from ..language import dtypes as dt
 from .buffer import KERNEL_DTYPES, as_kernel_array
+from .outputs import allocated_by_launch
 
 _EMPTY = _inspect.Parameter.empty
 THREADS = "@threads"  # the launch keyword `threads=` in a bound-argument dict (never a parameter name)
@@ -130,7 +131,7 @@ class Kernel:
                                     f"got {type(v).__name__}")
                 consts.append((p.name, v))
             elif p.kind == "output":
-                if v is None:
+                if allocated_by_launch(v):
                     argspecs.append(ArgSpec(p.name, "output", None))
                 else:
                     ptr, shape, npdt, keep = as_kernel_array(v, where)
@@ -154,7 +155,7 @@ class Kernel:
             if p.kind == "constexpr":
                 continue
             v = bound[p.name]
-            if v is None:
+            if allocated_by_launch(v):
                 continue
             if type(v) is np.ndarray:
                 host[p.name] = (v.ctypes.data, v.shape, v)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .arguments import output_shape, pack_slots
+from .arguments import launch_output_shape, pack_slots
 from . import lazy, profile
 from .device import Device
 
@@ -63,7 +63,7 @@ def launch(kernel, grid, args, kwargs, target: str | None = None):
     outs = {p.name: bound[p.name] for p in kernel.params if p.kind == "output"}
     for i in pending:
         name = c.slots[i].param
-        shape = output_shape(kernel, c, name, g, slots)
+        shape = launch_output_shape(kernel, c, name, g, slots, bound)
         slots[i], outs[name] = run.allocate(shape, c.outputs[name].np, c.zero_outputs)
     profile.count(allocations=len(pending))
     if g[0] * g[1] * g[2]:

@@ -22,7 +22,8 @@ from array import array
 import numpy as np
 
 from . import fusion, native, profile
-from .arguments import output_shape, pack_slots
+from .arguments import launch_output_shape, pack_slots
+from .outputs import allocated_by_launch
 from .buffer import AlloyBuffer
 
 _live: "weakref.WeakSet[AlloyBuffer]" = weakref.WeakSet()  # pending buffers, for synchronize()
@@ -38,12 +39,6 @@ class PendingLaunch:
 
     def realize(self, buffer: AlloyBuffer) -> None:
         run_fused(self)
-
-    def set_output_shape(self, name: str, shape: tuple[int, ...]) -> None:
-        """Give output `name` the shape its caller knows (a builtin whose stores defeat shape inference),
-        before anything reads it."""
-        self.shapes[name] = tuple(shape)
-        self.output_buffer(name)._shape = tuple(shape)
 
     def pending_inputs(self):
         """(parameter name, pending AlloyBuffer) of the arguments still to be produced."""
@@ -85,7 +80,7 @@ class PendingLaunch:
 def deferrable(kernel, bound: dict, compiled) -> bool:
     """Whether a bound CPU launch may wait: runtime-allocated outputs only, stores to outputs only."""
     outputs = [p.name for p in kernel.params if p.kind == "output"]
-    if not outputs or any(bound[n] is not None for n in outputs):
+    if not outputs or not all(allocated_by_launch(bound[n]) for n in outputs):
         return False
     writes = (compiled.launch or {}).get("writes")
     return writes is not None and set(writes) <= set(outputs)
@@ -97,14 +92,15 @@ def defer(kernel, grid, bound: dict, device):
 
     if not config.get().lazy or device.target != "cpu" or not grid[0] * grid[1] * grid[2]:
         return None
-    if any(p.kind == "output" and bound[p.name] is not None for p in kernel.params):
+    if any(p.kind == "output" and not allocated_by_launch(bound[p.name]) for p in kernel.params):
         return None  # given outputs: the launch writes memory the caller holds, so it runs now
     run = device.start(kernel, bound)
     c = run.compiled
     if not deferrable(kernel, bound, c):
         return None
     slots, missing = pack_slots(c, run.arrays, bound)
-    shapes = {c.slots[i].param: output_shape(kernel, c, c.slots[i].param, grid, slots) for i in missing}
+    shapes = {c.slots[i].param: launch_output_shape(kernel, c, c.slots[i].param, grid, slots, bound)
+              for i in missing}
     outs = list(pending_outputs(PendingLaunch(kernel, grid, dict(bound), run.spec, c, shapes)).values())
     return outs[0] if len(outs) == 1 else tuple(outs)
 

@@ -14,6 +14,21 @@ class InferenceError(Exception):
     pass
 
 
+class KnownShape:
+    """An `al.output` argument that the launch allocates, with the shape its caller knows (for kernels whose
+    stores shape inference cannot bound: stores in loops, offsets known only at run time)."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, shape: tuple[int, ...], dtype) -> None:
+        self.shape, self.dtype = tuple(int(s) for s in shape), dtype
+
+
+def allocated_by_launch(value) -> bool:
+    """Whether an `al.output` argument leaves its allocation to the launch (None, or a KnownShape)."""
+    return value is None or isinstance(value, KnownShape)
+
+
 def _bounds_from_mask(mask, ub: dict, lb: dict, env):
     if mask is None or not isinstance(mask, tuple):
         return

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import config
 from ..runtime.buffer import AlloyBuffer
+from ..runtime.outputs import KnownShape
 from ..runtime.torch_dtypes import bfloat16, is_tensor, to_numpy, to_torch
 from .permute_kernel import launch_permute, permutation_of
 
@@ -37,14 +38,15 @@ def _contiguous(value):
     return np.ascontiguousarray(value)
 
 
-class LazyOutput:
+class LazyOutput(KnownShape):
     """A builtin's output that its deferred launch allocates (runtime/lazy.py): the shape and dtype the
-    builtin returns, and the pending buffer once launched."""
+    builtin returns (the launch allocates that shape), and the pending buffer once launched."""
 
-    __slots__ = ("shape", "dtype", "buffer")
+    __slots__ = ("buffer",)
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.shape, self.dtype, self.buffer = shape, dtype, None
+        super().__init__(shape, dtype)
+        self.buffer = None
 
     def resolve(self) -> AlloyBuffer:
         """The output's buffer (a new, never-launched one when the call had nothing to compute)."""
@@ -130,23 +132,16 @@ class Call:
 
     def launch(self, kernel, grid, *args, **kwargs):
         """`kernel[grid](*args, **kwargs)` on this call's target; LazyOutput outputs are left to the launch
-        to allocate, and take the (pending) buffers it returns."""
+        to allocate (with their shapes), and take the (pending) buffers it returns."""
         lazy = {k: v for k, v in kwargs.items() if isinstance(v, LazyOutput)}
-        if not lazy:
-            return kernel.launch(grid, args, kwargs, self.run_target)
-        result = kernel.launch(grid, args, {k: (None if k in lazy else v) for k, v in kwargs.items()},
-                               self.run_target)
-        names = [p.name for p in kernel.params if p.kind == "output"]
-        for name, buf in zip(names, result if isinstance(result, tuple) else (result,)):
-            slot = lazy.get(name)
-            if slot is not None:
-                if math.prod(buf.shape) != math.prod(slot.shape):
-                    if buf.pending is None:  # ran at once (a lazy call's launch always waits)
-                        raise AssertionError(f"al.{self.builtin}: {kernel.__name__} ran with output {name} "
-                                             f"shaped {buf.shape}, not {slot.shape}")
-                    buf.pending.set_output_shape(name, slot.shape)  # the stores are beyond shape inference
-                slot.buffer = buf.reshape(slot.shape)
-        return result
+        if lazy:  # the launch keeps a plain KnownShape: its own buffers must not keep it alive
+            kwargs = {k: (KnownShape(v.shape, v.dtype) if k in lazy else v) for k, v in kwargs.items()}
+        result = kernel.launch(grid, args, kwargs, self.run_target)
+        if lazy:
+            names = [p.name for p in kernel.params if p.kind == "output"]
+            for name, buf in zip(names, result if isinstance(result, tuple) else (result,)):
+                if name in lazy:
+                    lazy[name].buffer = buf
 
     def result(self, out, shape: tuple[int, ...]):
         """A kernel output reshaped to `shape`, as a torch tensor when torch tensors came in."""

@@ -119,7 +119,8 @@ class PendingPlan:
     def __init__(self, node, names: tuple[str, ...], views: tuple, returned: dict) -> None:
         self.kernel, self.grid, self.spec, self.compiled = node.kernel, node.grid, node.spec, node.compiled
         self.shapes, self.names, self.views, self.returned = dict(node.shapes), names, views, returned
-        self.template = {k: (None if k in names else v) for k, v in node.bound.items()}
+        outputs = {p.name for p in node.kernel.params if p.kind == "output"}
+        self.template = {k: (None if k in names or k in outputs else v) for k, v in node.bound.items()}
 
     def __call__(self, *arrays):
         from ..runtime import lazy
@@ -156,7 +157,8 @@ class Plans:
             node = lazy[0].buffer.pending if lazy[0].buffer is not None else None
             if node is not None and node.kernel is kernel:  # deferred: later calls defer it too
                 views = tuple(tuple(node.bound[name].shape) for name in inputs)
-                if not any(hasattr(v, "shape") for k, v in node.bound.items() if k not in inputs):
+                outputs = {p.name for p in kernel.params if p.kind == "output"}
+                if not any(hasattr(v, "shape") for k, v in node.bound.items() if k not in inputs and k not in outputs):
                     self._keep(key, PendingPlan(node, inputs, views, {k: tuple(v) for k, v in returned.items()}))
             return
         on_cuda = any(torch_dtypes.is_tensor(a) and a.is_cuda for a in args)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 from ..buffer import AlloyBuffer
+from ..outputs import allocated_by_launch
 
 _FAILED = object()
 _compiled: dict = {}  # chain key -> Compiled, or _FAILED
@@ -41,7 +42,7 @@ def _identities(chain: list) -> list:
                 out.append(("value", s.kind, value))
                 continue
             v = node.bound[s.param]
-            if v is None:  # this node's own output
+            if allocated_by_launch(v):  # this node's own output
                 out.append(("output", i, s.param))
             elif isinstance(v, AlloyBuffer) and v.pending is not None and id(v.pending) in index:
                 producer = v.pending
