@@ -204,3 +204,17 @@ def test_swiglu_of_two_gemms_fuses_what_it_can(rng):
     np.testing.assert_allclose(got.reshape(16, 24), want.numpy(), rtol=1e-5, atol=1e-5)
     # two GEMMs cannot share a launch: one runs first; silu and mul fuse into the other's stores
     assert p.launches == 2 and p.fused == 2
+
+
+def test_streamed_rows_are_lazy_too(rng):
+    x = rng.standard_normal((3, 9000)).astype(np.float32)  # rows beyond one tile: the streaming kernels
+    g, b = rng.random(9000).astype(np.float32), rng.random(9000).astype(np.float32)
+    with al.profile() as p:
+        s = al.softmax(x)
+        y = al.layernorm(x, g, b)
+        assert s.pending is not None and y.pending is not None
+        got_s = np.asarray(scale_shift[al.cdiv(x.size, 512)](s, N=x.size))
+        got_y = np.asarray(y)
+    np.testing.assert_allclose(got_s.reshape(3, 9000), torch.softmax(t(x), -1).numpy() * 2 + 1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got_y, F.layer_norm(t(x), (9000,), t(g), t(b)).numpy(), rtol=1e-4, atol=1e-4)
+    assert p.launches == 2 and p.fused == 1  # scale_shift in the streaming softmax's stores
