@@ -53,6 +53,38 @@ def test_autotune_measures_once_and_records(cache, monkeypatch):
     assert len(launches) == 2
 
 
+def test_autotune_tunes_the_threadgroup_size(cache):
+    @al.autotune(configs=[al.Config(threads=64, REPEAT=40), al.Config(threads=256, REPEAT=0)], key=["n"])
+    @al.kernel
+    def block_sums(x, out: al.output, n, REPEAT: al.constexpr):
+        """Each threadgroup's sum (a thread-level kernel; REPEAT slows a configuration down on purpose)."""
+        t = al.thread_id()
+        nt = al.num_threads()
+        i = al.program_id(0) * nt + t
+        v = al.load(x + i, mask=i < n, other=0.0)
+        for _ in range(REPEAT):
+            v = al.sqrt(v * v)
+        s = al.simd_reduce(v)
+        buf = al.shared(32)
+        if al.simd_lane() == 0:
+            buf[al.simd_group()] = s
+        al.barrier()
+        if t == 0:
+            total = 0.0
+            for g in range(nt // 32):
+                total += buf[g]
+            al.store(out + al.program_id(0), total)
+
+    x = np.random.default_rng(0).random(10_000).astype(np.float32)
+    out = block_sums[lambda meta: al.cdiv(meta["n"], meta["threads"])](x, x.size)
+    assert block_sums.best_config()["[10000]"] == al.Config(threads=256, REPEAT=0)
+    pad = np.zeros(al.cdiv(x.size, 256) * 256, np.float32)
+    pad[:x.size] = x
+    np.testing.assert_allclose(np.asarray(out), pad.reshape(-1, 256).sum(1), rtol=1e-5)
+    entry = json.loads(store.user_path("cpu").read_text())["entries"][block_sums.tuner.name]["[10000]"]
+    assert entry["config"] == {"REPEAT": 0, "threads": 256}
+
+
 def test_autotune_rejects_bad_configs():
     with pytest.raises(ValueError, match="not constexpr parameters"):
         make_tuned([al.Config(BLOCK=64, n=3)])

@@ -14,6 +14,7 @@ from .. import config
 from .arguments import launch_output_shape, pack_slots
 from . import lazy, profile
 from .device import Device
+from .kernel import THREADS
 
 
 def device_for(target: str) -> Device:
@@ -36,7 +37,7 @@ def device_for(target: str) -> Device:
 def grid_dims(grid, bound) -> tuple[int, int, int]:
     """A launch grid (int, tuple, or callable of the bound arguments) as three dimensions."""
     if callable(grid):
-        grid = grid(bound)
+        grid = grid(bound if THREADS not in bound else {**bound, "threads": bound[THREADS]})
     if isinstance(grid, (int, np.integer)):
         grid = (int(grid),)
     grid = tuple(int(g) for g in grid)

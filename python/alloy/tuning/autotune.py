@@ -23,7 +23,8 @@ from . import store
 
 
 class Config:
-    """One configuration of a tuned kernel: constexpr values, passed as launch keywords."""
+    """One configuration of a tuned kernel: constexpr values (and `threads=`, a thread-level kernel's
+    threadgroup size), passed as launch keywords."""
 
     def __init__(self, **constexprs) -> None:
         self.constexprs = dict(sorted(constexprs.items()))
@@ -179,11 +180,13 @@ class Autotuned:
         if unknown:
             raise ValueError(f"@al.autotune on '{kernel.__name__}': key names {unknown} are not parameters")
         constexprs = {p.name for p in kernel.params if p.kind == "constexpr"}
+        if "threads" not in names:
+            constexprs.add("threads")  # the threadgroup size of a thread-level kernel: a launch keyword
         for c in configs:
             bad = sorted(set(c.constexprs) - constexprs)
             if bad:
                 raise ValueError(f"@al.autotune on '{kernel.__name__}': {c} sets {bad}, which are not constexpr "
-                                 "parameters")
+                                 "parameters (or threads=)")
         self.kernel = kernel
         self.key = tuple(key)
         self.tuner = Tuner(f"{kernel.fn.__module__}.{kernel.fn.__qualname__}", configs, reps=reps)
