@@ -9,6 +9,8 @@ import numpy as np
 from ..language import dtypes as dt
 from .outputs import InferenceError, KnownShape, infer_output_shape
 
+THREADS = "@threads"  # the launch keyword `threads=` in a bound-argument dict (never a parameter name)
+
 
 def scalar_slot(v, d: dt.dtype) -> int:
     """The 8-byte argument slot of a scalar `v` of dtype `d` (docs/cpu-abi.md): floats as their bits."""

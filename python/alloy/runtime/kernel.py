@@ -12,10 +12,10 @@ import numpy as np
 from ..frontend.signature import ArgSpec, Spec, params_of
 from ..language import dtypes as dt
 from .buffer import KERNEL_DTYPES, as_kernel_array
+from .arguments import THREADS
 from .outputs import allocated_by_launch
 
 _EMPTY = _inspect.Parameter.empty
-THREADS = "@threads"  # the launch keyword `threads=` in a bound-argument dict (never a parameter name)
 MAX_THREADS = 1024
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .arguments import launch_output_shape, pack_slots
+from .arguments import THREADS, launch_output_shape, pack_slots
 from . import lazy, profile
 from .device import Device
-from .kernel import THREADS
 
 
 def device_for(target: str) -> Device:
