@@ -7,7 +7,7 @@ import torch
 
 import alloy as al
 
-from . import row_kernels
+from . import patterns, row_kernels
 
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
 
@@ -49,6 +49,8 @@ def lowering(node):
         return None
     if op in (aten.mm.default, aten.bmm.default) and not node.kwargs:
         return mm, args
+    if op is patterns.linear_epilogue:
+        return op, args
     if op is aten._softmax.default and not node.kwargs:
         return softmax, args
     if op is aten._log_softmax.default and not node.kwargs:

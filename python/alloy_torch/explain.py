@@ -1,7 +1,7 @@
 """`alloy_torch.explain(model, *inputs)`: which nodes of the compiled graphs ran on Alloy kernels."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -16,7 +16,7 @@ class Explanation:
     fallback_ops: dict  # ATen op name -> node count
     kernels: int  # Alloy kernel launches per call, over all graphs
     graphs: int
-
+    pattern_fusions: dict = field(default_factory=dict)  # pattern -> subgraphs one builtin computed
     @property
     def fallback_fraction(self) -> float:
         computed = self.alloy_nodes + self.fallback_nodes
@@ -26,6 +26,7 @@ class Explanation:
         rows = [("graphs", self.graphs), ("alloy nodes", self.alloy_nodes), ("alloy kernels", self.kernels),
                 ("view nodes", self.view_nodes), ("fallback nodes", self.fallback_nodes)]
         rows += [(f"  fallback {op}", n) for op, n in sorted(self.fallback_ops.items())]
+        rows += [(f"pattern: {name}", n) for name, n in sorted(self.pattern_fusions.items())]
         width = max(len(r[0]) for r in rows)
         return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
 
@@ -46,6 +47,6 @@ def explain(model, *inputs, backward: bool = False, **kwargs) -> Explanation:
         backend._SESSIONS.remove(session)
     report = session.report()
     result = Explanation(report.alloy_nodes, report.view_nodes, report.fallback_nodes, dict(report.fallback_ops),
-                         report.kernels, len(session.plans))
+                         report.kernels, len(session.plans), dict(report.pattern_fusions))
     print(result.table())
     return result

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.fx as fx
 
-from . import builtin_ops
+from . import builtin_ops, patterns
 from .pointwise import KERNEL_DTYPES, literal, expression
 from .steps import BuiltinStep, ConcatStep, EagerStep, PointwiseStep, ReductionStep, Slot
 
@@ -41,6 +41,7 @@ class Report:
     fallback_nodes: int = 0
     fallback_ops: Counter = field(default_factory=Counter)
     kernels: int = 0  # Alloy kernels per call (fused groups count once)
+    pattern_fusions: Counter = field(default_factory=Counter)  # subgraphs one builtin computes, by pattern
 
     def add(self, other: "Report") -> None:
         self.alloy_nodes += other.alloy_nodes
@@ -48,6 +49,7 @@ class Report:
         self.fallback_nodes += other.fallback_nodes
         self.fallback_ops.update(other.fallback_ops)
         self.kernels += other.kernels
+        self.pattern_fusions.update(other.pattern_fusions)
 
 
 def _val(node):
@@ -103,10 +105,14 @@ class Lowering:
 
     def __init__(self, gm: fx.GraphModule, name: str) -> None:
         split_addmm(gm.graph)
+        fused_linears, merged = patterns.fuse_linear_epilogues(gm.graph)
         self.name = name
         nodes = list(gm.graph.nodes)
         self.index = {n: i for i, n in enumerate(nodes)}
         self.report = Report()
+        self.report.alloy_nodes += merged  # the nodes a pattern's builtin computes besides its own
+        if fused_linears:
+            self.report.pattern_fusions["GEMM + bias/activation as al.linear"] += fused_linears
         self.placeholders = [self.index[n] for n in nodes if n.op == "placeholder"]
         self.steps = []
         self.output = None

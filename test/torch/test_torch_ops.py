@@ -151,3 +151,22 @@ def test_log_softmax_and_cross_entropy(dim):
     assert "aten._log_softmax.default" not in report.fallback_ops
     labels = torch.randint(0, 300, (6,))
     compiled_and_eager(Lambda(lambda x, t: F.cross_entropy(x, t)), x, labels, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("act", [nn.GELU(), nn.GELU(approximate="tanh"), nn.SiLU(), nn.ReLU(), nn.Identity()])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_with_bias_and_activation_is_one_gemm(act, bias):
+    model = nn.Sequential(nn.Linear(40, 24, bias=bias), act, nn.Linear(24, 8))
+    x = torch.randn(2, 13, 40)
+    with torch.no_grad():
+        report = compiled_and_eager(model, x, grad_out=False, atol=1e-5, rtol=1e-4)
+    fused = 2 if bias else 1 + (not isinstance(act, nn.Identity))  # the second Linear always has its bias
+    assert report.pattern_fusions == {"GEMM + bias/activation as al.linear": fused}, report
+    assert report.kernels == 2 and report.fallback_nodes == 0, report  # one GEMM per Linear, nothing else
+
+
+def test_a_training_graph_keeps_what_its_backward_reads():
+    model = nn.Sequential(nn.Linear(16, 16), nn.GELU())
+    report = compiled_and_eager(model, torch.randn(4, 16), atol=1e-5, rtol=1e-4)  # forward and backward
+    # the backward reads the pre-GELU values, so the forward fuses the bias into the GEMM, not the GELU
+    assert report.pattern_fusions == {"GEMM + bias/activation as al.linear": 1}, report
