@@ -106,13 +106,16 @@ class Lowering:
     def __init__(self, gm: fx.GraphModule, name: str) -> None:
         split_addmm(gm.graph)
         fused_linears, merged = patterns.fuse_linear_epilogues(gm.graph)
+        fused_norms, merged_norms = patterns.fuse_rms_norms(gm.graph)
         self.name = name
         nodes = list(gm.graph.nodes)
         self.index = {n: i for i, n in enumerate(nodes)}
         self.report = Report()
-        self.report.alloy_nodes += merged  # the nodes a pattern's builtin computes besides its own
+        self.report.alloy_nodes += merged + merged_norms  # the nodes a pattern's builtin computes besides its own
         if fused_linears:
             self.report.pattern_fusions["GEMM + bias/activation as al.linear"] += fused_linears
+        if fused_norms:
+            self.report.pattern_fusions["RMSNorm as al.rms_norm"] += fused_norms
         self.placeholders = [self.index[n] for n in nodes if n.op == "placeholder"]
         self.steps = []
         self.output = None

@@ -1,10 +1,12 @@
 """Pattern fusions on the ATen graph, before it is lowered: subgraphs that one Alloy builtin computes.
 
 - A GEMM epilogue: `mm(a, b)`, then `+ bias` (a row vector) and/or an activation (GELU, tanh-GELU,
-  SiLU, ReLU; after the reshape a Linear on (..., K) inputs makes), each intermediate read by nothing
-  else, becomes one `al.linear` call: the bias and the
-  activation are applied to the GEMM's float32 accumulator before its single store. (The lowering has
-  already split `addmm` into `mm` and an add.)
+  SiLU, ReLU; also after the reshape a Linear on (..., K) inputs makes), each intermediate read by
+  nothing else, becomes one `al.linear` call: the bias and the activation are applied to the GEMM's
+  float32 accumulator before its single store. (The lowering has already split `addmm` into `mm`
+  and an add.)
+- RMSNorm: `x * rsqrt(mean(x^2, -1, keepdim) + eps)`, optionally converted back from a float32
+  upcast and multiplied by a weight, becomes one `al.rms_norm` call (one kernel instead of three).
 """
 from __future__ import annotations
 
@@ -95,6 +97,100 @@ def fuse_linear_epilogues(graph: fx.Graph) -> tuple[int, int]:
         last.replace_all_uses_with(result)
         for old in reversed(fused):
             graph.erase_node(old)
+        count += 1
+        merged += len(fused) - 1
+    return count, merged
+
+
+def rms_norm(x: torch.Tensor, weight, eps: float, dtype: torch.dtype) -> torch.Tensor:
+    """x * rsqrt(mean(x^2, -1) + eps) (* weight) as one al.rms_norm, returned in `dtype`."""
+    if weight is None:
+        weight = torch.ones(x.shape[-1], dtype=x.dtype, device=x.device)
+    y, _ = al.rms_norm(x, weight, eps=eps)
+    return y if y.dtype == dtype else y.to(dtype)
+
+
+CONVERTS = (torch.ops.prims.convert_element_type.default, aten._to_copy.default)
+
+
+def _converted_from(node):
+    """The float tensor a float32 conversion node converts, else None."""
+    if node.op == "call_function" and node.target in CONVERTS and node.args and isinstance(node.args[0], fx.Node):
+        src = _val(node.args[0])
+        if isinstance(src, torch.Tensor) and src.dtype in FLOATS:
+            return node.args[0]
+    return None
+
+
+def _other(node, known):
+    """The operand of a two-operand mul besides `known` (either order), else None."""
+    if node.op != "call_function" or node.target is not aten.mul.Tensor or len(node.args) != 2 or node.kwargs:
+        return None
+    a, b = node.args
+    return b if a is known else a if b is known else None
+
+
+def _rms_chain(pw):
+    """(x, eps, the x * rsqrt(...) node, the nodes) of pow(x, 2) -> mean(-1, keepdim) -> + eps -> rsqrt -> * x."""
+    x = pw.args[0]
+    xv = _val(x)
+    if pw.target is not aten.pow.Tensor_Scalar or pw.args[1] != 2 or not isinstance(xv, torch.Tensor) or \
+            xv.dtype not in FLOATS or xv.dim() < 1:
+        return None
+    mean = _only_user(pw)
+    if mean is None or mean.target is not aten.mean.dim or mean.args[0] is not pw or len(mean.args) < 3 or \
+            not mean.args[2] or list(mean.args[1]) not in ([-1], [xv.dim() - 1]) or mean.kwargs:
+        return None
+    add = _only_user(mean)
+    if add is None or add.target not in (aten.add.Scalar, aten.add.Tensor) or add.args[0] is not mean or \
+            not isinstance(add.args[1], float) or add.kwargs:
+        return None
+    rsqrt = _only_user(add)
+    if rsqrt is None or rsqrt.target is not aten.rsqrt.default:
+        return None
+    scaled = _only_user(rsqrt)
+    if scaled is None or _other(scaled, rsqrt) is not x:
+        return None
+    return x, add.args[1], scaled, [pw, mean, add, rsqrt, scaled]
+
+
+def fuse_rms_norms(graph: fx.Graph) -> tuple[int, int]:
+    """Rewrite each RMSNorm subgraph (torch's nn.RMSNorm, Hugging Face's float32 upcast form, with or without a
+    weight) into one al.rms_norm node: (subgraphs rewritten, nodes merged away)."""
+    count = merged = 0
+    for pw in list(graph.nodes):
+        if pw.op != "call_function":
+            continue
+        chain = _rms_chain(pw)
+        if chain is None:
+            continue
+        x, eps, last, fused = chain
+        source = _converted_from(x) or x  # normalise the tensor before its float32 upcast
+        user = _only_user(last)
+        if user is not None and user.target in CONVERTS and user.args[0] is last:
+            last, user = user, _only_user(user)
+            fused.append(last)
+        weight = _other(user, last) if user is not None else None
+        dim = _val(x).shape[-1]
+        if weight is not None and isinstance(_val(weight), torch.Tensor) and tuple(_val(weight).shape) == (dim,):
+            last, user = user, _only_user(user)
+            fused.append(last)
+            if user is not None and user.target in CONVERTS and user.args[0] is last:  # back from the upcast
+                last = user
+                fused.append(user)
+        else:
+            weight = None
+        weight_source = weight if weight is None else (_converted_from(weight) or weight)
+        with graph.inserting_after(last):
+            node = graph.call_function(rms_norm, (source, weight_source, eps, _val(last).dtype))
+        node.meta["val"] = _val(last)
+        last.replace_all_uses_with(node)
+        for old in reversed(fused):
+            graph.erase_node(old)
+        for upcast in {x, weight} - {source, weight_source, None}:  # conversions nothing else reads
+            if not upcast.users:
+                graph.erase_node(upcast)
+                fused.append(upcast)
         count += 1
         merged += len(fused) - 1
     return count, merged

@@ -170,3 +170,31 @@ def test_a_training_graph_keeps_what_its_backward_reads():
     report = compiled_and_eager(model, torch.randn(4, 16), atol=1e-5, rtol=1e-4)  # forward and backward
     # the backward reads the pre-GELU values, so the forward fuses the bias into the GEMM, not the GELU
     assert report.pattern_fusions == {"GEMM + bias/activation as al.linear": 1}, report
+
+
+class HFRMSNorm(nn.Module):
+    """Hugging Face's LlamaRMSNorm: the float32 upcast, then the weight in the input's dtype."""
+
+    def __init__(self, dim, eps=1e-6):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.randn(dim)), eps
+
+    def forward(self, x):
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+@pytest.mark.parametrize("make", [lambda: nn.RMSNorm(48, eps=1e-6), lambda: nn.RMSNorm(48, elementwise_affine=False),
+                                  lambda: HFRMSNorm(48)], ids=["nn", "nn-no-weight", "hf"])
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 4e-2)])
+def test_rms_norm_is_one_kernel(make, dtype, tol):
+    model = make().to(dtype)
+    with torch.no_grad():
+        report = compiled_and_eager(model, torch.randn(3, 7, 48).to(dtype), grad_out=False, atol=tol, rtol=tol)
+    assert report.pattern_fusions == {"RMSNorm as al.rms_norm": 1} and report.kernels == 1, report
+
+
+def test_rms_norm_training_matches_eager():
+    compiled_and_eager(HFRMSNorm(32), torch.randn(4, 32), atol=1e-5, rtol=1e-4)  # forward and backward
