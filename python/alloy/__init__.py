@@ -63,8 +63,8 @@ def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
 
 
 from .tuning import Config, autotune  # noqa: E402,F401  (after kernel: the builtins below are kernels)
-from .std import (attention, cross_entropy, dot_transpose_rhs, gelu, layernorm, linear, matmul, rms_norm,  # noqa: E402,F401
-                  rope, silu, softmax, transpose)
+from .std import (attention, cross_entropy, dot_transpose_rhs, gated_linear, gelu, layernorm, linear, matmul,  # noqa: E402,F401
+                  rms_norm, rope, silu, softmax, transpose)
 
 
 def cuda_available() -> bool:

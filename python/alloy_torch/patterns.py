@@ -5,6 +5,8 @@
   nothing else, becomes one `al.linear` call: the bias and the activation are applied to the GEMM's
   float32 accumulator before its single store. (The lowering has already split `addmm` into `mm`
   and an add.)
+- A gated MLP: `act(x @ Wg.T) * (x @ Wu.T)` (SwiGLU with SiLU, GeGLU with GELU), both GEMMs on one x,
+  becomes one `al.gated_linear` call: one kernel keeping both accumulators, x read once.
 - RMSNorm: `x * rsqrt(mean(x^2, -1, keepdim) + eps)`, optionally converted back from a float32
   upcast and multiplied by a weight, becomes one `al.rms_norm` call (one kernel instead of three).
 """
@@ -193,4 +195,78 @@ def fuse_rms_norms(graph: fx.Graph) -> tuple[int, int]:
                 fused.append(upcast)
         count += 1
         merged += len(fused) - 1
+    return count, merged
+
+
+def gated_linear(a: torch.Tensor, b_gate: torch.Tensor, b_up: torch.Tensor, activation: str) -> torch.Tensor:
+    """activation(a @ b_gate) * (a @ b_up) as one al.gated_linear (the b are (K, N): weight.t())."""
+    return al.gated_linear(a, b_gate.t(), b_up.t(), activation)
+
+
+def _gate(node):
+    """(activation name, its input) of a gate activation node (SiLU, GELU, tanh-GELU), else None."""
+    if node.op != "call_function" or not node.args or not isinstance(node.args[0], fx.Node):
+        return None
+    name = _activation(node, node.args[0])
+    return (name, node.args[0]) if name in ("silu", "gelu", "gelu_tanh") else None
+
+
+def _gemm_behind(node):
+    """(mm, the view of it) when `node` is a 2-D mm or a reshape of one, each read only once; else None."""
+    view = None
+    if node.op == "call_function" and node.target in RESHAPES and isinstance(node.args[0], fx.Node):
+        view, node = node, node.args[0]
+    if node.op != "call_function" or node.target is not aten.mm.default or node.kwargs or len(node.users) != 1:
+        return None
+    return node, view
+
+
+def _same_rows(a, b) -> bool:
+    """Whether two GEMM left-hand sides are one value: the same node, or equal reshapes of one."""
+    if a is b:
+        return True
+    return all(n.op == "call_function" and n.target in RESHAPES for n in (a, b)) and a.target is b.target and \
+        a.args[0] is b.args[0] and list(a.args[1]) == list(b.args[1])
+
+
+def fuse_gated_mlps(graph: fx.Graph) -> tuple[int, int]:
+    """Rewrite act(x @ Wg.T) * (x @ Wu.T) (SwiGLU, GeGLU; the reshapes of Linear layers on (..., K) inputs
+    included) into one al.gated_linear node: (subgraphs rewritten, nodes merged away)."""
+    count = merged = 0
+    for mul in list(graph.nodes):
+        if mul.op != "call_function" or mul.target is not aten.mul.Tensor or len(mul.args) != 2 or mul.kwargs or \
+                not all(isinstance(a, fx.Node) for a in mul.args):
+            continue
+        for gate_node, up_node in (mul.args, tuple(reversed(mul.args))):
+            gate = _gate(gate_node)
+            if gate is None or len(gate_node.users) != 1 or len(up_node.users) != 1:
+                continue
+            g, u = _gemm_behind(gate[1]), _gemm_behind(up_node)
+            if g is None or u is None or len(gate[1].users) != 1 or (g[1] is None) != (u[1] is None):
+                continue
+            (mm_g, view_g), (mm_u, view_u) = g, u
+            gv, uv = _val(mm_g), _val(mm_u)
+            if gv.dtype not in FLOATS or gv.dtype != uv.dtype or tuple(gv.shape) != tuple(uv.shape) or \
+                    not _same_rows(mm_g.args[0], mm_u.args[0]) or \
+                    (view_g is not None and list(view_g.args[1]) != list(view_u.args[1])):
+                continue
+            with graph.inserting_after(mul):
+                node = graph.call_function(gated_linear, (mm_g.args[0], mm_g.args[1], mm_u.args[1], gate[0]))
+            node.meta["val"] = gv
+            result = node
+            if view_g is not None:
+                with graph.inserting_after(node):
+                    result = graph.call_function(view_g.target, (node, *view_g.args[1:]), dict(view_g.kwargs))
+            result.meta["val"] = _val(mul)
+            mul.replace_all_uses_with(result)
+            lhs_u = mm_u.args[0]
+            fused = list(dict.fromkeys(n for n in (mul, gate_node, up_node, view_g, mm_g, view_u, mm_u) if n is not None))
+            for old in fused:
+                graph.erase_node(old)
+            if lhs_u is not mm_g.args[0] and not lhs_u.users:  # the up projection's own reshape of x
+                graph.erase_node(lhs_u)
+                fused.append(lhs_u)
+            count += 1
+            merged += len(fused) - 1
+            break
     return count, merged

@@ -99,6 +99,10 @@ def test_gemm_attention_rope(on_cuda, dtype, tol):
     bias = torch.randn(200).to(dtype)
     on_cuda.check(on_cuda(al.linear, a.numpy(), b.numpy(), bias.numpy(), "gelu_tanh"),
                   F.gelu(a.double() @ b.double().T + bias.double(), approximate="tanh"), tol * 20)
+    up = torch.randn(200, 256).to(dtype)
+    ref = F.silu(a.double() @ b.double().T) * (a.double() @ up.double().T)
+    on_cuda.check(on_cuda(al.gated_linear, a.numpy(), b.numpy(), up.numpy()) / ref.abs().max().item(),
+                  ref / ref.abs().max(), tol * 20)
     on_cuda.finish()
 
 

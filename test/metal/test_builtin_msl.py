@@ -34,7 +34,7 @@ def _calls(dt):
         "activations": lambda: (al.silu(x), al.gelu(x), al.gelu(x, approximate="tanh")),
         "cross_entropy": lambda: al.cross_entropy(x, np.arange(6)),
         "gemms": lambda: (al.dot_transpose_rhs(a, bt), al.matmul(a, bt.T.copy()),
-                          al.linear(a, bt, bt[:, 0].copy(), "gelu")),
+                          al.linear(a, bt, bt[:, 0].copy(), "gelu"), al.gated_linear(a, bt, bt, "silu")),
         "attention": lambda: (al.attention(q, kv, kv, causal=True), al.attention(q, kv, kv)),
         "rope": lambda: (al.rope(rot, np.arange(5)), al.rope(rot, np.arange(5), rotary_dim=16, interleaved=True)),
         "transpose": lambda: al.transpose(x),

@@ -229,3 +229,20 @@ def test_errors_name_the_builtin_and_argument():
         al.cross_entropy(np.zeros((2, 8), np.float32), np.zeros(2, np.float32))
     with pytest.raises(TypeError, match="expected a numpy array"):
         al.silu(object())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["silu", "gelu", "gelu_tanh"])
+def test_gated_linear(dtype, activation):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 21, 70, generator=g).to(dtype)
+    wg, wu = (torch.randn(45, 70, generator=g).to(dtype) for _ in range(2))
+    for _ in range(2):  # the second call rebinds the recorded plan
+        y = al.gated_linear(x, wg, wu, activation)
+    assert isinstance(y, torch.Tensor) and y.shape == (2, 21, 45) and y.dtype == dtype
+    ref = ACTIVATIONS[activation](x.double() @ wg.double().T) * (x.double() @ wu.double().T)
+    close(y, ref, dtype, scale=float(ref.abs().max()))  # errors relative to the largest value
+    with pytest.raises(ValueError, match="al.gated_linear: w_up must be a"):
+        al.gated_linear(x, wg, wu[:3])
+    with pytest.raises(ValueError, match="al.gated_linear: activation must be one of"):
+        al.gated_linear(x, wg, wu, "relu")

@@ -39,6 +39,16 @@ def test_causal_lm_logits_match_eager(name):
     report = rec.report()
     assert set(report.fallback_ops) <= INTEGER_OPS, report.fallback_ops
     assert report.alloy_nodes > 50 and report.fallback_nodes <= 8, report
+    assert report.pattern_fusions == PATTERNS[name], report.pattern_fusions
+
+
+# per model (2 layers): GPT-2's 8 Conv1D layers take their bias in the GEMM (its GELU is written out as tanh
+# arithmetic); Llama and Qwen3 norm with RMSNorm (Qwen3 also each head's q and k) and gate with SwiGLU
+PATTERNS = {
+    "gpt2": {"GEMM + bias/activation as al.linear": 8},
+    "llama": {"RMSNorm as al.rms_norm": 5, "gated MLP as al.gated_linear": 2},
+    "qwen3": {"RMSNorm as al.rms_norm": 9, "gated MLP as al.gated_linear": 2},
+}
 
 
 def _train(model, step_fn, opt_cls, steps=20, **opt_kw):

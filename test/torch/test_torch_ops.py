@@ -198,3 +198,28 @@ def test_rms_norm_is_one_kernel(make, dtype, tol):
 
 def test_rms_norm_training_matches_eager():
     compiled_and_eager(HFRMSNorm(32), torch.randn(4, 32), atol=1e-5, rtol=1e-4)  # forward and backward
+
+
+class GatedMLP(nn.Module):
+    """Llama's MLP: down(act(gate(x)) * up(x))."""
+
+    def __init__(self, act, dim=40, hidden=56):
+        super().__init__()
+        self.gate, self.up = nn.Linear(dim, hidden, bias=False), nn.Linear(dim, hidden, bias=False)
+        self.down, self.act = nn.Linear(hidden, dim, bias=False), act
+
+    def forward(self, x):
+        return self.down(self.act(self.gate(x)) * self.up(x))
+
+
+@pytest.mark.parametrize("act", [F.silu, nn.GELU(), nn.GELU(approximate="tanh")], ids=["silu", "gelu", "gelu_tanh"])
+@pytest.mark.parametrize("shape", [(9, 40), (2, 7, 40)])
+def test_gated_mlp_is_two_gemms(act, shape):
+    with torch.no_grad():
+        report = compiled_and_eager(GatedMLP(act), torch.randn(*shape), grad_out=False, atol=1e-5, rtol=1e-4)
+    assert report.pattern_fusions == {"gated MLP as al.gated_linear": 1}, report
+    assert report.kernels == 2 and report.fallback_nodes == 0, report  # gate and up in one kernel, then down
+
+
+def test_gated_mlp_training_matches_eager():
+    compiled_and_eager(GatedMLP(F.silu), torch.randn(6, 40), atol=1e-5, rtol=1e-4)

@@ -6,7 +6,7 @@ returns the input's dtype: torch tensors for torch inputs, AlloyBuffers otherwis
 """
 from .activations import gelu, silu  # noqa: F401
 from .flash_attention import attention  # noqa: F401
-from .gemm import dot_transpose_rhs, linear, matmul  # noqa: F401
+from .gemm import dot_transpose_rhs, gated_linear, linear, matmul  # noqa: F401
 from .losses import cross_entropy  # noqa: F401
 from .normalization import layernorm, rms_norm  # noqa: F401
 from .permute import transpose  # noqa: F401

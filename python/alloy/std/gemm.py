@@ -100,6 +100,32 @@ def linear_nt(A, W, Bias, C: al.output, HAS_BIAS: al.constexpr, ACT: al.constexp
     al.store(C + rm[:, None] * N + rn[None, :], acc.to(C.dtype), mask=(rm[:, None] < M) & (rn[None, :] < N))
 
 
+@al.kernel(writes_all_outputs=True)
+def gated_nt(A, WG, WU, C: al.output, ACT: al.constexpr, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr,
+             BLOCK_K: al.constexpr):
+    """C = act(A @ WG.T) * (A @ WU.T): two accumulators over one pass of A's tiles (SwiGLU, GeGLU)."""
+    M, K = A.shape
+    N = WG.shape[0]
+    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
+    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
+    rk = al.arange(0, BLOCK_K)
+    a_ptrs = A + rm[:, None] * K + rk[None, :]
+    g_ptrs = WG + rn[:, None] * K + rk[None, :]
+    u_ptrs = WU + rn[:, None] * K + rk[None, :]
+    gate = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
+    up = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
+    for k in range(0, K, BLOCK_K):
+        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
+        w_mask = (rn[:, None] < N) & (rk[None, :] + k < K)
+        gate += al.tile_dot(a, al.load(g_ptrs, mask=w_mask), transpose_rhs=True)
+        up += al.tile_dot(a, al.load(u_ptrs, mask=w_mask), transpose_rhs=True)
+        a_ptrs += BLOCK_K
+        g_ptrs += BLOCK_K
+        u_ptrs += BLOCK_K
+    out = activated(gate, ACT) * up
+    al.store(C + rm[:, None] * N + rn[None, :], out.to(C.dtype), mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
 def _blocks(transpose_rhs: bool):
     def configs(target: str, key: str | None) -> list[Config]:
         if target != "cuda":
@@ -120,7 +146,7 @@ TUNERS = {
 }
 
 
-PLANS = {"dot_transpose_rhs": Plans(), "matmul": Plans(), "linear": Plans()}
+PLANS = {"dot_transpose_rhs": Plans(), "matmul": Plans(), "linear": Plans(), "gated": Plans()}
 
 
 def _stored_transpose(B):
@@ -132,21 +158,24 @@ def _stored_transpose(B):
     return None
 
 
-def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: int = 0):
+def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: int = 0, up=None):
     shown_b = tuple(getattr(B, "shape", ()))  # B as the caller passed it, for messages
-    epilogue = bias is not None or act
+    epilogue = bias is not None or act or up is not None
     stored = None if epilogue else _stored_transpose(B)
     if stored is not None:  # B = W.T for a row-major W: the other GEMM reads W as stored, no copy
         B, transpose_rhs = stored, not transpose_rhs
-    kind = "linear" if epilogue else "dot_transpose_rhs" if transpose_rhs else "matmul"  # kernel and plans
-    arrays = (A, B, B if bias is None else bias) if epilogue else (A, B)  # without a bias the kernel never reads it
+    kind = "gated" if up is not None else "linear" if epilogue else "dot_transpose_rhs" if transpose_rhs else "matmul"
+    if up is not None:
+        arrays = (A, B, up)
+    else:  # without a bias the linear kernel never reads its bias argument
+        arrays = (A, B, B if bias is None else bias) if epilogue else (A, B)
     sig = signature(*arrays) if tune is None else None
     plan_key = None if sig is None else sig + (act, bias is None)
     plan = PLANS[kind].get(plan_key)
     if plan is not None:
         return plan(*arrays)
     call = Call(builtin)
-    names = ("x", "weight") if epilogue else ("A", "B")
+    names = ("x", "w_gate") if up is not None else ("x", "weight") if epilogue else ("A", "B")
     a, b = call.array(names[0], A), call.array(names[1], B)
     sa, sb = shape_of(a), shape_of(b)
     if len(sa) < 2 or len(sb) < 2:
@@ -160,6 +189,11 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: in
     batch_b = sb[:-2]
     if batch_b and batch_b != sa[:-2]:
         raise ValueError(f"al.{builtin}: B's batch axes {batch_b} differ from A's {sa[:-2]}")
+    if up is not None:
+        up = call.array("w_up", up)
+        if shape_of(up) != sb or dtype_of(up) != dtype_of(a):
+            raise ValueError(f"al.{builtin}: w_up must be a {dtype_of(a)} array of w_gate's shape {sb}, "
+                             f"got {dtype_of(up)} {shape_of(up)}")
     if bias is not None:
         bias = call.array("bias", bias)
         if shape_of(bias) != (n,) or dtype_of(bias) != dtype_of(a):
@@ -171,9 +205,9 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: in
         return call.result(c, out_shape)
     if k == 0:
         raise ValueError(f"al.{builtin}: K is 0 (A {sa}, B {sb})")
-    kernel = linear_nt if epilogue else matmul_nt if transpose_rhs else matmul_nn
-    extra = dict(HAS_BIAS=bias is not None, ACT=act) if epilogue else {}
-    bias_arg = () if not epilogue else (bias if bias is not None else b,)  # without a bias: never read
+    kernel = gated_nt if up is not None else linear_nt if epilogue else matmul_nt if transpose_rhs else matmul_nn
+    extra = dict(ACT=act) if up is not None else dict(HAS_BIAS=bias is not None, ACT=act) if epilogue else {}
+    bias_arg = (up,) if up is not None else () if not epilogue else (bias if bias is not None else b,)
     if batch_b:  # one launch per batch entry
         count = math.prod(batch_b)
         pairs = [(a.reshape(count, m, k)[i], b.reshape((count,) + sb[-2:])[i], _rows(c, count, m, n, i))
@@ -182,7 +216,9 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: in
         pairs = [(a.reshape(math.prod(sa[:-1]), k), b, c if isinstance(c, LazyOutput) else _rows(c, 1, math.prod(sa[:-1]), n, 0))]
     rows = pairs[0][0].shape[0]
     key = _table_key(rows, n, k, str(dtype_of(a)))
-    tuner = TUNERS["dot_transpose_rhs" if transpose_rhs else "matmul"]  # an epilogue does not move the winner
+    # an epilogue does not move the winner; two accumulators do not fit the CUDA warpgroup pipeline, so the
+    # gated kernel takes the static-shared-memory block sizes (the matmul table's)
+    tuner = TUNERS["dot_transpose_rhs" if transpose_rhs and up is None else "matmul"]
 
     def run(config):
         blocks = config.constexprs
@@ -199,7 +235,8 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: in
         lhs, rhs, out = pairs[0]
         blocks = chosen.constexprs
         grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
-        inputs = ("A", "W", "Bias") if epilogue else ("A", "B_T" if transpose_rhs else "B")
+        inputs = ("A", "WG", "WU") if up is not None else ("A", "W", "Bias") if epilogue else \
+            ("A", "B_T" if transpose_rhs else "B")
         PLANS[kind].record_launch(plan_key, kernel, grid, (lhs, rhs, *bias_arg), dict(C=out, **extra, **blocks),
                                   inputs, {"C": out_shape}, call.torch_results)
     return call.result(c, out_shape)
@@ -236,3 +273,18 @@ def linear(x, weight, bias=None, activation: str | None = None):
     if len(getattr(weight, "shape", ())) != 2:
         raise ValueError(f"al.linear: weight must be 2-D (N, K), got shape {tuple(getattr(weight, 'shape', ()))}")
     return _gemm("linear", x, weight, transpose_rhs=True, bias=bias, act=ACTIVATIONS[activation])
+
+
+GATES = {"silu": ACTIVATIONS["silu"], "gelu": ACTIVATIONS["gelu"], "gelu_tanh": ACTIVATIONS["gelu_tanh"]}
+
+
+def gated_linear(x, w_gate, w_up, activation: str = "silu"):
+    """activation(x @ w_gate.T) * (x @ w_up.T) for x (..., K) and w_gate, w_up (N, K): a gated MLP's first
+    half (SwiGLU with "silu", GeGLU with "gelu" or "gelu_tanh") in one GEMM kernel that keeps both
+    accumulators and reads each tile of x once."""
+    if activation not in GATES:
+        raise ValueError(f"al.gated_linear: activation must be one of {tuple(GATES)}, got {activation!r}")
+    for name, w in (("w_gate", w_gate), ("w_up", w_up)):
+        if len(getattr(w, "shape", ())) != 2:
+            raise ValueError(f"al.gated_linear: {name} must be 2-D (N, K), got shape {tuple(getattr(w, 'shape', ()))}")
+    return _gemm("gated_linear", x, w_gate, transpose_rhs=True, act=GATES[activation], up=w_up)
