@@ -103,3 +103,19 @@ def attention_lowering(node):
     if not all(u.target is operator.getitem and u.args[1] == 0 for u in node.users):
         return None
     return (lambda q, k, v, d, c: _attention(q, k, v, d, c, scale=kw.get("scale"))), tuple(args[:5])
+
+
+def _conv2d(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+    return al.conv2d(x, weight, bias, stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation))
+
+
+def convolution_lowering(node):
+    """al.conv2d (an implicit GEMM) for a 2-D, one-group, not transposed aten.convolution."""
+    if node.target is not aten.convolution.default or node.kwargs or len(node.args) != 9:
+        return None
+    x, weight = (a.meta.get("val") for a in node.args[:2])
+    transposed, groups = node.args[6], node.args[8]
+    if transposed or groups != 1 or not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
+            weight.dtype != x.dtype or len(node.args[3]) != 2:
+        return None
+    return _conv2d, node.args

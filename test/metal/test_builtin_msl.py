@@ -9,12 +9,12 @@ import alloy.compiler
 import alloy.runtime.specializations as lookup
 from alloy.runtime.kernel import Kernel
 from alloy.runtime.torch_dtypes import bfloat16
-from alloy.std import (activations, flash_attention, gemm, losses, normalization, permute, permute_kernel, rotary,
-                       row_softmax)
+from alloy.std import (activations, convolution, flash_attention, gemm, losses, normalization, permute,
+                       permute_kernel, rotary, row_softmax)
 from alloy.std.plans import Plans
 
-STD_MODULES = (activations, flash_attention, gemm, losses, normalization, permute, permute_kernel, rotary,
-               row_softmax)
+STD_MODULES = (activations, convolution, flash_attention, gemm, losses, normalization, permute, permute_kernel,
+               rotary, row_softmax)
 
 RNG = np.random.default_rng(0)
 
@@ -38,6 +38,8 @@ def _calls(dt):
         "attention": lambda: (al.attention(q, kv, kv, causal=True), al.attention(q, kv, kv)),
         "rope": lambda: (al.rope(rot, np.arange(5)), al.rope(rot, np.arange(5), rotary_dim=16, interleaved=True)),
         "transpose": lambda: al.transpose(x),
+        "conv2d": lambda: al.conv2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt),
+                                    RNG.standard_normal((4, 3, 3, 3)).astype(dt), None, 2, 1),
     }
 
 

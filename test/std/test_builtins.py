@@ -246,3 +246,31 @@ def test_gated_linear(dtype, activation):
         al.gated_linear(x, wg, wu[:3])
     with pytest.raises(ValueError, match="al.gated_linear: activation must be one of"):
         al.gated_linear(x, wg, wu, "relu")
+
+
+@pytest.mark.parametrize("shape,out,k,stride,padding,dilation,bias", [
+    ((2, 3, 17, 19), 8, 3, 1, 1, 1, True), ((1, 16, 14, 14), 32, 3, 2, 1, 1, False),
+    ((2, 5, 9, 11), 4, 1, 1, 0, 1, True), ((1, 4, 12, 12), 6, 3, (1, 2), (2, 0), 2, True)])
+def test_conv2d(shape, out, k, stride, padding, dilation, bias):
+    g = torch.Generator().manual_seed(4)
+    x, w = torch.randn(*shape, generator=g), torch.randn(out, shape[1], k, k, generator=g)
+    b = torch.randn(out, generator=g) if bias else None
+    ref = F.conv2d(x.double(), w.double(), None if b is None else b.double(), stride, padding, dilation)
+    for dtype in DTYPES:
+        got = al.conv2d(x.to(dtype), w.to(dtype), None if b is None else b.to(dtype), stride, padding, dilation)
+        assert got.dtype == dtype and got.shape == ref.shape
+        close(got, ref, dtype, scale=20)
+    got = al.conv2d(x.numpy(), w.numpy(), None if b is None else b.numpy(), stride, padding, dilation)  # lazy
+    close(got, ref, scale=20)
+
+
+def test_conv2d_errors():
+    x, w = np.zeros((1, 3, 8, 8), np.float32), np.zeros((4, 3, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="expects 2 input channels, x .* has 3"):
+        al.conv2d(x, w[:, :2])
+    with pytest.raises(ValueError, match="stride and dilation must be >= 1"):
+        al.conv2d(x, w, stride=0)
+    with pytest.raises(ValueError, match="does not fit"):
+        al.conv2d(x, np.zeros((4, 3, 9, 9), np.float32))
+    with pytest.raises(ValueError, match=r"bias must be a float32 array of shape \(4,\)"):
+        al.conv2d(x, w, np.zeros(3, np.float32))
