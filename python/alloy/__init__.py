@@ -63,7 +63,7 @@ def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
 
 
 from .tuning import Config, autotune  # noqa: E402,F401  (after kernel: the builtins below are kernels)
-from .std import (attention, conv2d, cross_entropy, dot_transpose_rhs, gated_linear, gelu, layernorm, linear, matmul,  # noqa: E402,F401
+from .std import (attention, conv2d, conv2d_backward, cross_entropy, dot_transpose_rhs, gated_linear, gelu, layernorm, linear, matmul,  # noqa: E402,F401
                   rms_norm, rope, silu, softmax, transpose)
 
 

@@ -119,3 +119,21 @@ def convolution_lowering(node):
             weight.dtype != x.dtype or len(node.args[3]) != 2:
         return None
     return _conv2d, node.args
+
+
+def _conv2d_backward(grad_output, x, weight, bias_sizes, stride, padding, dilation, transposed, output_padding,
+                     groups, output_mask):
+    need = tuple(bool(m) for m in output_mask)
+    return al.conv2d_backward(grad_output, x, weight, tuple(stride), tuple(padding), tuple(dilation), need)
+
+
+def convolution_backward_lowering(node):
+    """al.conv2d_backward for the gradients of a 2-D, one-group, not transposed convolution."""
+    if node.target is not aten.convolution_backward.default or node.kwargs or len(node.args) != 11:
+        return None
+    grad, x, weight = (a.meta.get("val") for a in node.args[:3])
+    transposed, groups = node.args[7], node.args[9]
+    if transposed or groups != 1 or not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
+            weight.dtype != x.dtype or grad.dtype != x.dtype or len(node.args[4]) != 2:
+        return None
+    return _conv2d_backward, node.args

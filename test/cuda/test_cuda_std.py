@@ -102,6 +102,12 @@ def test_gemm_attention_rope(on_cuda, dtype, tol):
     x4, w4 = torch.randn(2, 3, 11, 13).to(dtype), torch.randn(5, 3, 3, 3).to(dtype)
     on_cuda.check(on_cuda(al.conv2d, x4.numpy(), w4.numpy(), None, 2, 1),
                   F.conv2d(x4.double(), w4.double(), None, 2, 1), tol * 20)
+    xd, wd = x4.double().requires_grad_(), w4.double().requires_grad_()
+    gy = torch.randn(2, 5, 6, 7).to(dtype)
+    F.conv2d(xd, wd, None, 2, 1).backward(gy.double())
+    gx, gw, _ = on_cuda(al.conv2d_backward, gy.numpy(), x4.numpy(), w4.numpy(), 2, 1, 1, (True, True, False))
+    on_cuda.check(gx, xd.grad, tol * 20)
+    on_cuda.check(gw, wd.grad, tol * 20 * wd.grad.abs().max().item())
     up = torch.randn(200, 256).to(dtype)
     ref = F.silu(a.double() @ b.double().T) * (a.double() @ up.double().T)
     on_cuda.check(on_cuda(al.gated_linear, a.numpy(), b.numpy(), up.numpy()), ref,

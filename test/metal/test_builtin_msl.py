@@ -40,6 +40,9 @@ def _calls(dt):
         "transpose": lambda: al.transpose(x),
         "conv2d": lambda: al.conv2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt),
                                     RNG.standard_normal((4, 3, 3, 3)).astype(dt), None, 2, 1),
+        "conv2d_backward": lambda: al.conv2d_backward(RNG.standard_normal((1, 4, 5, 5)).astype(dt),
+                                                      RNG.standard_normal((1, 3, 9, 9)).astype(dt),
+                                                      RNG.standard_normal((4, 3, 3, 3)).astype(dt), 2, 1),
     }
 
 
@@ -70,7 +73,8 @@ def test_builtin_msl_passes_shim(name, dt, monkeypatch):
     al.synchronize()  # the earlier tests' pending launches are not this test's
     outs = _calls(dt)[name]()
     for out in outs if isinstance(outs, tuple) else (outs,):
-        np.asarray(out[0] if isinstance(out, tuple) else out)
+        for value in out if isinstance(out, tuple) else (out,):
+            np.asarray(value)
     assert seen, f"al.{name} compiled no kernel"
     for source, spec in seen.values():
         ctx, module, _ = alloy.compiler.tile_ir(source, spec)

@@ -274,3 +274,24 @@ def test_conv2d_errors():
         al.conv2d(x, np.zeros((4, 3, 9, 9), np.float32))
     with pytest.raises(ValueError, match=r"bias must be a float32 array of shape \(4,\)"):
         al.conv2d(x, w, np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("shape,out,k,stride,padding,dilation", [
+    ((2, 3, 17, 19), 8, 3, 1, 1, 1), ((1, 6, 14, 13), 5, 3, 2, 1, 1), ((2, 4, 12, 12), 6, 3, (2, 1), (2, 0), 2)])
+def test_conv2d_backward(shape, out, k, stride, padding, dilation):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(out, shape[1], k, k, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(out, generator=g, dtype=torch.float64, requires_grad=True)
+    y = F.conv2d(x, w, b, stride, padding, dilation)
+    gy = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    y.backward(gy)
+    for dtype in (torch.float32, torch.bfloat16):
+        grads = al.conv2d_backward(gy.to(dtype), x.detach().to(dtype), w.detach().to(dtype), stride, padding, dilation)
+        for got, ref in zip(grads, (x.grad, w.grad, b.grad)):
+            assert got.dtype == dtype
+            close(got, ref, dtype, scale=float(ref.abs().max()))
+    gx, gw, gb = al.conv2d_backward(gy.float(), x.detach().float(), w.detach().float(), stride, padding, dilation,
+                                    need=(False, True, False))
+    assert gx is None and gb is None
+    close(gw, w.grad, scale=float(w.grad.abs().max()))

@@ -225,11 +225,11 @@ def test_gated_mlp_training_matches_eager():
     compiled_and_eager(GatedMLP(F.silu), torch.randn(6, 40), atol=1e-5, rtol=1e-4)
 
 
-def test_conv2d_forward_is_alloy_and_training_matches_eager():
+def test_conv2d_forward_and_backward_on_alloy():
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, stride=2, bias=False))
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         report = compiled_and_eager(model, x, grad_out=False, atol=1e-5, rtol=1e-4)
     assert report.fallback_nodes == 0 and report.kernels == 3, report  # conv, relu, conv
-    report = compiled_and_eager(model, x, atol=1e-4, rtol=1e-4)  # the backward convolutions run in torch
-    assert report.fallback_ops == {"aten.convolution_backward.default": 2}, report
+    report = compiled_and_eager(model, x, atol=1e-4, rtol=1e-4)  # input, weight and bias gradients too
+    assert report.fallback_nodes == 0, report
