@@ -3,7 +3,8 @@
 three kernels run one by one (alloy.config lazy off) and against numpy's np.maximum(x*2+1, 0); and
 builtins with pointwise neighbours: al.silu(al.layernorm(x)) 4096x1024 (an epilogue into the row
 kernel) and al.matmul followed by a bias+GELU kernel 512^3 (an epilogue into the GEMM), each fused
-against the same calls unfused and against torch eager.
+against the same calls unfused and against torch eager; and al.linear with its bias and GELU in the
+GEMM's epilogue against torch's F.linear then GELU.
 
     python benchmarks/fusion.py
 
@@ -106,8 +107,12 @@ def builtin_rows(repeat: int) -> list[Row]:
         h = al.matmul(a, w)
         return bias_gelu[al.cdiv(h.size if hasattr(h, "size") else 512 * 512, BLOCK)](h, bias, N=512 * 512, C=512)
 
+    wt = np.ascontiguousarray(w.T)  # (N, K), as a Linear layer stores its weight
     rows = []
     for name, fn, peer, want, shape in (
+            ("al.linear(x, w, bias, 'gelu_tanh'), 512^3 f32", lambda: al.linear(a, wt, bias, "gelu_tanh"),
+             lambda: F.gelu(F.linear(ta, torch.from_numpy(wt), tbias), approximate="tanh"),
+             F.gelu(ta @ tw + tbias, approximate="tanh").numpy(), (512, 512)),
             ("al.silu(al.layernorm(x)) fused, 4096x1024 f32", norm_silu,
              lambda: F.silu(F.layer_norm(tx, (1024,), tg, tb)), F.silu(F.layer_norm(tx, (1024,), tg, tb)).numpy(),
              (4096, 1024)),
