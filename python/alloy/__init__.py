@@ -63,8 +63,8 @@ def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
 
 
 from .tuning import Config, autotune  # noqa: E402,F401  (after kernel: the builtins below are kernels)
-from .std import (attention, conv2d, conv2d_backward, cross_entropy, dot_transpose_rhs, gated_linear, gelu, layernorm, linear, matmul,  # noqa: E402,F401
-                  rms_norm, rope, silu, softmax, transpose)
+from .std import (attention, conv2d, conv2d_backward, cross_entropy, dot_transpose_rhs,  # noqa: E402,F401
+                  gated_linear, gelu, group_norm, layernorm, linear, matmul, rms_norm, rope, silu, softmax, transpose)
 
 
 def cuda_available() -> bool:

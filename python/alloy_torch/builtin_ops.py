@@ -137,3 +137,20 @@ def convolution_backward_lowering(node):
             weight.dtype != x.dtype or grad.dtype != x.dtype or len(node.args[4]) != 2:
         return None
     return _conv2d_backward, node.args
+
+
+def group_norm_lowering(node):
+    """al.group_norm, with the mean and rstd a backward reads, for a native_group_norm with weight and bias."""
+    if node.target is not aten.native_group_norm.default or node.kwargs or len(node.args) != 8:
+        return None
+    x, weight, bias = node.args[:3]
+    val = node.meta.get("val")
+    if weight is None or bias is None or not isinstance(val, tuple) or val[0].dtype not in FLOATS:
+        return None
+    stats_dtype = val[1].dtype
+
+    def group_norm(x, weight, bias, n, c, spatial, groups, eps):
+        y, mean, rstd = al.group_norm(x, groups, weight, bias, eps, return_stats=True)
+        return y, mean.to(stats_dtype), rstd.to(stats_dtype)
+
+    return group_norm, node.args

@@ -236,7 +236,8 @@ class Lowering:
                 return ReductionStep(reduction, self._args(node.args[0]), dims, keepdim, dtype, out)
         lowered = (builtin_ops.lowering(node) or builtin_ops.layer_norm_lowering(node)
                    or builtin_ops.embedding_lowering(node) or builtin_ops.attention_lowering(node)
-                   or builtin_ops.convolution_lowering(node) or builtin_ops.convolution_backward_lowering(node))
+                   or builtin_ops.convolution_lowering(node) or builtin_ops.convolution_backward_lowering(node)
+                   or builtin_ops.group_norm_lowering(node))
         if lowered is not None:
             fn, args = lowered
             self.report.alloy_nodes += 1

@@ -30,6 +30,7 @@ def _calls(dt):
     return {
         "softmax": lambda: (al.softmax(x), al.softmax(long)),
         "layernorm": lambda: (al.layernorm(x, w, b), al.layernorm(long, long[0], long[1])),
+        "group_norm": lambda: al.group_norm(x.reshape(2, 6, 50), 3, w[:6].copy(), b[:6].copy()),
         "rms_norm": lambda: (al.rms_norm(x, w), al.rms_norm(long, long[0])),
         "activations": lambda: (al.silu(x), al.gelu(x), al.gelu(x, approximate="tanh")),
         "cross_entropy": lambda: al.cross_entropy(x, np.arange(6)),

@@ -295,3 +295,26 @@ def test_conv2d_backward(shape, out, k, stride, padding, dilation):
                                     need=(False, True, False))
     assert gx is None and gb is None
     close(gw, w.grad, scale=float(w.grad.abs().max()))
+
+
+@pytest.mark.parametrize("shape,groups", [((2, 16, 5, 7), 4), ((3, 6, 10), 3), ((2, 8, 3, 3), 8), ((1, 4, 90, 90), 2)])
+def test_group_norm(shape, groups):
+    g = torch.Generator().manual_seed(6)
+    x, w, b = torch.randn(*shape, generator=g), torch.randn(shape[1], generator=g), torch.randn(shape[1], generator=g)
+    ref = F.group_norm(x.double(), groups, w.double(), b.double(), 1e-5)
+    rows = x.double().reshape(shape[0], groups, -1)
+    for dtype in DTYPES:
+        y, mean, rstd = al.group_norm(x.to(dtype), groups, w.to(dtype), b.to(dtype), return_stats=True)
+        assert y.dtype == dtype and y.shape == x.shape and mean.shape == (shape[0], groups)
+        close(y, ref, dtype, scale=4)
+        close(mean, rows.mean(-1), dtype)
+        close(rstd, torch.rsqrt(rows.var(-1, unbiased=False) + 1e-5), dtype, scale=4)
+    close(al.group_norm(x.numpy(), groups, w.numpy(), b.numpy()), ref)  # numpy in: lazy
+
+
+def test_group_norm_errors():
+    x = np.zeros((2, 6, 4), np.float32)
+    with pytest.raises(ValueError, match="num_groups must divide the 6 channels"):
+        al.group_norm(x, 4, np.ones(6, np.float32), np.zeros(6, np.float32))
+    with pytest.raises(ValueError, match=r"argument 'bias' must have shape \(6,\) \(x's channels\)"):
+        al.group_norm(x, 3, np.ones(6, np.float32), np.zeros(5, np.float32))

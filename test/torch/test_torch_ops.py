@@ -233,3 +233,10 @@ def test_conv2d_forward_and_backward_on_alloy():
     assert report.fallback_nodes == 0 and report.kernels == 3, report  # conv, relu, conv
     report = compiled_and_eager(model, x, atol=1e-4, rtol=1e-4)  # input, weight and bias gradients too
     assert report.fallback_nodes == 0, report
+
+
+def test_group_norm_forward_and_backward_on_alloy():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.GroupNorm(4, 8), nn.ReLU())
+    x = torch.randn(2, 3, 10, 12)
+    report = compiled_and_eager(model, x, atol=1e-4, rtol=1e-4)
+    assert report.fallback_nodes == 0, report  # the backward decomposes into ops Alloy lowers

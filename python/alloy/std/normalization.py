@@ -1,9 +1,12 @@
-"""`al.layernorm` and `al.rms_norm` over the last axis, computed in float32.
+"""`al.layernorm` and `al.rms_norm` over the last axis, and `al.group_norm` over channel groups, computed in
+float32.
 
 Rows up to `ROW_TILE` elements are one tile per program; longer rows stream
 in chunks (a pass for the statistics, a pass for the result).
 """
 from __future__ import annotations
+
+import math
 
 import alloy as al
 
@@ -91,10 +94,10 @@ def rms_norm_row_stream(X, W, Y: al.output, R: al.output, n_cols, eps, BLOCK: al
     al.store(R + row, rstd)
 
 
-def _weight(call: Call, name: str, value, n_cols: int):
+def _weight(call: Call, name: str, value, n_cols: int, of: str = "the last axis of x"):
     w = call.array(name, value)
     if shape_of(w) != (n_cols,):
-        raise ValueError(f"al.{call.builtin}: argument '{name}' must have shape ({n_cols},) (the last axis of x), "
+        raise ValueError(f"al.{call.builtin}: argument '{name}' must have shape ({n_cols},) ({of}), "
                          f"got {shape_of(w)}")
     return w
 
@@ -147,3 +150,61 @@ def rms_norm(x, weight, eps: float = 1e-6):
         PLANS["rms_norm"].record_launch(key, kernel, rows, args, kwargs, ("X", "W"),
                                         {"Y": shape_of(x), "R": shape_of(x)[:-1]}, call.torch_results)
     return restore(y), call.result(rstd, shape_of(x)[:-1])
+
+
+@al.kernel(writes_all_outputs=True)
+def group_norm_rows(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, groups, group_channels, spatial, eps,
+                    BLOCK: al.constexpr):
+    """One (sample, group) row of group_channels * spatial elements per program: its mean and rstd (two
+    passes), then (x - mean) * rstd * W[c] + B[c] for each element's channel c."""
+    row = al.program_id(0)
+    n_cols = group_channels * spatial
+    base = row * n_cols
+    total = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        total += al.load(X + base + cols, mask=cols < n_cols, other=0.0).to(al.float32)
+    mean = al.sum(total, axis=0) / n_cols
+    squares = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        d = al.where(cols < n_cols, al.load(X + base + cols, mask=cols < n_cols, other=0.0).to(al.float32) - mean, 0.0)
+        squares += d * d
+    rstd = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+    first = (row % groups) * group_channels
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        mask = cols < n_cols
+        channel = first + cols // spatial
+        x = al.load(X + base + cols, mask=mask, other=0.0).to(al.float32)
+        w = al.load(W + channel, mask=mask, other=0.0).to(al.float32)
+        b = al.load(B + channel, mask=mask, other=0.0).to(al.float32)
+        al.store(Y + base + cols, ((x - mean) * rstd * w + b).to(X.dtype), mask=mask)
+    al.store(Mean + row, mean)
+    al.store(Rstd + row, rstd)
+
+
+def group_norm(x, num_groups: int, weight, bias, eps: float = 1e-5, return_stats: bool = False):
+    """Group normalisation of x (N, C, *) over groups of C // num_groups channels (torch's group_norm), with
+    per-channel weight and bias (C,). With `return_stats`, (y, mean, rstd): float32, shape (N, num_groups)."""
+    call = Call("group_norm")
+    xs = call.array("x", x)
+    shape = shape_of(xs)
+    if len(shape) < 2:
+        raise ValueError(f"al.group_norm: x must be (N, C, ...), got shape {shape}")
+    n, c = shape[0], shape[1]
+    if not isinstance(num_groups, int) or num_groups < 1 or c % num_groups:
+        raise ValueError(f"al.group_norm: num_groups must divide the {c} channels, got {num_groups!r}")
+    w, b = _weight(call, "weight", weight, c, "x's channels"), _weight(call, "bias", bias, c, "x's channels")
+    spatial = math.prod(shape[2:])
+    rows = n * num_groups
+    y = call.empty(shape, dtype_of(xs))
+    mean, rstd = call.empty((rows,), "float32"), call.empty((rows,), "float32")
+    if rows * c * spatial:
+        call.launch(group_norm_rows, rows, xs.reshape(rows, -1), w, b, num_groups, c // num_groups, spatial,
+                    float(eps), Y=y, Mean=mean, Rstd=rstd, BLOCK=CHUNK)
+    out = call.result(y, shape)
+    if not return_stats:
+        return out
+    return out, call.result(mean, (n, num_groups)), call.result(rstd, (n, num_groups))
+
