@@ -154,3 +154,31 @@ def group_norm_lowering(node):
         return y, mean.to(stats_dtype), rstd.to(stats_dtype)
 
     return group_norm, node.args
+
+
+def _max_pool2d(x, kernel_size, stride=(), padding=0, dilation=1, ceil_mode=False):
+    return al.max_pool2d(x, list(kernel_size), list(stride) or None, _listed(padding), _listed(dilation), ceil_mode,
+                         return_indices=True)
+
+
+def _listed(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _max_pool2d_backward(grad_output, x, kernel_size, stride, padding, dilation, ceil_mode, indices):
+    return al.max_pool2d_backward(grad_output, indices, tuple(x.shape))
+
+
+def pooling_lowering(node):
+    """al.max_pool2d (with indices) for 4-D max_pool2d_with_indices, and its float32 backward."""
+    if node.kwargs:
+        return None
+    if node.target is aten.max_pool2d_with_indices.default:
+        x = node.args[0].meta.get("val")
+        if isinstance(x, torch.Tensor) and x.dim() == 4 and x.dtype in FLOATS:
+            return _max_pool2d, node.args
+    if node.target is aten.max_pool2d_with_indices_backward.default:
+        grad = node.args[0].meta.get("val")
+        if isinstance(grad, torch.Tensor) and grad.dim() == 4 and grad.dtype == torch.float32:
+            return _max_pool2d_backward, node.args
+    return None

@@ -10,11 +10,11 @@ import alloy.runtime.specializations as lookup
 from alloy.runtime.kernel import Kernel
 from alloy.runtime.torch_dtypes import bfloat16
 from alloy.std import (activations, convolution, flash_attention, gemm, losses, normalization, permute,
-                       permute_kernel, rotary, row_softmax)
+                       permute_kernel, pooling, rotary, row_softmax)
 from alloy.std.plans import Plans
 
 STD_MODULES = (activations, convolution, flash_attention, gemm, losses, normalization, permute, permute_kernel,
-               rotary, row_softmax)
+               pooling, rotary, row_softmax)
 
 RNG = np.random.default_rng(0)
 
@@ -39,6 +39,8 @@ def _calls(dt):
         "attention": lambda: (al.attention(q, kv, kv, causal=True), al.attention(q, kv, kv)),
         "rope": lambda: (al.rope(rot, np.arange(5)), al.rope(rot, np.arange(5), rotary_dim=16, interleaved=True)),
         "transpose": lambda: al.transpose(x),
+        "max_pool2d": lambda: al.max_pool2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt), 3, 2, 1,
+                                            return_indices=True),
         "conv2d": lambda: al.conv2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt),
                                     RNG.standard_normal((4, 3, 3, 3)).astype(dt), None, 2, 1),
         "conv2d_backward": lambda: al.conv2d_backward(RNG.standard_normal((1, 4, 5, 5)).astype(dt),

@@ -318,3 +318,34 @@ def test_group_norm_errors():
         al.group_norm(x, 4, np.ones(6, np.float32), np.zeros(6, np.float32))
     with pytest.raises(ValueError, match=r"argument 'bias' must have shape \(6,\) \(x's channels\)"):
         al.group_norm(x, 3, np.ones(6, np.float32), np.zeros(5, np.float32))
+
+
+@pytest.mark.parametrize("shape,k,stride,padding,dilation,ceil", [
+    ((2, 3, 17, 19), 3, 2, 1, 1, False), ((1, 4, 10, 10), 2, None, 0, 1, False), ((1, 2, 11, 9), 3, 2, 1, 1, True),
+    ((1, 2, 12, 12), 3, 1, 1, 2, False)])
+def test_max_pool2d_and_its_gradient(shape, k, stride, padding, dilation, ceil):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(*shape, generator=g, requires_grad=True)
+    y, index = F.max_pool2d(x, k, stride, padding, dilation, ceil_mode=ceil, return_indices=True)
+    gy = torch.randn(y.shape, generator=g)
+    y.backward(gy)
+    for dtype in DTYPES:
+        got, got_index = al.max_pool2d(x.detach().to(dtype), k, stride, padding, dilation, ceil, return_indices=True)
+        assert got.dtype == dtype and torch.equal(got, F.max_pool2d(x.detach().to(dtype), k, stride, padding, dilation,
+                                                                    ceil_mode=ceil))
+        if dtype == torch.float32:
+            assert torch.equal(got_index, index)
+    torch.testing.assert_close(al.max_pool2d_backward(gy, index, x.shape), x.grad)
+    got = al.max_pool2d(x.detach().numpy(), k, stride, padding, dilation, ceil)  # numpy in: lazy
+    np.testing.assert_array_equal(np.asarray(got), y.detach().numpy())
+
+
+def test_max_pool2d_takes_nan_as_torch_does():
+    x = torch.randn(1, 1, 4, 4)
+    x[0, 0, 1, 2] = float("nan")
+    got, index = al.max_pool2d(x, 2, return_indices=True)
+    ref, ref_index = F.max_pool2d(x, 2, return_indices=True)
+    torch.testing.assert_close(got, ref, equal_nan=True)
+    assert torch.equal(index, ref_index)
+    with pytest.raises(ValueError, match="padding at most half"):
+        al.max_pool2d(x, 2, padding=2)

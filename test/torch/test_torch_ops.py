@@ -240,3 +240,9 @@ def test_group_norm_forward_and_backward_on_alloy():
     x = torch.randn(2, 3, 10, 12)
     report = compiled_and_eager(model, x, atol=1e-4, rtol=1e-4)
     assert report.fallback_nodes == 0, report  # the backward decomposes into ops Alloy lowers
+
+
+def test_max_pool_forward_and_backward_on_alloy():
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), nn.MaxPool2d(3, 2, 1), nn.ReLU())
+    report = compiled_and_eager(model, torch.randn(2, 2, 13, 11), atol=1e-5, rtol=1e-4)
+    assert report.fallback_nodes == 0, report

@@ -199,3 +199,11 @@ def row_block(n: int, cap: int) -> int:
     while block < n and block < cap:
         block *= 2
     return block
+
+
+def int_pair(builtin: str, value, name: str) -> tuple[int, int]:
+    """A 2-D size option (an int, or a pair of ints: torch's convention) as a pair; ValueError naming it."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise ValueError(f"al.{builtin}: {name} must be an int or a pair of ints, got {value!r}")
+    return pair

@@ -8,7 +8,7 @@ from __future__ import annotations
 import alloy as al
 
 from ..tuning.autotune import key_text
-from .arrays import Call, dtype_of, shape_of
+from .arrays import Call, dtype_of, int_pair, shape_of
 from .gemm import TUNERS
 from .plans import Plans, call_key
 
@@ -56,17 +56,15 @@ def _blocks(call: Call, m: int, n: int, k: int, dtype, cpu_blocks=CPU_BLOCKS) ->
     return TUNERS["matmul"].choose(call.run_target, key_text([(m, n, k), str(dtype)]), lambda config: None).constexprs
 
 
-def _pair(value, name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise ValueError(f"al.conv2d: {name} must be an int or a pair of ints, got {value!r}")
-    return pair
+def _steps(builtin: str, stride, padding, dilation) -> tuple:
+    return tuple(int_pair(builtin, v, name) for v, name in ((stride, "stride"), (padding, "padding"),
+                                                            (dilation, "dilation")))
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     """torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation) for one group: x (N, C, H, W),
     weight (O, C, KH, KW), bias (O,)."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    (sh, sw), (ph, pw), (dh, dw) = _steps("conv2d", stride, padding, dilation)
     if min(sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
         raise ValueError(f"al.conv2d: stride and dilation must be >= 1 and padding >= 0, got stride {stride}, "
                          f"padding {padding}, dilation {dilation}")
@@ -185,7 +183,7 @@ def conv2d_bias_grad(G, DB: al.output, O, P, BLOCK: al.constexpr):
 def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, need=(True, True, True)):
     """(grad_x, grad_weight, grad_bias) of al.conv2d for `grad_output` (each None where `need` says so), as
     aten.convolution_backward computes them for one group: three kernels, the first two implicit GEMMs."""
-    (sh, sw), (ph, pw), (dh, dw) = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    (sh, sw), (ph, pw), (dh, dw) = _steps("conv2d_backward", stride, padding, dilation)
     call = Call("conv2d_backward")
     g = call.array("grad_output", grad_output, ndim=4)
     xs, ws = call.array("x", x, ndim=4), call.array("weight", weight, ndim=4)
