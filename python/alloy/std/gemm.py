@@ -22,25 +22,6 @@ from .plans import Plans, signature
 
 
 @al.kernel(writes_all_outputs=True)
-def matmul_nt(A, B_T, C: al.output, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
-    M, K = A.shape
-    N = B_T.shape[0]
-    rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
-    rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
-    rk = al.arange(0, BLOCK_K)
-    a_ptrs = A + rm[:, None] * K + rk[None, :]
-    b_ptrs = B_T + rn[:, None] * K + rk[None, :]
-    acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
-    for k in range(0, K, BLOCK_K):
-        a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
-        b = al.load(b_ptrs, mask=(rn[:, None] < N) & (rk[None, :] + k < K))
-        acc += al.tile_dot(a, b, transpose_rhs=True)
-        a_ptrs += BLOCK_K
-        b_ptrs += BLOCK_K
-    al.store(C + rm[:, None] * N + rn[None, :], acc.to(C.dtype), mask=(rm[:, None] < M) & (rn[None, :] < N))
-
-
-@al.kernel(writes_all_outputs=True)
 def matmul_nn(A, B, C: al.output, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
     M, K = A.shape
     N = B.shape[1]
@@ -77,16 +58,17 @@ def activated(x, ACT: al.constexpr):
 
 
 @al.kernel(writes_all_outputs=True)
-def linear_nt(A, W, Bias, C: al.output, HAS_BIAS: al.constexpr, ACT: al.constexpr, BLOCK_M: al.constexpr,
+def matmul_nt(A, B_T, Bias, C: al.output, HAS_BIAS: al.constexpr, ACT: al.constexpr, BLOCK_M: al.constexpr,
               BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
-    """C = act(A @ W.T + Bias): matmul_nt with the bias and activation applied to the float32 accumulator."""
+    """C = act(A @ B_T.T + Bias): the bias (when HAS_BIAS) and the activation (ACT, ACTIVATIONS' codes: 0 is
+    none) applied to the float32 accumulator before its one store."""
     M, K = A.shape
-    N = W.shape[0]
+    N = B_T.shape[0]
     rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
     rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
     rk = al.arange(0, BLOCK_K)
     a_ptrs = A + rm[:, None] * K + rk[None, :]
-    b_ptrs = W + rn[:, None] * K + rk[None, :]
+    b_ptrs = B_T + rn[:, None] * K + rk[None, :]
     acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
     for k in range(0, K, BLOCK_K):
         a = al.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] + k < K))
@@ -167,8 +149,8 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: in
     kind = "gated" if up is not None else "linear" if epilogue else "dot_transpose_rhs" if transpose_rhs else "matmul"
     if up is not None:
         arrays = (A, B, up)
-    else:  # without a bias the linear kernel never reads its bias argument
-        arrays = (A, B, B if bias is None else bias) if epilogue else (A, B)
+    else:  # without a bias the A @ B.T kernel never reads its bias argument
+        arrays = (A, B, B if bias is None else bias) if transpose_rhs else (A, B)
     sig = signature(*arrays) if tune is None else None
     plan_key = None if sig is None else sig + (act, bias is None)
     plan = PLANS[kind].get(plan_key)
@@ -205,9 +187,9 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: in
         return call.result(c, out_shape)
     if k == 0:
         raise ValueError(f"al.{builtin}: K is 0 (A {sa}, B {sb})")
-    kernel = gated_nt if up is not None else linear_nt if epilogue else matmul_nt if transpose_rhs else matmul_nn
-    extra = dict(ACT=act) if up is not None else dict(HAS_BIAS=bias is not None, ACT=act) if epilogue else {}
-    bias_arg = (up,) if up is not None else () if not epilogue else (bias if bias is not None else b,)
+    kernel = gated_nt if up is not None else matmul_nt if transpose_rhs else matmul_nn
+    extra = dict(ACT=act) if up is not None else dict(HAS_BIAS=bias is not None, ACT=act) if transpose_rhs else {}
+    bias_arg = (up,) if up is not None else (bias if bias is not None else b,) if transpose_rhs else ()
     if batch_b:  # one launch per batch entry
         count = math.prod(batch_b)
         pairs = [(a.reshape(count, m, k)[i], b.reshape((count,) + sb[-2:])[i], _rows(c, count, m, n, i))
@@ -235,8 +217,7 @@ def _gemm(builtin: str, A, B, transpose_rhs: bool, tune=None, bias=None, act: in
         lhs, rhs, out = pairs[0]
         blocks = chosen.constexprs
         grid = (al.cdiv(rows, blocks["BLOCK_M"]), al.cdiv(n, blocks["BLOCK_N"]))
-        inputs = ("A", "WG", "WU") if up is not None else ("A", "W", "Bias") if epilogue else \
-            ("A", "B_T" if transpose_rhs else "B")
+        inputs = ("A", "WG", "WU") if up is not None else ("A", "B_T", "Bias") if transpose_rhs else ("A", "B")
         PLANS[kind].record_launch(plan_key, kernel, grid, (lhs, rhs, *bias_arg), dict(C=out, **extra, **blocks),
                                   inputs, {"C": out_shape}, call.torch_results)
     return call.result(c, out_shape)
