@@ -106,16 +106,16 @@ def attention_lowering(node):
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
-    return al.conv2d(x, weight, bias, stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation))
+    return al.conv2d(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation), groups)
 
 
 def convolution_lowering(node):
-    """al.conv2d (an implicit GEMM) for a 2-D, one-group, not transposed aten.convolution."""
+    """al.conv2d (an implicit GEMM per group) for a 2-D, not transposed aten.convolution."""
     if node.target is not aten.convolution.default or node.kwargs or len(node.args) != 9:
         return None
     x, weight = (a.meta.get("val") for a in node.args[:2])
-    transposed, groups = node.args[6], node.args[8]
-    if transposed or groups != 1 or not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
+    transposed = node.args[6]
+    if transposed or not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
             weight.dtype != x.dtype or len(node.args[3]) != 2:
         return None
     return _conv2d, node.args
@@ -124,16 +124,16 @@ def convolution_lowering(node):
 def _conv2d_backward(grad_output, x, weight, bias_sizes, stride, padding, dilation, transposed, output_padding,
                      groups, output_mask):
     need = tuple(bool(m) for m in output_mask)
-    return al.conv2d_backward(grad_output, x, weight, tuple(stride), tuple(padding), tuple(dilation), need)
+    return al.conv2d_backward(grad_output, x, weight, tuple(stride), tuple(padding), tuple(dilation), need, groups)
 
 
 def convolution_backward_lowering(node):
-    """al.conv2d_backward for the gradients of a 2-D, one-group, not transposed convolution."""
+    """al.conv2d_backward for the gradients of a 2-D, not transposed convolution."""
     if node.target is not aten.convolution_backward.default or node.kwargs or len(node.args) != 11:
         return None
     grad, x, weight = (a.meta.get("val") for a in node.args[:3])
-    transposed, groups = node.args[7], node.args[9]
-    if transposed or groups != 1 or not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
+    transposed = node.args[7]
+    if transposed or not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
             weight.dtype != x.dtype or grad.dtype != x.dtype or len(node.args[4]) != 2:
         return None
     return _conv2d_backward, node.args

@@ -248,26 +248,30 @@ def test_gated_linear(dtype, activation):
         al.gated_linear(x, wg, wu, "relu")
 
 
-@pytest.mark.parametrize("shape,out,k,stride,padding,dilation,bias", [
-    ((2, 3, 17, 19), 8, 3, 1, 1, 1, True), ((1, 16, 14, 14), 32, 3, 2, 1, 1, False),
-    ((2, 5, 9, 11), 4, 1, 1, 0, 1, True), ((1, 4, 12, 12), 6, 3, (1, 2), (2, 0), 2, True)])
-def test_conv2d(shape, out, k, stride, padding, dilation, bias):
+@pytest.mark.parametrize("shape,out,k,stride,padding,dilation,bias,groups", [
+    ((2, 3, 17, 19), 8, 3, 1, 1, 1, True, 1), ((1, 16, 14, 14), 32, 3, 2, 1, 1, False, 1),
+    ((2, 5, 9, 11), 4, 1, 1, 0, 1, True, 1), ((1, 4, 12, 12), 6, 3, (1, 2), (2, 0), 2, True, 2),
+    ((2, 8, 11, 13), 12, 3, 1, 1, 1, True, 4), ((1, 6, 10, 9), 6, 3, 2, 1, 1, False, 6)])  # grouped, depthwise
+def test_conv2d(shape, out, k, stride, padding, dilation, bias, groups):
     g = torch.Generator().manual_seed(4)
-    x, w = torch.randn(*shape, generator=g), torch.randn(out, shape[1], k, k, generator=g)
+    x, w = torch.randn(*shape, generator=g), torch.randn(out, shape[1] // groups, k, k, generator=g)
     b = torch.randn(out, generator=g) if bias else None
-    ref = F.conv2d(x.double(), w.double(), None if b is None else b.double(), stride, padding, dilation)
+    ref = F.conv2d(x.double(), w.double(), None if b is None else b.double(), stride, padding, dilation, groups)
     for dtype in DTYPES:
-        got = al.conv2d(x.to(dtype), w.to(dtype), None if b is None else b.to(dtype), stride, padding, dilation)
+        got = al.conv2d(x.to(dtype), w.to(dtype), None if b is None else b.to(dtype), stride, padding, dilation,
+                        groups)
         assert got.dtype == dtype and got.shape == ref.shape
         close(got, ref, dtype, scale=20)
-    got = al.conv2d(x.numpy(), w.numpy(), None if b is None else b.numpy(), stride, padding, dilation)  # lazy
+    got = al.conv2d(x.numpy(), w.numpy(), None if b is None else b.numpy(), stride, padding, dilation, groups)  # lazy
     close(got, ref, scale=20)
 
 
 def test_conv2d_errors():
     x, w = np.zeros((1, 3, 8, 8), np.float32), np.zeros((4, 3, 3, 3), np.float32)
-    with pytest.raises(ValueError, match="expects 2 input channels, x .* has 3"):
+    with pytest.raises(ValueError, match=r"expects 2 input channels \(1 group\(s\) of 2\), x .* has 3"):
         al.conv2d(x, w[:, :2])
+    with pytest.raises(ValueError, match="groups must divide the 3 input and 4 output channels"):
+        al.conv2d(x, w, groups=2)
     with pytest.raises(ValueError, match="stride and dilation must be >= 1"):
         al.conv2d(x, w, stride=0)
     with pytest.raises(ValueError, match="does not fit"):
@@ -276,23 +280,25 @@ def test_conv2d_errors():
         al.conv2d(x, w, np.zeros(3, np.float32))
 
 
-@pytest.mark.parametrize("shape,out,k,stride,padding,dilation", [
-    ((2, 3, 17, 19), 8, 3, 1, 1, 1), ((1, 6, 14, 13), 5, 3, 2, 1, 1), ((2, 4, 12, 12), 6, 3, (2, 1), (2, 0), 2)])
-def test_conv2d_backward(shape, out, k, stride, padding, dilation):
+@pytest.mark.parametrize("shape,out,k,stride,padding,dilation,groups", [
+    ((2, 3, 17, 19), 8, 3, 1, 1, 1, 1), ((1, 6, 14, 13), 5, 3, 2, 1, 1, 1), ((2, 4, 12, 12), 6, 3, (2, 1), (2, 0), 2, 2),
+    ((2, 6, 10, 9), 6, 3, 1, 1, 1, 6)])
+def test_conv2d_backward(shape, out, k, stride, padding, dilation, groups):
     g = torch.Generator().manual_seed(5)
     x = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
-    w = torch.randn(out, shape[1], k, k, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(out, shape[1] // groups, k, k, generator=g, dtype=torch.float64, requires_grad=True)
     b = torch.randn(out, generator=g, dtype=torch.float64, requires_grad=True)
-    y = F.conv2d(x, w, b, stride, padding, dilation)
+    y = F.conv2d(x, w, b, stride, padding, dilation, groups)
     gy = torch.randn(y.shape, generator=g, dtype=torch.float64)
     y.backward(gy)
     for dtype in (torch.float32, torch.bfloat16):
-        grads = al.conv2d_backward(gy.to(dtype), x.detach().to(dtype), w.detach().to(dtype), stride, padding, dilation)
+        grads = al.conv2d_backward(gy.to(dtype), x.detach().to(dtype), w.detach().to(dtype), stride, padding, dilation,
+                                   groups=groups)
         for got, ref in zip(grads, (x.grad, w.grad, b.grad)):
             assert got.dtype == dtype
             close(got, ref, dtype, scale=float(ref.abs().max()))
     gx, gw, gb = al.conv2d_backward(gy.float(), x.detach().float(), w.detach().float(), stride, padding, dilation,
-                                    need=(False, True, False))
+                                    need=(False, True, False), groups=groups)
     assert gx is None and gb is None
     close(gw, w.grad, scale=float(w.grad.abs().max()))
 

@@ -226,11 +226,12 @@ def test_gated_mlp_training_matches_eager():
 
 
 def test_conv2d_forward_and_backward_on_alloy():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3, stride=2, bias=False))
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, groups=8),  # depthwise
+                          nn.Conv2d(8, 4, 3, stride=2, bias=False, groups=2))
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         report = compiled_and_eager(model, x, grad_out=False, atol=1e-5, rtol=1e-4)
-    assert report.fallback_nodes == 0 and report.kernels == 3, report  # conv, relu, conv
+    assert report.fallback_nodes == 0 and report.kernels == 4, report  # conv, relu, two grouped convs
     report = compiled_and_eager(model, x, atol=1e-4, rtol=1e-4)  # input, weight and bias gradients too
     assert report.fallback_nodes == 0, report
 

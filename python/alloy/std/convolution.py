@@ -1,5 +1,5 @@
-"""`al.conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1)`: 2-D convolution (torch's conv2d, one
-group, NCHW), as an implicit GEMM: output positions are the rows, output channels the columns, and
+"""`al.conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)`: 2-D convolution (torch's
+conv2d, NCHW), as an implicit GEMM per group (program_id(2)): output positions are the rows, output channels the columns, and
 (input channel, kernel row, kernel column) the reduction; each A tile is gathered from x in place (zero
 outside the padding), so no unfolded copy of x is made. Accumulates in float32, returns x's dtype.
 """
@@ -14,15 +14,19 @@ from .plans import Plans, call_key
 
 
 @al.kernel(writes_all_outputs=True)
-def conv2d_kernel(X, W, Bias, Y: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW,
+def conv2d_kernel(X, W, Bias, Y: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW, G,
                   HAS_BIAS: al.constexpr, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
-    """Y (N, O, OH, OW) = X (N, C, H, Wd) conv W (O, C, KH, KW) (+ Bias (O,)); one BLOCK_M x BLOCK_N tile of
-    (output position, output channel) per program."""
+    """Y (N, O, OH, OW) = X (N, C, H, Wd) conv W (O, C / G, KH, KW) (+ Bias (O,)) in G groups; one BLOCK_M x
+    BLOCK_N tile of (output position, output channel of group program_id(2)) per program."""
     N = X.shape[0]
     M = N * OH * OW
-    K = C * KH * KW
+    group_in = C // G
+    group_out = O // G
+    K = group_in * KH * KW
+    g = al.program_id(2)
     rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
     rn = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
+    oc = g * group_out + rn
     n = rm // (OH * OW)
     pos = rm % (OH * OW)
     top = (pos // OW) * SH - PH
@@ -30,18 +34,18 @@ def conv2d_kernel(X, W, Bias, Y: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW,
     acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
     for k0 in range(0, K, BLOCK_K):
         rk = k0 + al.arange(0, BLOCK_K)
-        c = rk // (KH * KW)
+        c = g * group_in + rk // (KH * KW)
         tap = rk % (KH * KW)
         ih = top[:, None] + (tap // KW)[None, :] * DH
         iw = left[:, None] + (tap % KW)[None, :] * DW
         inside = (rm[:, None] < M) & (rk[None, :] < K) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < Wd)
         a = al.load(X + ((n[:, None] * C + c[None, :]) * H + ih) * Wd + iw, mask=inside, other=0.0)
-        b = al.load(W + rn[:, None] * K + rk[None, :], mask=(rn[:, None] < O) & (rk[None, :] < K), other=0.0)
+        b = al.load(W + oc[:, None] * K + rk[None, :], mask=(rn[:, None] < group_out) & (rk[None, :] < K), other=0.0)
         acc += al.tile_dot(a, b, transpose_rhs=True)
     if HAS_BIAS:
-        acc += al.load(Bias + rn, mask=rn < O, other=0.0).to(al.float32)[None, :]
-    out = Y + (n[:, None] * O + rn[None, :]) * (OH * OW) + pos[:, None]
-    al.store(out, acc.to(Y.dtype), mask=(rm[:, None] < M) & (rn[None, :] < O))
+        acc += al.load(Bias + oc, mask=rn < group_out, other=0.0).to(al.float32)[None, :]
+    out = Y + (n[:, None] * O + oc[None, :]) * (OH * OW) + pos[:, None]
+    al.store(out, acc.to(Y.dtype), mask=(rm[:, None] < M) & (rn[None, :] < group_out))
 
 
 PLANS = Plans()
@@ -56,19 +60,25 @@ def _blocks(call: Call, m: int, n: int, k: int, dtype, cpu_blocks=CPU_BLOCKS) ->
     return TUNERS["matmul"].choose(call.run_target, key_text([(m, n, k), str(dtype)]), lambda config: None).constexprs
 
 
+def _check_groups(builtin: str, groups, channels: int, outputs: int) -> None:
+    if not isinstance(groups, int) or groups < 1 or channels % groups or outputs % groups:
+        raise ValueError(f"al.{builtin}: groups must divide the {channels} input and {outputs} output channels, "
+                         f"got {groups!r}")
+
+
 def _steps(builtin: str, stride, padding, dilation) -> tuple:
     return tuple(int_pair(builtin, v, name) for v, name in ((stride, "stride"), (padding, "padding"),
                                                             (dilation, "dilation")))
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
-    """torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation) for one group: x (N, C, H, W),
-    weight (O, C, KH, KW), bias (O,)."""
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 1):
+    """torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups): x (N, C, H, W), weight
+    (O, C / groups, KH, KW), bias (O,)."""
     (sh, sw), (ph, pw), (dh, dw) = _steps("conv2d", stride, padding, dilation)
     if min(sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
         raise ValueError(f"al.conv2d: stride and dilation must be >= 1 and padding >= 0, got stride {stride}, "
                          f"padding {padding}, dilation {dilation}")
-    options = (sh, sw, ph, pw, dh, dw, bias is None)
+    options = (sh, sw, ph, pw, dh, dw, int(groups), bias is None)
     arrays = (x, weight) if bias is None else (x, weight, bias)
     key = call_key(*arrays, options=options)
     plan = PLANS.get(key)
@@ -77,9 +87,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     call = Call("conv2d")
     xs, ws = call.array("x", x, ndim=4), call.array("weight", weight, ndim=4)
     (n, c, h, w), (o, cw, kh, kw) = shape_of(xs), shape_of(ws)
-    if cw != c:
-        raise ValueError(f"al.conv2d: weight {shape_of(ws)} expects {cw} input channels, x {shape_of(xs)} has {c} "
-                         "(groups other than 1 are not supported)")
+    _check_groups("conv2d", groups, c, o)
+    if cw * groups != c:
+        raise ValueError(f"al.conv2d: weight {shape_of(ws)} expects {cw * groups} input channels ({groups} "
+                         f"group(s) of {cw}), x {shape_of(xs)} has {c}")
     if dtype_of(ws) != dtype_of(xs):
         raise TypeError(f"al.conv2d: x is {dtype_of(xs)} and weight is {dtype_of(ws)}; pass one dtype")
     bs = None
@@ -96,10 +107,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
     y = call.empty((n, o, oh, ow), dtype_of(xs))
     if n * o * oh * ow == 0:
         return call.result(y, (n, o, oh, ow))
-    blocks = _blocks(call, n * oh * ow, o, c * kh * kw, dtype_of(xs))
-    grid = (al.cdiv(n * oh * ow, blocks["BLOCK_M"]), al.cdiv(o, blocks["BLOCK_N"]))
-    w2 = ws.reshape(o, c * kh * kw)
-    args = (xs, w2, bs if bs is not None else w2, c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
+    blocks = _blocks(call, n * oh * ow, o // groups, cw * kh * kw, dtype_of(xs))
+    grid = (al.cdiv(n * oh * ow, blocks["BLOCK_M"]), al.cdiv(o // groups, blocks["BLOCK_N"]), groups)
+    w2 = ws.reshape(o, cw * kh * kw)
+    args = (xs, w2, bs if bs is not None else w2, c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups)
     kwargs = dict(Y=y, HAS_BIAS=bs is not None, **blocks)
     call.launch(conv2d_kernel, grid, *args, **kwargs)
     PLANS.record_launch(key, conv2d_kernel, grid, args, kwargs, ("X", "W", "Bias"), {"Y": (n, o, oh, ow)},
@@ -108,14 +119,18 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1):
 
 
 @al.kernel(writes_all_outputs=True)
-def conv2d_input_grad(G, W, DX: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW,
+def conv2d_input_grad(Grad, W, DX: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW, G,
                       BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
-    """DX (N, C, H, Wd) = the gradient of conv2d's input from G (N, O, OH, OW): rows are input positions,
-    columns input channels, reduced over (output channel, kernel row, kernel column); an output position
-    contributes where (ih + PH - i * DH) / SH is a whole in-range row (and likewise for columns)."""
-    N = G.shape[0]
+    """DX (N, C, H, Wd) = the gradient of conv2d's input from Grad (N, O, OH, OW), for group program_id(2):
+    rows are input positions, columns the group's input channels, reduced over (the group's output channel,
+    kernel row, kernel column); an output position contributes where (ih + PH - i * DH) / SH is a whole
+    in-range row (and likewise for columns)."""
+    N = Grad.shape[0]
     M = N * H * Wd
-    K = O * KH * KW
+    group_in = C // G
+    group_out = O // G
+    K = group_out * KH * KW
+    g = al.program_id(2)
     rm = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
     rc = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
     n = rm // (H * Wd)
@@ -125,7 +140,7 @@ def conv2d_input_grad(G, W, DX: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, 
     acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
     for k0 in range(0, K, BLOCK_K):
         rk = k0 + al.arange(0, BLOCK_K)
-        o = rk // (KH * KW)
+        o = g * group_out + rk // (KH * KW)
         tap = rk % (KH * KW)
         rows = ih[:, None] - (tap // KW)[None, :] * DH
         cols = iw[:, None] - (tap % KW)[None, :] * DW
@@ -133,39 +148,44 @@ def conv2d_input_grad(G, W, DX: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, 
         ow = cols // SW
         hit = (rm[:, None] < M) & (rk[None, :] < K) & (rows >= 0) & (cols >= 0) & (rows % SH == 0) & \
             (cols % SW == 0) & (oh < OH) & (ow < OW)
-        a = al.load(G + ((n[:, None] * O + o[None, :]) * OH + oh) * OW + ow, mask=hit, other=0.0)
-        b = al.load(W + (o[None, :] * C + rc[:, None]) * (KH * KW) + tap[None, :],
-                    mask=(rc[:, None] < C) & (rk[None, :] < K), other=0.0)
+        a = al.load(Grad + ((n[:, None] * O + o[None, :]) * OH + oh) * OW + ow, mask=hit, other=0.0)
+        b = al.load(W + (o[None, :] * group_in + rc[:, None]) * (KH * KW) + tap[None, :],
+                    mask=(rc[:, None] < group_in) & (rk[None, :] < K), other=0.0)
         acc += al.tile_dot(a, b, transpose_rhs=True)
-    out = DX + (n[:, None] * C + rc[None, :]) * (H * Wd) + pos[:, None]
-    al.store(out, acc.to(DX.dtype), mask=(rm[:, None] < M) & (rc[None, :] < C))
+    out = DX + (n[:, None] * C + g * group_in + rc[None, :]) * (H * Wd) + pos[:, None]
+    al.store(out, acc.to(DX.dtype), mask=(rm[:, None] < M) & (rc[None, :] < group_in))
 
 
 @al.kernel(writes_all_outputs=True)
-def conv2d_weight_grad(G, X, DW_: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW,
+def conv2d_weight_grad(Grad, X, DW_: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW, G,
                        BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
-    """DW_ (O, C * KH * KW) = the gradient of conv2d's weight: rows are output channels, columns (input
-    channel, kernel row, kernel column), reduced over (batch, output position); X gathered as conv2d does."""
-    N = G.shape[0]
-    R = C * KH * KW
+    """DW_ (O, C / G * KH * KW) = the gradient of conv2d's weight, for group program_id(2): rows are the
+    group's output channels, columns (input channel, kernel row, kernel column), reduced over (batch, output
+    position); X gathered as conv2d does."""
+    N = Grad.shape[0]
+    group_in = C // G
+    group_out = O // G
+    R = group_in * KH * KW
     K = N * OH * OW
+    g = al.program_id(2)
     ro = al.program_id(0) * BLOCK_M + al.arange(0, BLOCK_M)
     rr = al.program_id(1) * BLOCK_N + al.arange(0, BLOCK_N)
-    c = rr // (KH * KW)
+    oc = g * group_out + ro
+    c = g * group_in + rr // (KH * KW)
     tap = rr % (KH * KW)
     acc = al.zeros((BLOCK_M, BLOCK_N), dtype=al.float32)
     for k0 in range(0, K, BLOCK_K):
         rk = k0 + al.arange(0, BLOCK_K)
         n = rk // (OH * OW)
         pos = rk % (OH * OW)
-        a = al.load(G + (n[None, :] * O + ro[:, None]) * (OH * OW) + pos[None, :],
-                    mask=(ro[:, None] < O) & (rk[None, :] < K), other=0.0)
+        a = al.load(Grad + (n[None, :] * O + oc[:, None]) * (OH * OW) + pos[None, :],
+                    mask=(ro[:, None] < group_out) & (rk[None, :] < K), other=0.0)
         ih = ((pos // OW) * SH - PH)[None, :] + (tap // KW)[:, None] * DH
         iw = ((pos % OW) * SW - PW)[None, :] + (tap % KW)[:, None] * DW
         inside = (rr[:, None] < R) & (rk[None, :] < K) & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < Wd)
         b = al.load(X + ((n[None, :] * C + c[:, None]) * H + ih) * Wd + iw, mask=inside, other=0.0)
         acc += al.tile_dot(a, b, transpose_rhs=True)
-    al.store(DW_ + ro[:, None] * R + rr[None, :], acc.to(DW_.dtype), mask=(ro[:, None] < O) & (rr[None, :] < R))
+    al.store(DW_ + oc[:, None] * R + rr[None, :], acc.to(DW_.dtype), mask=(ro[:, None] < group_out) & (rr[None, :] < R))
 
 
 @al.kernel(writes_all_outputs=True)
@@ -180,15 +200,18 @@ def conv2d_bias_grad(G, DB: al.output, O, P, BLOCK: al.constexpr):
     al.store(DB + o, al.sum(total, axis=0).to(DB.dtype))
 
 
-def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, need=(True, True, True)):
+def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, need=(True, True, True),
+                    groups: int = 1):
     """(grad_x, grad_weight, grad_bias) of al.conv2d for `grad_output` (each None where `need` says so), as
-    aten.convolution_backward computes them for one group: three kernels, the first two implicit GEMMs."""
+    aten.convolution_backward computes them: three kernels, the first two implicit GEMMs (per group)."""
     (sh, sw), (ph, pw), (dh, dw) = _steps("conv2d_backward", stride, padding, dilation)
     call = Call("conv2d_backward")
     g = call.array("grad_output", grad_output, ndim=4)
     xs, ws = call.array("x", x, ndim=4), call.array("weight", weight, ndim=4)
-    (n, c, h, w), (o, _, kh, kw), (_, _, oh, ow) = shape_of(xs), shape_of(ws), shape_of(g)
-    geometry = (c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw)
+    (n, c, h, w), (o, cg, kh, kw), (_, _, oh, ow) = shape_of(xs), shape_of(ws), shape_of(g)
+    _check_groups("conv2d_backward", groups, c, o)
+    geometry = (c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups)
+    og = o // groups
     dtype = dtype_of(xs)
     grads = [None, None, None]
 
@@ -197,16 +220,16 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, nee
 
     if need[0]:
         gx = call.empty((n, c, h, w), dtype)
-        b = blocks(n * h * w, c, o * kh * kw)
-        call.launch(conv2d_input_grad, (al.cdiv(n * h * w, b["BLOCK_M"]), al.cdiv(c, b["BLOCK_N"])), g, ws,
+        b = blocks(n * h * w, cg, og * kh * kw)
+        call.launch(conv2d_input_grad, (al.cdiv(n * h * w, b["BLOCK_M"]), al.cdiv(cg, b["BLOCK_N"]), groups), g, ws,
                     *geometry, DX=gx, **b)
         grads[0] = call.result(gx, (n, c, h, w))
     if need[1]:
-        gw = call.empty((o, c * kh * kw), dtype)
-        b = blocks(o, c * kh * kw, n * oh * ow)
-        call.launch(conv2d_weight_grad, (al.cdiv(o, b["BLOCK_M"]), al.cdiv(c * kh * kw, b["BLOCK_N"])), g, xs,
-                    *geometry, DW_=gw, **b)
-        grads[1] = call.result(gw, (o, c, kh, kw))
+        gw = call.empty((o, cg * kh * kw), dtype)
+        b = blocks(og, cg * kh * kw, n * oh * ow)
+        call.launch(conv2d_weight_grad, (al.cdiv(og, b["BLOCK_M"]), al.cdiv(cg * kh * kw, b["BLOCK_N"]), groups),
+                    g, xs, *geometry, DW_=gw, **b)
+        grads[1] = call.result(gw, (o, cg, kh, kw))
     if need[2]:
         gb = call.empty((o,), dtype)
         call.launch(conv2d_bias_grad, o, g.reshape(n, o, oh * ow), o, oh * ow, DB=gb, BLOCK=1024)
