@@ -169,10 +169,41 @@ def _max_pool2d_backward(grad_output, x, kernel_size, stride, padding, dilation,
     return al.max_pool2d_backward(grad_output, indices, tuple(x.shape))
 
 
+def _avg_pool2d(x, kernel_size, stride=(), padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None):
+    return al.avg_pool2d(x, list(kernel_size), list(stride) or None, _listed(padding), ceil_mode, count_include_pad,
+                         divisor_override)
+
+
+def _avg_pool2d_backward(grad_output, x, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                         divisor_override):
+    return al.avg_pool2d_backward(grad_output, tuple(x.shape), list(kernel_size), list(stride) or None,
+                                  _listed(padding), ceil_mode, count_include_pad, divisor_override)
+
+
+def _adaptive_avg_pool2d(x, output_size):
+    return al.avg_pool2d(x, output_size=list(output_size))
+
+
+def _adaptive_avg_pool2d_backward(grad_output, x):
+    return al.avg_pool2d_backward(grad_output, tuple(x.shape), output_size=tuple(grad_output.shape[2:]))
+
+
+_AVG_POOLS = {aten.avg_pool2d.default: _avg_pool2d, aten._adaptive_avg_pool2d.default: _adaptive_avg_pool2d}
+_AVG_POOL_GRADS = {aten.avg_pool2d_backward.default: _avg_pool2d_backward,
+                   aten._adaptive_avg_pool2d_backward.default: _adaptive_avg_pool2d_backward}
+
+
 def pooling_lowering(node):
-    """al.max_pool2d (with indices) for 4-D max_pool2d_with_indices, and its float32 backward."""
+    """al.max_pool2d (with indices) and al.avg_pool2d (fixed or adaptive windows) for 4-D inputs, and their
+    float32 backwards."""
     if node.kwargs:
         return None
+    val = node.meta.get("val")
+    if node.target in _AVG_POOLS and isinstance(val, torch.Tensor) and val.dim() == 4 and val.dtype in FLOATS:
+        return _AVG_POOLS[node.target], node.args
+    if node.target in _AVG_POOL_GRADS and isinstance(val, torch.Tensor) and val.dim() == 4 and \
+            val.dtype == torch.float32:
+        return _AVG_POOL_GRADS[node.target], node.args
     if node.target is aten.max_pool2d_with_indices.default:
         x = node.args[0].meta.get("val")
         if isinstance(x, torch.Tensor) and x.dim() == 4 and x.dtype in FLOATS:

@@ -101,6 +101,9 @@ def test_gemm_attention_rope(on_cuda, dtype, tol):
                   F.gelu(a.double() @ b.double().T + bias.double(), approximate="tanh"), tol * 20)
     x4, w4 = torch.randn(2, 3, 11, 13).to(dtype), torch.randn(5, 3, 3, 3).to(dtype)
     on_cuda.check(on_cuda(al.max_pool2d, x4.numpy(), 3, 2, 1), F.max_pool2d(x4.double(), 3, 2, 1), 0)
+    on_cuda.check(on_cuda(al.avg_pool2d, x4.numpy(), 3, 2, 1), F.avg_pool2d(x4.double(), 3, 2, 1), tol)
+    on_cuda.check(on_cuda(al.avg_pool2d, x4.numpy(), output_size=(2, 3)), F.adaptive_avg_pool2d(x4.double(), (2, 3)),
+                  tol)
     gw, gb = torch.randn(3).to(dtype), torch.randn(3).to(dtype)
     on_cuda.check(on_cuda(al.group_norm, x4.numpy(), 3, gw.numpy(), gb.numpy()),
                   F.group_norm(x4.double(), 3, gw.double(), gb.double()), tol * 4)

@@ -41,6 +41,8 @@ def _calls(dt):
         "transpose": lambda: al.transpose(x),
         "max_pool2d": lambda: al.max_pool2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt), 3, 2, 1,
                                             return_indices=True),
+        "avg_pool2d": lambda: (al.avg_pool2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt), 3, 2, 1),
+                               al.avg_pool2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt), output_size=(2, 3))),
         "conv2d": lambda: al.conv2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt),
                                     RNG.standard_normal((4, 3, 3, 3)).astype(dt), None, 2, 1),
         "conv2d_backward": lambda: al.conv2d_backward(RNG.standard_normal((1, 4, 5, 5)).astype(dt),

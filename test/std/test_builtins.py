@@ -355,3 +355,22 @@ def test_max_pool2d_takes_nan_as_torch_does():
     assert torch.equal(index, ref_index)
     with pytest.raises(ValueError, match="padding at most half"):
         al.max_pool2d(x, 2, padding=2)
+
+
+AVG_POOLS = [dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+             dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
+             dict(kernel_size=3, stride=1, padding=1, divisor_override=5),
+             dict(output_size=(2, 3)), dict(output_size=1), dict(output_size=(4, 5))]
+
+
+@pytest.mark.parametrize("options", AVG_POOLS, ids=[str(o) for o in AVG_POOLS])
+def test_avg_pool2d_and_its_gradient(options):
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 3, 11, 13, generator=g, requires_grad=True)
+    size = options.get("output_size")
+    y = F.adaptive_avg_pool2d(x, size) if size is not None else F.avg_pool2d(x, **options)
+    gy = torch.randn(y.shape, generator=g)
+    y.backward(gy)
+    for dtype in DTYPES:
+        close(al.avg_pool2d(x.detach().to(dtype), **options), y.detach().double(), dtype)
+    torch.testing.assert_close(al.avg_pool2d_backward(gy, x.shape, **options), x.grad)

@@ -247,3 +247,11 @@ def test_max_pool_forward_and_backward_on_alloy():
     model = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), nn.MaxPool2d(3, 2, 1), nn.ReLU())
     report = compiled_and_eager(model, torch.randn(2, 2, 13, 11), atol=1e-5, rtol=1e-4)
     assert report.fallback_nodes == 0, report
+
+
+@pytest.mark.parametrize("pool", [nn.AvgPool2d(3, 2, 1), nn.AvgPool2d(2, count_include_pad=False),
+                                  nn.AdaptiveAvgPool2d((2, 3))], ids=["avg", "avg-no-pad", "adaptive"])
+def test_average_pools_forward_and_backward_on_alloy(pool):
+    model = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), pool)
+    report = compiled_and_eager(model, torch.randn(2, 2, 13, 11), atol=1e-5, rtol=1e-4)
+    assert report.fallback_nodes == 0, report

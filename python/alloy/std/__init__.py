@@ -11,6 +11,6 @@ from .gemm import dot_transpose_rhs, gated_linear, linear, matmul  # noqa: F401
 from .losses import cross_entropy  # noqa: F401
 from .normalization import group_norm, layernorm, rms_norm  # noqa: F401
 from .permute import transpose  # noqa: F401
-from .pooling import max_pool2d, max_pool2d_backward  # noqa: F401
+from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward  # noqa: F401
 from .rotary import rope  # noqa: F401
 from .row_softmax import softmax  # noqa: F401

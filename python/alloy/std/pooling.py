@@ -1,5 +1,6 @@
-"""`al.max_pool2d` (torch's max_pool2d, NCHW, with the flat-in-plane indices a backward reads) and its
-gradient `al.max_pool2d_backward`: one output element per lane, the window's taps in a loop."""
+"""`al.max_pool2d` (torch's max_pool2d, NCHW, with the flat-in-plane indices a backward reads),
+`al.avg_pool2d` (fixed or adaptive windows, torch's divisor rules) and their gradients: one output element
+per lane, the window's taps in a loop; the gradients scatter-add with float32 atomics."""
 from __future__ import annotations
 
 import math
@@ -97,3 +98,128 @@ def max_pool2d_backward(grad_output, indices, input_shape):
         call.launch(max_pool2d_scatter, al.cdiv(total, BLOCK), g, index, dx, total,
                     shape_of(g)[2] * shape_of(g)[3], h * w, BLOCK=BLOCK)
     return call.result(dx, (n, c, h, w))
+
+
+@al.func
+def avg_window(oh, ow, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE: al.constexpr, COUNT_PAD: al.constexpr):
+    """(first row, first column, row end, column end, divisor) of each output element's window, as torch
+    bounds it: adaptive windows [floor(i * H / OH), ceil((i + 1) * H / OH)), else stride and padding with the
+    divisor counting the padding when COUNT_PAD, or DIV when positive."""
+    if ADAPTIVE:
+        top = (oh * H) // OH
+        left = (ow * Wd) // OW
+        bottom = ((oh + 1) * H + OH - 1) // OH
+        right = ((ow + 1) * Wd + OW - 1) // OW
+        divisor = (bottom - top) * (right - left)
+    else:
+        top = oh * SH - PH
+        left = ow * SW - PW
+        bottom = al.minimum(top + KH, H + PH)
+        right = al.minimum(left + KW, Wd + PW)
+        padded = (bottom - top) * (right - left)
+        top, left = al.maximum(top, 0), al.maximum(left, 0)
+        bottom, right = al.minimum(bottom, H), al.minimum(right, Wd)
+        divisor = padded if COUNT_PAD else (bottom - top) * (right - left)
+        if DIV > 0:
+            divisor = al.full(oh.shape, DIV, al.int32)
+    return top, left, bottom, right, divisor
+
+
+@al.kernel(writes_all_outputs=True)
+def avg_pool2d_kernel(X, Y: al.output, total, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE: al.constexpr,
+                      COUNT_PAD: al.constexpr, BLOCK: al.constexpr):
+    """Y (N, C, OH, OW): each window's mean (KH x KW taps at most; for adaptive windows, their largest size)."""
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    live = offs < total
+    plane = offs // (OH * OW)
+    oh = (offs % (OH * OW)) // OW
+    ow = offs % OW
+    top, left, bottom, right, divisor = avg_window(oh, ow, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE,
+                                                   COUNT_PAD)
+    total_in = al.zeros((BLOCK,), al.float32)
+    for t in range(0, KH * KW):
+        ih = top + t // KW
+        iw = left + t % KW
+        ok = live & (ih < bottom) & (iw < right)
+        total_in += al.load(X + (plane * H + ih) * Wd + iw, mask=ok, other=0.0).to(al.float32)
+    al.store(Y + offs, (total_in / divisor.to(al.float32)).to(Y.dtype), mask=live)
+
+
+@al.kernel
+def avg_pool2d_scatter(G, DX, total, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE: al.constexpr,
+                       COUNT_PAD: al.constexpr, BLOCK: al.constexpr):
+    """DX (zeroed, N, C, H, W) += each output element's gradient / divisor over its window."""
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    live = offs < total
+    plane = offs // (OH * OW)
+    oh = (offs % (OH * OW)) // OW
+    ow = offs % OW
+    top, left, bottom, right, divisor = avg_window(oh, ow, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE,
+                                                   COUNT_PAD)
+    share = al.load(G + offs, mask=live, other=0.0) / divisor.to(al.float32)
+    for t in range(0, KH * KW):
+        ih = top + t // KW
+        iw = left + t % KW
+        ok = live & (ih < bottom) & (iw < right)
+        al.atomic_add(DX + (plane * H + ih) * Wd + iw, share, mask=ok)
+
+
+def _avg_launch(call, kernel, x_shape, out_shape, adaptive: bool, window, extra_arrays, count_pad, divisor, **outputs):
+    n, c, h, w = x_shape
+    oh, ow = out_shape
+    (kh, kw), (sh, sw), (ph, pw) = window
+    total = n * c * oh * ow
+    if total:
+        call.launch(kernel, al.cdiv(total, BLOCK), *extra_arrays, total, h, w, oh, ow, kh, kw, sh, sw, ph, pw,
+                    int(divisor or 0), ADAPTIVE=adaptive, COUNT_PAD=bool(count_pad), BLOCK=BLOCK, **outputs)
+
+
+def _avg_window(builtin, x_shape, kernel_size, stride, padding, ceil_mode, output_size):
+    """((kh, kw), (sh, sw), (ph, pw)) and (oh, ow) of an average pooling: fixed windows, or adaptive ones to
+    `output_size` (whose loop bound is the largest window)."""
+    h, w = x_shape[2], x_shape[3]
+    if output_size is not None:
+        oh, ow = int_pair(builtin, tuple(output_size) if not isinstance(output_size, int) else output_size,
+                          "output_size")
+        if oh < 1 or ow < 1:
+            raise ValueError(f"al.{builtin}: output_size must be positive, got {output_size!r}")
+        return ((-(-h // oh) + 1, -(-w // ow) + 1), (1, 1), (0, 0)), (oh, ow)
+    (kh, kw) = int_pair(builtin, kernel_size, "kernel_size")
+    (sh, sw) = int_pair(builtin, stride if stride not in (None, [], ()) else kernel_size, "stride")
+    (ph, pw) = int_pair(builtin, padding, "padding")
+    if min(kh, kw, sh, sw) < 1 or ph > kh // 2 or pw > kw // 2 or min(ph, pw) < 0:
+        raise ValueError(f"al.{builtin}: kernel_size and stride must be >= 1 and padding at most half the kernel, "
+                         f"got kernel_size {kernel_size}, stride {stride}, padding {padding}")
+    oh, ow = _output_size(h, kh, sh, ph, 1, ceil_mode), _output_size(w, kw, sw, pw, 1, ceil_mode)
+    return ((kh, kw), (sh, sw), (ph, pw)), (oh, ow)
+
+
+def avg_pool2d(x, kernel_size=None, stride=None, padding=0, ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override=None, output_size=None):
+    """torch.nn.functional.avg_pool2d(x, ...) for x (N, C, H, W); with `output_size` instead,
+    adaptive_avg_pool2d(x, output_size)."""
+    call = Call("avg_pool2d")
+    xs = call.array("x", x, ndim=4)
+    window, (oh, ow) = _avg_window("avg_pool2d", shape_of(xs), kernel_size, stride, padding, ceil_mode, output_size)
+    n, c = shape_of(xs)[:2]
+    y = call.empty((n, c, oh, ow), dtype_of(xs))
+    _avg_launch(call, avg_pool2d_kernel, shape_of(xs), (oh, ow), output_size is not None, window, (xs,),
+                count_include_pad, divisor_override, Y=y)
+    return call.result(y, (n, c, oh, ow))
+
+
+def avg_pool2d_backward(grad_output, input_shape, kernel_size=None, stride=None, padding=0, ceil_mode: bool = False,
+                        count_include_pad: bool = True, divisor_override=None, output_size=None):
+    """The gradient of avg_pool2d's (or, with `output_size`, adaptive_avg_pool2d's) input: each output's
+    gradient spread evenly over its window (float32, atomics)."""
+    call = Call("avg_pool2d_backward")
+    g = call.array("grad_output", grad_output, ndim=4, dtypes=ATOMIC_DTYPES)
+    shape = tuple(int(v) for v in input_shape)
+    window, out = _avg_window("avg_pool2d_backward", shape, kernel_size, stride, padding, ceil_mode, output_size)
+    if tuple(shape_of(g)[2:]) != out:
+        raise ValueError(f"al.avg_pool2d_backward: grad_output {shape_of(g)} does not match the pooled size {out}")
+    dx = call.empty(shape, dtype_of(g), lazy=False)  # zeroed: the scatter adds into it
+    dx[...] = 0
+    _avg_launch(call, avg_pool2d_scatter, shape, out, output_size is not None, window, (g, dx), count_include_pad,
+                divisor_override)
+    return call.result(dx, shape)
