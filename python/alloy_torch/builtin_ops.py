@@ -106,17 +106,19 @@ def attention_lowering(node):
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+    if transposed:
+        return al.conv_transpose2d(x, weight, bias, tuple(stride), tuple(padding), tuple(output_padding), groups,
+                                   tuple(dilation))
     return al.conv2d(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation), groups)
 
 
 def convolution_lowering(node):
-    """al.conv2d (an implicit GEMM per group) for a 2-D, not transposed aten.convolution."""
+    """al.conv2d or al.conv_transpose2d (implicit GEMMs per group) for a 2-D aten.convolution."""
     if node.target is not aten.convolution.default or node.kwargs or len(node.args) != 9:
         return None
     x, weight = (a.meta.get("val") for a in node.args[:2])
-    transposed = node.args[6]
-    if transposed or not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
-            weight.dtype != x.dtype or len(node.args[3]) != 2:
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or weight.dtype != x.dtype or \
+            len(node.args[3]) != 2:
         return None
     return _conv2d, node.args
 
@@ -124,16 +126,16 @@ def convolution_lowering(node):
 def _conv2d_backward(grad_output, x, weight, bias_sizes, stride, padding, dilation, transposed, output_padding,
                      groups, output_mask):
     need = tuple(bool(m) for m in output_mask)
-    return al.conv2d_backward(grad_output, x, weight, tuple(stride), tuple(padding), tuple(dilation), need, groups)
+    backward = al.conv_transpose2d_backward if transposed else al.conv2d_backward
+    return backward(grad_output, x, weight, tuple(stride), tuple(padding), tuple(dilation), need, groups)
 
 
 def convolution_backward_lowering(node):
-    """al.conv2d_backward for the gradients of a 2-D, not transposed convolution."""
+    """al.conv2d_backward or al.conv_transpose2d_backward for the gradients of a 2-D convolution."""
     if node.target is not aten.convolution_backward.default or node.kwargs or len(node.args) != 11:
         return None
     grad, x, weight = (a.meta.get("val") for a in node.args[:3])
-    transposed = node.args[7]
-    if transposed or not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.dtype not in FLOATS or \
             weight.dtype != x.dtype or grad.dtype != x.dtype or len(node.args[4]) != 2:
         return None
     return _conv2d_backward, node.args

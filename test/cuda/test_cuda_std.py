@@ -109,6 +109,9 @@ def test_gemm_attention_rope(on_cuda, dtype, tol):
                   F.group_norm(x4.double(), 3, gw.double(), gb.double()), tol * 4)
     on_cuda.check(on_cuda(al.conv2d, x4.numpy(), w4.numpy(), None, 2, 1),
                   F.conv2d(x4.double(), w4.double(), None, 2, 1), tol * 20)
+    wt4 = torch.randn(3, 4, 3, 3).to(dtype)
+    on_cuda.check(on_cuda(al.conv_transpose2d, x4.numpy(), wt4.numpy(), None, 2, 1, 1),
+                  F.conv_transpose2d(x4.double(), wt4.double(), None, 2, 1, 1), tol * 20)
     xd, wd = x4.double().requires_grad_(), w4.double().requires_grad_()
     gy = torch.randn(2, 5, 6, 7).to(dtype)
     F.conv2d(xd, wd, None, 2, 1).backward(gy.double())

@@ -45,6 +45,8 @@ def _calls(dt):
                                al.avg_pool2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt), output_size=(2, 3))),
         "conv2d": lambda: al.conv2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt),
                                     RNG.standard_normal((4, 3, 3, 3)).astype(dt), None, 2, 1),
+        "conv_transpose2d": lambda: al.conv_transpose2d(RNG.standard_normal((1, 3, 5, 5)).astype(dt),
+                                                        RNG.standard_normal((3, 4, 3, 3)).astype(dt), None, 2, 1, 1),
         "conv2d_backward": lambda: al.conv2d_backward(RNG.standard_normal((1, 4, 5, 5)).astype(dt),
                                                       RNG.standard_normal((1, 3, 9, 9)).astype(dt),
                                                       RNG.standard_normal((4, 3, 3, 3)).astype(dt), 2, 1),

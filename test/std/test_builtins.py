@@ -374,3 +374,23 @@ def test_avg_pool2d_and_its_gradient(options):
     for dtype in DTYPES:
         close(al.avg_pool2d(x.detach().to(dtype), **options), y.detach().double(), dtype)
     torch.testing.assert_close(al.avg_pool2d_backward(gy, x.shape, **options), x.grad)
+
+
+@pytest.mark.parametrize("shape,out,k,stride,padding,output_padding,groups,dilation", [
+    ((2, 4, 7, 9), 6, 3, 2, 1, 1, 1, 1), ((1, 6, 5, 5), 6, 3, 1, 0, 0, 3, 1), ((1, 4, 5, 6), 8, 3, 2, 2, 1, 2, 2)])
+def test_conv_transpose2d_and_its_gradients(shape, out, k, stride, padding, output_padding, groups, dilation):
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(shape[1], out // groups, k, k, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(out, generator=g, dtype=torch.float64, requires_grad=True)
+    y = F.conv_transpose2d(x, w, b, stride, padding, output_padding, groups, dilation)
+    gy = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    y.backward(gy)
+    for dtype in (torch.float32, torch.bfloat16):
+        got = al.conv_transpose2d(x.detach().to(dtype), w.detach().to(dtype), b.detach().to(dtype), stride, padding,
+                                  output_padding, groups, dilation)
+        close(got, y.detach(), dtype, scale=float(y.detach().abs().max()))
+    grads = al.conv_transpose2d_backward(gy.float(), x.detach().float(), w.detach().float(), stride, padding, dilation,
+                                         groups=groups)
+    for got, ref in zip(grads, (x.grad, w.grad, b.grad)):
+        close(got, ref, scale=float(ref.abs().max()))

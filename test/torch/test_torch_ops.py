@@ -255,3 +255,10 @@ def test_average_pools_forward_and_backward_on_alloy(pool):
     model = nn.Sequential(nn.Conv2d(2, 4, 3, bias=False), pool)
     report = compiled_and_eager(model, torch.randn(2, 2, 13, 11), atol=1e-5, rtol=1e-4)
     assert report.fallback_nodes == 0, report
+
+
+def test_transposed_convolution_forward_and_backward_on_alloy():
+    model = nn.Sequential(nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+                          nn.ConvTranspose2d(6, 6, 3, padding=1, groups=3, bias=False))
+    report = compiled_and_eager(model, torch.randn(2, 4, 5, 5), atol=1e-4, rtol=1e-4)
+    assert report.fallback_nodes == 0, report

@@ -119,12 +119,13 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups: int = 
 
 
 @al.kernel(writes_all_outputs=True)
-def conv2d_input_grad(Grad, W, DX: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW, G,
-                      BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
+def conv2d_input_grad(Grad, W, Bias, DX: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW, G,
+                      HAS_BIAS: al.constexpr, BLOCK_M: al.constexpr, BLOCK_N: al.constexpr, BLOCK_K: al.constexpr):
     """DX (N, C, H, Wd) = the gradient of conv2d's input from Grad (N, O, OH, OW), for group program_id(2):
     rows are input positions, columns the group's input channels, reduced over (the group's output channel,
     kernel row, kernel column); an output position contributes where (ih + PH - i * DH) / SH is a whole
-    in-range row (and likewise for columns)."""
+    in-range row (and likewise for columns). With HAS_BIAS, Bias (C,) is added: the same kernel is
+    conv_transpose2d's forward pass."""
     N = Grad.shape[0]
     M = N * H * Wd
     group_in = C // G
@@ -152,6 +153,8 @@ def conv2d_input_grad(Grad, W, DX: al.output, C, H, Wd, O, OH, OW, KH, KW, SH, S
         b = al.load(W + (o[None, :] * group_in + rc[:, None]) * (KH * KW) + tap[None, :],
                     mask=(rc[:, None] < group_in) & (rk[None, :] < K), other=0.0)
         acc += al.tile_dot(a, b, transpose_rhs=True)
+    if HAS_BIAS:
+        acc += al.load(Bias + g * group_in + rc, mask=rc < group_in, other=0.0).to(al.float32)[None, :]
     out = DX + (n[:, None] * C + g * group_in + rc[None, :]) * (H * Wd) + pos[:, None]
     al.store(out, acc.to(DX.dtype), mask=(rm[:, None] < M) & (rc[None, :] < group_in))
 
@@ -222,7 +225,7 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, nee
         gx = call.empty((n, c, h, w), dtype)
         b = blocks(n * h * w, cg, og * kh * kw)
         call.launch(conv2d_input_grad, (al.cdiv(n * h * w, b["BLOCK_M"]), al.cdiv(cg, b["BLOCK_N"]), groups), g, ws,
-                    *geometry, DX=gx, **b)
+                    ws, *geometry, DX=gx, HAS_BIAS=False, **b)
         grads[0] = call.result(gx, (n, c, h, w))
     if need[1]:
         gw = call.empty((o, cg * kh * kw), dtype)
@@ -235,3 +238,52 @@ def conv2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, nee
         call.launch(conv2d_bias_grad, o, g.reshape(n, o, oh * ow), o, oh * ow, DB=gb, BLOCK=1024)
         grads[2] = call.result(gb, (o,))
     return tuple(grads)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups: int = 1, dilation=1):
+    """torch.nn.functional.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation):
+    x (N, Cin, H, W), weight (Cin, Cout / groups, KH, KW), bias (Cout,). It is the input gradient of the
+    convolution it transposes, computed by that kernel (with the bias added)."""
+    (sh, sw), (ph, pw), (dh, dw) = _steps("conv_transpose2d", stride, padding, dilation)
+    (oph, opw) = int_pair("conv_transpose2d", output_padding, "output_padding")
+    call = Call("conv_transpose2d")
+    xs, ws = call.array("x", x, ndim=4), call.array("weight", weight, ndim=4)
+    (n, cin, h, w), (cw, cog, kh, kw) = shape_of(xs), shape_of(ws)
+    _check_groups("conv_transpose2d", groups, cin, cog * groups)
+    if cw != cin:
+        raise ValueError(f"al.conv_transpose2d: weight {shape_of(ws)} expects {cw} input channels, x {shape_of(xs)} "
+                         f"has {cin}")
+    cout = cog * groups
+    oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    ow = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    if oh < 1 or ow < 1 or oph >= max(sh, dh) or opw >= max(sw, dw):
+        raise ValueError(f"al.conv_transpose2d: output_padding {output_padding} must be smaller than the stride or "
+                         f"dilation, and the output non-empty (got {oh}x{ow})")
+    bs = call.array("bias", bias) if bias is not None else None
+    if bs is not None and (shape_of(bs) != (cout,) or dtype_of(bs) != dtype_of(xs)):
+        raise ValueError(f"al.conv_transpose2d: bias must be a {dtype_of(xs)} array of shape ({cout},)")
+    y = call.empty((n, cout, oh, ow), dtype_of(xs))
+    b = _blocks(call, n * oh * ow, cog, (cin // groups) * kh * kw, dtype_of(xs), CPU_GRAD_BLOCKS)
+    geometry = (cout, oh, ow, cin, h, w, kh, kw, sh, sw, ph, pw, dh, dw, groups)
+    call.launch(conv2d_input_grad, (al.cdiv(n * oh * ow, b["BLOCK_M"]), al.cdiv(cog, b["BLOCK_N"]), groups), xs, ws,
+                bs if bs is not None else ws, *geometry, DX=y, HAS_BIAS=bs is not None, **b)
+    return call.result(y, (n, cout, oh, ow))
+
+
+def conv_transpose2d_backward(grad_output, x, weight, stride=1, padding=0, dilation=1, need=(True, True, True),
+                              groups: int = 1):
+    """(grad_x, grad_weight, grad_bias) of al.conv_transpose2d: the input gradient is the convolution it
+    transposes (al.conv2d of grad_output), the weight gradient conv2d's with x and grad_output in each other's
+    roles, the bias gradient grad_output's row sums."""
+    grad_x = conv2d(grad_output, weight, None, stride, padding, dilation, groups) if need[0] else None
+    grad_w = conv2d_backward(x, grad_output, weight, stride, padding, dilation, (False, True, False), groups)[1] \
+        if need[1] else None
+    grad_b = None
+    if need[2]:
+        call = Call("conv_transpose2d_backward")
+        g = call.array("grad_output", grad_output, ndim=4)
+        n, o, oh, ow = shape_of(g)
+        gb = call.empty((o,), dtype_of(g))
+        call.launch(conv2d_bias_grad, o, g.reshape(n, o, oh * ow), o, oh * ow, DB=gb, BLOCK=1024)
+        grad_b = call.result(gb, (o,))
+    return grad_x, grad_w, grad_b
