@@ -15,17 +15,22 @@ BLOCK = 256
 ATOMIC_DTYPES = (np.dtype(np.float32),)  # the gradient scatter adds with float32 atomics
 
 
+@al.func
+def pooled_element(total, OH, OW, BLOCK: al.constexpr):
+    """(offsets, live lanes, plane, output row, output column) of a pooling program's lanes: one output element
+    of an (N * C, OH, OW) result each."""
+    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    return offs, offs < total, offs // (OH * OW), (offs % (OH * OW)) // OW, offs % OW
+
+
 @al.kernel(writes_all_outputs=True)
 def max_pool2d_kernel(X, Y: al.output, Index: al.output, total, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW,
                       BLOCK: al.constexpr):
     """Y and Index (N, C, OH, OW): each window's maximum (NaN wins, as in torch) and its position ih * Wd + iw
     in the input plane (the window's first in-range position when every tap is -inf)."""
-    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
-    live = offs < total
-    plane = offs // (OH * OW)
-    pos = offs % (OH * OW)
-    top = (pos // OW) * SH - PH
-    left = (pos % OW) * SW - PW
+    offs, live, plane, oh, ow = pooled_element(total, OH, OW, BLOCK)
+    top = oh * SH - PH
+    left = ow * SW - PW
     best = al.full((BLOCK,), -float("inf"), al.float32)
     arg = al.maximum(top, 0) * Wd + al.maximum(left, 0)
     for t in range(0, KH * KW):
@@ -129,11 +134,7 @@ def avg_window(oh, ow, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE: al.
 def avg_pool2d_kernel(X, Y: al.output, total, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE: al.constexpr,
                       COUNT_PAD: al.constexpr, BLOCK: al.constexpr):
     """Y (N, C, OH, OW): each window's mean (KH x KW taps at most; for adaptive windows, their largest size)."""
-    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
-    live = offs < total
-    plane = offs // (OH * OW)
-    oh = (offs % (OH * OW)) // OW
-    ow = offs % OW
+    offs, live, plane, oh, ow = pooled_element(total, OH, OW, BLOCK)
     top, left, bottom, right, divisor = avg_window(oh, ow, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE,
                                                    COUNT_PAD)
     total_in = al.zeros((BLOCK,), al.float32)
@@ -149,11 +150,7 @@ def avg_pool2d_kernel(X, Y: al.output, total, H, Wd, OH, OW, KH, KW, SH, SW, PH,
 def avg_pool2d_scatter(G, DX, total, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE: al.constexpr,
                        COUNT_PAD: al.constexpr, BLOCK: al.constexpr):
     """DX (zeroed, N, C, H, W) += each output element's gradient / divisor over its window."""
-    offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
-    live = offs < total
-    plane = offs // (OH * OW)
-    oh = (offs % (OH * OW)) // OW
-    ow = offs % OW
+    offs, live, plane, oh, ow = pooled_element(total, OH, OW, BLOCK)
     top, left, bottom, right, divisor = avg_window(oh, ow, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE,
                                                    COUNT_PAD)
     share = al.load(G + offs, mask=live, other=0.0) / divisor.to(al.float32)
