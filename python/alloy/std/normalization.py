@@ -35,11 +35,10 @@ def layernorm_row_tile(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, 
     al.store(Rstd + row, rstd)
 
 
-@al.kernel(writes_all_outputs=True)
-def layernorm_row_stream(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, n_cols, eps,
-                         BLOCK: al.constexpr):
-    row = al.program_id(0)
-    base = row * n_cols
+@al.func
+def streamed_stats(X, base, n_cols, eps, BLOCK: al.constexpr):
+    """(mean, rstd) of the n_cols elements at X + base, streamed in BLOCK chunks: a pass for the mean, one for
+    the variance around it."""
     total = al.zeros((BLOCK,), al.float32)
     for start in range(0, n_cols, BLOCK):
         cols = start + al.arange(0, BLOCK)
@@ -51,7 +50,15 @@ def layernorm_row_stream(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output
         x = al.load(X + base + cols, mask=cols < n_cols, other=0.0).to(al.float32)
         d = al.where(cols < n_cols, x - mean, 0.0)
         squares += d * d
-    rstd = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+    return mean, al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+
+
+@al.kernel(writes_all_outputs=True)
+def layernorm_row_stream(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, n_cols, eps,
+                         BLOCK: al.constexpr):
+    row = al.program_id(0)
+    base = row * n_cols
+    mean, rstd = streamed_stats(X, base, n_cols, eps, BLOCK)
     for start in range(0, n_cols, BLOCK):
         cols = start + al.arange(0, BLOCK)
         mask = cols < n_cols
@@ -160,17 +167,7 @@ def group_norm_rows(X, W, B, Y: al.output, Mean: al.output, Rstd: al.output, gro
     row = al.program_id(0)
     n_cols = group_channels * spatial
     base = row * n_cols
-    total = al.zeros((BLOCK,), al.float32)
-    for start in range(0, n_cols, BLOCK):
-        cols = start + al.arange(0, BLOCK)
-        total += al.load(X + base + cols, mask=cols < n_cols, other=0.0).to(al.float32)
-    mean = al.sum(total, axis=0) / n_cols
-    squares = al.zeros((BLOCK,), al.float32)
-    for start in range(0, n_cols, BLOCK):
-        cols = start + al.arange(0, BLOCK)
-        d = al.where(cols < n_cols, al.load(X + base + cols, mask=cols < n_cols, other=0.0).to(al.float32) - mean, 0.0)
-        squares += d * d
-    rstd = al.rsqrt(al.sum(squares, axis=0) / n_cols + eps)
+    mean, rstd = streamed_stats(X, base, n_cols, eps, BLOCK)
     first = (row % groups) * group_channels
     for start in range(0, n_cols, BLOCK):
         cols = start + al.arange(0, BLOCK)
