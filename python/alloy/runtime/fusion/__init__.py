@@ -133,8 +133,8 @@ def fused_module(chain: list, classes: tuple | None = None):
     from mlir import ir
     from mlir.dialects import func
 
+    from ...passes.tile_canonicalize import tile_canonicalize
     from . import pointwise, same_space
-    from .ir_walk import erase_unused
 
     classes = classes if classes is not None else _classes(_identities(chain))
     ctx = tile.new_context()
@@ -181,15 +181,11 @@ def fused_module(chain: list, classes: tuple | None = None):
                 kept[into[0]], grid_of[into[0]], covers[into[0]] = False, grid_of[i], True
             else:
                 return ctx, None, None
-            erase_unused(fn)
+            tile_canonicalize(module.operation)  # drop what the link left unused before the next one looks
             gone += [link.out_arg] + link.in_args
         grids = {n.grid for n, k in zip(chain, kept) if k}
         if len(grids) != 1:
             return ctx, None, None
-        erase_unused(fn)
-        from ...passes.pipeline import run_passes
-
-        run_passes(module.operation, ("tile-canonicalize",))
         if any(next(iter(a.uses), None) is not None for a in gone) or not module.operation.verify():
             return ctx, None, None
     return ctx, module, grids.pop()

@@ -1,5 +1,5 @@
 """Walking the merged tile IR of a fusion: where pointers come from, which ops touch a buffer, the element
-offsets a pointer addresses, and removing what a fusion left unused."""
+offsets a pointer addresses."""
 from __future__ import annotations
 
 from mlir import ir
@@ -137,25 +137,3 @@ def offsets(ptr: ir.Value, base: ir.Value) -> ir.Value:
     if shape is not None and tile.shape_of(acc.type) != shape:
         acc = tile.splat(acc, shape) if tile.shape_of(acc.type) is None else tile.broadcast(acc, shape)
     return acc
-
-
-_PURE_TILE_OPS = ("tile.splat", "tile.addptr", "tile.broadcast", "tile.expand_dims", "tile.reshape", "tile.load",
-                  "tile.arange", "tile.program_id", "tile.num_programs", "tile.trans", "tile.reduce", "tile.dot")
-
-
-def erase_unused(fn) -> None:
-    """Erase the value-computing operations of `fn` whose results nothing uses (until none is left)."""
-    while True:
-        dead = []
-
-        def visit(o):
-            pure = o.name.startswith(("arith.", "math.")) or o.name in _PURE_TILE_OPS
-            if pure and not len(o.regions) and all(next(iter(r.uses), None) is None for r in o.results):
-                dead.append(o)
-            return ir.WalkResult.ADVANCE
-
-        fn.operation.walk(visit)
-        if not dead:
-            return
-        for o in dead:
-            o.erase()
