@@ -27,6 +27,21 @@ from ..outputs import allocated_by_launch
 
 _FAILED = object()
 _compiled: dict = {}  # chain key -> Compiled, or _FAILED
+_sources: str | None = None  # digest of this package's sources
+
+
+def _fingerprint() -> str:
+    """Digest of the fusion pass's own sources (not in the compiler's fingerprint): a changed pass never
+    reuses a fused kernel from the disk cache that an older one built."""
+    global _sources
+    if _sources is None:
+        import os
+
+        from ..cache import sources_digest
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        _sources = sources_digest(here, sorted(os.path.join(here, f) for f in os.listdir(here) if f.endswith(".py")))[:16]
+    return _sources
 
 
 # ------------------------------------------------------------------ the chain's identity
@@ -68,7 +83,8 @@ def fused_kernel(chain: list):
     key = (tuple(n.compiled.key for n in chain), tuple(n.grid for n in chain), classes)
     hit = _compiled.get(key)
     if hit is None:
-        hit = _build_and_compile(chain, classes, cache_key("fused", key, compiler_fingerprint(), host_cpu()))
+        hit = _build_and_compile(chain, classes, cache_key("fused", key, compiler_fingerprint(), _fingerprint(),
+                                                           host_cpu()))
         _compiled[key] = hit
     return None if hit is _FAILED else hit
 
