@@ -189,19 +189,14 @@ class _Simulation:
         for i, r in enumerate(op.results):
             if not uni.varying(r):
                 continue
-            t = r.type
-            if tile.is_ptr(t):
-                raise LoweringError("a per-thread pointer chosen by an 'if' that contains al.barrier (or a SIMD "
-                                    "shuffle or reduce) is not supported by the CPU target; choose an integer "
-                                    "offset and add it to the array", op)
-            buf = self.buffer_for(t)
-            for region in op.regions:
-                term = list(region.blocks[0].operations)[-1].operation
+            terms = [list(region.blocks[0].operations)[-1].operation for region in op.regions]
+            slot = _CarriedSlot(self, r.type, terms[0].operands[i])
+            for term in terms:
                 with ir.InsertionPoint(term), op.location:
-                    self.store_slot(buf, t, tile.thread_id(), term.operands[i])
-                term.operands[i] = self.dummy(t)
+                    slot.store(term.operands[i])
+                term.operands[i] = slot.dummy()
             with ir.InsertionPoint.after(op), op.location:
-                after = self.load_slot(buf, t, tile.thread_id())
+                after = slot.load()
             r.replace_all_uses_with(after)
 
     def _carry_while(self, op, uni) -> None:
@@ -452,8 +447,8 @@ class _Simulation:
 
 
 class _CarriedSlot:
-    """A per-thread buffer for one value a sync-containing loop carries. A pointer is kept as its integer
-    offset from the function argument it derives from (through tile.addptr steps), and rebuilt from it."""
+    """A per-thread buffer for one value a sync-containing loop carries or if yields. A pointer is kept as its
+    integer offset from the function argument it derives from (through tile.addptr steps), and rebuilt from it."""
 
     def __init__(self, sim: _Simulation, t: ir.Type, sample: ir.Value) -> None:
         self.sim, self.t = sim, t
@@ -461,7 +456,7 @@ class _CarriedSlot:
         if tile.is_ptr(t):
             self.base, _ = _addptr_chain(sample)
             if self.base is None or not any(self.base == a for a in sim.entry.arguments):
-                raise LoweringError("a per-thread pointer carried by a loop that contains al.barrier (or a SIMD "
+                raise LoweringError("a per-thread pointer kept by a loop or if that contains al.barrier (or a SIMD "
                                     "shuffle or reduce) must be an array argument plus offsets on the CPU target",
                                     _owner(sample) or sim.func)
             self.t = ir.IntegerType.get_signless(64)
@@ -472,7 +467,7 @@ class _CarriedSlot:
         if self.base is not None:
             base, steps = _addptr_chain(value)
             if base != self.base:
-                raise LoweringError("a per-thread pointer carried by a loop that contains al.barrier moves to "
+                raise LoweringError("a per-thread pointer kept by a loop or if that contains al.barrier moves to "
                                     "another array; the CPU target needs one array plus offsets",
                                     _owner(value) or self.sim.func)
             value = self.sim.const(0, self.t)
