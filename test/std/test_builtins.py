@@ -394,3 +394,32 @@ def test_conv_transpose2d_and_its_gradients(shape, out, k, stride, padding, outp
                                          groups=groups)
     for got, ref in zip(grads, (x.grad, w.grad, b.grad)):
         close(got, ref, scale=float(ref.abs().max()))
+
+
+def test_new_builtins_name_bad_inputs():
+    x = np.zeros((1, 3, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=r"al.conv_transpose2d: weight \(4, 2, 3, 3\) expects 4 input channels"):
+        al.conv_transpose2d(x, np.zeros((4, 2, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="al.conv_transpose2d: output_padding 2 must be smaller than the stride"):
+        al.conv_transpose2d(x, np.zeros((3, 2, 3, 3), np.float32), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match="al.conv2d_backward: groups must divide"):
+        al.conv2d_backward(np.zeros((1, 4, 6, 6), np.float32), x, np.zeros((4, 3, 3, 3), np.float32), groups=2)
+    with pytest.raises(ValueError, match="al.avg_pool2d: kernel_size and stride must be >= 1 and padding at most half"):
+        al.avg_pool2d(x, 2, padding=2)
+    with pytest.raises(ValueError, match="al.avg_pool2d: output_size must be positive"):
+        al.avg_pool2d(x, output_size=0)
+    with pytest.raises(ValueError, match=r"al.avg_pool2d_backward: grad_output \(1, 3, 2, 2\) does not match"):
+        al.avg_pool2d_backward(np.zeros((1, 3, 2, 2), np.float32), x.shape, 2)  # pools to 4x4
+    with pytest.raises(ValueError, match="al.max_pool2d_backward: indices .* and grad_output .* differ"):
+        al.max_pool2d_backward(np.zeros((1, 3, 4, 4), np.float32), np.zeros((1, 3, 2, 2), np.int64), x.shape)
+    with pytest.raises(TypeError, match="al.max_pool2d_backward: argument 'grad_output': dtype float16"):
+        al.max_pool2d_backward(np.zeros((1, 3, 4, 4), np.float16), np.zeros((1, 3, 4, 4), np.int64), x.shape)
+    with pytest.raises(ValueError, match="al.max_pool2d: kernel_size must be an int or a pair of ints"):
+        al.max_pool2d(x, (2, 2, 2))
+
+
+def test_reshape_of_a_pending_buffer_checks_the_size():
+    y = al.softmax(np.zeros((4, 6), np.float32))
+    assert y.pending is not None and y.reshape(-1, 3).shape == (8, 3) and y.reshape(24).pending is not None
+    with pytest.raises(ValueError, match=r"AlloyBuffer.reshape: cannot reshape \(4, 6\) into \(5, 5\)"):
+        y.reshape(5, 5)
