@@ -63,7 +63,7 @@ def inspect(kernel, *args, level="tile-ir", print_ir=True, **kwargs) -> str:
 
 
 from .tuning import Config, autotune  # noqa: E402,F401  (after kernel: the builtins below are kernels)
-from .std import (attention, avg_pool2d, avg_pool2d_backward, conv2d, conv_transpose2d, conv_transpose2d_backward, conv2d_backward, cross_entropy, dot_transpose_rhs,  # noqa: E402,F401
+from .std import (attention, attention_backward, avg_pool2d, avg_pool2d_backward, conv2d, conv_transpose2d, conv_transpose2d_backward, conv2d_backward, cross_entropy, dot_transpose_rhs,  # noqa: E402,F401
                   gated_linear, gelu, group_norm, layernorm, linear, matmul, max_pool2d, max_pool2d_backward,
                   rms_norm, rope, silu, softmax, transpose)
 

@@ -15,14 +15,17 @@ from .training import training_mode
 _COUNTER = itertools.count()
 _KEEP = (torch.ops.aten.gelu.default, torch.ops.aten.gelu_backward.default, torch.ops.aten._softmax.default,
          torch.ops.aten.native_layer_norm.default, torch.ops.aten.silu.default,
-         torch.ops.aten.embedding_dense_backward.default,
+         torch.ops.aten.embedding_dense_backward.default, torch.ops.aten.nll_loss_forward.default,
+         torch.ops.aten.nll_loss_backward.default, torch.ops.aten.select_backward.default,
+         torch.ops.aten.slice_backward.default,
          # its decomposition returns the attention weights where the backward op expects the log-sum-exp
          torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default)
 
 
 def decompositions() -> dict:
     """Core ATen decompositions, except the ops Alloy lowers whole (softmax, layer norm, GELU, SiLU,
-    attention, the embedding gradient)."""
+    attention, the embedding gradient, the negative log-likelihood loss and its gradient, the gradients of
+    select and slice)."""
     table = dict(core_aten_decompositions())
     for op in _KEEP:
         for name in op.overloadpacket.overloads():

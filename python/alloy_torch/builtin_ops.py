@@ -58,6 +58,30 @@ def lowering(node):
     return None
 
 
+def slice_backward_lowering(node):
+    """The gradients of select and slice (zeros around the incoming gradient) on an Alloy kernel."""
+    if node.kwargs or node.target not in (aten.select_backward.default, aten.slice_backward.default):
+        return None
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or val.dtype not in FLOATS:
+        return None
+    if node.target is aten.select_backward.default:
+        return row_kernels.select_backward, node.args
+    return row_kernels.slice_backward, node.args
+
+
+def nll_loss_lowering(node):
+    """The negative log-likelihood loss (cross-entropy after log-softmax) and its gradient on Alloy kernels."""
+    if node.kwargs or node.target not in (aten.nll_loss_forward.default, aten.nll_loss_backward.default):
+        return None
+    logp = node.args[0 if node.target is aten.nll_loss_forward.default else 1].meta.get("val")
+    if not isinstance(logp, torch.Tensor) or logp.dtype not in FLOATS or logp.dim() not in (1, 2):
+        return None
+    if node.target is aten.nll_loss_forward.default:
+        return row_kernels.nll_loss, node.args
+    return row_kernels.nll_loss_backward, node.args
+
+
 def layer_norm_lowering(node):
     """al.layernorm, with its saved statistics, for a native_layer_norm with weight and bias."""
     if node.target is not aten.native_layer_norm.default or len(node.args) != 5 or node.kwargs:
@@ -83,26 +107,50 @@ def embedding_lowering(node):
     return row_kernels.embedding, node.args
 
 
-def _attention(q, k, v, dropout_p=0.0, is_causal=False, attn_mask=None, scale=None):
+def _attention(q, k, v, dropout_p=0.0, is_causal=False, scale=None, with_lse=False):
+    if with_lse:
+        return al.attention(q, k, v, causal=is_causal, scale=scale, return_lse=True)
     return al.attention(q, k, v, causal=is_causal, scale=scale), None
 
 
-def attention_lowering(node):
-    """al.attention (grouped-query heads native) for CPU flash attention whose log-sum-exp nobody reads
-    (inference): no dropout, no mask, causal only for square scores (torch aligns the mask top-left)."""
-    if node.target is not aten._scaled_dot_product_flash_attention_for_cpu.default:
-        return None
-    args = list(node.args) + [0.0, False][len(node.args) - 3:]  # dropout_p, is_causal defaults
-    q, k = (a.meta.get("val") for a in node.args[:2])
-    dropout, causal = args[3], args[4]
+def _attention_backward(grad_out, q, k, v, out, lse, dropout_p, is_causal, scale=None):
+    return al.attention_backward(grad_out, q, k, v, out, lse, causal=is_causal, scale=scale)
+
+
+def _sdpa_arguments(node, first_flag: int):
+    """(dropout_p, is_causal, keyword arguments) of a CPU flash-attention node (forward or backward, its
+    flags from position `first_flag`) Alloy's kernels compute, else None: no dropout, no mask, causal only
+    for square scores (torch aligns the causal mask top-left, Alloy's kernels bottom-right)."""
+    args = list(node.args[first_flag:]) + [0.0, False][len(node.args) - first_flag:]
+    dropout, causal = args[0], args[1]
     kw = dict(node.kwargs)
     if dropout or kw.get("attn_mask") is not None or set(kw) - {"attn_mask", "scale"}:
         return None
+    query = 1 if first_flag == 6 else 0  # the backward's arguments start with grad_out
+    q, k = (a.meta.get("val") for a in node.args[query:query + 2])
     if q.dtype not in FLOATS or (causal and q.shape[-2] != k.shape[-2]):
         return None
-    if not all(u.target is operator.getitem and u.args[1] == 0 for u in node.users):
+    return dropout, causal, kw.get("scale")
+
+
+def attention_lowering(node):
+    """al.attention (grouped-query heads native) for CPU flash attention, with its log-sum-exp when a
+    backward graph reads it; al.attention_backward for its gradient."""
+    if node.target is aten._scaled_dot_product_flash_attention_for_cpu_backward.default:
+        flags = _sdpa_arguments(node, 6)
+        if flags is None:
+            return None
+        dropout, causal, scale = flags
+        return (lambda *a: _attention_backward(*a, scale=scale)), tuple(node.args[:6]) + (dropout, causal)
+    if node.target is not aten._scaled_dot_product_flash_attention_for_cpu.default:
         return None
-    return (lambda q, k, v, d, c: _attention(q, k, v, d, c, scale=kw.get("scale"))), tuple(args[:5])
+    flags = _sdpa_arguments(node, 3)
+    if flags is None:
+        return None
+    dropout, causal, scale = flags
+    with_lse = not all(u.target is operator.getitem and u.args[1] == 0 for u in node.users)
+    return (lambda q, k, v, d, c: _attention(q, k, v, d, c, scale=scale, with_lse=with_lse)), \
+        tuple(node.args[:3]) + (dropout, causal)
 
 
 def _conv2d(x, weight, bias, stride, padding, dilation, transposed, output_padding, groups):

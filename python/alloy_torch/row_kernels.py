@@ -1,6 +1,8 @@
 """Alloy kernels for ATen ops with no builtin of the same contract: log-softmax, embedding lookup and its
-weight gradient."""
+weight gradient, the negative log-likelihood loss and its gradient, the gradients of select and slice."""
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -47,6 +49,72 @@ def scatter_add_rows(Grad, Index, Out, dim, padding_idx, BLOCK: al.constexpr):
     al.atomic_add(Out + idx * dim + cols, g, mask=(cols < dim) & (idx != padding_idx))
 
 
+@al.kernel
+def nll_loss_rows(LogP, Target, Weight, Out: al.output, Total: al.output, n_rows, n_cols, ignore_index,
+                  REDUCE: al.constexpr, WEIGHTED: al.constexpr, BLOCK: al.constexpr):
+    """One program: each row's -LogP[row, target] (times the class weight), stored per row (REDUCE 0) or
+    summed (2) or averaged over the weights of the rows counted (1); Total gets that weight sum."""
+    losses = al.zeros((BLOCK,), al.float32)
+    weights = al.zeros((BLOCK,), al.float32)
+    for start in range(0, n_rows, BLOCK):
+        rows = start + al.arange(0, BLOCK)
+        inside = rows < n_rows
+        t = al.load(Target + rows, mask=inside, other=0).to(al.int64)
+        valid = inside & (t != ignore_index)
+        w = al.where(valid, 1.0, 0.0)
+        if WEIGHTED:
+            w = al.load(Weight + t, mask=valid, other=0.0).to(al.float32)
+        loss = -al.load(LogP + rows.to(al.int64) * n_cols + t, mask=valid, other=0.0).to(al.float32) * w
+        if REDUCE == 0:
+            al.store(Out + rows, loss.to(Out.dtype), mask=inside)
+        losses += loss
+        weights += w
+    total = al.sum(weights, axis=0)
+    if REDUCE == 1:
+        al.store(Out + 0, (al.sum(losses, axis=0) / total).to(Out.dtype))
+    if REDUCE == 2:
+        al.store(Out + 0, al.sum(losses, axis=0).to(Out.dtype))
+    al.store(Total + 0, al.where(REDUCE == 0, 0.0, total).to(Total.dtype))
+
+
+@al.kernel
+def nll_loss_grad_rows(Grad, Target, Weight, Total, dX: al.output, n_cols, ignore_index, REDUCE: al.constexpr,
+                       WEIGHTED: al.constexpr, BLOCK: al.constexpr):
+    """One program a row: the row of the loss's gradient, -grad * weight [/ total weight] at the target column
+    and 0 elsewhere."""
+    row = al.program_id(0)
+    t = al.load(Target + row).to(al.int64)
+    valid = t != ignore_index
+    g = al.load(Grad + 0).to(al.float32)
+    if REDUCE == 0:
+        g = al.load(Grad + row).to(al.float32)
+    if REDUCE == 1:
+        g = g / al.load(Total + 0).to(al.float32)
+    w = 1.0
+    if WEIGHTED:
+        w = al.load(Weight + t, mask=valid, other=0.0).to(al.float32)
+    value = al.where(valid, -g * w, 0.0)
+    base = row.to(al.int64) * n_cols
+    for start in range(0, n_cols, BLOCK):
+        cols = start + al.arange(0, BLOCK)
+        al.store(dX + base + cols, al.where(cols == t, value, 0.0).to(dX.dtype), mask=cols < n_cols)
+
+
+@al.kernel
+def scatter_slice_rows(G, Y: al.output, n, inner, start, step, count, BLOCK: al.constexpr):
+    """Y viewed as (outer, n, inner): rows j = start + step * m (m < count) of axis n take G's row m, the
+    others are zero (G is (outer, count, inner))."""
+    row = al.program_id(0)
+    outer_index = row // n
+    j = row % n
+    m = (j - start) // step
+    inside = (j >= start) & ((j - start) % step == 0) & (m < count)
+    cols = al.program_id(1) * BLOCK + al.arange(0, BLOCK)
+    source = G + (outer_index * count + m).to(al.int64) * inner + cols
+    value = al.load(source, mask=(cols < inner) & inside, other=0.0)
+    al.store(Y + row.to(al.int64) * inner + cols, value, mask=cols < inner)
+
+
 def _target(t: torch.Tensor) -> str:
     return "cuda" if t.is_cuda else "cpu"
 
@@ -84,3 +152,64 @@ def embedding_backward(grad, indices, num_weights, padding_idx, scale_grad_by_fr
                                 (grad.contiguous().reshape(-1), flat_idx, out.reshape(-1), dim, int(padding_idx)),
                                 {"BLOCK": BLOCK}, _target(grad))
     return out if grad.dtype is torch.float32 else out.to(grad.dtype)
+
+
+def _class_rows(logp, target, weight):
+    """(logp as (rows, classes), target as (rows,), the weights or logp standing in, whether weighted)."""
+    rows2d = logp.reshape(1, -1) if logp.dim() == 1 else logp.contiguous()
+    flat_target = target.reshape(-1).contiguous()
+    weighted = weight is not None
+    return rows2d, flat_target, (weight.contiguous() if weighted else rows2d), weighted
+
+
+def nll_loss(logp, target, weight, reduction, ignore_index):
+    """aten.nll_loss_forward: (loss, total weight) for log-probabilities (N, C) or (C,) and class targets."""
+    rows2d, flat_target, weights, weighted = _class_rows(logp, target, weight)
+    n_rows, n_cols = rows2d.shape
+    out = torch.empty((n_rows,) if reduction == 0 else (1,), dtype=logp.dtype, device=logp.device)
+    total = torch.empty((1,), dtype=logp.dtype, device=logp.device)
+    nll_loss_rows.launch(1, (rows2d.reshape(-1), flat_target, weights, n_rows, n_cols, int(ignore_index)),
+                         {"Out": out, "Total": total, "REDUCE": int(reduction), "WEIGHTED": weighted, "BLOCK": 256},
+                         _target(logp))
+    return (out.reshape(target.shape) if reduction == 0 else out.reshape(())), total.reshape(())
+
+
+def nll_loss_backward(grad, logp, target, weight, reduction, ignore_index, total_weight):
+    """aten.nll_loss_backward: the gradient of nll_loss with respect to the log-probabilities."""
+    rows2d, flat_target, weights, weighted = _class_rows(logp, target, weight)
+    n_rows, n_cols = rows2d.shape
+    dx = torch.empty((n_rows, n_cols), dtype=logp.dtype, device=logp.device)
+    if n_rows and n_cols:
+        nll_loss_grad_rows.launch(n_rows, (grad.contiguous().reshape(-1), flat_target, weights,
+                                           total_weight.reshape(1), n_cols, int(ignore_index)),
+                                  {"dX": dx.reshape(-1), "REDUCE": int(reduction), "WEIGHTED": weighted,
+                                   "BLOCK": BLOCK}, _target(logp))
+    return dx.reshape(logp.shape)
+
+
+def _scatter_slice(grad, sizes, dim, start, step):
+    """A zero tensor of `sizes` with grad along `dim` at start, start + step, ... (grad has that axis)."""
+    sizes = [int(v) for v in sizes]
+    dim = dim % len(sizes)
+    n, inner = sizes[dim], math.prod(sizes[dim + 1:])
+    count = grad.shape[dim] if grad.dim() == len(sizes) else 1
+    y = torch.empty(sizes, dtype=grad.dtype, device=grad.device)
+    rows = math.prod(sizes[:dim + 1])
+    if rows and inner:
+        scatter_slice_rows.launch((rows, al.cdiv(inner, BLOCK)), (grad.contiguous().reshape(-1), n, inner,
+                                  int(start), int(step), int(count)), {"Y": y.reshape(-1), "BLOCK": BLOCK},
+                                  _target(grad))
+    return y
+
+
+def select_backward(grad, sizes, dim, index):
+    """aten.select_backward: zeros of `sizes` with grad at `index` along `dim`."""
+    n = int(sizes[dim])
+    return _scatter_slice(grad, sizes, dim, index % n if n else 0, 1)
+
+
+def slice_backward(grad, sizes, dim, start, end, step):
+    """aten.slice_backward: zeros of `sizes` with grad in the slice start:end:step along `dim`."""
+    n = int(sizes[dim])
+    start = min(max(start + n if start < 0 else start, 0), n)
+    return _scatter_slice(grad, sizes, dim, start, step)

@@ -170,6 +170,42 @@ def test_attention(dtype, batch, heads, kv_heads, lq, lk, dim, causal):
     close(o, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch,heads,kv_heads,lq,lk,dim,causal", [
+    (2, 4, 2, 37, 37, 16, True),   # grouped-query heads: k and v gradients sum over their query heads
+    (1, 2, 2, 20, 45, 24, False),  # head size not a power of two; ragged blocks
+    (1, 2, 1, 33, 50, 16, True),   # causal with more keys than queries (aligned bottom-right)
+])
+def test_attention_backward(dtype, batch, heads, kv_heads, lq, lk, dim, causal):
+    q = torch.randn(batch, heads, lq, dim).to(dtype)
+    k, v = (torch.randn(batch, kv_heads, lk, dim).to(dtype) for _ in range(2))
+    grad = torch.randn(batch, heads, lq, dim).to(dtype)
+    o, lse = al.attention(q, k, v, causal=causal, scale=0.2, return_lse=True)
+    assert lse.shape == (batch, heads, lq) and lse.dtype == torch.float32
+    dq, dk, dv = al.attention_backward(grad, q, k, v, o, lse, causal=causal, scale=0.2)
+    assert dq.shape == q.shape and dk.shape == k.shape and dv.dtype == dtype
+    group = heads // kv_heads
+    mask = torch.ones(lq, lk, dtype=torch.bool).tril(lk - lq) if causal else None
+    qr, kr, vr = (t.double().requires_grad_() for t in (q, k, v))
+    ref = F.scaled_dot_product_attention(qr, kr.repeat_interleave(group, 1), vr.repeat_interleave(group, 1),
+                                         attn_mask=mask, scale=0.2)
+    ref.backward(grad.double())
+    scores = (qr @ kr.repeat_interleave(group, 1).transpose(-1, -2)).detach() * 0.2
+    if mask is not None:
+        scores = scores.masked_fill(~mask, -math.inf)
+    close(lse, torch.logsumexp(scores, -1), dtype if dtype is torch.float32 else torch.float16)
+    for got, want in ((dq, qr.grad), (dk, kr.grad), (dv, vr.grad)):
+        close(got, want, dtype, scale=4.0)
+
+
+def test_attention_backward_errors():
+    q = np.zeros((1, 2, 4, 16), np.float32)
+    with pytest.raises(ValueError, match="lse must be float32 of shape"):
+        al.attention_backward(q, q, q, q, q, np.zeros((1, 2, 5), np.float32))
+    with pytest.raises(ValueError, match="grad_out .* must have the shape"):
+        al.attention_backward(q[:, :, :3], q, q, q, q, np.zeros((1, 2, 4), np.float32))
+
+
 def test_attention_errors():
     q = np.zeros((1, 3, 4, 16), np.float32)
     with pytest.raises(ValueError, match="not a multiple of 2 kv heads"):

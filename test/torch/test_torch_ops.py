@@ -93,10 +93,23 @@ def test_attention_inference_uses_alloy_with_grouped_heads():
     assert report.fallback_nodes == 0, report
 
 
-def test_attention_backward_matches_eager():
-    q, k, v = (torch.randn(1, 2, 8, 4) for _ in range(3))
-    compiled_and_eager(Lambda(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)), q, k, v,
-                       atol=1e-5, rtol=1e-4)
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("shape", [(1, 2, 8, 4), (2, 3, 45, 24)])  # 45 rows: ragged blocks of queries and keys
+def test_attention_backward_runs_on_alloy(causal, shape):
+    q, k, v = (torch.randn(shape) for _ in range(3))
+    fn = Lambda(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=0.3))
+    report = compiled_and_eager(fn, q.transpose(1, 2).contiguous().transpose(1, 2), k, v, atol=2e-5, rtol=1e-4)
+    assert report.fallback_nodes == 0, report.fallback_ops
+
+
+def test_attention_log_sum_exp_is_torchs():
+    import alloy as al
+
+    q, k, v = torch.randn(2, 3, 20, 16), torch.randn(2, 3, 33, 16), torch.randn(2, 3, 33, 16)
+    out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(q, k, v, 0.0, False)
+    got, got_lse = al.attention(q, k, v, return_lse=True)
+    torch.testing.assert_close(got, out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got_lse, lse, atol=1e-5, rtol=1e-5)
 
 
 def test_an_unsupported_op_falls_back_with_one_warning():
@@ -151,6 +164,27 @@ def test_log_softmax_and_cross_entropy(dim):
     assert "aten._log_softmax.default" not in report.fallback_ops
     labels = torch.randint(0, 300, (6,))
     compiled_and_eager(Lambda(lambda x, t: F.cross_entropy(x, t)), x, labels, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_and_its_gradient_run_on_alloy(reduction, weighted):
+    x = torch.randn(300, 37) * 3
+    labels = torch.randint(0, 37, (300,))
+    labels[::7] = -100  # ignored rows
+    weight = torch.rand(37) + 0.5 if weighted else None
+    fn = Lambda(lambda x, t: F.cross_entropy(x, t, weight=weight, reduction=reduction))
+    report = compiled_and_eager(fn, x, labels, atol=1e-5, rtol=1e-5)
+    assert report.fallback_nodes == 0, report.fallback_ops
+
+
+def test_select_and_slice_gradients_run_on_alloy():
+    def fn(x):
+        a, b, c = x  # select along the first axis, as q, k, v = qkv.unbind(0)
+        return a * torch.cat([b[:, 1::2], b[:, ::2]], 1) + torch.cat([c[:, -6:], c[:, :6]], 1) * 2.0
+
+    report = compiled_and_eager(Lambda(fn), torch.randn(3, 5, 12))
+    assert report.fallback_nodes == 0, report.fallback_ops
 
 
 @pytest.mark.parametrize("act", [nn.GELU(), nn.GELU(approximate="tanh"), nn.SiLU(), nn.ReLU(), nn.Identity()])

@@ -1,10 +1,13 @@
-"""`al.attention(q, k, v, causal=False, scale=None)`: flash-style attention with an online softmax.
+"""`al.attention(q, k, v, causal=False, scale=None, return_lse=False)`: flash-style attention with an
+online softmax.
 
 q is (batch, heads, Lq, D), k and v (batch, kv_heads, Lk, D) (or the same without the batch axis);
 heads must be a multiple of kv_heads (grouped-query attention: query head h reads kv head
 h // (heads // kv_heads)). With `causal`, query i sees keys j <= i + Lk - Lq (the last query sees
 every key, as in decoding with a KV cache; torch's is_causal when Lq == Lk). Scores and the
-softmax are float32; the result has q's dtype.
+softmax are float32; the result has q's dtype. With `return_lse` the call also returns each query row's
+log-sum-exp of its scaled scores, float32 (batch, heads, Lq) (torch's flash-attention `logsumexp`; -inf
+for a row that sees no key), which `al.attention_backward` takes.
 """
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ def online_softmax_step(m, l, acc, s, v, dtype):
 
 
 @al.kernel
-def attention_kernel(Q, K, V, O: al.output, Lq, Lk, heads, group, scale, D: al.constexpr, DP: al.constexpr,
-                     CAUSAL: al.constexpr, BM: al.constexpr, BN: al.constexpr):
+def attention_kernel(Q, K, V, O: al.output, Lse: al.output, Lq, Lk, heads, group, scale, D: al.constexpr,
+                     DP: al.constexpr, CAUSAL: al.constexpr, BM: al.constexpr, BN: al.constexpr):
     bh = al.program_id(1)
     kv = (bh // heads) * (heads // group) + (bh % heads) // group
     qi = al.program_id(0) * BM + al.arange(0, BM)
@@ -61,6 +64,8 @@ def attention_kernel(Q, K, V, O: al.output, Lq, Lk, heads, group, scale, D: al.c
         m, l, acc = online_softmax_step(m, l, acc, s, v, V.dtype)
     out = acc / al.where(l == 0.0, 1.0, l)[:, None]
     al.store(O + q_base + qi[:, None] * D + d[None, :], out.to(O.dtype), mask=qmask)
+    lse = al.where(l == 0.0, -float("inf"), m + al.log(al.where(l == 0.0, 1.0, l)))
+    al.store(Lse + bh * Lq + qi, lse, mask=qi < Lq)
 
 
 def _blocks(target: str, key: str | None) -> list[Config]:
@@ -71,18 +76,19 @@ def _blocks(target: str, key: str | None) -> list[Config]:
 TUNER = Tuner("alloy.std.attention", _blocks, measure_on_miss=False)
 
 
-def attention(q, k, v, causal: bool = False, scale: float | None = None):
-    """softmax(q @ k.T * scale [causally masked]) @ v per head; scale defaults to 1/sqrt(D)."""
-    return attention_call(q, k, v, causal, scale)
+def attention(q, k, v, causal: bool = False, scale: float | None = None, return_lse: bool = False):
+    """softmax(q @ k.T * scale [causally masked]) @ v per head; scale defaults to 1/sqrt(D). With
+    `return_lse`, (output, log-sum-exp)."""
+    return attention_call(q, k, v, causal, scale, return_lse=return_lse)
 
 
 PLANS = Plans()
 
 
-def attention_call(q, k, v, causal, scale, tune=None):
+def attention_call(q, k, v, causal, scale, tune=None, return_lse: bool = False):
     """`attention`; with `tune` (a progress callback), time every configuration instead and return
     (winner, {config: seconds})."""
-    plan_key = call_key(q, k, v, options=(bool(causal), scale)) if tune is None else None
+    plan_key = call_key(q, k, v, options=(bool(causal), scale, bool(return_lse))) if tune is None else None
     plan = PLANS.get(plan_key)
     if plan is not None:
         return plan(q, k, v)
@@ -105,8 +111,15 @@ def attention_call(q, k, v, causal, scale, tune=None):
         raise TypeError(f"al.attention: q, k and v must share one dtype, got {dtype_of(q)}, {dtype_of(k)}, "
                         f"{dtype_of(v)}")
     o = call.empty(shape_of(q), dtype_of(q))
+    lse = call.empty((batch * heads, lq), "float32")
+    lse_shape = shape_of(q)[:-1]
+
+    def results():
+        out = call.result(o, shape_of(q))
+        return (out, call.result(lse, lse_shape)) if return_lse else out
+
     if batch * heads * lq * dim == 0:
-        return call.result(o, shape_of(q))
+        return results()
     if lk == 0:
         raise ValueError("al.attention: k and v have no keys (Lk = 0)")
     scale = 1.0 / math.sqrt(dim) if scale is None else float(scale)
@@ -115,7 +128,7 @@ def attention_call(q, k, v, causal, scale, tune=None):
     def launch_of(config):
         """(grid, arguments, keyword arguments) of the launch with `config`'s blocks."""
         grid = (al.cdiv(lq, config.constexprs["BM"]), batch * heads)
-        kwargs = dict(O=o, D=dim, DP=row_block(dim, 1024), CAUSAL=bool(causal), **config.constexprs)
+        kwargs = dict(O=o, Lse=lse, D=dim, DP=row_block(dim, 1024), CAUSAL=bool(causal), **config.constexprs)
         return grid, (q, k, v, lq, lk, heads, heads // kv_heads, scale), kwargs
 
     def run(config):
@@ -127,6 +140,7 @@ def attention_call(q, k, v, causal, scale, tune=None):
         return TUNER.measure(call.run_target, key, run, progress=tune)
     chosen = TUNER.choose(call.run_target, key, run)
     run(chosen)
-    PLANS.record_launch(plan_key, attention_kernel, *launch_of(chosen), ("Q", "K", "V"), {"O": shape_of(q)},
+    returned = {"O": shape_of(q), "Lse": lse_shape} if return_lse else {"O": shape_of(q)}
+    PLANS.record_launch(plan_key, attention_kernel, *launch_of(chosen), ("Q", "K", "V"), returned,
                         call.torch_results)
-    return call.result(o, shape_of(q))
+    return results()
