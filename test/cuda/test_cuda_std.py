@@ -125,6 +125,22 @@ def test_gemm_attention_rope(on_cuda, dtype, tol):
     on_cuda.finish()
 
 
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+def test_attention_backward(on_cuda, dtype, tol):
+    q, g = torch.randn(2, 4, 70, 64).to(dtype), torch.randn(2, 4, 70, 64).to(dtype)
+    k, v = torch.randn(2, 2, 70, 64).to(dtype), torch.randn(2, 2, 70, 64).to(dtype)
+    qr, kr, vr = (t.double().requires_grad_() for t in (q, k, v))
+    ref = F.scaled_dot_product_attention(qr, kr.repeat_interleave(2, 1), vr.repeat_interleave(2, 1), is_causal=True)
+    ref.backward(g.double())
+    o, lse = on_cuda(al.attention, q.numpy(), k.numpy(), v.numpy(), causal=True, return_lse=True)
+    on_cuda.check(o, ref, tol)
+    grads = on_cuda(al.attention_backward, g.numpy(), q.numpy(), k.numpy(), v.numpy(), np.asarray(o),
+                    np.asarray(lse), causal=True)
+    for got, want in zip(grads, (qr.grad, kr.grad, vr.grad)):
+        on_cuda.check(got, want, tol * 10)
+    on_cuda.finish()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="torch without CUDA")
 def test_torch_cuda_tensors_stay_on_the_gpu():
     x = torch.randn(64, 1500, device="cuda", dtype=torch.float16)  # the PTX of test_rows

@@ -5,7 +5,7 @@ target) or AlloyBuffers in float32, float16 or bfloat16, computes in float32 and
 returns the input's dtype: torch tensors for torch inputs, AlloyBuffers otherwise.
 """
 from .activations import gelu, silu  # noqa: F401
-from .attention_backward import attention_backward  # noqa: F401
+from .flash_attention_backward import attention_backward  # noqa: F401
 from .convolution import conv2d, conv2d_backward, conv_transpose2d, conv_transpose2d_backward  # noqa: F401
 from .flash_attention import attention  # noqa: F401
 from .gemm import dot_transpose_rhs, gated_linear, linear, matmul  # noqa: F401

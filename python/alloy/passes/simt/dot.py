@@ -154,8 +154,13 @@ def elementwise(lw: SimtLowering, op) -> bool:
     ms = [as_fragments(lw, v) for v in op.operands]
     kind = ELEMENTWISE[op.operation.name]
     t = fragment_type(lw, ms[0].elem)
+    rhs = ms[1].frags
+    if kind == "subf":  # a - b as a + b * -1: the NVVM lowering of the fragment ops has no subf
+        minus_one = lw.op(f"gpu.subgroup_mma_constant_matrix {lw.const(-1.0, ms[0].elem)} : {t}")
+        rhs = [lw.op(f"gpu.subgroup_mma_elementwise mulf {b}, {minus_one} : ({t}, {t}) -> {t}") for b in rhs]
+        kind = "addf"
     frags = [lw.op(f"gpu.subgroup_mma_elementwise {kind} {a}, {b} : ({t}, {t}) -> {t}")
-             for a, b in zip(ms[0].frags, ms[1].frags)]
+             for a, b in zip(ms[0].frags, rhs)]
     lw.env[op.results[0]] = Fragments(frags, ms[0].elem, ms[0].shape)
     return True
 
