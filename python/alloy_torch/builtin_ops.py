@@ -70,6 +70,16 @@ def slice_backward_lowering(node):
     return row_kernels.slice_backward, node.args
 
 
+def dropout_lowering(node):
+    """Dropout: torch's Bernoulli draw (eager's random stream), the masking on an Alloy kernel."""
+    if node.target is not aten.native_dropout.default or node.kwargs:
+        return None
+    val = node.meta.get("val")
+    if not isinstance(val, tuple) or val[0].dtype not in FLOATS:
+        return None
+    return row_kernels.dropout, node.args
+
+
 def nll_loss_lowering(node):
     """The negative log-likelihood loss (cross-entropy after log-softmax) and its gradient on Alloy kernels."""
     if node.kwargs or node.target not in (aten.nll_loss_forward.default, aten.nll_loss_backward.default):

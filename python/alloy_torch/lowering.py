@@ -238,7 +238,8 @@ class Lowering:
                    or builtin_ops.embedding_lowering(node) or builtin_ops.attention_lowering(node)
                    or builtin_ops.convolution_lowering(node) or builtin_ops.convolution_backward_lowering(node)
                    or builtin_ops.group_norm_lowering(node) or builtin_ops.pooling_lowering(node)
-                   or builtin_ops.nll_loss_lowering(node) or builtin_ops.slice_backward_lowering(node))
+                   or builtin_ops.nll_loss_lowering(node) or builtin_ops.slice_backward_lowering(node)
+                   or builtin_ops.dropout_lowering(node))
         if lowered is not None:
             fn, args = lowered
             self.report.alloy_nodes += 1

@@ -1,5 +1,6 @@
 """Alloy kernels for ATen ops with no builtin of the same contract: log-softmax, embedding lookup and its
-weight gradient, the negative log-likelihood loss and its gradient, the gradients of select and slice."""
+weight gradient, the negative log-likelihood loss and its gradient, the gradients of select and slice,
+dropout's masking."""
 from __future__ import annotations
 
 import math
@@ -115,6 +116,17 @@ def scatter_slice_rows(G, Y: al.output, n, inner, start, step, count, BLOCK: al.
     al.store(Y + row.to(al.int64) * inner + cols, value, mask=cols < inner)
 
 
+@al.kernel
+def dropout_mask(X, Noise, Y: al.output, Keep: al.output, n, scale, BLOCK: al.constexpr):
+    """Y = X * Noise * scale and Keep = Noise != 0 for a 0/1 Noise (torch's Bernoulli draw)."""
+    i = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    inside = i < n
+    noise = al.load(Noise + i, mask=inside, other=0.0).to(al.float32)
+    x = al.load(X + i, mask=inside, other=0.0).to(al.float32)
+    al.store(Y + i, (x * noise * scale).to(Y.dtype), mask=inside)
+    al.store(Keep + i, noise != 0.0, mask=inside)
+
+
 def _target(t: torch.Tensor) -> str:
     return "cuda" if t.is_cuda else "cpu"
 
@@ -213,3 +225,20 @@ def slice_backward(grad, sizes, dim, start, end, step):
     n = int(sizes[dim])
     start = min(max(start + n if start < 0 else start, 0), n)
     return _scatter_slice(grad, sizes, dim, start, step)
+
+
+def dropout(x, p, train):
+    """aten.native_dropout: (x * mask / (1 - p), mask). The mask is drawn by torch's generator as eager
+    torch draws it (a Bernoulli(1 - p) tensor like x), so a seeded run drops what eager drops; the
+    masking and scaling run on an Alloy kernel."""
+    if train is False:
+        return x.clone(), torch.ones_like(x, dtype=torch.bool)
+    noise = torch.empty_like(x, memory_format=torch.contiguous_format).bernoulli_(1.0 - p)
+    y = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    keep = torch.empty(x.shape, dtype=torch.bool, device=x.device)
+    n = x.numel()
+    if n:
+        dropout_mask.launch(al.cdiv(n, BLOCK), (x.contiguous().reshape(-1), noise.reshape(-1), n,
+                                                 0.0 if p >= 1.0 else 1.0 / (1.0 - p)),
+                            {"Y": y.reshape(-1), "Keep": keep.reshape(-1), "BLOCK": BLOCK}, _target(x))
+    return y, keep

@@ -1,6 +1,7 @@
 """alloy_torch on whole models: transformers GPT-2, Llama (grouped-query) and Qwen3 from tiny configs
 (logits against eager), and training loops whose losses track eager's."""
 import copy
+import itertools
 import warnings
 
 import pytest
@@ -120,3 +121,39 @@ def test_tiny_lm_training_tracks_eager():
     report = rec.report()
     assert report.alloy_nodes > 60, report
     assert report.fallback_nodes == 0, report.fallback_ops  # attention, cross-entropy and their gradients too
+
+
+# the causal mask and the shifted labels of a Hugging Face training step: integer and boolean bookkeeping
+MASK_OPS = INTEGER_OPS | {"aten.full.default", "aten.full_like.default", "aten.sub.Tensor", "aten.le.Scalar",
+                          "aten.logical_and.default", "aten.any.dim", "aten.constant_pad_nd.default",
+                          "aten.clone.default"}
+
+
+def test_lora_finetuning_of_gpt2_runs_on_alloy():
+    peft = pytest.importorskip("peft")
+    from alloy_torch.training import set_training_mode
+
+    torch.manual_seed(0)
+    base = transformers.AutoModelForCausalLM.from_config(CONFIGS["gpt2"]())
+    model = peft.get_peft_model(base, peft.LoraConfig(target_modules=["c_attn"], task_type="CAUSAL_LM"))
+    eager = copy.deepcopy(model)
+    ids = torch.randint(0, 128, (2, 16))
+
+    def seeded(run):  # GPT-2 trains with dropout: each step draws its masks from the same seed in both runs
+        steps = itertools.count()
+        return lambda m: (torch.manual_seed(next(steps)), run(m))[1]
+
+    set_training_mode(True)
+    try:
+        compiled = torch.compile(model, backend="alloy")
+        with Recorder() as rec, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = _train(model, seeded(lambda m: compiled(input_ids=ids, labels=ids).loss), torch.optim.AdamW,
+                         steps=3, lr=5e-3)
+    finally:
+        set_training_mode(False)
+    want = _train(eager, seeded(lambda m: m(input_ids=ids, labels=ids).loss), torch.optim.AdamW, steps=3, lr=5e-3)
+    torch.testing.assert_close(torch.tensor(got), torch.tensor(want), atol=1e-4, rtol=1e-4)
+    report = rec.report()
+    assert set(report.fallback_ops) <= MASK_OPS, report.fallback_ops
+    assert report.alloy_nodes > 200, report

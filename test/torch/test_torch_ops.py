@@ -1,4 +1,5 @@
 """alloy_torch, op by op: forward and backward against eager torch, and the nodes on Alloy kernels."""
+import copy
 import subprocess
 import sys
 
@@ -296,3 +297,25 @@ def test_transposed_convolution_forward_and_backward_on_alloy():
                           nn.ConvTranspose2d(6, 6, 3, padding=1, groups=3, bias=False))
     report = compiled_and_eager(model, torch.randn(2, 4, 5, 5), atol=1e-4, rtol=1e-4)
     assert report.fallback_nodes == 0, report
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_dropout_draws_what_eager_draws(dtype, tol):
+    model = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Dropout(0.3), nn.Linear(32, 4)).to(dtype)
+    eager = copy.deepcopy(model)
+    x = torch.randn(64, 16, dtype=dtype)
+    with Recorder() as rec:
+        compiled = torch.compile(model, backend="alloy")
+        torch.manual_seed(7)
+        got = compiled(x)
+        got.float().sum().backward()
+    torch.manual_seed(7)
+    want = eager(x)
+    want.float().sum().backward()
+    assert torch.equal(got == 0, want == 0)  # the same elements dropped
+    torch.testing.assert_close(got, want, atol=tol, rtol=tol)
+    torch.testing.assert_close(model[0].weight.grad, eager[0].weight.grad, atol=tol * 8, rtol=tol)
+    assert rec.report().fallback_nodes == 0, rec.report().fallback_ops
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, backend="alloy")(x), eager.eval()(x), atol=tol, rtol=tol)
