@@ -231,3 +231,15 @@ def test_attention_plan_matches_the_full_path(monkeypatch):
             np.testing.assert_array_equal(np.asarray(al.attention(q, k, v, **options)),
                                           full_path(q, k, v, **options))
     assert len(flash_attention.PLANS._plans) == 2
+
+
+def test_torch_arrays_keep_resizable_storage():
+    """A planned call binds torch tensors as they are: a numpy view would make torch mark their storage
+    unresizable (FSDP frees and regrows parameter storage), and results are torch-owned tensors."""
+    torch = pytest.importorskip("torch")
+    x, w, b = torch.randn(6, 64), torch.randn(64), torch.randn(64)
+    for _ in range(2):  # the first call records the plan, the second runs it
+        y = al.layernorm(x, w, b)
+        z = al.dot_transpose_rhs(x, x)
+    for t in (x, w, y, z):
+        t.untyped_storage().resize_(0)  # raises for an unresizable storage

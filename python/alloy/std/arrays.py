@@ -117,15 +117,15 @@ class Call:
 
     def empty(self, shape, dtype, lazy: bool = True):
         """An output on this call's target: a LazyOutput when the call is lazy (and `lazy`), else a buffer
-        (torch CUDA tensors when CUDA tensors came in)."""
+        (torch tensors when torch tensors came in)."""
         shape = tuple(int(v) for v in shape)
         dtype = np.dtype(dtype)
         if lazy and self.lazy:
             return LazyOutput(shape, dtype)
-        if self.target == "cuda":
-            import torch
+        if self.target == "cuda" or (self.torch_results and self.run_target == "cpu"):
+            import torch  # torch-owned memory: results behave as torch's own (resizable storage, set_, ...)
 
-            return torch.empty(shape, dtype=to_torch(dtype), device=self.device)
+            return torch.empty(shape, dtype=to_torch(dtype), device=self.device or "cpu")
         if self.run_target == "cpu":
             return AlloyBuffer.empty(shape, dtype)
         return np.empty(shape, dtype)  # host memory a GPU launch copies back into

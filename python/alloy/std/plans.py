@@ -65,14 +65,6 @@ def call_key(*arrays, options=()) -> tuple | None:
     return None if sig is None else sig + tuple(options)
 
 
-def host_view(a):
-    """An array of a planned call as its kernel binds it: numpy arrays and CUDA tensors as they are, torch CPU
-    tensors as numpy views."""
-    if type(a) is np.ndarray or a.device.type == "cuda":
-        return a
-    return AlloyBuffer.from_array(a).numpy()
-
-
 class Plan:
     """One recorded launch of a builtin: the call's arrays (reshaped to the launch's views) and fresh outputs
     rebound, then one native call."""
@@ -88,11 +80,13 @@ class Plan:
         launch.release()
 
     def __call__(self, *arrays):
-        values = {name: host_view(a).reshape(view) for name, a, view in zip(self.names, arrays, self.views)}
-        if self.launch.target == "cuda":
-            import torch
+        # arrays bind as they are: a numpy view of a torch tensor would make torch mark its storage
+        # unresizable (FSDP frees and regrows parameter storage)
+        values = {name: a.reshape(view) for name, a, view in zip(self.names, arrays, self.views)}
+        if self.launch.target == "cuda" or self.torch_result:
+            import torch  # torch results in torch-owned memory
 
-            device = arrays[0].device
+            device = arrays[0].device if self.launch.target == "cuda" else "cpu"
             bufs = [torch.empty(shape, dtype=torch_dtypes.to_torch(dtype), device=device)
                     for _, shape, _, dtype in self.outputs]
             for (name, _, view, _), buf in zip(self.outputs, bufs):
@@ -105,11 +99,12 @@ class Plan:
             self.launch.rebind(**values)
             self.launch.run()
             self.launch.release()
-        if self.launch.target == "cuda":
-            results = [bufs[i] for i in self.returned]
-        else:
-            results = [bufs[i].to_torch() if self.torch_result else bufs[i] for i in self.returned]
+        results = [bufs[i] for i in self.returned]
         return results[0] if len(results) == 1 else tuple(results)
+
+
+def _numpy_dtype(array) -> np.dtype:
+    return torch_dtypes.to_numpy(array.dtype) if torch_dtypes.is_tensor(array) else array.dtype
 
 
 class PendingPlan:
@@ -167,8 +162,7 @@ class Plans:
         views = tuple(tuple(bound[name].shape) for name in inputs)
         names = [p.name for p in kernel.params if p.kind == "output"]
         outputs = tuple((name, returned.get(name, tuple(bound[name].shape)), tuple(bound[name].shape),
-                         torch_dtypes.to_numpy(bound[name].dtype) if on_cuda else bound[name].dtype)
-                        for name in names)
+                         _numpy_dtype(bound[name])) for name in names)
         self._keep(key, Plan(launch, inputs, views, outputs, tuple(names.index(name) for name in returned), torch_result))
 
     def _keep(self, key, plan) -> None:
