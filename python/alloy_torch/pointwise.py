@@ -51,6 +51,7 @@ BINARY = {
     aten.tanh_backward.default: "({0} * (1.0 - {1} * {1}))",
     aten.threshold_backward.default: "al.where({1} <= {2}, 0.0, {0})",
 }
+TERNARY = {prims.fma.default: "({0} * {1} + {2})"}  # lerp decomposes into it (Adam's moment updates)
 CONVERTS = (prims.convert_element_type.default, aten._to_copy.default)
 COMPARISONS = {op for op, t in BINARY.items() if any(c in t for c in ("<", ">", "=="))}
 FLOAT_DTYPES = {torch.float32: "al.float32", torch.float16: "al.float16", torch.bfloat16: "al.bfloat16"}
@@ -96,6 +97,13 @@ def expression(node, operand) -> str | None:
         x = operand(args[0])
         return {"2.0": f"({x} * {x})", "1.0": x, "0.5": f"al.sqrt({x})", "-1.0": f"(1.0 / {x})",
                 "3.0": f"({x} * {x} * {x})"}.get(e, f"al.exp({e} * al.log({x}))")
+    if op is aten.pow.Scalar:  # a scalar base to a tensor power: an optimizer's beta ** step
+        base = args[0]
+        if isinstance(base, bool) or not isinstance(base, (int, float)) or not base > 0:
+            return None
+        return f"al.exp({math.log(base)!r} * {operand(args[1])})"
+    if op is aten.copy.default and not kw:  # functional copy: src's values in self's shape and dtype
+        return operand(args[1])
     if op is aten.sign.default:
         x = operand(args[0])
         return f"al.where({x} > 0.0, 1.0, al.where({x} < 0.0, -1.0, 0.0))"
@@ -123,7 +131,7 @@ def expression(node, operand) -> str | None:
             return None if a is None else f"({operand(args[0])} {sign} {a} * {operand(args[1])})"
     if kw:
         return None
-    template = UNARY.get(op) or BINARY.get(op)
+    template = UNARY.get(op) or BINARY.get(op) or TERNARY.get(op)
     if template is None:
         return None
     values = [operand(a) for a in args]

@@ -108,15 +108,15 @@ class PointwiseStep:
         tensors = [env[s.index] for s in self.inputs]
         key = tuple((t.shape, t.stride(), t.dtype, t.device) for t in tensors)
         prepared = self._prepared.get(key)
+        # a group of constants only (an optimizer's scalar arithmetic) takes its shape and device from the graph
+        device = tensors[0].device if tensors else self.layouts[0].device
         if prepared is None:
-            shape = list(torch.broadcast_shapes(*(t.shape for t in tensors)))
-            device = tensors[0].device
+            shape = list(torch.broadcast_shapes(*(t.shape for t in tensors)) if tensors else self.layouts[0].shape)
             outs = [empty_in_layout(shape, like, dtype, device)
                     for (_, dtype, _), like in zip(self.results, self.layouts)]
             prepared = self._prepared[key] = self.prepare(tensors, outs)
         else:
-            outs = [torch.empty_strided(size, stride, dtype=dtype, device=tensors[0].device)
-                    for size, stride, dtype in prepared[-1]]
+            outs = [torch.empty_strided(size, stride, dtype=dtype, device=device) for size, stride, dtype in prepared[-1]]
         for (_, _, slot), out in zip(self.results, outs):
             env[slot] = out
         self._execute(prepared, tensors, outs)

@@ -157,3 +157,28 @@ def test_lora_finetuning_of_gpt2_runs_on_alloy():
     report = rec.report()
     assert set(report.fallback_ops) <= MASK_OPS, report.fallback_ops
     assert report.alloy_nodes > 200, report
+
+
+@pytest.mark.parametrize("opt_cls,opt_kw", [(torch.optim.AdamW, {"lr": 1e-2}), (torch.optim.Adam, {"lr": 1e-2}),
+                                            (torch.optim.SGD, {"lr": 1e-2, "momentum": 0.9}),
+                                            (torch.optim.RMSprop, {"lr": 1e-3})])
+def test_compiled_optimizer_step_runs_on_alloy(opt_cls, opt_kw):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 4))
+    eager = copy.deepcopy(model)
+    x, y = torch.randn(8, 16), torch.randn(8, 4)
+    opt, eager_opt = opt_cls(model.parameters(), **opt_kw), opt_cls(eager.parameters(), **opt_kw)
+    step = torch.compile(opt.step, backend="alloy")
+    with Recorder() as rec, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(5):
+            opt.zero_grad()
+            F.mse_loss(model(x), y).backward()
+            step()
+            eager_opt.zero_grad()
+            F.mse_loss(eager(x), y).backward()
+            eager_opt.step()
+    for p, q in zip(model.parameters(), eager.parameters()):
+        torch.testing.assert_close(p, q, atol=2e-6, rtol=1e-5)
+    report = rec.report()
+    assert report.fallback_nodes == 0 and report.alloy_nodes > 0, report.fallback_ops
