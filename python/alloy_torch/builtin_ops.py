@@ -49,7 +49,7 @@ def lowering(node):
         return None
     if op in (aten.mm.default, aten.bmm.default) and not node.kwargs:
         return mm, args
-    if op in (patterns.linear_epilogue, patterns.rms_norm, patterns.gated_linear):
+    if op in (patterns.linear_epilogue, patterns.rms_norm, patterns.gated_linear, patterns.batched_linear):
         return op, args
     if op is aten._softmax.default and not node.kwargs:
         return softmax, args

@@ -9,8 +9,13 @@
   becomes one `al.gated_linear` call: one kernel keeping both accumulators, x read once.
 - RMSNorm: `x * rsqrt(mean(x^2, -1, keepdim) + eps)`, optionally converted back from a float32
   upcast and multiplied by a weight, becomes one `al.rms_norm` call (one kernel instead of three).
+- Batched projections: GEMMs of one input by transposed weights (a transformer's q, k and v
+  projections; with their row biases when every one has one) become one `al.linear` over the
+  weights stacked, and each projection a column slice of its result (a view).
 """
 from __future__ import annotations
+
+import weakref
 
 import torch
 import torch.fx as fx
@@ -269,4 +274,98 @@ def fuse_gated_mlps(graph: fx.Graph) -> tuple[int, int]:
             count += 1
             merged += len(fused) - 1
             break
+    return count, merged
+
+
+_STACKED: dict = {}  # the weights (and biases) of batched projections, stacked: see stacked_weights
+MAX_STACKED = 64
+
+
+def stacked_weights(weights, biases):
+    """The projections' weights stacked into one (sum N, K) matrix and their biases into one vector, made once
+    and reused while the same tensors are unchanged (their versions count in-place updates, so a training
+    step's parameters are stacked anew)."""
+    tensors = tuple(weights) + tuple(biases or ())
+    key = tuple(id(t) for t in tensors)
+    versions = tuple(t._version for t in tensors)
+    entry = _STACKED.get(key)
+    if entry is None or entry[1] != versions or any(ref() is not t for ref, t in zip(entry[0], tensors)):
+        stacked = (torch.cat(list(weights), 0), torch.cat(list(biases), 0) if biases else None)
+        if len(_STACKED) >= MAX_STACKED:
+            _STACKED.pop(next(iter(_STACKED)))
+        entry = _STACKED[key] = (tuple(weakref.ref(t) for t in tensors), versions, stacked)
+    return entry[2]
+
+
+def batched_linear(x: torch.Tensor, weights, biases) -> torch.Tensor:
+    """x @ cat(weights).T (+ cat(biases)) as one al.linear: the projections' outputs side by side."""
+    weight, bias = stacked_weights(weights, biases)
+    return al.linear(x, weight, bias)
+
+
+def _weight_behind(b):
+    """The (N, K) weight node that a GEMM's right-hand side transposes (t, or permute [1, 0]), else None."""
+    if b.op != "call_function" or not isinstance(b.args[0], fx.Node):
+        return None
+    if b.target is aten.t.default or (b.target is aten.permute.default and list(b.args[1]) == [1, 0]):
+        val = _val(b.args[0])
+        return b.args[0] if isinstance(val, torch.Tensor) and val.dim() == 2 else None
+    return None
+
+
+def _rows_key(lhs):
+    """One key for GEMM left-hand sides that are one value: the node, or what a reshape reshapes and how."""
+    if lhs.op == "call_function" and lhs.target in RESHAPES and isinstance(lhs.args[0], fx.Node):
+        return lhs.args[0], lhs.target, tuple(lhs.args[1])
+    return lhs
+
+
+def fuse_batched_projections(graph: fx.Graph) -> tuple[int, int]:
+    """Rewrite GEMMs of one input by transposed weights into one batched_linear node and column slices of it:
+    (groups rewritten, nodes merged away)."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    groups: dict = {}
+    for mm in graph.nodes:
+        if mm.op != "call_function" or mm.target is not aten.mm.default or mm.kwargs:
+            continue
+        val, weight = _val(mm), _weight_behind(mm.args[1])
+        if weight is None or not isinstance(val, torch.Tensor) or val.dtype not in FLOATS or \
+                _val(weight).dtype != val.dtype:
+            continue
+        groups.setdefault(_rows_key(mm.args[0]), []).append((mm, weight))
+    count = merged = 0
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        first = min(order[mm] for mm, _ in members)
+        adds = [_only_user(mm) for mm, _ in members]
+        biases = [_row_bias(add, mm) if add is not None else None for add, (mm, _) in zip(adds, members)]
+        with_bias = all(b is not None for b in biases)
+        inputs = [w for _, w in members] + (biases if with_bias else [])
+        if any(order[n] > first for n in inputs):  # every weight and bias must exist before the first GEMM
+            continue
+        lhs = min(members, key=lambda m: order[m[0]])[0].args[0]
+        anchor = min((mm for mm, _ in members), key=order.get)
+        with graph.inserting_before(anchor):
+            node = graph.call_function(batched_linear, (lhs, tuple(w for _, w in members),
+                                                        tuple(biases) if with_bias else None))
+        widths = [_val(mm).shape[1] for mm, _ in members]
+        node.meta["val"] = torch.empty((_val(anchor).shape[0], sum(widths)), dtype=_val(anchor).dtype, device="meta")
+        start = 0
+        for (mm, _), add, width in zip(members, adds, widths):
+            last = add if with_bias else mm
+            with graph.inserting_before(anchor):
+                part = graph.call_function(aten.slice.Tensor, (node, 1, start, start + width))
+            part.meta["val"] = _val(last)
+            last.replace_all_uses_with(part)
+            leftovers = [mm.args[1], mm.args[0]]  # the weight's transpose, x's reshape
+            if with_bias:
+                graph.erase_node(add)
+            graph.erase_node(mm)
+            for old in leftovers:
+                if not old.users and old is not lhs and old.op == "call_function":
+                    graph.erase_node(old)
+            start += width
+        count += 1
+        merged += len(members) * (2 if with_bias else 1) - 1
     return count, merged

@@ -44,11 +44,14 @@ def test_causal_lm_logits_match_eager(name):
 
 
 # per model (2 layers): GPT-2's 8 Conv1D layers take their bias in the GEMM (its GELU is written out as tanh
-# arithmetic); Llama and Qwen3 norm with RMSNorm (Qwen3 also each head's q and k) and gate with SwiGLU
+# arithmetic, its QKV is one Conv1D already); Llama and Qwen3 norm with RMSNorm (Qwen3 also each head's q and
+# k), gate with SwiGLU and project q, k and v in one GEMM
 PATTERNS = {
     "gpt2": {"GEMM + bias/activation as al.linear": 8},
-    "llama": {"RMSNorm as al.rms_norm": 5, "gated MLP as al.gated_linear": 2},
-    "qwen3": {"RMSNorm as al.rms_norm": 9, "gated MLP as al.gated_linear": 2},
+    "llama": {"RMSNorm as al.rms_norm": 5, "gated MLP as al.gated_linear": 2,
+              "batched projections (QKV) as one al.linear": 2},
+    "qwen3": {"RMSNorm as al.rms_norm": 9, "gated MLP as al.gated_linear": 2,
+              "batched projections (QKV) as one al.linear": 2},
 }
 
 

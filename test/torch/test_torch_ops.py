@@ -319,3 +319,27 @@ def test_dropout_draws_what_eager_draws(dtype, tol):
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(model, backend="alloy")(x), eager.eval()(x), atol=tol, rtol=tol)
+
+
+class Projections(nn.Module):
+    """Three linear layers of one input, as an attention block's q, k and v."""
+
+    def __init__(self, bias):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(32, 32, bias=bias), nn.Linear(32, 16, bias=bias), nn.Linear(32, 16, bias=bias)
+
+    def forward(self, x):
+        return torch.cat([self.q(x) * 2.0, self.k(x), torch.relu(self.v(x))], -1)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_batched_projections_are_one_gemm(bias):
+    model = Projections(bias)
+    report = compiled_and_eager(model, torch.randn(2, 5, 32), atol=1e-5, rtol=1e-5)  # forward and backward
+    assert report.pattern_fusions["batched projections (QKV) as one al.linear"] == 1, report.pattern_fusions
+    assert report.fallback_nodes == 0, report.fallback_ops
+    compiled, x = torch.compile(model.eval(), backend="alloy"), torch.randn(3, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
+        model.k.weight.mul_(-1.0)  # an in-place update: the stacked weights are made anew
+        torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
