@@ -49,7 +49,8 @@ def lowering(node):
         return None
     if op in (aten.mm.default, aten.bmm.default) and not node.kwargs:
         return mm, args
-    if op in (patterns.linear_epilogue, patterns.rms_norm, patterns.gated_linear, patterns.batched_linear):
+    if op in (patterns.linear_epilogue, patterns.rms_norm, patterns.gated_linear, patterns.batched_linear,
+              row_kernels.rotary):
         return op, args
     if op is aten._softmax.default and not node.kwargs:
         return softmax, args

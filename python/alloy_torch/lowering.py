@@ -109,16 +109,19 @@ class Lowering:
         fused_batches, merged_batches = patterns.fuse_batched_projections(gm.graph)
         fused_linears, merged = patterns.fuse_linear_epilogues(gm.graph)
         fused_norms, merged_norms = patterns.fuse_rms_norms(gm.graph)
+        fused_rotary, merged_rotary = patterns.fuse_rotary(gm.graph)
         self.name = name
         nodes = list(gm.graph.nodes)
         self.index = {n: i for i, n in enumerate(nodes)}
         self.report = Report()
         # the nodes a pattern's builtin computes
-        self.report.alloy_nodes += merged + merged_norms + merged_gates + merged_batches
+        self.report.alloy_nodes += merged + merged_norms + merged_gates + merged_batches + merged_rotary
         if fused_gates:
             self.report.pattern_fusions["gated MLP as al.gated_linear"] += fused_gates
         if fused_batches:
             self.report.pattern_fusions["batched projections (QKV) as one al.linear"] += fused_batches
+        if fused_rotary:
+            self.report.pattern_fusions["rotary embedding as one kernel"] += fused_rotary
         if fused_linears:
             self.report.pattern_fusions["GEMM + bias/activation as al.linear"] += fused_linears
         if fused_norms:

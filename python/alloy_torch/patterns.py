@@ -9,6 +9,9 @@
   becomes one `al.gated_linear` call: one kernel keeping both accumulators, x read once.
 - RMSNorm: `x * rsqrt(mean(x^2, -1, keepdim) + eps)`, optionally converted back from a float32
   upcast and multiplied by a weight, becomes one `al.rms_norm` call (one kernel instead of three).
+- Rotary embedding (Hugging Face's apply_rotary_pos_emb): `x * cos + cat(-x2, x1) * sin`, x1 and x2 the
+  halves of x's last dimension, becomes one kernel (row_kernels.rotary) instead of a negation, two
+  copies for the concatenation and the multiply-add.
 - Batched projections: GEMMs of one input by transposed weights (a transformer's q, k and v
   projections; with their row biases when every one has one) become one `al.linear` over the
   weights stacked, and each projection a column slice of its result (a view).
@@ -21,6 +24,8 @@ import torch
 import torch.fx as fx
 
 import alloy as al
+
+from . import row_kernels
 
 aten = torch.ops.aten
 FLOATS = (torch.float32, torch.float16, torch.bfloat16)
@@ -368,4 +373,67 @@ def fuse_batched_projections(graph: fx.Graph) -> tuple[int, int]:
             start += width
         count += 1
         merged += len(members) * (2 if with_bias else 1) - 1
+    return count, merged
+
+
+def _slice_of(node, x, dim: int, start: int, stop: int) -> bool:
+    """Whether node is x[..., start:stop] along its last dimension `dim` (stop may be any value >= the end)."""
+    if node.op != "call_function" or node.target is not aten.slice.Tensor or node.args[0] is not x or node.kwargs:
+        return False
+    args = list(node.args) + [0, None, 1][len(node.args) - 2:]
+    size = _val(x).shape[-1]
+    end = size if args[3] is None else min(args[3], size)
+    return args[1] in (dim, -1) and args[2] == start and end == stop and args[4] == 1
+
+
+def _rotate_half_of(cat):
+    """x when `cat` is cat([-x[..., half:], x[..., :half]], -1) and read only once, else None."""
+    if cat.op != "call_function" or cat.target is not aten.cat.default or cat.kwargs or len(cat.users) != 1:
+        return None
+    parts = cat.args[0]
+    dim = cat.args[1] if len(cat.args) > 1 else 0
+    if len(parts) != 2 or parts[0].target is not aten.neg.default or len(parts[0].users) != 1:
+        return None
+    x = parts[1].args[0] if parts[1].op == "call_function" and parts[1].args else None
+    val = _val(x)
+    if not isinstance(val, torch.Tensor) or val.dtype not in FLOATS or val.dim() < 2 or val.dim() > 4 or \
+            val.shape[-1] % 2 or dim not in (-1, val.dim() - 1):
+        return None
+    half = val.shape[-1] // 2
+    last = val.dim() - 1
+    if not (_slice_of(parts[1], x, last, 0, half) and _slice_of(parts[0].args[0], x, last, half, 2 * half)) or \
+            len(parts[1].users) != 1 or len(parts[0].args[0].users) != 1:
+        return None
+    return x
+
+
+def fuse_rotary(graph: fx.Graph) -> tuple[int, int]:
+    """Rewrite x * cos + rotate_half(x) * sin into one row_kernels.rotary node: (subgraphs rewritten, nodes
+    merged away)."""
+    count = merged = 0
+    for cat in list(graph.nodes):
+        x = _rotate_half_of(cat)
+        if x is None:
+            continue
+        mul_sin = _only_user(cat)
+        sin = _other(mul_sin, cat)
+        add = _only_user(mul_sin) if sin is not None else None
+        if add is None or add.target is not aten.add.Tensor or len(add.args) != 2 or add.kwargs:
+            continue
+        mul_cos = add.args[0] if add.args[1] is mul_sin else add.args[1]
+        cos = _other(mul_cos, x) if len(mul_cos.users) == 1 else None
+        shape = tuple(_val(x).shape)
+        if cos is None or tuple(_val(add).shape) != shape or \
+                not all(isinstance(_val(t), torch.Tensor) and _val(t).dim() <= len(shape) for t in (cos, sin)):
+            continue
+        with graph.inserting_after(add):
+            node = graph.call_function(row_kernels.rotary, (x, cos, sin, _val(add).dtype))
+        node.meta["val"] = _val(add)
+        add.replace_all_uses_with(node)
+        neg = cat.args[0][0]
+        fused = [add, mul_sin, mul_cos, cat, neg, neg.args[0], cat.args[0][1]]
+        for old in fused:
+            graph.erase_node(old)
+        count += 1
+        merged += len(fused) - 1
     return count, merged

@@ -1,6 +1,6 @@
 """Alloy kernels for ATen ops with no builtin of the same contract: log-softmax, embedding lookup and its
 weight gradient, the negative log-likelihood loss and its gradient, the gradients of select and slice,
-dropout's masking."""
+dropout's masking, rotary embedding with given cos/sin tables."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,8 @@ import math
 import torch
 
 import alloy as al
+
+from .steps import flat
 
 BLOCK = 1024
 
@@ -127,6 +129,28 @@ def dropout_mask(X, Noise, Y: al.output, Keep: al.output, n, scale, BLOCK: al.co
     al.store(Keep + i, noise != 0.0, mask=inside)
 
 
+@al.kernel
+def rotate_half_rows(X, Cos, Sin, Y: al.output, B, C, x0, x1, x2, c0, c1, c2, s0, s1, s2, HALF: al.constexpr,
+                     BLOCK: al.constexpr):
+    """One row of x (its leading dims (A, B, C) with the given strides; features contiguous):
+    y = x * cos + rotate_half(x) * sin, rotate_half(x) = (-x[half:], x[:half])."""
+    r = al.program_id(0)
+    a, b, c = r // (B * C), (r // C) % B, r % C
+    i = al.arange(0, BLOCK)
+    m = i < HALF
+    xp = X + a.to(al.int64) * x0 + b * x1 + c * x2
+    cp = Cos + a.to(al.int64) * c0 + b * c1 + c * c2
+    sp = Sin + a.to(al.int64) * s0 + b * s1 + c * s2
+    lo = al.load(xp + i, mask=m, other=0.0).to(al.float32)
+    hi = al.load(xp + HALF + i, mask=m, other=0.0).to(al.float32)
+    y_lo = lo * al.load(cp + i, mask=m, other=0.0).to(al.float32) - hi * al.load(sp + i, mask=m, other=0.0).to(al.float32)
+    y_hi = hi * al.load(cp + HALF + i, mask=m, other=0.0).to(al.float32) + \
+        lo * al.load(sp + HALF + i, mask=m, other=0.0).to(al.float32)
+    out = Y + r.to(al.int64) * (2 * HALF)
+    al.store(out + i, y_lo.to(Y.dtype), mask=m)
+    al.store(out + HALF + i, y_hi.to(Y.dtype), mask=m)
+
+
 def _target(t: torch.Tensor) -> str:
     return "cuda" if t.is_cuda else "cpu"
 
@@ -242,3 +266,29 @@ def dropout(x, p, train):
                                                  0.0 if p >= 1.0 else 1.0 / (1.0 - p)),
                             {"Y": y.reshape(-1), "Keep": keep.reshape(-1), "BLOCK": BLOCK}, _target(x))
     return y, keep
+
+
+def _leading_strides(t: torch.Tensor, shape) -> tuple[torch.Tensor, list[int]]:
+    """The memory t spans once broadcast to `shape` (its last dimension made contiguous), as a 1-D view the
+    kernel binds, and its strides over the leading dims padded to three."""
+    t = t.expand(shape)
+    if t.stride(-1) != 1:
+        t = t.contiguous()
+    strides = [0] * (3 - (len(shape) - 1)) + list(t.stride()[:-1])
+    return flat(t), strides
+
+
+def rotary(x, cos, sin, dtype):
+    """x * cos + rotate_half(x) * sin (Hugging Face's apply_rotary_pos_emb for one tensor) in one kernel; cos
+    and sin broadcast to x; the result in `dtype`, contiguous."""
+    shape = tuple(x.shape)
+    lead = [1] * (3 - (len(shape) - 1)) + list(shape[:-1])
+    half = shape[-1] // 2
+    operands = [_leading_strides(t, shape) for t in (x, cos, sin)]
+    y = torch.empty(shape, dtype=dtype, device=x.device)
+    rows = math.prod(lead)
+    if rows and half:
+        (xs, xst), (cs, cst), (ss, sst) = operands
+        rotate_half_rows.launch(rows, (xs, cs, ss, lead[1], lead[2], *xst, *cst, *sst),
+                                {"Y": y, "HALF": half, "BLOCK": 1 << max(half - 1, 0).bit_length()}, _target(x))
+    return y

@@ -45,13 +45,13 @@ def test_causal_lm_logits_match_eager(name):
 
 # per model (2 layers): GPT-2's 8 Conv1D layers take their bias in the GEMM (its GELU is written out as tanh
 # arithmetic, its QKV is one Conv1D already); Llama and Qwen3 norm with RMSNorm (Qwen3 also each head's q and
-# k), gate with SwiGLU and project q, k and v in one GEMM
+# k), gate with SwiGLU, project q, k and v in one GEMM and rotate q and k in one kernel each
 PATTERNS = {
     "gpt2": {"GEMM + bias/activation as al.linear": 8},
     "llama": {"RMSNorm as al.rms_norm": 5, "gated MLP as al.gated_linear": 2,
-              "batched projections (QKV) as one al.linear": 2},
+              "batched projections (QKV) as one al.linear": 2, "rotary embedding as one kernel": 4},
     "qwen3": {"RMSNorm as al.rms_norm": 9, "gated MLP as al.gated_linear": 2,
-              "batched projections (QKV) as one al.linear": 2},
+              "batched projections (QKV) as one al.linear": 2, "rotary embedding as one kernel": 4},
 }
 
 

@@ -343,3 +343,20 @@ def test_batched_projections_are_one_gemm(bias):
         torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
         model.k.weight.mul_(-1.0)  # an in-place update: the stacked weights are made anew
         torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
+
+
+def _rotate_half(x):
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.bfloat16, 2e-2)])
+def test_rotary_embedding_is_one_kernel(dtype, tol):
+    """Hugging Face's apply_rotary_pos_emb on q (batch, heads, tokens, dim) laid out token-major."""
+    q = torch.randn(2, 7, 4, 16).transpose(1, 2).to(dtype)
+    cos, sin = torch.randn(2, 1, 7, 16).to(dtype), torch.randn(2, 1, 7, 16).to(dtype)
+    fn = Lambda(lambda q, cos, sin: q * cos + _rotate_half(q) * sin)
+    with torch.no_grad():
+        report = compiled_and_eager(fn, q, cos, sin, grad_out=False, atol=tol, rtol=tol)
+    assert report.pattern_fusions["rotary embedding as one kernel"] == 1 and report.kernels == 1, report
+    compiled_and_eager(fn, q, cos, sin, atol=tol, rtol=tol)  # training: the backward reads what it needs
