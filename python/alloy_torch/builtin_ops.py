@@ -256,14 +256,13 @@ _AVG_POOL_GRADS = {aten.avg_pool2d_backward.default: _avg_pool2d_backward,
 
 def pooling_lowering(node):
     """al.max_pool2d (with indices) and al.avg_pool2d (fixed or adaptive windows) for 4-D inputs, and their
-    float32 backwards."""
+    backwards."""
     if node.kwargs:
         return None
     val = node.meta.get("val")
     if node.target in _AVG_POOLS and isinstance(val, torch.Tensor) and val.dim() == 4 and val.dtype in FLOATS:
         return _AVG_POOLS[node.target], node.args
-    if node.target in _AVG_POOL_GRADS and isinstance(val, torch.Tensor) and val.dim() == 4 and \
-            val.dtype == torch.float32:
+    if node.target in _AVG_POOL_GRADS and isinstance(val, torch.Tensor) and val.dim() == 4 and val.dtype in FLOATS:
         return _AVG_POOL_GRADS[node.target], node.args
     if node.target is aten.max_pool2d_with_indices.default:
         x = node.args[0].meta.get("val")
@@ -271,6 +270,6 @@ def pooling_lowering(node):
             return _max_pool2d, node.args
     if node.target is aten.max_pool2d_with_indices_backward.default:
         grad = node.args[0].meta.get("val")
-        if isinstance(grad, torch.Tensor) and grad.dim() == 4 and grad.dtype == torch.float32:
+        if isinstance(grad, torch.Tensor) and grad.dim() == 4 and grad.dtype in FLOATS:
             return _max_pool2d_backward, node.args
     return None

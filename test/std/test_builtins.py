@@ -378,6 +378,10 @@ def test_max_pool2d_and_its_gradient(shape, k, stride, padding, dilation, ceil):
         if dtype == torch.float32:
             assert torch.equal(got_index, index)
     torch.testing.assert_close(al.max_pool2d_backward(gy, index, x.shape), x.grad)
+    for dtype in DTYPES[1:]:  # 16-bit gradients: added up in float32, returned in their dtype
+        got = al.max_pool2d_backward(gy.to(dtype), index, x.shape)
+        assert got.dtype == dtype
+        close(got, x.grad.double(), dtype, scale=4.0)
     got = al.max_pool2d(x.detach().numpy(), k, stride, padding, dilation, ceil)  # numpy in: lazy
     np.testing.assert_array_equal(np.asarray(got), y.detach().numpy())
 
@@ -410,6 +414,10 @@ def test_avg_pool2d_and_its_gradient(options):
     for dtype in DTYPES:
         close(al.avg_pool2d(x.detach().to(dtype), **options), y.detach().double(), dtype)
     torch.testing.assert_close(al.avg_pool2d_backward(gy, x.shape, **options), x.grad)
+    for dtype in DTYPES[1:]:
+        got = al.avg_pool2d_backward(gy.to(dtype), x.shape, **options)
+        assert got.dtype == dtype
+        close(got, x.grad.double(), dtype, scale=4.0)
 
 
 @pytest.mark.parametrize("shape,out,k,stride,padding,output_padding,groups,dilation", [

@@ -292,6 +292,14 @@ def test_average_pools_forward_and_backward_on_alloy(pool):
     assert report.fallback_nodes == 0, report
 
 
+@pytest.mark.parametrize("pool", [nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(3, 2, 1), nn.AdaptiveAvgPool2d((2, 3))],
+                         ids=["max", "avg", "adaptive"])
+def test_pool_gradients_in_bfloat16_on_alloy(pool):
+    report = compiled_and_eager(nn.Sequential(pool, nn.Tanh()), torch.randn(2, 3, 13, 11).to(torch.bfloat16),
+                                atol=2e-2, rtol=2e-2)
+    assert report.fallback_nodes == 0, report.fallback_ops
+
+
 def test_transposed_convolution_forward_and_backward_on_alloy():
     model = nn.Sequential(nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
                           nn.ConvTranspose2d(6, 6, 3, padding=1, groups=3, bias=False))

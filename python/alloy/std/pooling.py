@@ -12,7 +12,6 @@ import numpy as np
 from .arrays import INDEX_DTYPES, Call, dtype_of, int_pair, shape_of
 
 BLOCK = 256
-ATOMIC_DTYPES = (np.dtype(np.float32),)  # the gradient scatter adds with float32 atomics
 
 
 @al.func
@@ -51,7 +50,7 @@ def max_pool2d_scatter(G, Index, DX, total, plane_out, plane_in, BLOCK: al.const
     offs = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
     live = offs < total
     at = (offs // plane_out) * plane_in + al.load(Index + offs, mask=live, other=0).to(al.int32)
-    al.atomic_add(DX + at, al.load(G + offs, mask=live, other=0.0), mask=live)
+    al.atomic_add(DX + at, al.load(G + offs, mask=live, other=0.0).to(al.float32), mask=live)
 
 
 def _output_size(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
@@ -91,18 +90,42 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode: bo
 def max_pool2d_backward(grad_output, indices, input_shape):
     """The gradient of max_pool2d's input (shape `input_shape`): grad_output added at `indices` in each plane."""
     call = Call("max_pool2d_backward")
-    g = call.array("grad_output", grad_output, ndim=4, dtypes=ATOMIC_DTYPES)
+    g = call.array("grad_output", grad_output, ndim=4)
     index = call.array("indices", indices, dtypes=INDEX_DTYPES, ndim=4)
     if shape_of(index) != shape_of(g):
         raise ValueError(f"al.max_pool2d_backward: indices {shape_of(index)} and grad_output {shape_of(g)} differ")
     n, c, h, w = (int(v) for v in input_shape)
-    dx = call.empty((n, c, h, w), dtype_of(g), lazy=False)  # zeroed below: the scatter adds into it
-    dx[...] = 0
+    dx = _zeroed_float32(call, (n, c, h, w))  # the scatter adds into it
     total = math.prod(shape_of(g))
     if total:
         call.launch(max_pool2d_scatter, al.cdiv(total, BLOCK), g, index, dx, total,
                     shape_of(g)[2] * shape_of(g)[3], h * w, BLOCK=BLOCK)
-    return call.result(dx, (n, c, h, w))
+    return call.result(_in_dtype(call, dx, dtype_of(g)), (n, c, h, w))
+
+
+@al.kernel(writes_all_outputs=True)
+def convert_kernel(X, Y: al.output, n, BLOCK: al.constexpr):
+    i = al.program_id(0) * BLOCK + al.arange(0, BLOCK)
+    al.store(Y + i, al.load(X + i, mask=i < n, other=0.0).to(Y.dtype), mask=i < n)
+
+
+def _zeroed_float32(call: Call, shape):
+    """A zeroed float32 gradient the scatter kernels add into with float32 atomics."""
+    dx = call.empty(shape, "float32", lazy=False)
+    dx[...] = 0
+    return dx
+
+
+def _in_dtype(call: Call, dx, dtype):
+    """The float32 gradient `dx` in `dtype` (a conversion kernel for 16-bit gradients)."""
+    if np.dtype(dtype) == np.float32:
+        return dx
+    out = call.empty(tuple(dx.shape), dtype)
+    total = math.prod(tuple(dx.shape))
+    if total:
+        call.launch(convert_kernel, al.cdiv(total, BLOCK), dx.reshape(total) if hasattr(dx, "reshape") else dx,
+                    total, Y=out, BLOCK=BLOCK)
+    return out
 
 
 @al.func
@@ -153,7 +176,7 @@ def avg_pool2d_scatter(G, DX, total, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV,
     offs, live, plane, oh, ow = pooled_element(total, OH, OW, BLOCK)
     top, left, bottom, right, divisor = avg_window(oh, ow, H, Wd, OH, OW, KH, KW, SH, SW, PH, PW, DIV, ADAPTIVE,
                                                    COUNT_PAD)
-    share = al.load(G + offs, mask=live, other=0.0) / divisor.to(al.float32)
+    share = al.load(G + offs, mask=live, other=0.0).to(al.float32) / divisor.to(al.float32)
     for t in range(0, KH * KW):
         ih = top + t // KW
         iw = left + t % KW
@@ -208,15 +231,15 @@ def avg_pool2d(x, kernel_size=None, stride=None, padding=0, ceil_mode: bool = Fa
 def avg_pool2d_backward(grad_output, input_shape, kernel_size=None, stride=None, padding=0, ceil_mode: bool = False,
                         count_include_pad: bool = True, divisor_override=None, output_size=None):
     """The gradient of avg_pool2d's (or, with `output_size`, adaptive_avg_pool2d's) input: each output's
-    gradient spread evenly over its window (float32, atomics)."""
+    gradient spread evenly over its window (added up in float32 with atomics, returned in grad_output's
+    dtype)."""
     call = Call("avg_pool2d_backward")
-    g = call.array("grad_output", grad_output, ndim=4, dtypes=ATOMIC_DTYPES)
+    g = call.array("grad_output", grad_output, ndim=4)
     shape = tuple(int(v) for v in input_shape)
     window, out = _avg_window("avg_pool2d_backward", shape, kernel_size, stride, padding, ceil_mode, output_size)
     if tuple(shape_of(g)[2:]) != out:
         raise ValueError(f"al.avg_pool2d_backward: grad_output {shape_of(g)} does not match the pooled size {out}")
-    dx = call.empty(shape, dtype_of(g), lazy=False)  # zeroed: the scatter adds into it
-    dx[...] = 0
+    dx = _zeroed_float32(call, shape)  # the scatter adds into it
     _avg_launch(call, avg_pool2d_scatter, shape, out, output_size is not None, window, (g, dx), count_include_pad,
                 divisor_override)
-    return call.result(dx, shape)
+    return call.result(_in_dtype(call, dx, dtype_of(g)), shape)
