@@ -53,6 +53,7 @@ def main() -> int:
     ok = worst < 1e-4 and report.alloy_nodes > 0 and report.fallback_nodes == 0
     print(f"rank {rank} {mode}: largest parameter difference {worst:.2e}, alloy nodes {report.alloy_nodes}, "
           f"fallbacks {dict(report.fallback_ops)}: {'ok' if ok else 'MISMATCH'}", flush=True)
+    dist.barrier()  # both ranks are done before either tears the group down
     dist.destroy_process_group()
     return 0 if ok else 1
 

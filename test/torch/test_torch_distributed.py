@@ -3,6 +3,7 @@ rank's parameters checked against one eager process trained on the whole batch (
 import os
 import pathlib
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,13 @@ def test_two_gloo_ranks_train_like_one_eager_process(mode):
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), str(HERE / "distributed_worker.py"), mode]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=HERE)
-    verdicts = dict(re.findall(r"rank (\d) \w+: .*?\}: (ok|MISMATCH)", proc.stdout))
-    assert proc.returncode == 0 and verdicts == {"0": "ok", "1": "ok"}, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=HERE,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both ranks
+        out, err = proc.communicate()
+        pytest.fail(f"{mode} did not finish in 300 s:\n{out[-3000:]}{err[-3000:]}")
+    verdicts = dict(re.findall(r"rank (\d) \w+: .*?\}: (ok|MISMATCH)", out))
+    assert proc.returncode == 0 and verdicts == {"0": "ok", "1": "ok"}, out[-3000:] + err[-3000:]
