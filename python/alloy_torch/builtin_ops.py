@@ -6,6 +6,7 @@ import operator
 import torch
 
 import alloy as al
+from alloy.std import flash_attention_backward
 
 from . import patterns, row_kernels
 
@@ -149,7 +150,8 @@ def attention_lowering(node):
     backward graph reads it; al.attention_backward for its gradient."""
     if node.target is aten._scaled_dot_product_flash_attention_for_cpu_backward.default:
         flags = _sdpa_arguments(node, 6)
-        if flags is None:
+        head_dim = node.args[1].meta["val"].shape[-1]
+        if flags is None or not flash_attention_backward.runs_on_this_cpu(head_dim):  # eager: an open AVX2 bug
             return None
         dropout, causal, scale = flags
         return (lambda *a: _attention_backward(*a, scale=scale)), tuple(node.args[:6]) + (dropout, causal)

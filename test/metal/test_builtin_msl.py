@@ -9,12 +9,12 @@ import alloy.compiler
 import alloy.runtime.specializations as lookup
 from alloy.runtime.kernel import Kernel
 from alloy.runtime.torch_dtypes import bfloat16
-from alloy.std import (activations, convolution, flash_attention, gemm, losses, normalization, permute,
-                       permute_kernel, pooling, rotary, row_softmax)
+from alloy.std import (activations, convolution, flash_attention, flash_attention_backward, gemm, losses,
+                       normalization, permute, permute_kernel, pooling, rotary, row_softmax)
 from alloy.std.plans import Plans
 
-STD_MODULES = (activations, convolution, flash_attention, gemm, losses, normalization, permute, permute_kernel,
-               pooling, rotary, row_softmax)
+STD_MODULES = (activations, convolution, flash_attention, flash_attention_backward, gemm, losses, normalization,
+               permute, permute_kernel, pooling, rotary, row_softmax)
 
 RNG = np.random.default_rng(0)
 
@@ -37,6 +37,12 @@ def _calls(dt):
         "gemms": lambda: (al.dot_transpose_rhs(a, bt), al.matmul(a, bt.T.copy()),
                           al.linear(a, bt, bt[:, 0].copy(), "gelu"), al.gated_linear(a, bt, bt, "silu")),
         "attention": lambda: (al.attention(q, kv, kv, causal=True), al.attention(q, kv, kv)),
+        "attention_backward": lambda: al.attention_backward(q, q, kv, kv, q, np.zeros((1, 4, 20), np.float32),
+                                                            causal=True),
+        "pool_gradients": lambda: (al.max_pool2d_backward(RNG.standard_normal((1, 3, 5, 5)).astype(dt),
+                                                          np.zeros((1, 3, 5, 5), np.int64), (1, 3, 9, 9)),
+                                   al.avg_pool2d_backward(RNG.standard_normal((1, 3, 5, 5)).astype(dt), (1, 3, 9, 9),
+                                                          3, 2, 1)),
         "rope": lambda: (al.rope(rot, np.arange(5)), al.rope(rot, np.arange(5), rotary_dim=16, interleaved=True)),
         "transpose": lambda: al.transpose(x),
         "max_pool2d": lambda: al.max_pool2d(RNG.standard_normal((1, 3, 9, 9)).astype(dt), 3, 2, 1,

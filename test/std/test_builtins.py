@@ -177,11 +177,17 @@ def test_attention(dtype, batch, heads, kv_heads, lq, lk, dim, causal):
     (1, 2, 1, 33, 50, 16, True),   # causal with more keys than queries (aligned bottom-right)
 ])
 def test_attention_backward(dtype, batch, heads, kv_heads, lq, lk, dim, causal):
+    from alloy.std.flash_attention_backward import runs_on_this_cpu
+
     q = torch.randn(batch, heads, lq, dim).to(dtype)
     k, v = (torch.randn(batch, kv_heads, lk, dim).to(dtype) for _ in range(2))
     grad = torch.randn(batch, heads, lq, dim).to(dtype)
     o, lse = al.attention(q, k, v, causal=causal, scale=0.2, return_lse=True)
     assert lse.shape == (batch, heads, lq) and lse.dtype == torch.float32
+    if not runs_on_this_cpu(dim):  # AVX2, padded heads: an open miscompile, so the builtin refuses
+        with pytest.raises(NotImplementedError, match="AVX2"):
+            al.attention_backward(grad, q, k, v, o, lse, causal=causal, scale=0.2)
+        return
     dq, dk, dv = al.attention_backward(grad, q, k, v, o, lse, causal=causal, scale=0.2)
     assert dq.shape == q.shape and dk.shape == k.shape and dv.dtype == dtype
     group = heads // kv_heads

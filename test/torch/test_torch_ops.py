@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_helpers import Recorder, compiled_and_eager
+from torch_helpers import AVX2_FALLBACKS, Recorder, compiled_and_eager
 
 torch.manual_seed(0)
 
@@ -100,7 +100,7 @@ def test_attention_backward_runs_on_alloy(causal, shape):
     q, k, v = (torch.randn(shape) for _ in range(3))
     fn = Lambda(lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=0.3))
     report = compiled_and_eager(fn, q.transpose(1, 2).contiguous().transpose(1, 2), k, v, atol=2e-5, rtol=1e-4)
-    assert report.fallback_nodes == 0, report.fallback_ops
+    assert set(report.fallback_ops) <= AVX2_FALLBACKS, report.fallback_ops
 
 
 def test_attention_log_sum_exp_is_torchs():

@@ -5,7 +5,12 @@ import warnings
 import torch
 
 import alloy_torch  # noqa: F401  (registers the backend)
+from alloy.std.flash_attention_backward import runs_on_this_cpu
 from alloy_torch import backend
+
+# on an AVX2-only CPU target the attention backward of heads whose size is not a power of two runs in eager
+# torch (al.attention_backward's AVX2 code has an open miscompile there); elsewhere nothing may fall back
+AVX2_FALLBACKS = set() if runs_on_this_cpu(24) else {"aten._scaled_dot_product_flash_attention_for_cpu_backward.default"}
 
 
 class Recorder:

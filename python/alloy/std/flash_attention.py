@@ -68,6 +68,13 @@ def attention_kernel(Q, K, V, O: al.output, Lse: al.output, Lq, Lk, heads, group
     al.store(Lse + bh * Lq + qi, lse, mask=qi < Lq)
 
 
+def head_block(dim: int, target: str) -> int:
+    """The padded head size of the attention tiles: the next power of two on the CPU (a 4- or 8-wide head
+    padded to 16 columns loads wrongly on AVX2: an open miscompile of such masked loads), at least 16
+    elsewhere (the tensor cores' K step)."""
+    return 1 << max(dim - 1, 0).bit_length() if target == "cpu" else row_block(dim, 1024)
+
+
 def _blocks(target: str, key: str | None) -> list[Config]:
     sizes = ((64, 64), (128, 64), (64, 32)) if target == "cuda" else ((32, 32), (16, 64), (64, 32), (32, 64))
     return [Config(BM=m, BN=n) for m, n in sizes]
@@ -128,7 +135,8 @@ def attention_call(q, k, v, causal, scale, tune=None, return_lse: bool = False):
     def launch_of(config):
         """(grid, arguments, keyword arguments) of the launch with `config`'s blocks."""
         grid = (al.cdiv(lq, config.constexprs["BM"]), batch * heads)
-        kwargs = dict(O=o, Lse=lse, D=dim, DP=row_block(dim, 1024), CAUSAL=bool(causal), **config.constexprs)
+        kwargs = dict(O=o, Lse=lse, D=dim, DP=head_block(dim, call.run_target), CAUSAL=bool(causal),
+                      **config.constexprs)
         return grid, (q, k, v, lq, lk, heads, heads // kv_heads, scale), kwargs
 
     def run(config):

@@ -15,7 +15,8 @@ import math
 
 import alloy as al
 
-from .arrays import Call, LazyOutput, dtype_of, row_block, shape_of
+from .arrays import Call, LazyOutput, dtype_of, shape_of
+from .flash_attention import head_block
 
 CPU_BLOCKS = dict(BM=32, BN=32)
 CUDA_BLOCKS = dict(BM=64, BN=64)
@@ -109,9 +110,21 @@ def attention_grad_kv(Q, K, V, dO, Lse, Delta, dK: al.output, dV: al.output, Lq,
     al.store(dV + kv_base + kj[:, None] * D + d[None, :], dv.to(dV.dtype), mask=kmask)
 
 
+def runs_on_this_cpu(head_dim: int) -> bool:
+    """Whether the CPU target's code of these kernels is trusted for heads of `head_dim`: not on an AVX2-only
+    x86 target (the configured one) for a head size that is not a power of two (24, 80: padded heads), where
+    they give non-finite gradients for some inputs (an open miscompile of the padded tiles' masked loads).
+    AVX-512 and the CUDA target are tested for every head size."""
+    from ..passes.vector.target import AVX2
+    from ..targets.cpu.machine import configured_machine
+
+    return head_dim & (head_dim - 1) == 0 or configured_machine().description is not AVX2
+
+
 def attention_backward(grad_out, q, k, v, out, lse, causal: bool = False, scale: float | None = None):
     """(grad_q, grad_k, grad_v) of `al.attention(q, k, v, causal, scale)` for `grad_out`, from its `out` and
-    `lse` (see the module docstring)."""
+    `lse` (see the module docstring). On an AVX2-only CPU target with a head size that is not a power of
+    two it raises NotImplementedError (see runs_on_this_cpu)."""
     call = Call("attention_backward")
     named = (("grad_out", grad_out), ("q", q), ("k", k), ("v", v), ("out", out))
     g, q, k, v, o = (call.array(n, t, ndim=(3, 4)) for n, t in named)
@@ -135,12 +148,16 @@ def attention_backward(grad_out, q, k, v, out, lse, causal: bool = False, scale:
                          f"{dtype_of(ls)} {shape_of(ls)}")
     if lk == 0:
         raise ValueError("al.attention_backward: k and v have no keys (Lk = 0)")
+    if call.run_target == "cpu" and not runs_on_this_cpu(dim):
+        raise NotImplementedError(f"al.attention_backward: its AVX2 CPU code for a head size of {dim} (not a power "
+                                  f"of two) gives non-finite gradients for some inputs (an open compiler bug); use "
+                                  f"an AVX-512 CPU target or CUDA")
     dtype = dtype_of(q)
     dq, dk, dv = call.empty(sq, dtype), call.empty(sk, dtype), call.empty(sk, dtype)
     if batch * heads * dim:
         scale = 1.0 / math.sqrt(dim) if scale is None else float(scale)
         blocks = CUDA_BLOCKS if call.run_target == "cuda" else CPU_BLOCKS
-        consts = dict(D=dim, DP=row_block(dim, 1024), CAUSAL=bool(causal), **blocks)
+        consts = dict(D=dim, DP=head_block(dim, call.run_target), CAUSAL=bool(causal), **blocks)
         sizes = (lq, lk, heads, heads // kv_heads, scale)
         if lq:
             delta = call.empty((batch * heads, lq), "float32")

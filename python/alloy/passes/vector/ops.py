@@ -106,7 +106,11 @@ def lower_reshape_like(lw: Lowering, op) -> None:
     else:
         name_in, elem = x.name, str(tile.element_type(r.type))
     a, b = vtype(src_shape, elem), vtype(shape, elem)
-    if name == "tile.trans":
+    if name == "tile.trans" and elem in ("f16", "bf16"):  # as bits: LLVM widens a bfloat shuffle on AVX2
+        ia, ib = vtype(src_shape, "i16"), vtype(shape, "i16")  # through __truncsfbf2, which kernels do not link
+        bits = lw.op(f"arith.bitcast {name_in} : {a} to {ia}")
+        out = lw.op(f"arith.bitcast {lw.op(f'vector.transpose {bits}, [1, 0] : {ia} to {ib}')} : {ib} to {b}")
+    elif name == "tile.trans":
         out = lw.op(f"vector.transpose {name_in}, [1, 0] : {a} to {b}")
     elif name == "tile.broadcast":
         if len(src_shape) < len(shape):
