@@ -123,8 +123,7 @@ def _in_dtype(call: Call, dx, dtype):
     out = call.empty(tuple(dx.shape), dtype)
     total = math.prod(tuple(dx.shape))
     if total:
-        call.launch(convert_kernel, al.cdiv(total, BLOCK), dx.reshape(total) if hasattr(dx, "reshape") else dx,
-                    total, Y=out, BLOCK=BLOCK)
+        call.launch(convert_kernel, al.cdiv(total, BLOCK), dx.reshape(total), total, Y=out, BLOCK=BLOCK)
     return out
 
 

@@ -211,20 +211,18 @@ class OperandStager:
         r, kdim, ndim = len(rows), self.cols, self.dot_shape[1]
         j0 = rows[0][0]
         step = self.block if kdim % self.block == 0 else kdim
-        t = _BITS.get(e, e)
         for k0 in range(0, kdim, step):
             parts = [x if step == kdim else lw.op(
                 f"vector.extract_strided_slice {x} {{offsets = [{k0}], sizes = [{step}], strides = [1]}} : "
                 f"{vtype((kdim,), e)} to {vtype((step,), e)}") for _, x in rows]
             if r == step and r & (r - 1) == 0:
                 cols = transpose_square(lw, parts, e)
-            else:  # 16-bit floats move as their bits (see transpose_square)
-                parts = [_bitcast(lw, x, (step,), e, t) for x in parts]
-                blk = lw.op(f"ub.poison : {vtype((r, step), t)}")
-                for i, part in enumerate(parts):
-                    blk = lw.insert(part, blk, (i,), (r, step), t)
-                tr = lw.op(f"vector.transpose {blk}, [1, 0] : {vtype((r, step), t)} to {vtype((step, r), t)}")
-                cols = [_bitcast(lw, lw.extract(tr, (kk,), (step, r), t), (r,), t, e) for kk in range(step)]
+            else:
+                blk = lw.op(f"ub.poison : {vtype((r, step), e)}")
+                for t, part in enumerate(parts):
+                    blk = lw.insert(part, blk, (t,), (r, step), e)
+                tr = lw.op(f"vector.transpose {blk}, [1, 0] : {vtype((r, step), e)} to {vtype((step, r), e)}")
+                cols = [lw.extract(tr, (kk,), (step, r), e) for kk in range(step)]
             for kk, col in enumerate(cols):
                 lw.emit(f"vector.store {col}, {self.buf}[{lw.index((k0 + kk) * ndim + j0)}] : {self._mt()}, "
                         f"{vtype((r,), e)}")
@@ -242,9 +240,8 @@ def transpose_square(lw: Lowering, rows: list[str], elem: str) -> list[str]:
     (i^d, j^d) trade places where those bits differ.
     """
     n = len(rows)
-    bits = _BITS.get(elem, elem)  # 16-bit floats move as their bits: LLVM widens a bfloat shuffle on AVX2
-    vt = vtype((n,), bits)        # through f32 conversions that call __truncsfbf2, which kernels do not link
-    rows = [_bitcast(lw, x, (n,), elem, bits) for x in rows]
+    vt = vtype((n,), elem)
+    rows = list(rows)
     d = 1
     while d < n:
         lo = [j if not j & d else n + (j ^ d) for j in range(n)]
@@ -258,14 +255,7 @@ def transpose_square(lw: Lowering, rows: list[str], elem: str) -> list[str]:
             nxt[i ^ d] = lw.op(f"vector.shuffle {a}, {b} [{', '.join(map(str, hi))}] : {vt}, {vt}")
         rows = nxt
         d *= 2
-    return [_bitcast(lw, x, (n,), bits, elem) for x in rows]
-
-
-_BITS = {"f16": "i16", "bf16": "i16"}
-
-
-def _bitcast(lw: Lowering, x: str, shape, src: str, dst: str) -> str:
-    return x if src == dst else lw.op(f"arith.bitcast {x} : {vtype(shape, src)} to {vtype(shape, dst)}")
+    return rows
 
 
 def memory_accumulators(for_op) -> dict[int, ir.Value]:
